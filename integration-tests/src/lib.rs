@@ -1,0 +1,184 @@
+//! Harness for whole-mesh tests: a control plane and a gateway started in-process (the very code
+//! production runs) against real PostgreSQL and a real S3 protocol server (s3s-fs), or against
+//! the embedded defaults (SQLite and a local directory).
+
+pub mod packages;
+mod postgres;
+mod s3;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use frameos_blobstore::{S3Config, S3Store, Store};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use postgres::TestDatabase;
+pub use s3::S3Server;
+
+/// A running control plane + gateway.
+pub struct Mesh {
+    pub base_url: String,
+    pub admin_key: String,
+    pub grpc_addr: SocketAddr,
+    pub store: Store,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    database: Option<TestDatabase>,
+    _s3: Option<S3Server>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+/// How the package store and database are provided.
+pub enum Backend {
+    /// PostgreSQL on `FRAMEOS_TEST_POSTGRES_URL` (a fresh database) + s3s-fs.
+    PostgresS3,
+    /// SQLite file + local directory, as `frameos dev`.
+    Embedded,
+}
+
+impl Mesh {
+    pub async fn start(backend: Backend) -> anyhow::Result<Mesh> {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts with a chance to adjust the control plane's configuration.
+    pub async fn start_with(
+        backend: Backend,
+        adjust: impl FnOnce(&mut frameos_control_plane::Config),
+    ) -> anyhow::Result<Mesh> {
+        let admin_key = frameos_control_plane::generate_api_key();
+        let mut config = frameos_control_plane::Config::embedded();
+        config.grpc_addr = "127.0.0.1:0".parse()?;
+        config.migrate = true;
+        config.bootstrap_admin_key = Some(admin_key.clone());
+        let mut dirs = Vec::new();
+        let (database, s3, store) = match backend {
+            Backend::PostgresS3 => {
+                let database = TestDatabase::create().await?;
+                let s3 = S3Server::start().await?;
+                config.database_url = database.url.clone();
+                config.store.s3_endpoint = Some(s3.endpoint.clone());
+                config.store.s3_bucket = Some(s3.bucket.clone());
+                config.store.s3_region = "us-east-1".into();
+                config.store.aws_access_key_id = s3.access_key.clone();
+                config.store.aws_secret_access_key = s3.secret_key.clone();
+                config.store.s3_path_style = true;
+                let store = Store::S3(S3Store::new(&S3Config {
+                    endpoint: Some(s3.endpoint.clone()),
+                    bucket: s3.bucket.clone(),
+                    region: "us-east-1".into(),
+                    access_key_id: s3.access_key.clone(),
+                    secret_access_key: s3.secret_key.clone(),
+                    path_style: true,
+                }));
+                (Some(database), Some(s3), store)
+            }
+            Backend::Embedded => {
+                let dir = tempfile::tempdir()?;
+                config.database_url = format!("sqlite://{}/frameos.db", dir.path().display());
+                config.store.package_dir = dir.path().join("packages");
+                let store = config.store.build();
+                dirs.push(dir);
+                (None, None, store)
+            }
+        };
+        adjust(&mut config);
+
+        let shutdown = CancellationToken::new();
+        let control_plane = frameos_control_plane::Server::bind(config)
+            .await
+            .context("control plane start")?;
+        let grpc_addr = control_plane.local_addr();
+        let mut tasks = Vec::new();
+        let token = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = control_plane.run(token).await {
+                panic!("control plane failed: {e}");
+            }
+        }));
+
+        let mut gateway_config = frameos_gateway::Config::embedded();
+        gateway_config.http_addr = "127.0.0.1:0".parse()?;
+        gateway_config.control_plane_url = format!("http://{grpc_addr}");
+        let gateway = frameos_gateway::Gateway::bind(gateway_config)
+            .await
+            .context("gateway start")?;
+        let base_url = format!("http://{}", gateway.local_addr());
+        let token = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = gateway.run(token).await {
+                panic!("gateway failed: {e}");
+            }
+        }));
+
+        Ok(Mesh {
+            base_url,
+            admin_key,
+            grpc_addr,
+            store,
+            http: reqwest::Client::new(),
+            shutdown,
+            tasks,
+            database,
+            _s3: s3,
+            _dirs: dirs,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// A request builder; `key` becomes the bearer token.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, self.url(path));
+        match key {
+            Some(key) => builder.bearer_auth(key),
+            None => builder,
+        }
+    }
+
+    /// Creates an account through the API as the admin and returns its API key.
+    pub async fn account(&self, name: &str, role: &str) -> anyhow::Result<String> {
+        let response = self
+            .request(reqwest::Method::POST, "/v1/accounts", Some(&self.admin_key))
+            .json(&serde_json::json!({"name": name, "role": role}))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status() == 201,
+            "create account: {}",
+            response.text().await?
+        );
+        let body: serde_json::Value = response.json().await?;
+        body["api_key"]
+            .as_str()
+            .map(str::to_string)
+            .context("api_key missing")
+    }
+
+    /// Stops both services, waits for them, and drops the test database.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        for task in self.tasks.drain(..) {
+            task.await.context("service task")?;
+        }
+        if let Some(database) = self.database.take() {
+            database.drop_database().await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

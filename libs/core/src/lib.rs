@@ -1,0 +1,10 @@
+//! Vocabulary shared by every FrameOS service.
+//!
+//! The one error-code enum lives here so that the control plane (gRPC) and the gateway (REST)
+//! agree on what a failure means and how it is reported on each protocol.
+
+pub mod error;
+pub mod role;
+
+pub use error::{Error, ErrorCode};
+pub use role::Role;

@@ -1,0 +1,14 @@
+//! The schema of FrameOS, one migration set for PostgreSQL (production) and SQLite (`frameos dev`).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m0001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_foundation::Migration)]
+    }
+}

@@ -1,0 +1,139 @@
+//! The `AgentService` gRPC endpoint: authentication and roles, then the domain modules.
+
+use frameos_core::{Error, Role};
+use frameos_proto::status::to_status;
+use frameos_proto::v1::{self, agent_service_server::AgentService};
+use sea_orm::DatabaseConnection;
+use tonic::{Request, Response, Status};
+
+use crate::reviews::{self, Decision};
+use crate::versions::{self, Publisher};
+use crate::{auth, catalog};
+
+pub struct Agents {
+    db: DatabaseConnection,
+    publisher: Publisher,
+}
+
+impl Agents {
+    pub fn new(publisher: Publisher) -> Self {
+        Agents {
+            db: publisher.db.clone(),
+            publisher,
+        }
+    }
+}
+
+fn reply<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(|e| to_status(&e))
+}
+
+#[tonic::async_trait]
+impl AgentService for Agents {
+    async fn create_agent(
+        &self,
+        request: Request<v1::CreateAgentRequest>,
+    ) -> Result<Response<v1::Agent>, Status> {
+        reply(
+            async {
+                let caller = auth::require(&self.db, request.metadata(), Role::Developer).await?;
+                catalog::create(&self.db, &caller, request.get_ref()).await
+            }
+            .await,
+        )
+    }
+
+    async fn list_agents(
+        &self,
+        request: Request<v1::ListAgentsRequest>,
+    ) -> Result<Response<v1::ListAgentsResponse>, Status> {
+        reply(catalog::list(&self.db, request.get_ref()).await)
+    }
+
+    async fn get_agent(
+        &self,
+        request: Request<v1::GetAgentRequest>,
+    ) -> Result<Response<v1::Agent>, Status> {
+        reply(
+            async {
+                let caller = auth::authenticate(&self.db, request.metadata()).await?;
+                let (row, latest) =
+                    catalog::visible(&self.db, &request.get_ref().slug, caller.as_ref()).await?;
+                Ok(crate::view::agent(&row, latest))
+            }
+            .await,
+        )
+    }
+
+    async fn publish_version(
+        &self,
+        request: Request<v1::PublishVersionRequest>,
+    ) -> Result<Response<v1::Version>, Status> {
+        reply(
+            async {
+                let caller = auth::require(&self.db, request.metadata(), Role::Developer).await?;
+                let body = request.into_inner();
+                self.publisher
+                    .publish(&caller, &body.agent_slug, body.package.into())
+                    .await
+            }
+            .await,
+        )
+    }
+
+    async fn list_versions(
+        &self,
+        request: Request<v1::ListVersionsRequest>,
+    ) -> Result<Response<v1::ListVersionsResponse>, Status> {
+        reply(
+            async {
+                let caller = auth::require(&self.db, request.metadata(), Role::Developer).await?;
+                let agent =
+                    catalog::owned(&self.db, &request.get_ref().agent_slug, &caller, true).await?;
+                let items = versions::list(&self.db, &agent).await?;
+                Ok(v1::ListVersionsResponse { items })
+            }
+            .await,
+        )
+    }
+
+    async fn list_reviews(
+        &self,
+        request: Request<v1::ListReviewsRequest>,
+    ) -> Result<Response<v1::ListVersionsResponse>, Status> {
+        reply(
+            async {
+                auth::require(&self.db, request.metadata(), Role::Admin).await?;
+                let items = reviews::queue(&self.db, &request.get_ref().status).await?;
+                Ok(v1::ListVersionsResponse { items })
+            }
+            .await,
+        )
+    }
+
+    async fn approve_version(
+        &self,
+        request: Request<v1::ReviewDecisionRequest>,
+    ) -> Result<Response<v1::Version>, Status> {
+        reply(
+            async {
+                let admin = auth::require(&self.db, request.metadata(), Role::Admin).await?;
+                reviews::decide(&self.db, &admin, request.get_ref(), Decision::Approve).await
+            }
+            .await,
+        )
+    }
+
+    async fn reject_version(
+        &self,
+        request: Request<v1::ReviewDecisionRequest>,
+    ) -> Result<Response<v1::Version>, Status> {
+        reply(
+            async {
+                let admin = auth::require(&self.db, request.metadata(), Role::Admin).await?;
+                reviews::decide(&self.db, &admin, request.get_ref(), Decision::Reject).await
+            }
+            .await,
+        )
+    }
+}

@@ -1,0 +1,264 @@
+//! Agents: creation, the marketplace listing and lookups with their visibility rules.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use frameos_core::{Error, ErrorCode};
+use frameos_proto::v1;
+use regex::Regex;
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+
+use crate::auth::Principal;
+use crate::entity::{agent, agent_version};
+use crate::{db, view};
+
+const MAX_PAGE_SIZE: u64 = 100;
+const DEFAULT_PAGE_SIZE: u64 = 20;
+
+pub async fn create(
+    db: &DatabaseConnection,
+    owner: &Principal,
+    request: &v1::CreateAgentRequest,
+) -> Result<v1::Agent, Error> {
+    let slug = request.slug.trim();
+    if !slug_regex().is_match(slug) {
+        return Err(invalid("slug must match [a-z0-9-]{2,64}"));
+    }
+    let name = request.name.trim();
+    if name.is_empty() || name.chars().count() > 128 {
+        return Err(invalid("name must be 1 to 128 characters"));
+    }
+    if request.description.chars().count() > 2000 {
+        return Err(invalid("description must be at most 2000 characters"));
+    }
+    let (model, price_minor, currency) =
+        match request.pricing.as_ref().and_then(|p| p.model.as_ref()) {
+            None | Some(v1::pricing::Model::Free(_)) => ("free", None, None),
+            Some(v1::pricing::Model::PerExecution(p)) => {
+                if p.price_minor <= 0 {
+                    return Err(invalid(
+                        "pricing.price_minor must be a positive integer number of minor units",
+                    ));
+                }
+                if p.currency.len() != 3 || !p.currency.chars().all(|c| c.is_ascii_uppercase()) {
+                    return Err(invalid(
+                        "pricing.currency must be an ISO 4217 code such as INR or USD",
+                    ));
+                }
+                (
+                    "per_execution",
+                    Some(p.price_minor),
+                    Some(p.currency.clone()),
+                )
+            }
+        };
+    let now = Utc::now();
+    let row = agent::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        slug: Set(slug.to_string()),
+        name: Set(name.to_string()),
+        description: Set(request.description.clone()),
+        owner_id: Set(owner.account_id.clone()),
+        pricing_model: Set(model.to_string()),
+        price_minor: Set(price_minor),
+        currency: Set(currency),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| {
+        db::unique_or(
+            e,
+            ErrorCode::SlugTaken,
+            format!("an agent with slug {slug:?} exists already"),
+        )
+    })?;
+    tracing::info!(agent_id = %row.id, slug = %row.slug, "agent created");
+    Ok(view::agent(&row, None))
+}
+
+fn slug_regex() -> &'static Regex {
+    static SLUG: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    SLUG.get_or_init(|| Regex::new("^[a-z0-9-]{2,64}$").expect("static regex"))
+}
+
+fn invalid(message: &str) -> Error {
+    Error::new(ErrorCode::ValidationFailed, message)
+}
+
+/// The agent `slug` as `caller` may see it: a published agent is visible to anyone, an
+/// unpublished one only to its owner and admins (others get `not_found`).
+pub async fn visible(
+    db: &DatabaseConnection,
+    slug: &str,
+    caller: Option<&Principal>,
+) -> Result<(agent::Model, Option<v1::Version>), Error> {
+    let row = agent::Entity::find()
+        .filter(agent::Column::Slug.eq(slug))
+        .one(db)
+        .await
+        .map_err(db::error)?
+        .ok_or_else(|| Error::not_found(format!("agent {slug:?}")))?;
+    let latest = latest_published(db, std::slice::from_ref(&row))
+        .await?
+        .remove(&row.id);
+    let privileged = caller.is_some_and(|c| c.is_admin() || c.account_id == row.owner_id);
+    if latest.is_none() && !privileged {
+        return Err(Error::not_found(format!("agent {slug:?}")));
+    }
+    Ok((row, latest))
+}
+
+/// The agent `slug` for an owner-only operation: `not_found` when the caller cannot see it,
+/// `permission_denied` when they can see it (it is public) but do not own it.
+pub async fn owned(
+    db: &DatabaseConnection,
+    slug: &str,
+    caller: &Principal,
+    allow_admin: bool,
+) -> Result<agent::Model, Error> {
+    let (row, _) = visible(db, slug, Some(caller)).await?;
+    if row.owner_id == caller.account_id || (allow_admin && caller.is_admin()) {
+        Ok(row)
+    } else {
+        Err(Error::new(
+            ErrorCode::PermissionDenied,
+            format!("agent {slug:?} belongs to another developer"),
+        ))
+    }
+}
+
+/// Highest published version of each agent, by SemVer precedence.
+pub async fn latest_published(
+    db: &DatabaseConnection,
+    agents: &[agent::Model],
+) -> Result<HashMap<String, v1::Version>, Error> {
+    let slugs: HashMap<&str, &str> = agents
+        .iter()
+        .map(|a| (a.id.as_str(), a.slug.as_str()))
+        .collect();
+    let rows = agent_version::Entity::find()
+        .filter(agent_version::Column::AgentId.is_in(slugs.keys().copied()))
+        .filter(agent_version::Column::Status.eq(agent_version::PUBLISHED))
+        .all(db)
+        .await
+        .map_err(db::error)?;
+    let mut best: HashMap<String, (semver::Version, agent_version::Model)> = HashMap::new();
+    for row in rows {
+        let Ok(parsed) = semver::Version::parse(&row.version) else {
+            continue;
+        };
+        let better = best
+            .get(&row.agent_id)
+            .is_none_or(|(current, _)| parsed.cmp_precedence(current).is_gt());
+        if better {
+            best.insert(row.agent_id.clone(), (parsed, row));
+        }
+    }
+    Ok(best
+        .into_iter()
+        .map(|(agent_id, (_, row))| {
+            let slug = slugs.get(agent_id.as_str()).copied().unwrap_or_default();
+            let version = view::version(&row, slug, None);
+            (agent_id, version)
+        })
+        .collect())
+}
+
+/// The marketplace: agents with a published version, by slug, keyset-paged.
+pub async fn list(
+    db: &DatabaseConnection,
+    request: &v1::ListAgentsRequest,
+) -> Result<v1::ListAgentsResponse, Error> {
+    let page_size = match u64::from(request.page_size) {
+        0 => DEFAULT_PAGE_SIZE,
+        n if n > MAX_PAGE_SIZE => {
+            return Err(invalid("page_size must be at most 100"));
+        }
+        n => n,
+    };
+    let published = Query::select()
+        .column(agent_version::Column::AgentId)
+        .from(agent_version::Entity)
+        .and_where(agent_version::Column::Status.eq(agent_version::PUBLISHED))
+        .to_owned();
+    let mut condition = Condition::all().add(agent::Column::Id.in_subquery(published));
+    if !request.page_token.is_empty() {
+        condition = condition.add(agent::Column::Slug.gt(request.page_token.as_str()));
+    }
+    let q = request.query.trim();
+    if q.chars().count() > 200 {
+        return Err(invalid("q must be at most 200 characters"));
+    }
+    if !q.is_empty() {
+        let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
+        let mut any = Condition::any();
+        for column in [
+            agent::Column::Slug,
+            agent::Column::Name,
+            agent::Column::Description,
+        ] {
+            any = any.add(
+                Expr::expr(Func::lower(Expr::col(column)))
+                    .like(LikeExpr::new(pattern.clone()).escape('\\')),
+            );
+        }
+        condition = condition.add(any);
+    }
+    let mut rows = agent::Entity::find()
+        .filter(condition)
+        .order_by_asc(agent::Column::Slug)
+        .limit(page_size + 1)
+        .all(db)
+        .await
+        .map_err(db::error)?;
+    let next_page_token = if rows.len() as u64 > page_size {
+        rows.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
+        rows.last().map(|r| r.slug.clone()).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let mut latest = latest_published(db, &rows).await?;
+    let items = rows
+        .iter()
+        .map(|row| view::agent(row, latest.remove(&row.id)))
+        .collect();
+    Ok(v1::ListAgentsResponse {
+        items,
+        next_page_token,
+    })
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
+    }
+
+    #[test]
+    fn slugs_follow_the_package_contract() {
+        assert!(slug_regex().is_match("word-count"));
+        assert!(!slug_regex().is_match("a"));
+        assert!(!slug_regex().is_match("Word"));
+        assert!(!slug_regex().is_match(&"a".repeat(65)));
+    }
+}

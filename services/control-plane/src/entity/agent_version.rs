@@ -1,0 +1,29 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "agent_versions")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub agent_id: String,
+    pub version: String,
+    pub status: String,
+    pub sha256: String,
+    pub size_bytes: i64,
+    pub package_key: String,
+    /// Validated agent.json with defaults filled in (JSON text).
+    pub manifest: String,
+    /// The scanner's report (JSON text).
+    pub scan: String,
+    pub created_at: DateTimeUtc,
+    pub published_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+pub const PENDING_REVIEW: &str = "pending_review";
+pub const PUBLISHED: &str = "published";
+pub const REJECTED: &str = "rejected";

@@ -1,0 +1,7 @@
+//! Table models (sea-orm). Ids are UUIDv7 strings; timestamps are UTC.
+
+pub mod account;
+pub mod agent;
+pub mod agent_version;
+pub mod api_key;
+pub mod review;

@@ -1,0 +1,24 @@
+use sea_orm::entity::prelude::*;
+
+/// One review decision; append-only, so the history of a version is kept.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "reviews")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub version_id: String,
+    pub decision: String,
+    /// The admin's account id, or [`SCANNER`].
+    pub reviewer: String,
+    pub reason: String,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+pub const SCANNER: &str = "scanner";
+pub const APPROVED: &str = "approved";
+pub const REJECTED: &str = "rejected";

@@ -1,0 +1,38 @@
+//! The FrameOS control plane: accounts and API keys, agents, versions, the scanner and the
+//! admin review, served over gRPC. It is the only writer of the database.
+
+mod accounts;
+mod agents;
+mod auth;
+mod catalog;
+pub mod config;
+mod db;
+mod entity;
+mod reviews;
+mod server;
+mod versions;
+mod view;
+
+pub use auth::generate_key as generate_api_key;
+pub use config::Config;
+pub use server::{Error, Server};
+
+use tokio_util::sync::CancellationToken;
+
+/// Runs the control plane until `shutdown` fires.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let mut server = Server::bind(config).await?;
+    if let Some(key) = server.take_generated_admin_key() {
+        // Printed, never logged: logs are shipped and kept, this key must not be.
+        println!("first admin account created; its API key (shown once): {key}");
+    }
+    server.run(shutdown).await
+}
+
+/// Applies pending migrations to the database at `url` (`frameos migrate`).
+pub async fn migrate(url: &str) -> Result<(), Error> {
+    let db = db::connect(url).await.map_err(Error::Database)?;
+    db::migrate(&db).await.map_err(Error::Migrate)?;
+    let _ = db.close().await;
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! Binding and serving the control plane's gRPC API until the shutdown token fires.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use frameos_proto::v1::account_service_server::AccountServiceServer;
+use frameos_proto::v1::agent_service_server::AgentServiceServer;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+
+use crate::accounts::{self, Accounts};
+use crate::agents::Agents;
+use crate::versions::Publisher;
+use crate::{Config, db};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open the database: {0}")]
+    Database(#[source] sea_orm::DbErr),
+    #[error("migrations failed: {0}")]
+    Migrate(#[source] sea_orm::DbErr),
+    #[error("bootstrap of the admin account failed: {0}")]
+    Bootstrap(#[source] frameos_core::Error),
+    #[error("the package store is unusable: {0}")]
+    Store(#[source] frameos_blobstore::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("reflection service: {0}")]
+    Reflection(#[source] tonic_reflection::server::Error),
+    #[error("grpc server failed: {0}")]
+    Serve(#[source] tonic::transport::Error),
+}
+
+/// A control plane that is bound and ready to serve.
+pub struct Server {
+    config: Config,
+    db: DatabaseConnection,
+    listener: TcpListener,
+    generated_admin_key: Option<String>,
+}
+
+impl Server {
+    /// Connects to the database (migrating if asked), checks the package store, makes sure an
+    /// admin exists and binds the listener. Nothing is served yet.
+    pub async fn bind(config: Config) -> Result<Server, Error> {
+        let db = db::connect(&config.database_url)
+            .await
+            .map_err(Error::Database)?;
+        if config.migrate {
+            db::migrate(&db).await.map_err(Error::Migrate)?;
+        }
+        config.store.build().check().await.map_err(Error::Store)?;
+        let generated_admin_key =
+            accounts::bootstrap_admin(&db, config.bootstrap_admin_key.as_deref())
+                .await
+                .map_err(Error::Bootstrap)?;
+        let listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.grpc_addr,
+                source,
+            })?;
+        Ok(Server {
+            config,
+            db,
+            listener,
+            generated_admin_key,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.config.grpc_addr)
+    }
+
+    /// The key of an admin account created at this start, if one was. Show it to the operator
+    /// once; it is not stored anywhere in clear.
+    pub fn take_generated_admin_key(&mut self) -> Option<String> {
+        self.generated_admin_key.take()
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        let limits = &self.config.limits;
+        let publisher = Publisher {
+            db: self.db.clone(),
+            store: self.config.store.build(),
+            limits: limits.package_limits(),
+            maxima: limits.platform_maxima(),
+        };
+        // A package travels in one message; allow it plus room for the envelope.
+        let max_message = usize::try_from(limits.max_package_bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_add(64 * 1024);
+
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_service_status("", ServingStatus::Serving)
+            .await;
+        let health_task = tokio::spawn(watch_database(
+            self.db.clone(),
+            health_reporter,
+            shutdown.clone(),
+        ));
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(frameos_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(Error::Reflection)?;
+
+        let addr = self.local_addr();
+        tracing::info!(%addr, store = %publisher.store.describe(), "control plane serving");
+        let result = tonic::transport::Server::builder()
+            .timeout(Duration::from_secs(60))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(AccountServiceServer::new(Accounts::new(self.db.clone())))
+            .add_service(
+                AgentServiceServer::new(Agents::new(publisher))
+                    .max_decoding_message_size(max_message),
+            )
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.listener),
+                shutdown.clone().cancelled_owned(),
+            )
+            .await
+            .map_err(Error::Serve);
+        shutdown.cancel();
+        let _ = health_task.await;
+        let _ = self.db.close().await;
+        tracing::info!("control plane stopped");
+        result
+    }
+}
+
+/// Reports NOT_SERVING while the database does not answer, so readiness follows it.
+async fn watch_database(
+    db: DatabaseConnection,
+    reporter: tonic_health::server::HealthReporter,
+    shutdown: CancellationToken,
+) {
+    let mut serving = true;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        let ok = db.ping().await.is_ok();
+        if ok != serving {
+            serving = ok;
+            let status = if ok {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            tracing::warn!(serving = ok, "database health changed");
+            reporter.set_service_status("", status).await;
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! A small client of the REST API (API.md §2) for the subcommands.
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct Connection {
+    /// Base URL of the gateway.
+    #[arg(
+        long,
+        env = "FRAMEOS_API_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub api_url: String,
+    /// Your API key.
+    #[arg(long, env = "FRAMEOS_API_KEY", hide_env_values = true, global = true)]
+    pub api_key: Option<String>,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: Option<String>,
+}
+
+impl Client {
+    pub fn new(connection: &Connection) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: connection.api_url.trim_end_matches('/').to_string(),
+            key: connection.api_key.clone(),
+        }
+    }
+
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
+        let builder = self.http.request(method, format!("{}{path}", self.base));
+        Ok(match &self.key {
+            Some(key) => builder.bearer_auth(key),
+            None => builder,
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.request(reqwest::Method::GET, path)?).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send(self.request(reqwest::Method::POST, path)?.json(body))
+            .await
+    }
+
+    pub async fn post_package(&self, path: &str, package: Vec<u8>) -> anyhow::Result<Value> {
+        let request = self
+            .request(reqwest::Method::POST, path)?
+            .header("content-type", "application/gzip")
+            .body(package);
+        self.send(request).await
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the FrameOS API at {}", self.base))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(body);
+        }
+        match (
+            body["error"]["code"].as_str(),
+            body["error"]["message"].as_str(),
+        ) {
+            (Some(code), Some(message)) => bail!("{message} ({code}, HTTP {})", status.as_u16()),
+            _ => bail!("the API answered HTTP {status}"),
+        }
+    }
+}

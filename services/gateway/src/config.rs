@@ -1,0 +1,61 @@
+//! The gateway's configuration: environment variables (API.md §3), each also a flag.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct Config {
+    /// Where the REST API listens.
+    #[arg(long, env = "FRAMEOS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+
+    /// The control plane's gRPC endpoint.
+    #[arg(
+        long,
+        env = "FRAMEOS_CONTROL_PLANE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub control_plane_url: String,
+
+    /// Largest package upload accepted; bigger bodies are refused before they are read.
+    #[arg(long, env = "FRAMEOS_MAX_PACKAGE_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_package_bytes: u64,
+
+    /// Largest JSON request body.
+    #[arg(long, env = "FRAMEOS_MAX_JSON_BYTES", default_value_t = 1024 * 1024)]
+    pub max_json_bytes: u64,
+
+    /// Whole-request deadline of the REST API, in seconds.
+    #[arg(long, env = "FRAMEOS_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    pub request_timeout_secs: u64,
+
+    /// Deadline of one gRPC call to the control plane, in seconds.
+    #[arg(long, env = "FRAMEOS_CONTROL_PLANE_TIMEOUT_SECS", default_value_t = 30)]
+    pub control_plane_timeout_secs: u64,
+
+    /// API requests served at once; more wait for a slot (until the request deadline).
+    #[arg(long, env = "FRAMEOS_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
+    pub max_concurrent_requests: usize,
+}
+
+impl Config {
+    /// The embedded defaults, as `frameos dev` and tests start from.
+    pub fn embedded() -> Self {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        // Parsing no arguments yields the documented defaults (environment still applies).
+        Wrapper::parse_from(["gateway"]).config
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn control_plane_timeout(&self) -> Duration {
+        Duration::from_secs(self.control_plane_timeout_secs)
+    }
+}

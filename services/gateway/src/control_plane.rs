@@ -1,0 +1,97 @@
+//! The gRPC connection to the control plane, which owns every decision and all the data.
+
+use std::time::Duration;
+
+use frameos_core::ErrorCode;
+use frameos_proto::v1::WhoAmIRequest;
+use frameos_proto::v1::account_service_client::AccountServiceClient;
+use frameos_proto::v1::agent_service_client::AgentServiceClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::auth::{self, ApiKey};
+use crate::error::ApiError;
+
+/// Room for the protobuf envelope around a package that is exactly at the limit.
+const ENVELOPE_BYTES: usize = 64 * 1024;
+/// Replies hold manifests; a long version list can outgrow tonic's 4 MiB default.
+const MAX_REPLY_BYTES: usize = 32 * 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct ControlPlane {
+    channel: Channel,
+    max_package_message: usize,
+}
+
+impl ControlPlane {
+    /// A channel that connects on first use, so the gateway starts (and answers `/healthz`)
+    /// while the control plane is still down.
+    pub fn connect_lazy(
+        url: &str,
+        call_timeout: Duration,
+        max_package_bytes: u64,
+    ) -> Result<ControlPlane, tonic::transport::Error> {
+        let channel = Endpoint::from_shared(url.to_string())?
+            .timeout(call_timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let max_package_message = usize::try_from(max_package_bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_add(ENVELOPE_BYTES);
+        Ok(ControlPlane {
+            channel,
+            max_package_message,
+        })
+    }
+
+    pub fn accounts(&self) -> AccountServiceClient<Channel> {
+        AccountServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY_BYTES)
+    }
+
+    pub fn agents(&self) -> AgentServiceClient<Channel> {
+        AgentServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_REPLY_BYTES)
+            .max_encoding_message_size(self.max_package_message)
+    }
+
+    /// Ready when the control plane's health service says SERVING within `within`.
+    pub async fn check_ready(&self, within: Duration) -> Result<(), ApiError> {
+        let mut health = HealthClient::new(self.channel.clone());
+        let check = health.check(HealthCheckRequest {
+            service: String::new(),
+        });
+        match tokio::time::timeout(within, check).await {
+            Ok(Ok(reply)) if reply.get_ref().status == ServingStatus::Serving as i32 => Ok(()),
+            Ok(Ok(_)) => Err(unavailable("the control plane reports it is not serving")),
+            Ok(Err(status)) => Err(unavailable(&format!(
+                "the control plane is unreachable: {}",
+                status.message()
+            ))),
+            Err(_) => Err(unavailable("the control plane did not answer in time")),
+        }
+    }
+
+    /// `error` about a request body, unless the key itself is invalid: a caller without a valid
+    /// key learns that first (401), as it would if the body had been fine.
+    pub async fn unless_unauthenticated(&self, key: &ApiKey, error: ApiError) -> ApiError {
+        let probe = auth::request(WhoAmIRequest {}, Some(key));
+        match self.accounts().who_am_i(probe).await {
+            Err(status) => {
+                let auth_error = ApiError::from(status);
+                if auth_error.code() == ErrorCode::Unauthenticated {
+                    auth_error
+                } else {
+                    error
+                }
+            }
+            Ok(_) => error,
+        }
+    }
+}
+
+fn unavailable(message: &str) -> ApiError {
+    ApiError::new(ErrorCode::Unavailable, message)
+}

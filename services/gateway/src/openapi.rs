@@ -1,0 +1,73 @@
+//! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::{ErrorBody, ErrorDetail};
+use crate::routes::{accounts, agents, ops, reviews, versions};
+use crate::view;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "FrameOS API",
+        description = "Publish, review and run agents. Errors are always \
+            `{\"error\": {\"code\": \"snake_case_code\", \"message\": \"...\"}}`."
+    ),
+    paths(
+        accounts::create_account,
+        accounts::me,
+        agents::create_agent,
+        agents::list_agents,
+        agents::get_agent,
+        versions::publish_version,
+        versions::list_versions,
+        reviews::list_reviews,
+        reviews::approve_version,
+        reviews::reject_version,
+        ops::healthz,
+        ops::readyz,
+        ops::metrics,
+        ops::openapi,
+    ),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        accounts::CreateAccount,
+        agents::CreateAgent,
+        reviews::RejectVersion,
+        ops::Health,
+        view::AccountView,
+        view::NewAccountView,
+        crate::pricing::Pricing,
+        view::AgentView,
+        view::AgentList,
+        view::VersionView,
+        view::VersionList,
+        view::ScanView,
+        view::ViolationView,
+        view::ReviewView,
+    )),
+    modifiers(&BearerKey),
+    tags(
+        (name = "accounts", description = "Accounts and API keys"),
+        (name = "agents", description = "Agents and the marketplace"),
+        (name = "versions", description = "Immutable versions of an agent"),
+        (name = "reviews", description = "The admin review"),
+        (name = "operations", description = "Probes, metrics and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// `Authorization: Bearer <api key>`, referenced as `api_key` by the paths that need it.
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! `POST /v1/accounts`, `GET /v1/me`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use frameos_proto::v1;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use crate::auth::{self, ApiKey};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::JsonBody;
+use crate::view::{AccountView, NewAccountView};
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateAccount {
+    /// Unique among accounts.
+    #[schema(example = "dev-ada")]
+    pub name: String,
+    /// `user`, `developer` or `admin`.
+    #[schema(example = "developer")]
+    pub role: String,
+}
+
+/// Creates an account (admin only). Its API key is in this response and nowhere else.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts",
+    tag = "accounts",
+    security(("api_key" = [])),
+    request_body = CreateAccount,
+    responses(
+        (status = 201, description = "The account and its API key, shown once", body = NewAccountView),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 409, description = "An account with this name exists (`account_exists`)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Unknown role or invalid name", body = ErrorBody),
+    )
+)]
+pub async fn create_account(
+    State(state): State<AppState>,
+    key: ApiKey,
+    body: JsonBody<CreateAccount>,
+) -> Result<(StatusCode, Json<NewAccountView>), ApiError> {
+    let body = body.parse(&state.control_plane, &key).await?;
+    let request = v1::CreateAccountRequest {
+        name: body.name,
+        role: body.role,
+    };
+    let reply = state
+        .control_plane
+        .accounts()
+        .create_account(auth::request(request, Some(&key)))
+        .await?;
+    Ok((StatusCode::CREATED, Json(reply.into_inner().into())))
+}
+
+/// The account the presented key belongs to.
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "accounts",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = AccountView),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+    )
+)]
+pub async fn me(State(state): State<AppState>, key: ApiKey) -> Result<Json<AccountView>, ApiError> {
+    let reply = state
+        .control_plane
+        .accounts()
+        .who_am_i(auth::request(v1::WhoAmIRequest {}, Some(&key)))
+        .await?;
+    Ok(Json(reply.into_inner().into()))
+}

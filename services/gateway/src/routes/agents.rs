@@ -1,0 +1,130 @@
+//! `POST /v1/agents`, `GET /v1/agents`, `GET /v1/agents/{slug}`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use frameos_proto::v1;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use crate::auth::{self, ApiKey};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{JsonBody, PathArgs, QueryArgs};
+use crate::pricing::Pricing;
+use crate::view::{AgentList, AgentView};
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateAgent {
+    /// `[a-z0-9-]{2,64}`; the package's `name` must equal it.
+    #[schema(example = "word-count")]
+    pub slug: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub pricing: Pricing,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListAgentsQuery {
+    /// Search text, matched against slug, name and description.
+    pub q: Option<String>,
+    /// Items per page (at most 100).
+    pub page_size: Option<u32>,
+    /// `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+}
+
+/// Creates an agent (developer); the caller becomes its owner.
+#[utoipa::path(
+    post,
+    path = "/v1/agents",
+    tag = "agents",
+    security(("api_key" = [])),
+    request_body = CreateAgent,
+    responses(
+        (status = 201, description = "The new agent", body = AgentView),
+        (status = 400, description = "Malformed body, e.g. a price that is not an integer", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "Not a developer", body = ErrorBody),
+        (status = 409, description = "The slug is taken (`slug_taken`)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Invalid slug, price or currency", body = ErrorBody),
+    )
+)]
+pub async fn create_agent(
+    State(state): State<AppState>,
+    key: ApiKey,
+    body: JsonBody<CreateAgent>,
+) -> Result<(StatusCode, Json<AgentView>), ApiError> {
+    let body = body.parse(&state.control_plane, &key).await?;
+    let request = v1::CreateAgentRequest {
+        slug: body.slug,
+        name: body.name,
+        description: body.description.unwrap_or_default(),
+        pricing: Some(body.pricing.into()),
+    };
+    let reply = state
+        .control_plane
+        .agents()
+        .create_agent(auth::request(request, Some(&key)))
+        .await?;
+    Ok((StatusCode::CREATED, Json(reply.into_inner().into())))
+}
+
+/// The marketplace: agents with a published version. No key needed.
+#[utoipa::path(
+    get,
+    path = "/v1/agents",
+    tag = "agents",
+    params(ListAgentsQuery),
+    responses(
+        (status = 200, description = "A page of published agents", body = AgentList),
+        (status = 400, description = "Malformed query, e.g. a non-numeric page_size", body = ErrorBody),
+        (status = 401, description = "An API key was sent but is invalid", body = ErrorBody),
+    )
+)]
+pub async fn list_agents(
+    State(state): State<AppState>,
+    key: Option<ApiKey>,
+    QueryArgs(query): QueryArgs<ListAgentsQuery>,
+) -> Result<Json<AgentList>, ApiError> {
+    let request = v1::ListAgentsRequest {
+        query: query.q.unwrap_or_default(),
+        page_size: query.page_size.unwrap_or_default(),
+        page_token: query.page_token.unwrap_or_default(),
+    };
+    let reply = state
+        .control_plane
+        .agents()
+        .list_agents(auth::request(request, key.as_ref()))
+        .await?;
+    Ok(Json(reply.into_inner().into()))
+}
+
+/// One agent with its latest published version. Anyone sees a published agent; its owner and
+/// admins also see it before publication (send the key).
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{slug}",
+    tag = "agents",
+    params(("slug" = String, Path, description = "The agent's slug")),
+    responses(
+        (status = 200, description = "The agent", body = AgentView),
+        (status = 401, description = "An API key was sent but is invalid", body = ErrorBody),
+        (status = 404, description = "No such agent visible to the caller", body = ErrorBody),
+    )
+)]
+pub async fn get_agent(
+    State(state): State<AppState>,
+    key: Option<ApiKey>,
+    PathArgs(slug): PathArgs<String>,
+) -> Result<Json<AgentView>, ApiError> {
+    let reply = state
+        .control_plane
+        .agents()
+        .get_agent(auth::request(v1::GetAgentRequest { slug }, key.as_ref()))
+        .await?;
+    Ok(Json(reply.into_inner().into()))
+}

@@ -1,0 +1,177 @@
+//! The REST API of API.md §2: the router, its middleware and the answers for unknown routes.
+
+pub(crate) mod accounts;
+pub(crate) mod agents;
+pub(crate) mod ops;
+pub(crate) mod reviews;
+#[cfg(test)]
+mod tests;
+pub(crate) mod versions;
+
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{BoxError, Json, Router, middleware};
+use frameos_core::{Error, ErrorCode};
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::LatencyUnit;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::Config;
+use crate::control_plane::ControlPlane;
+use crate::error::{ApiError, ErrorBody};
+use crate::metrics::{self, Metrics};
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub control_plane: ControlPlane,
+    pub metrics: Metrics,
+    pub limits: Limits,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_json_bytes: u64,
+    pub max_package_bytes: u64,
+}
+
+impl AppState {
+    pub fn new(config: &Config) -> Result<AppState, tonic::transport::Error> {
+        Ok(AppState {
+            control_plane: ControlPlane::connect_lazy(
+                &config.control_plane_url,
+                config.control_plane_timeout(),
+                config.max_package_bytes,
+            )?,
+            metrics: Metrics::new(),
+            limits: Limits {
+                max_json_bytes: config.max_json_bytes,
+                max_package_bytes: config.max_package_bytes,
+            },
+        })
+    }
+}
+
+pub fn router(state: AppState, config: &Config) -> Router {
+    let timeout = config.request_timeout();
+    // The API proper: bounded in time and in concurrency. Waiting for a slot counts against the
+    // deadline, so a flood ends in 503s rather than an ever-growing queue.
+    let api = Router::new()
+        .route("/v1/accounts", post(accounts::create_account))
+        .route("/v1/me", get(accounts::me))
+        .route(
+            "/v1/agents",
+            post(agents::create_agent).get(agents::list_agents),
+        )
+        .route("/v1/agents/{slug}", get(agents::get_agent))
+        .route(
+            "/v1/agents/{slug}/versions",
+            post(versions::publish_version).get(versions::list_versions),
+        )
+        .route(
+            "/v1/agents/{slug}/versions/{version}/approve",
+            post(reviews::approve_version),
+        )
+        .route(
+            "/v1/agents/{slug}/versions/{version}/reject",
+            post(reviews::reject_version),
+        )
+        .route("/v1/reviews", get(reviews::list_reviews))
+        // Executions (API.md §2, the rest of /v1) are routed here when they arrive.
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(move |error: BoxError| async move {
+                    overloaded(&error, timeout)
+                }))
+                .timeout(timeout)
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    config.max_concurrent_requests,
+                )),
+        );
+    // Probes and scrapes stay outside the limits: a busy gateway is still alive.
+    let ops = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .method_not_allowed_fallback(method_not_allowed);
+
+    api.merge(ops)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::record,
+        ))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    // Method, route and path only: headers carry keys and bodies carry packages.
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(
+                            DefaultOnResponse::new()
+                                .level(Level::INFO)
+                                .latency_unit(LatencyUnit::Millis),
+                        ),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
+        .with_state(state)
+}
+
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "http_request",
+        method = %request.method(),
+        route,
+        path = %request.uri().path(),
+        request_id,
+    )
+}
+
+fn overloaded(error: &BoxError, timeout: Duration) -> ApiError {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            format!("the request took longer than {}s", timeout.as_secs()),
+        )
+    } else {
+        tracing::error!(%error, "middleware failed");
+        ApiError::new(ErrorCode::Internal, "internal error")
+    }
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+/// 405 keeps its HTTP meaning (and the Allow header axum sets); the body has the usual shape.
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let error = Error::new(
+        ErrorCode::InvalidRequest,
+        format!("{method} is not allowed on {}", uri.path()),
+    );
+    (StatusCode::METHOD_NOT_ALLOWED, Json(ErrorBody::from(error))).into_response()
+}

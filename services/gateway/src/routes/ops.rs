@@ -1,0 +1,70 @@
+//! Liveness, readiness, metrics and the OpenAPI document.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::Response;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use super::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::openapi::ApiDoc;
+
+/// A probe should get an answer, not a timeout of its own, even when the control plane hangs.
+const READY_WITHIN: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// Liveness: the process serves HTTP.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Alive", body = Health))
+)]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: the control plane answers its gRPC health check with SERVING.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "The control plane is unreachable or not serving", body = ErrorBody),
+    )
+)]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    state.control_plane.check_ready(READY_WITHIN).await?;
+    Ok(Json(Health { status: "ok" }))
+}
+
+/// Prometheus metrics: `http_requests_total`, `http_request_duration_seconds`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String))
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    crate::metrics::scrape(&state.metrics).await
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3 document", body = Object))
+)]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

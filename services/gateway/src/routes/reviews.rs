@@ -1,0 +1,134 @@
+//! The admin review: the queue, approving and rejecting versions.
+
+use axum::Json;
+use axum::extract::State;
+use frameos_proto::v1;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use crate::auth::{self, ApiKey};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{JsonBody, PathArgs, QueryArgs};
+use crate::view::{VersionList, VersionView};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReviewsQuery {
+    /// `pending_review` (the default), `published` or `rejected`.
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RejectVersion {
+    /// Shown to the developer; required.
+    pub reason: String,
+}
+
+/// Versions in a review status, by default those waiting for review (admin).
+#[utoipa::path(
+    get,
+    path = "/v1/reviews",
+    tag = "reviews",
+    security(("api_key" = [])),
+    params(ReviewsQuery),
+    responses(
+        (status = 200, description = "The versions", body = VersionList),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 422, description = "Unknown status", body = ErrorBody),
+    )
+)]
+pub async fn list_reviews(
+    State(state): State<AppState>,
+    key: ApiKey,
+    QueryArgs(query): QueryArgs<ReviewsQuery>,
+) -> Result<Json<VersionList>, ApiError> {
+    let request = v1::ListReviewsRequest {
+        status: query.status.unwrap_or_default(),
+    };
+    let reply = state
+        .control_plane
+        .agents()
+        .list_reviews(auth::request(request, Some(&key)))
+        .await?;
+    Ok(Json(reply.into_inner().into()))
+}
+
+/// Publishes a version waiting for review (admin).
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{slug}/versions/{version}/approve",
+    tag = "reviews",
+    security(("api_key" = [])),
+    params(
+        ("slug" = String, Path, description = "The agent's slug"),
+        ("version" = String, Path, description = "The version, e.g. `1.2.0`"),
+    ),
+    responses(
+        (status = 200, description = "The version, now `published`", body = VersionView),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such version", body = ErrorBody),
+        (status = 409, description = "Already decided (`conflict`)", body = ErrorBody),
+    )
+)]
+pub async fn approve_version(
+    State(state): State<AppState>,
+    key: ApiKey,
+    PathArgs((agent_slug, version)): PathArgs<(String, String)>,
+) -> Result<Json<VersionView>, ApiError> {
+    let request = v1::ReviewDecisionRequest {
+        agent_slug,
+        version,
+        reason: String::new(),
+    };
+    let reply = state
+        .control_plane
+        .agents()
+        .approve_version(auth::request(request, Some(&key)))
+        .await?;
+    Ok(Json(reply.into_inner().into()))
+}
+
+/// Rejects a version waiting for review, with a reason (admin).
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{slug}/versions/{version}/reject",
+    tag = "reviews",
+    security(("api_key" = [])),
+    params(
+        ("slug" = String, Path, description = "The agent's slug"),
+        ("version" = String, Path, description = "The version, e.g. `1.2.0`"),
+    ),
+    request_body = RejectVersion,
+    responses(
+        (status = 200, description = "The version, now `rejected`", body = VersionView),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such version", body = ErrorBody),
+        (status = 409, description = "Already decided (`conflict`)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Blank reason", body = ErrorBody),
+    )
+)]
+pub async fn reject_version(
+    State(state): State<AppState>,
+    key: ApiKey,
+    PathArgs((agent_slug, version)): PathArgs<(String, String)>,
+    body: JsonBody<RejectVersion>,
+) -> Result<Json<VersionView>, ApiError> {
+    let body = body.parse(&state.control_plane, &key).await?;
+    let request = v1::ReviewDecisionRequest {
+        agent_slug,
+        version,
+        reason: body.reason,
+    };
+    let reply = state
+        .control_plane
+        .agents()
+        .reject_version(auth::request(request, Some(&key)))
+        .await?;
+    Ok(Json(reply.into_inner().into()))
+}

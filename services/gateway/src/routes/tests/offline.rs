@@ -1,0 +1,285 @@
+//! Without a control plane: everything the gateway answers on its own.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use frameos_core::ErrorCode;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::{app, assert_error, closed_port, get, post_json, send};
+
+#[tokio::test]
+async fn routes_needing_a_key_answer_401_without_calling_the_control_plane() {
+    let app = app(&closed_port());
+    let routes = [
+        ("POST", "/v1/accounts"),
+        ("GET", "/v1/me"),
+        ("POST", "/v1/agents"),
+        ("POST", "/v1/agents/word-count/versions"),
+        ("GET", "/v1/agents/word-count/versions"),
+        ("GET", "/v1/reviews"),
+        ("POST", "/v1/agents/word-count/versions/1.0.0/approve"),
+        ("POST", "/v1/agents/word-count/versions/1.0.0/reject"),
+    ];
+    for (method, path) in routes {
+        for authorization in [
+            None,
+            Some("Bearer "),
+            Some("Basic dXNlcjpwdw=="),
+            Some("fos_key"),
+        ] {
+            let mut builder = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(header::CONTENT_TYPE, "application/json");
+            if let Some(value) = authorization {
+                builder = builder.header(header::AUTHORIZATION, value);
+            }
+            let (status, body) = send(&app, builder.body(Body::from("{}")).unwrap()).await;
+            // Had the gateway called the closed port, this would be 503.
+            assert_error(status, &body, ErrorCode::Unauthenticated);
+        }
+    }
+    // A public route refuses a malformed key too, rather than silently ignoring it.
+    let request = Request::get("/v1/agents")
+        .header(header::AUTHORIZATION, "Token abc")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = send(&app, request).await;
+    assert_error(status, &body, ErrorCode::Unauthenticated);
+}
+
+#[tokio::test]
+async fn an_unreachable_control_plane_is_503_in_the_usual_shape() {
+    let app = app(&closed_port());
+    let (status, body) = send(&app, get("/v1/agents")).await;
+    assert_error(status, &body, ErrorCode::Unavailable);
+    let (status, body) = send(&app, get("/readyz")).await;
+    assert_error(status, &body, ErrorCode::Unavailable);
+    let (status, body) = send(&app, get("/healthz")).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let app = app(&closed_port());
+    let (status, body) = send(&app, get("/v1/nothing-here")).await;
+    assert_error(status, &body, ErrorCode::NotFound);
+    let (status, body) = send(&app, get("/")).await;
+    assert_error(status, &body, ErrorCode::NotFound);
+
+    let response = app
+        .clone()
+        .oneshot(Request::delete("/v1/me").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(response.headers().contains_key(header::ALLOW));
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+    let (status, body) = send(&app, Request::post("/healthz").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_with_serde_s_message() {
+    // With the control plane down the key cannot be checked; the body error stands.
+    let app = app(&closed_port());
+    let cases = [
+        (
+            r#"{"slug": "a", "name": "A", "pricing": {"model": "per_execution", "price_minor": 1.5, "currency": "INR"}}"#,
+            "floating point",
+        ),
+        (
+            r#"{"slug": "a", "name": "A", "pricing": {"model": "per_execution", "price_minor": "500", "currency": "INR"}}"#,
+            "string",
+        ),
+        (
+            r#"{"slug": "a", "name": "A", "pricing": {"model": "gratis"}}"#,
+            "gratis",
+        ),
+        (r#"{"slug": "a"}"#, "missing field `name`"),
+        (
+            r#"{"slug": 7, "name": "A", "pricing": {"model": "free"}}"#,
+            "invalid type",
+        ),
+        ("not json", "expected"),
+        ("", "EOF"),
+    ];
+    for (body, needle) in cases {
+        let (status, error) = send(&app, post_json("/v1/agents", Some("fos_key"), body)).await;
+        assert_error(status, &error, ErrorCode::InvalidRequest);
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{body}: {message}");
+    }
+    let request = Request::post("/v1/agents/a/versions/1.0.0/reject")
+        .header(header::AUTHORIZATION, "Bearer fos_key")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(r#"{"reason": "no"}"#))
+        .unwrap();
+    let (status, error) = send(&app, request).await;
+    assert_error(status, &error, ErrorCode::InvalidRequest);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("application/json")
+    );
+
+    let (status, error) = send(
+        &app,
+        Request::get("/v1/agents?page_size=lots")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &error, ErrorCode::InvalidRequest);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_with_their_own_codes() {
+    let mut config = closed_port();
+    config.max_json_bytes = 64;
+    config.max_package_bytes = 1024;
+    let app = app(&config);
+
+    let big = format!(r#"{{"reason": "{}"}}"#, "x".repeat(100));
+    let (status, error) = send(
+        &app,
+        post_json("/v1/agents/a/versions/1.0.0/reject", Some("k"), &big),
+    )
+    .await;
+    assert_error(status, &error, ErrorCode::PayloadTooLarge);
+
+    let upload = |bytes: usize, content_type: &str| {
+        Request::post("/v1/agents/a/versions")
+            .header(header::AUTHORIZATION, "Bearer fos_key")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(vec![0u8; bytes]))
+            .unwrap()
+    };
+    let (status, error) = send(&app, upload(1025, "application/gzip")).await;
+    assert_error(status, &error, ErrorCode::PackageTooLarge);
+    assert!(error["error"]["message"].as_str().unwrap().contains("1024"));
+
+    // A body without Content-Length is cut off one byte past the limit, too.
+    let stream = futures::stream::iter((0..11).map(|_| Ok::<_, std::io::Error>(vec![0u8; 100])));
+    let request = Request::post("/v1/agents/a/versions")
+        .header(header::AUTHORIZATION, "Bearer fos_key")
+        .header(header::CONTENT_TYPE, "application/x-gzip")
+        .body(Body::from_stream(stream))
+        .unwrap();
+    let (status, error) = send(&app, request).await;
+    assert_error(status, &error, ErrorCode::PackageTooLarge);
+
+    let (status, error) = send(&app, upload(10, "application/json")).await;
+    assert_error(status, &error, ErrorCode::InvalidRequest);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("application/gzip")
+    );
+
+    // Within the limit and of the right type, the upload goes on to the (absent) control plane.
+    let (status, error) = send(&app, upload(1024, "application/octet-stream")).await;
+    assert_error(status, &error, ErrorCode::Unavailable);
+}
+
+#[tokio::test]
+async fn openapi_documents_every_route() {
+    let app = app(&closed_port());
+    let (status, doc) = send(&app, get("/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let routes = [
+        ("post", "/v1/accounts"),
+        ("get", "/v1/me"),
+        ("post", "/v1/agents"),
+        ("get", "/v1/agents"),
+        ("get", "/v1/agents/{slug}"),
+        ("post", "/v1/agents/{slug}/versions"),
+        ("get", "/v1/agents/{slug}/versions"),
+        ("get", "/v1/reviews"),
+        ("post", "/v1/agents/{slug}/versions/{version}/approve"),
+        ("post", "/v1/agents/{slug}/versions/{version}/reject"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+        ("get", "/openapi.json"),
+    ];
+    for (method, path) in routes {
+        let operation = &doc["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is not documented");
+    }
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        documented,
+        routes.len(),
+        "undocumented extras or duplicates"
+    );
+
+    // Errors are documented with their shape, and the key with its scheme.
+    let unauthorized = &doc["paths"]["/v1/me"]["get"]["responses"]["401"];
+    assert_eq!(
+        unauthorized["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorBody"
+    );
+    let codes = &doc["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"];
+    assert!(
+        codes
+            .as_array()
+            .unwrap()
+            .contains(&json!("package_too_large")),
+        "{codes}"
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+    let upload = &doc["paths"]["/v1/agents/{slug}/versions"]["post"]["requestBody"]["content"];
+    assert!(upload["application/gzip"].is_object(), "{upload}");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template() {
+    let app = app(&closed_port());
+    send(&app, get("/healthz")).await;
+    send(&app, get("/healthz")).await;
+    send(&app, get("/v1/agents/some-slug/versions")).await;
+    send(&app, get("/no/such/route")).await;
+    let response = app.clone().oneshot(get("/metrics")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    for line in [
+        r#"http_requests_total{method="GET",route="/healthz",status="200"} 2"#,
+        r#"http_requests_total{method="GET",route="/v1/agents/{slug}/versions",status="401"} 1"#,
+        r#"http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        r#"http_request_duration_seconds_count{method="GET",route="/healthz"} 2"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    // Each gateway has its own registry.
+    let other = super::app(&closed_port());
+    let (_, text) = send(&other, get("/metrics")).await;
+    assert!(!text.as_str().unwrap().contains("/healthz"), "{text}");
+}

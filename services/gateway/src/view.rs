@@ -1,0 +1,357 @@
+//! gRPC messages → the JSON of API.md §2. Absent optional fields are omitted, not null; the one
+//! exception is `latest_version`, which is null until a version is published.
+
+use chrono::{DateTime, SecondsFormat};
+use frameos_proto::v1;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::pricing::Pricing;
+
+/// RFC 3339 in UTC, e.g. `2025-01-31T09:30:00.123456Z`.
+pub fn timestamp(t: Option<&prost_types::Timestamp>) -> Option<String> {
+    let t = t?;
+    let at = DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)?;
+    Some(at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountView {
+    pub id: String,
+    pub name: String,
+    /// `user`, `developer` or `admin`.
+    pub role: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub created_at: Option<String>,
+}
+
+impl From<v1::Account> for AccountView {
+    fn from(a: v1::Account) -> Self {
+        AccountView {
+            created_at: timestamp(a.created_at.as_ref()),
+            id: a.id,
+            name: a.name,
+            role: a.role,
+        }
+    }
+}
+
+/// A new account with its API key, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewAccountView {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub api_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub created_at: Option<String>,
+}
+
+impl From<v1::CreateAccountResponse> for NewAccountView {
+    fn from(r: v1::CreateAccountResponse) -> Self {
+        let account = AccountView::from(r.account.unwrap_or_default());
+        NewAccountView {
+            id: account.id,
+            name: account.name,
+            role: account.role,
+            api_key: r.api_key,
+            created_at: account.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentView {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub owner_id: String,
+    pub pricing: Pricing,
+    /// The highest published version; null while none is.
+    #[schema(required = true)]
+    pub latest_version: Option<VersionView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub created_at: Option<String>,
+}
+
+impl From<v1::Agent> for AgentView {
+    fn from(a: v1::Agent) -> Self {
+        AgentView {
+            created_at: timestamp(a.created_at.as_ref()),
+            latest_version: a.latest_version.map(VersionView::from),
+            pricing: Pricing::from(a.pricing),
+            id: a.id,
+            slug: a.slug,
+            name: a.name,
+            description: a.description,
+            owner_id: a.owner_id,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentList {
+    pub items: Vec<AgentView>,
+    /// Present when there are more; pass it back as `page_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub next_page_token: Option<String>,
+}
+
+impl From<v1::ListAgentsResponse> for AgentList {
+    fn from(r: v1::ListAgentsResponse) -> Self {
+        AgentList {
+            items: r.items.into_iter().map(AgentView::from).collect(),
+            next_page_token: Some(r.next_page_token).filter(|t| !t.is_empty()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionView {
+    /// The agent's slug.
+    pub agent: String,
+    pub version: String,
+    /// `pending_review`, `published` or `rejected`.
+    pub status: String,
+    /// Hex SHA-256 of the package bytes.
+    pub sha256: String,
+    pub size_bytes: u64,
+    pub scan: ScanView,
+    /// `agent.json` as validated, with defaults filled in.
+    #[schema(value_type = Object)]
+    pub manifest: serde_json::Value,
+    /// The admin's decision, or the scanner's rejection; absent while pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub review: Option<ReviewView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub created_at: Option<String>,
+}
+
+impl From<v1::Version> for VersionView {
+    fn from(v: v1::Version) -> Self {
+        VersionView {
+            manifest: manifest(&v),
+            created_at: timestamp(v.created_at.as_ref()),
+            scan: ScanView::from(v.scan.unwrap_or_default()),
+            review: v.review.map(ReviewView::from),
+            agent: v.agent_slug,
+            version: v.version,
+            status: v.status,
+            sha256: v.sha256,
+            size_bytes: v.size_bytes,
+        }
+    }
+}
+
+fn manifest(v: &v1::Version) -> serde_json::Value {
+    match serde_json::from_str(&v.manifest_json) {
+        Ok(value) => value,
+        Err(error) => {
+            // The control plane stored it after validating it: this is a bug, not bad input.
+            tracing::warn!(agent = %v.agent_slug, version = %v.version, %error, "unreadable manifest_json");
+            serde_json::Value::Null
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionList {
+    pub items: Vec<VersionView>,
+}
+
+impl From<v1::ListVersionsResponse> for VersionList {
+    fn from(r: v1::ListVersionsResponse) -> Self {
+        VersionList {
+            items: r.items.into_iter().map(VersionView::from).collect(),
+        }
+    }
+}
+
+/// The scanner's report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanView {
+    pub passed: bool,
+    pub violations: Vec<ViolationView>,
+}
+
+impl From<v1::ScanReport> for ScanView {
+    fn from(s: v1::ScanReport) -> Self {
+        ScanView {
+            passed: s.passed,
+            violations: s.violations.into_iter().map(ViolationView::from).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ViolationView {
+    pub rule: String,
+    /// `low`, `medium` or `high`.
+    pub severity: String,
+    pub path: String,
+    pub line: u32,
+}
+
+impl From<v1::Violation> for ViolationView {
+    fn from(v: v1::Violation) -> Self {
+        ViolationView {
+            rule: v.rule,
+            severity: v.severity,
+            path: v.path,
+            line: v.line,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewView {
+    /// `approved` or `rejected`.
+    pub decision: String,
+    /// The admin's account id, or `scanner`.
+    pub reviewer: String,
+    /// Why it was rejected; empty for an approval.
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub decided_at: Option<String>,
+}
+
+impl From<v1::Review> for ReviewView {
+    fn from(r: v1::Review) -> Self {
+        ReviewView {
+            decided_at: timestamp(r.decided_at.as_ref()),
+            decision: r.decision,
+            reviewer: r.reviewer,
+            reason: r.reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn at(seconds: i64, nanos: i32) -> Option<prost_types::Timestamp> {
+        Some(prost_types::Timestamp { seconds, nanos })
+    }
+
+    fn version(review: Option<v1::Review>) -> v1::Version {
+        v1::Version {
+            agent_id: "ag_1".into(),
+            agent_slug: "word-count".into(),
+            version: "1.2.0".into(),
+            status: "rejected".into(),
+            sha256: "ab".repeat(32),
+            size_bytes: 1234,
+            scan: Some(v1::ScanReport {
+                passed: false,
+                violations: vec![v1::Violation {
+                    rule: "node.child_process".into(),
+                    severity: "high".into(),
+                    path: "index.js".into(),
+                    line: 2,
+                }],
+            }),
+            manifest_json: r#"{"name":"word-count","runtime":"node"}"#.into(),
+            review,
+            created_at: at(1_700_000_000, 0),
+        }
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(
+            timestamp(at(0, 0).as_ref()).unwrap(),
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            timestamp(at(1_700_000_000, 123_000_000).as_ref()).unwrap(),
+            "2023-11-14T22:13:20.123Z"
+        );
+        assert_eq!(timestamp(None), None);
+    }
+
+    #[test]
+    fn versions_carry_the_parsed_manifest_and_omit_a_missing_review() {
+        let json = serde_json::to_value(VersionView::from(version(None))).unwrap();
+        assert_eq!(
+            json,
+            json!({
+                "agent": "word-count",
+                "version": "1.2.0",
+                "status": "rejected",
+                "sha256": "ab".repeat(32),
+                "size_bytes": 1234,
+                "scan": {"passed": false, "violations": [
+                    {"rule": "node.child_process", "severity": "high", "path": "index.js", "line": 2}
+                ]},
+                "manifest": {"name": "word-count", "runtime": "node"},
+                "created_at": "2023-11-14T22:13:20Z",
+            })
+        );
+        let review = v1::Review {
+            decision: "rejected".into(),
+            reviewer: "scanner".into(),
+            reason: "spawns processes".into(),
+            decided_at: at(1_700_000_060, 0),
+        };
+        let json = serde_json::to_value(VersionView::from(version(Some(review)))).unwrap();
+        assert_eq!(
+            json["review"],
+            json!({"decision": "rejected", "reviewer": "scanner", "reason": "spawns processes", "decided_at": "2023-11-14T22:14:20Z"})
+        );
+    }
+
+    #[test]
+    fn agents_show_pricing_shapes_and_a_null_latest_version() {
+        let mut agent = v1::Agent {
+            id: "ag_1".into(),
+            slug: "word-count".into(),
+            name: "Word count".into(),
+            description: String::new(),
+            owner_id: "acc_1".into(),
+            pricing: Some(Pricing::Free.into()),
+            latest_version: None,
+            created_at: at(1_700_000_000, 0),
+        };
+        let json = serde_json::to_value(AgentView::from(agent.clone())).unwrap();
+        assert_eq!(json["pricing"], json!({"model": "free"}));
+        assert_eq!(json["latest_version"], serde_json::Value::Null);
+        assert_eq!(json["description"], "");
+
+        agent.pricing = Some(
+            Pricing::PerExecution {
+                price_minor: 500,
+                currency: "INR".into(),
+            }
+            .into(),
+        );
+        agent.latest_version = Some(version(None));
+        let json = serde_json::to_value(AgentView::from(agent)).unwrap();
+        assert_eq!(
+            json["pricing"],
+            json!({"model": "per_execution", "price_minor": 500, "currency": "INR"})
+        );
+        assert_eq!(json["latest_version"]["version"], "1.2.0");
+    }
+
+    #[test]
+    fn an_empty_page_token_is_omitted() {
+        let list = AgentList::from(v1::ListAgentsResponse::default());
+        assert_eq!(serde_json::to_value(list).unwrap(), json!({"items": []}));
+        let list = AgentList::from(v1::ListAgentsResponse {
+            items: vec![],
+            next_page_token: "p2".into(),
+        });
+        assert_eq!(serde_json::to_value(list).unwrap()["next_page_token"], "p2");
+    }
+}
