@@ -75,6 +75,10 @@ error_codes! {
     VersionNotGreater => ("version_not_greater", 422, 9),
     /// A semantically invalid request body (values out of range, unknown enum values).
     ValidationFailed => ("validation_failed", 422, 3),
+    /// Execution inputs that do not match the agent version's `inputs` JSON Schema.
+    InvalidInputs => ("invalid_inputs", 422, 3),
+    /// A report from an execution attempt that is no longer the current one (fencing).
+    StaleAttempt => ("stale_attempt", 409, 9),
     /// An `Idempotency-Key` reused with a different body.
     IdempotencyKeyReused => ("idempotency_key_reused", 422, 9),
     /// The payment rail declined the authorization.

@@ -8,6 +8,7 @@ mod catalog;
 pub mod config;
 mod db;
 mod entity;
+mod execution;
 mod reviews;
 mod server;
 mod versions;

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use frameos_proto::v1::account_service_server::AccountServiceServer;
 use frameos_proto::v1::agent_service_server::AgentServiceServer;
+use frameos_proto::v1::execution_service_server::ExecutionServiceServer;
+use frameos_proto::v1::node_service_server::NodeServiceServer;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -13,6 +15,7 @@ use tonic_health::ServingStatus;
 
 use crate::accounts::{self, Accounts};
 use crate::agents::Agents;
+use crate::execution::{Executions, Hub, Nodes};
 use crate::versions::Publisher;
 use crate::{Config, db};
 
@@ -112,6 +115,16 @@ impl Server {
             .build_v1()
             .map_err(Error::Reflection)?;
 
+        let hub = Hub::default();
+        let outbox = std::sync::Arc::new(tokio::sync::Notify::new());
+        let executions = Executions::new(
+            self.db.clone(),
+            hub.clone(),
+            outbox.clone(),
+            shutdown.clone(),
+        );
+        let nodes = Nodes::new(self.db.clone(), hub.clone(), shutdown.clone());
+
         let addr = self.local_addr();
         tracing::info!(%addr, store = %publisher.store.describe(), "control plane serving");
         let result = tonic::transport::Server::builder()
@@ -123,6 +136,8 @@ impl Server {
                 AgentServiceServer::new(Agents::new(publisher))
                     .max_decoding_message_size(max_message),
             )
+            .add_service(ExecutionServiceServer::new(executions))
+            .add_service(NodeServiceServer::new(nodes))
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.listener),
                 shutdown.clone().cancelled_owned(),

@@ -4,6 +4,8 @@ mod domain;
 mod fields;
 mod schema;
 
+pub use schema::validate as validate_json;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

@@ -50,3 +50,29 @@ fn shorten(error: &impl std::fmt::Display) -> String {
         None => text,
     }
 }
+
+/// Validates `instance` against `schema` (a schema accepted at upload). The error lists up to
+/// five violations, each with the JSON pointer of the offending place.
+pub fn validate(schema: &Value, instance: &Value) -> Result<(), String> {
+    let validator = jsonschema::options()
+        .offline()
+        .build(schema)
+        .map_err(|error| format!("the schema cannot be compiled: {}", shorten(&error)))?;
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .take(5)
+        .map(|error| {
+            let at = error.instance_path().to_string();
+            if at.is_empty() {
+                shorten(&error)
+            } else {
+                format!("{at}: {}", shorten(&error))
+            }
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}

@@ -321,3 +321,25 @@ fn resources_have_floors_and_platform_maxima() {
     let big = res(json!({ "cpu_cores": 8, "memory_mb": 8192, "timeout_ms": 900000 }));
     assert!(manifest::parse(big.to_string().as_bytes(), &roomy).is_ok());
 }
+
+#[test]
+fn instances_are_validated_against_a_schema_with_the_place_named() {
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {"text": {"type": "string"}, "n": {"type": "integer", "minimum": 1}},
+        "required": ["text"],
+        "additionalProperties": false
+    });
+    assert!(
+        frameos_package::manifest::validate_json(&schema, &serde_json::json!({"text": "hi"}))
+            .is_ok()
+    );
+    let error =
+        frameos_package::manifest::validate_json(&schema, &serde_json::json!({"text": 5, "n": 0}))
+            .unwrap_err();
+    assert!(error.contains("/text"), "{error}");
+    assert!(error.contains("/n"), "{error}");
+    let missing =
+        frameos_package::manifest::validate_json(&schema, &serde_json::json!({})).unwrap_err();
+    assert!(missing.contains("text"), "{missing}");
+}

@@ -4,4 +4,8 @@ pub mod account;
 pub mod agent;
 pub mod agent_version;
 pub mod api_key;
+pub mod execution;
+pub mod execution_log;
+pub mod node;
+pub mod outbox;
 pub mod review;

@@ -1,0 +1,46 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "executions")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub account_id: String,
+    pub agent_id: String,
+    pub version_id: String,
+    pub status: String,
+    pub inputs: String,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub exit_code: Option<i32>,
+    pub progress: Option<f64>,
+    pub progress_message: Option<String>,
+    pub attempts: i32,
+    pub priority: i16,
+    pub idempotency_key: Option<String>,
+    pub request_hash: Option<String>,
+    pub node_id: Option<String>,
+    pub log_seq: i64,
+    pub log_bytes: i64,
+    pub created_at: DateTimeUtc,
+    pub started_at: Option<DateTimeUtc>,
+    pub finished_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+pub const QUEUED: &str = "queued";
+pub const RUNNING: &str = "running";
+pub const SUCCEEDED: &str = "succeeded";
+pub const FAILED: &str = "failed";
+pub const TIMED_OUT: &str = "timed_out";
+pub const CANCELED: &str = "canceled";
+
+pub const STATUSES: &[&str] = &[QUEUED, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, CANCELED];
+
+pub fn is_terminal(status: &str) -> bool {
+    matches!(status, SUCCEEDED | FAILED | TIMED_OUT | CANCELED)
+}

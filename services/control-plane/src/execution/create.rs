@@ -1,0 +1,183 @@
+//! Accepting an execution: published version, inputs valid against its schema, idempotency,
+//! and the execution row committed together with its outbox message.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use frameos_core::{Error, ErrorCode};
+use frameos_proto::v1;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+};
+use sha2::{Digest, Sha256};
+
+use super::{PRIORITY_FREE, PRIORITY_PAID, view};
+use crate::auth::Principal;
+use crate::entity::{agent, agent_version, execution, outbox};
+use crate::{catalog, db};
+
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+pub async fn create(
+    db: &DatabaseConnection,
+    caller: &Principal,
+    request: &v1::CreateExecutionRequest,
+) -> Result<(v1::Execution, bool), Error> {
+    let inputs: serde_json::Value = serde_json::from_str(&request.inputs_json).map_err(|e| {
+        Error::new(
+            ErrorCode::InvalidRequest,
+            format!("inputs are not valid JSON: {e}"),
+        )
+    })?;
+    let key = request.idempotency_key.trim();
+    if key.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(Error::new(
+            ErrorCode::InvalidRequest,
+            "Idempotency-Key must be at most 255 characters",
+        ));
+    }
+    // serde_json keeps object keys sorted, so this is a canonical form of the request.
+    let request_hash = hex::encode(Sha256::digest(
+        format!("{}\0{}\0{}", request.agent_slug, request.version, inputs).as_bytes(),
+    ));
+    if !key.is_empty()
+        && let Some(existing) = find_by_key(db, caller, key).await?
+    {
+        return replay(db, existing, &request_hash).await;
+    }
+
+    let (agent, version) = runnable(db, &request.agent_slug, &request.version).await?;
+    let manifest: serde_json::Value = serde_json::from_str(&version.manifest)
+        .map_err(|e| Error::internal(format!("stored manifest unreadable: {e}")))?;
+    frameos_package::manifest::validate_json(&manifest["inputs"], &inputs).map_err(|e| {
+        Error::new(
+            ErrorCode::InvalidInputs,
+            format!("inputs do not match the agent's input schema: {e}"),
+        )
+    })?;
+
+    let priority = if agent.pricing_model == "per_execution" {
+        PRIORITY_PAID
+    } else {
+        PRIORITY_FREE
+    };
+    let now = Utc::now();
+    let id = uuid::Uuid::now_v7().to_string();
+    let headers: BTreeMap<&String, &String> = request.trace_headers.iter().collect();
+    let txn = db.begin().await.map_err(db::error)?;
+    let inserted = execution::ActiveModel {
+        id: Set(id.clone()),
+        account_id: Set(caller.account_id.clone()),
+        agent_id: Set(agent.id.clone()),
+        version_id: Set(version.id.clone()),
+        status: Set(execution::QUEUED.to_string()),
+        inputs: Set(inputs.to_string()),
+        output: Set(None),
+        error: Set(None),
+        exit_code: Set(None),
+        progress: Set(None),
+        progress_message: Set(None),
+        attempts: Set(0),
+        priority: Set(priority),
+        idempotency_key: Set((!key.is_empty()).then(|| key.to_string())),
+        request_hash: Set((!key.is_empty()).then(|| request_hash.clone())),
+        node_id: Set(None),
+        log_seq: Set(0),
+        log_bytes: Set(0),
+        created_at: Set(now),
+        started_at: Set(None),
+        finished_at: Set(None),
+    }
+    .insert(&txn)
+    .await;
+    let row = match inserted {
+        Ok(row) => row,
+        Err(e)
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) =>
+        {
+            // A concurrent request with the same key won the race; answer as it did.
+            drop(txn);
+            let existing = find_by_key(db, caller, key)
+                .await?
+                .ok_or_else(|| Error::internal("idempotent execution vanished"))?;
+            return replay(db, existing, &request_hash).await;
+        }
+        Err(e) => return Err(db::error(e)),
+    };
+    outbox::ActiveModel {
+        execution_id: Set(row.id.clone()),
+        priority: Set(priority),
+        headers: Set(serde_json::to_string(&headers).unwrap_or_else(|_| "{}".into())),
+        created_at: Set(now),
+        sent_at: Set(None),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await
+    .map_err(db::error)?;
+    txn.commit().await.map_err(db::error)?;
+    tracing::info!(
+        execution_id = %row.id,
+        agent = %agent.slug,
+        version = %version.version,
+        priority,
+        "execution queued"
+    );
+    Ok((view::execution(&row, &agent.slug, &version.version), true))
+}
+
+async fn find_by_key(
+    db: &DatabaseConnection,
+    caller: &Principal,
+    key: &str,
+) -> Result<Option<execution::Model>, Error> {
+    execution::Entity::find()
+        .filter(execution::Column::AccountId.eq(&caller.account_id))
+        .filter(execution::Column::IdempotencyKey.eq(key))
+        .one(db)
+        .await
+        .map_err(db::error)
+}
+
+async fn replay(
+    db: &DatabaseConnection,
+    existing: execution::Model,
+    request_hash: &str,
+) -> Result<(v1::Execution, bool), Error> {
+    if existing.request_hash.as_deref() != Some(request_hash) {
+        return Err(Error::new(
+            ErrorCode::IdempotencyKeyReused,
+            "this Idempotency-Key was used with a different request",
+        ));
+    }
+    Ok((view::one(db, &existing).await?, false))
+}
+
+/// The agent and the published version to run: `version` or, when empty, the latest.
+async fn runnable(
+    db: &DatabaseConnection,
+    slug: &str,
+    version: &str,
+) -> Result<(agent::Model, agent_version::Model), Error> {
+    let (agent, latest) = catalog::visible(db, slug, None).await?;
+    let wanted = if version.is_empty() {
+        latest
+            .map(|v| v.version)
+            .ok_or_else(|| Error::not_found(format!("a published version of {slug:?}")))?
+    } else {
+        version.to_string()
+    };
+    let row = agent_version::Entity::find()
+        .filter(agent_version::Column::AgentId.eq(&agent.id))
+        .filter(agent_version::Column::Version.eq(&wanted))
+        .filter(agent_version::Column::Status.eq(agent_version::PUBLISHED))
+        .one(db)
+        .await
+        .map_err(db::error)?
+        .ok_or_else(|| Error::not_found(format!("published version {wanted} of {slug:?}")))?;
+    Ok((agent, row))
+}

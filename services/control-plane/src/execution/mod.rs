@@ -1,0 +1,22 @@
+//! Executions: creation (validated, idempotent, queued through the outbox), queries, cancel,
+//! live watching, the node protocol (claim with fencing, reports) and the outbox relay.
+
+mod create;
+mod hub;
+mod node_service;
+mod query;
+mod reports;
+mod service;
+mod view;
+mod watch;
+
+pub use hub::Hub;
+pub use node_service::Nodes;
+pub use service::Executions;
+
+/// Priorities of queue messages: paid executions run before free ones.
+pub const PRIORITY_PAID: i16 = 5;
+pub const PRIORITY_FREE: i16 = 1;
+
+/// Bytes of log lines stored per execution; the node caps logs at 1 MiB, this is the backstop.
+pub const MAX_STORED_LOG_BYTES: i64 = 2 * 1024 * 1024;

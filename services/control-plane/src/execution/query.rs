@@ -1,0 +1,148 @@
+//! Reading executions and their logs, with ownership (another user's execution is not found),
+//! and canceling them.
+
+use chrono::Utc;
+use frameos_core::{Error, ErrorCode};
+use frameos_proto::v1;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::{Hub, view};
+use crate::auth::Principal;
+use crate::db;
+use crate::entity::{agent, execution, execution_log};
+
+const DEFAULT_PAGE: u64 = 20;
+const MAX_PAGE: u64 = 100;
+const DEFAULT_LOG_PAGE: u64 = 500;
+const MAX_LOG_PAGE: u64 = 1000;
+
+/// The execution if the caller may see it: its user or an admin.
+pub async fn owned(
+    db: &DatabaseConnection,
+    caller: &Principal,
+    id: &str,
+) -> Result<execution::Model, Error> {
+    let row = execution::Entity::find_by_id(id)
+        .one(db)
+        .await
+        .map_err(db::error)?
+        .filter(|row| caller.is_admin() || row.account_id == caller.account_id)
+        .ok_or_else(|| Error::not_found(format!("execution {id:?}")))?;
+    Ok(row)
+}
+
+pub async fn list(
+    db: &DatabaseConnection,
+    caller: &Principal,
+    request: &v1::ListExecutionsRequest,
+) -> Result<v1::ListExecutionsResponse, Error> {
+    let page_size = match u64::from(request.page_size) {
+        0 => DEFAULT_PAGE,
+        n if n > MAX_PAGE => {
+            return Err(Error::new(
+                ErrorCode::ValidationFailed,
+                "page_size must be at most 100",
+            ));
+        }
+        n => n,
+    };
+    let mut query =
+        execution::Entity::find().filter(execution::Column::AccountId.eq(&caller.account_id));
+    if !request.status.is_empty() {
+        if !execution::STATUSES.contains(&request.status.as_str()) {
+            return Err(Error::new(
+                ErrorCode::ValidationFailed,
+                format!("unknown status {:?}", request.status),
+            ));
+        }
+        query = query.filter(execution::Column::Status.eq(&request.status));
+    }
+    if !request.agent_slug.is_empty() {
+        let Some(agent) = agent::Entity::find()
+            .filter(agent::Column::Slug.eq(&request.agent_slug))
+            .one(db)
+            .await
+            .map_err(db::error)?
+        else {
+            return Ok(v1::ListExecutionsResponse::default());
+        };
+        query = query.filter(execution::Column::AgentId.eq(agent.id));
+    }
+    // Ids are UUIDv7, so they sort by creation time: the id is the page cursor.
+    if !request.page_token.is_empty() {
+        query = query.filter(execution::Column::Id.lt(&request.page_token));
+    }
+    let mut rows = query
+        .order_by_desc(execution::Column::Id)
+        .limit(page_size + 1)
+        .all(db)
+        .await
+        .map_err(db::error)?;
+    let next_page_token = if rows.len() as u64 > page_size {
+        rows.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
+        rows.last().map(|r| r.id.clone()).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(v1::ListExecutionsResponse {
+        items: view::executions(db, &rows).await?,
+        next_page_token,
+    })
+}
+
+pub async fn logs(
+    db: &DatabaseConnection,
+    execution_id: &str,
+    after_seq: u64,
+    page_size: u32,
+) -> Result<v1::ListLogsResponse, Error> {
+    let page_size = match u64::from(page_size) {
+        0 => DEFAULT_LOG_PAGE,
+        n => n.min(MAX_LOG_PAGE),
+    };
+    let mut rows = execution_log::Entity::find()
+        .filter(execution_log::Column::ExecutionId.eq(execution_id))
+        .filter(execution_log::Column::Seq.gt(i64::try_from(after_seq).unwrap_or(i64::MAX)))
+        .order_by_asc(execution_log::Column::Seq)
+        .limit(page_size + 1)
+        .all(db)
+        .await
+        .map_err(db::error)?;
+    let next_page_token = if rows.len() as u64 > page_size {
+        rows.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
+        rows.last().map(|r| r.seq.to_string()).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(v1::ListLogsResponse {
+        items: rows.iter().map(view::log_line).collect(),
+        next_page_token,
+    })
+}
+
+/// Cancels a queued or running execution. A running one is stopped by its node, which hears
+/// of it through its report stream.
+pub async fn cancel(
+    db: &DatabaseConnection,
+    hub: &Hub,
+    caller: &Principal,
+    id: &str,
+) -> Result<v1::Execution, Error> {
+    let row = owned(db, caller, id).await?;
+    let changed = execution::Entity::update_many()
+        .col_expr(execution::Column::Status, Expr::value(execution::CANCELED))
+        .col_expr(execution::Column::FinishedAt, Expr::value(Utc::now()))
+        .filter(execution::Column::Id.eq(id))
+        .filter(execution::Column::Status.is_in([execution::QUEUED, execution::RUNNING]))
+        .exec(db)
+        .await
+        .map_err(db::error)?
+        .rows_affected;
+    if changed > 0 {
+        tracing::info!(execution_id = id, previous = %row.status, "execution canceled");
+        hub.touch(id);
+    }
+    let row = owned(db, caller, id).await?;
+    view::one(db, &row).await
+}

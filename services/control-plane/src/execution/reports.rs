@@ -1,0 +1,338 @@
+//! One node's report stream for one execution attempt: logs, progress and the outcome, each
+//! accepted only while the attempt is the current one (fencing). The control plane tells the
+//! node to stop when the user cancels.
+
+use chrono::{DateTime, Utc};
+use frameos_core::{Error, ErrorCode};
+use frameos_proto::status::to_status;
+use frameos_proto::v1::{self, execution_report::Report};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::{Status, Streaming};
+
+use super::{Hub, MAX_STORED_LOG_BYTES};
+use crate::db;
+use crate::entity::{agent_version, execution, execution_log};
+
+type Reply = Result<v1::ReportReply, Status>;
+
+pub fn spawn(
+    db: DatabaseConnection,
+    hub: Hub,
+    mut inbound: Streaming<v1::ExecutionReport>,
+    replies: mpsc::Sender<Reply>,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let first = match inbound.message().await {
+            Ok(Some(first)) => first,
+            Ok(None) => return,
+            Err(status) => {
+                tracing::debug!(%status, "report stream broke before its first message");
+                return;
+            }
+        };
+        let execution_id = first.execution_id.clone();
+        let attempt = i32::try_from(first.attempt).unwrap_or(i32::MAX);
+        let mut subscription = hub.subscribe(&execution_id);
+        let mut cancel_sent = false;
+        let mut next = Some(first);
+        loop {
+            if let Some(report) = next.take() {
+                if report.execution_id != execution_id || report.attempt != first_attempt(attempt) {
+                    let _ = replies
+                        .send(Err(to_status(&Error::new(
+                            ErrorCode::InvalidRequest,
+                            "one report stream carries one execution attempt",
+                        ))))
+                        .await;
+                    return;
+                }
+                match handle(&db, &hub, &execution_id, attempt, report.report).await {
+                    Ok(Some(recorded)) => {
+                        let reply = v1::ReportReply {
+                            reply: Some(v1::report_reply::Reply::Recorded(recorded)),
+                        };
+                        let _ = replies.send(Ok(reply)).await;
+                        return;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        if e.code == ErrorCode::StaleAttempt {
+                            tracing::warn!(%execution_id, attempt, "report from a stale attempt refused");
+                        }
+                        let _ = replies.send(Err(to_status(&e))).await;
+                        return;
+                    }
+                }
+            }
+            tokio::select! {
+                message = inbound.message() => match message {
+                    Ok(Some(report)) => next = Some(report),
+                    Ok(None) | Err(_) => return,
+                },
+                () = subscription.changed(), if !cancel_sent => {
+                    if canceled(&db, &execution_id).await {
+                        cancel_sent = true;
+                        let reply = v1::ReportReply { reply: Some(v1::report_reply::Reply::Cancel(v1::Cancel {})) };
+                        if replies.send(Ok(reply)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                () = shutdown.cancelled() => {
+                    let _ = replies.send(Err(Status::unavailable("control plane shutting down"))).await;
+                    return;
+                }
+            }
+        }
+    });
+}
+
+fn first_attempt(attempt: i32) -> u32 {
+    u32::try_from(attempt).unwrap_or(0)
+}
+
+async fn canceled(db: &DatabaseConnection, execution_id: &str) -> bool {
+    matches!(
+        execution::Entity::find_by_id(execution_id).one(db).await,
+        Ok(Some(row)) if row.status == execution::CANCELED
+    )
+}
+
+/// Applies one report; `Some` once the outcome is recorded.
+async fn handle(
+    db: &DatabaseConnection,
+    hub: &Hub,
+    execution_id: &str,
+    attempt: i32,
+    report: Option<Report>,
+) -> Result<Option<v1::Recorded>, Error> {
+    let result = match report {
+        // The opening message only announces the attempt: check that it is current.
+        None => match execution::Entity::find_by_id(execution_id).one(db).await {
+            Ok(Some(row)) if row.attempts == attempt => Ok(None),
+            Ok(_) => Err(refused(db, execution_id, attempt).await),
+            Err(e) => Err(db::error(e)),
+        },
+        Some(Report::Logs(batch)) => append_logs(db, execution_id, attempt, batch.lines)
+            .await
+            .map(|()| None),
+        Some(Report::Progress(progress)) => record_progress(db, execution_id, attempt, progress)
+            .await
+            .map(|()| None),
+        Some(Report::Outcome(outcome)) => record_outcome(db, execution_id, attempt, outcome)
+            .await
+            .map(Some),
+    };
+    hub.touch(execution_id);
+    result
+}
+
+/// Explains a guarded update that changed nothing.
+async fn refused(db: &DatabaseConnection, execution_id: &str, attempt: i32) -> Error {
+    match execution::Entity::find_by_id(execution_id).one(db).await {
+        Ok(Some(row)) if row.attempts != attempt => Error::new(
+            ErrorCode::StaleAttempt,
+            format!(
+                "attempt {attempt} is stale; attempt {} owns this execution",
+                row.attempts
+            ),
+        ),
+        Ok(Some(row)) => Error::new(
+            ErrorCode::Conflict,
+            format!("the execution is {}", row.status),
+        ),
+        Ok(None) => Error::not_found(format!("execution {execution_id:?}")),
+        Err(e) => db::error(e),
+    }
+}
+
+async fn append_logs(
+    db: &DatabaseConnection,
+    execution_id: &str,
+    attempt: i32,
+    lines: Vec<v1::NodeLogLine>,
+) -> Result<(), Error> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let count = i64::try_from(lines.len()).unwrap_or(i64::MAX);
+    let bytes: i64 = lines.iter().map(|l| l.line.len() as i64).sum();
+    let txn = db.begin().await.map_err(db::error)?;
+    // Reserving the sequence numbers locks the row, so concurrent batches cannot interleave.
+    let changed = execution::Entity::update_many()
+        .col_expr(
+            execution::Column::LogSeq,
+            Expr::col(execution::Column::LogSeq).add(count),
+        )
+        .col_expr(
+            execution::Column::LogBytes,
+            Expr::col(execution::Column::LogBytes).add(bytes),
+        )
+        .filter(execution::Column::Id.eq(execution_id))
+        .filter(execution::Column::Attempts.eq(attempt))
+        .filter(execution::Column::Status.eq(execution::RUNNING))
+        .exec(&txn)
+        .await
+        .map_err(db::error)?
+        .rows_affected;
+    if changed == 0 {
+        drop(txn);
+        return Err(refused(db, execution_id, attempt).await);
+    }
+    let row = execution::Entity::find_by_id(execution_id)
+        .one(&txn)
+        .await
+        .map_err(db::error)?
+        .ok_or_else(|| Error::internal("execution vanished"))?;
+    if row.log_bytes - bytes > MAX_STORED_LOG_BYTES {
+        // The node caps logs; this only guards the database against a misbehaving node.
+        txn.commit().await.map_err(db::error)?;
+        return Ok(());
+    }
+    let first = row.log_seq - count + 1;
+    let rows = lines.into_iter().zip(first..).map(|(line, seq)| {
+        let ts = line
+            .ts
+            .and_then(|t| {
+                DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+            })
+            .unwrap_or_else(Utc::now);
+        execution_log::ActiveModel {
+            execution_id: Set(execution_id.to_string()),
+            seq: Set(seq),
+            stream: Set(if line.stream == "stderr" {
+                "stderr"
+            } else {
+                "stdout"
+            }
+            .to_string()),
+            line: Set(line.line),
+            ts: Set(ts),
+        }
+    });
+    execution_log::Entity::insert_many(rows)
+        .exec(&txn)
+        .await
+        .map_err(db::error)?;
+    txn.commit().await.map_err(db::error)?;
+    Ok(())
+}
+
+async fn record_progress(
+    db: &DatabaseConnection,
+    execution_id: &str,
+    attempt: i32,
+    progress: v1::Progress,
+) -> Result<(), Error> {
+    if !progress.fraction.is_finite() || !(0.0..=1.0).contains(&progress.fraction) {
+        return Err(Error::new(
+            ErrorCode::InvalidRequest,
+            "progress must be between 0 and 1",
+        ));
+    }
+    let message: String = progress.message.chars().take(500).collect();
+    let changed = execution::Entity::update_many()
+        .col_expr(execution::Column::Progress, Expr::value(progress.fraction))
+        .col_expr(execution::Column::ProgressMessage, Expr::value(message))
+        .filter(execution::Column::Id.eq(execution_id))
+        .filter(execution::Column::Attempts.eq(attempt))
+        .filter(execution::Column::Status.eq(execution::RUNNING))
+        .exec(db)
+        .await
+        .map_err(db::error)?
+        .rows_affected;
+    if changed == 0 {
+        return Err(refused(db, execution_id, attempt).await);
+    }
+    Ok(())
+}
+
+async fn record_outcome(
+    db: &DatabaseConnection,
+    execution_id: &str,
+    attempt: i32,
+    outcome: v1::Outcome,
+) -> Result<v1::Recorded, Error> {
+    let (mut status, mut output, mut error) = match outcome.status.as_str() {
+        s @ (execution::SUCCEEDED
+        | execution::FAILED
+        | execution::TIMED_OUT
+        | execution::CANCELED) => (s.to_string(), outcome.output_json, outcome.error),
+        other => {
+            return Err(Error::new(
+                ErrorCode::InvalidRequest,
+                format!("unknown outcome status {other:?}"),
+            ));
+        }
+    };
+    if status == execution::SUCCEEDED
+        && let Err(reason) = check_output(db, execution_id, output.as_deref()).await?
+    {
+        status = execution::FAILED.to_string();
+        error = Some(format!(
+            "the output does not match the agent's output schema: {reason}"
+        ));
+        output = None;
+    }
+    let now = Utc::now();
+    let changed = execution::Entity::update_many()
+        .col_expr(execution::Column::Status, Expr::value(status.clone()))
+        .col_expr(execution::Column::Output, Expr::value(output))
+        .col_expr(execution::Column::Error, Expr::value(error))
+        .col_expr(execution::Column::ExitCode, Expr::value(outcome.exit_code))
+        .col_expr(execution::Column::FinishedAt, Expr::value(now))
+        .filter(execution::Column::Id.eq(execution_id))
+        .filter(execution::Column::Attempts.eq(attempt))
+        .filter(execution::Column::Status.eq(execution::RUNNING))
+        .exec(db)
+        .await
+        .map_err(db::error)?
+        .rows_affected;
+    if changed == 0 {
+        // Already ended for this very attempt (a canceled execution, or a repeated report
+        // after a lost reply): the stored outcome stands and the node may ack.
+        if let Ok(Some(row)) = execution::Entity::find_by_id(execution_id).one(db).await
+            && row.attempts == attempt
+            && execution::is_terminal(&row.status)
+        {
+            return Ok(v1::Recorded { status: row.status });
+        }
+        return Err(refused(db, execution_id, attempt).await);
+    }
+    tracing::info!(execution_id, attempt, %status, "execution finished");
+    Ok(v1::Recorded { status })
+}
+
+/// `Ok(Err(reason))` when the output is not JSON or violates the version's `outputs` schema.
+async fn check_output(
+    db: &DatabaseConnection,
+    execution_id: &str,
+    output: Option<&str>,
+) -> Result<Result<(), String>, Error> {
+    let value: serde_json::Value = match output.map(serde_json::from_str).transpose() {
+        Ok(value) => value.unwrap_or(serde_json::Value::Null),
+        Err(e) => return Ok(Err(format!("not JSON: {e}"))),
+    };
+    let row = execution::Entity::find_by_id(execution_id)
+        .one(db)
+        .await
+        .map_err(db::error)?
+        .ok_or_else(|| Error::not_found(format!("execution {execution_id:?}")))?;
+    let version = agent_version::Entity::find_by_id(&row.version_id)
+        .one(db)
+        .await
+        .map_err(db::error)?
+        .ok_or_else(|| Error::internal("the execution's version vanished"))?;
+    let manifest: serde_json::Value = serde_json::from_str(&version.manifest)
+        .map_err(|e| Error::internal(format!("stored manifest unreadable: {e}")))?;
+    match manifest.get("outputs") {
+        Some(schema) if !schema.is_null() => {
+            Ok(frameos_package::manifest::validate_json(schema, &value))
+        }
+        _ => Ok(Ok(())),
+    }
+}

@@ -1,0 +1,145 @@
+//! The `ExecutionService` gRPC endpoint.
+
+use std::pin::Pin;
+
+use frameos_core::{Error, Role};
+use frameos_proto::status::to_status;
+use frameos_proto::v1::{self, execution_service_server::ExecutionService};
+use sea_orm::DatabaseConnection;
+use tokio::sync::{Notify, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::{Hub, create, query, view, watch};
+use crate::auth;
+
+pub struct Executions {
+    db: DatabaseConnection,
+    hub: Hub,
+    /// Wakes the outbox relay when a job was committed.
+    outbox: std::sync::Arc<Notify>,
+    shutdown: CancellationToken,
+}
+
+impl Executions {
+    pub fn new(
+        db: DatabaseConnection,
+        hub: Hub,
+        outbox: std::sync::Arc<Notify>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Executions {
+            db,
+            hub,
+            outbox,
+            shutdown,
+        }
+    }
+}
+
+fn reply<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(|e| to_status(&e))
+}
+
+type EventStream = Pin<Box<dyn tokio_stream::Stream<Item = watch::EventResult> + Send>>;
+
+#[tonic::async_trait]
+impl ExecutionService for Executions {
+    async fn create_execution(
+        &self,
+        request: Request<v1::CreateExecutionRequest>,
+    ) -> Result<Response<v1::Execution>, Status> {
+        let result = async {
+            let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
+            let (execution, created) = create::create(&self.db, &caller, request.get_ref()).await?;
+            if created {
+                self.outbox.notify_one();
+            }
+            Ok(execution)
+        }
+        .await;
+        reply(result)
+    }
+
+    async fn get_execution(
+        &self,
+        request: Request<v1::GetExecutionRequest>,
+    ) -> Result<Response<v1::Execution>, Status> {
+        reply(
+            async {
+                let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
+                let row = query::owned(&self.db, &caller, &request.get_ref().id).await?;
+                view::one(&self.db, &row).await
+            }
+            .await,
+        )
+    }
+
+    async fn list_executions(
+        &self,
+        request: Request<v1::ListExecutionsRequest>,
+    ) -> Result<Response<v1::ListExecutionsResponse>, Status> {
+        reply(
+            async {
+                let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
+                query::list(&self.db, &caller, request.get_ref()).await
+            }
+            .await,
+        )
+    }
+
+    async fn cancel_execution(
+        &self,
+        request: Request<v1::GetExecutionRequest>,
+    ) -> Result<Response<v1::Execution>, Status> {
+        reply(
+            async {
+                let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
+                query::cancel(&self.db, &self.hub, &caller, &request.get_ref().id).await
+            }
+            .await,
+        )
+    }
+
+    async fn list_logs(
+        &self,
+        request: Request<v1::ListLogsRequest>,
+    ) -> Result<Response<v1::ListLogsResponse>, Status> {
+        reply(
+            async {
+                let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
+                let body = request.get_ref();
+                query::owned(&self.db, &caller, &body.execution_id).await?;
+                query::logs(&self.db, &body.execution_id, body.after_seq, body.page_size).await
+            }
+            .await,
+        )
+    }
+
+    type WatchExecutionStream = EventStream;
+
+    async fn watch_execution(
+        &self,
+        request: Request<v1::WatchExecutionRequest>,
+    ) -> Result<Response<Self::WatchExecutionStream>, Status> {
+        let caller = auth::require(&self.db, request.metadata(), Role::User)
+            .await
+            .map_err(|e| to_status(&e))?;
+        let body = request.into_inner();
+        let row = query::owned(&self.db, &caller, &body.id)
+            .await
+            .map_err(|e| to_status(&e))?;
+        // Bounded: a slow client slows its watcher down, never the control plane.
+        let (sender, receiver) = mpsc::channel(64);
+        watch::spawn(
+            self.db.clone(),
+            self.hub.clone(),
+            row.id,
+            body.after_seq,
+            sender,
+            self.shutdown.clone(),
+        );
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+}

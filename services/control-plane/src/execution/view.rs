@@ -1,0 +1,85 @@
+//! Execution rows → gRPC messages, with the agent slug and version string attached.
+
+use std::collections::HashMap;
+
+use frameos_core::Error;
+use frameos_proto::v1;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+
+use crate::db;
+use crate::entity::{agent, agent_version, execution, execution_log};
+use crate::view::timestamp;
+
+pub fn execution(row: &execution::Model, slug: &str, version: &str) -> v1::Execution {
+    let duration_ms = match (row.started_at, row.finished_at) {
+        (Some(start), Some(end)) => u64::try_from((end - start).num_milliseconds()).ok(),
+        _ => None,
+    };
+    v1::Execution {
+        id: row.id.clone(),
+        agent_slug: slug.to_string(),
+        version: version.to_string(),
+        status: row.status.clone(),
+        inputs_json: row.inputs.clone(),
+        output_json: row.output.clone(),
+        error: row.error.clone(),
+        exit_code: row.exit_code,
+        progress: row.progress,
+        attempts: u32::try_from(row.attempts).unwrap_or(0),
+        created_at: Some(timestamp(row.created_at)),
+        started_at: row.started_at.map(timestamp),
+        finished_at: row.finished_at.map(timestamp),
+        progress_message: row.progress_message.clone(),
+        duration_ms,
+        account_id: row.account_id.clone(),
+    }
+}
+
+/// Views of many executions, loading their agents and versions in two queries.
+pub async fn executions(
+    db: &DatabaseConnection,
+    rows: &[execution::Model],
+) -> Result<Vec<v1::Execution>, Error> {
+    let agents: HashMap<String, String> = agent::Entity::find()
+        .filter(agent::Column::Id.is_in(rows.iter().map(|r| r.agent_id.as_str())))
+        .all(db)
+        .await
+        .map_err(db::error)?
+        .into_iter()
+        .map(|a| (a.id, a.slug))
+        .collect();
+    let versions: HashMap<String, String> = agent_version::Entity::find()
+        .filter(agent_version::Column::Id.is_in(rows.iter().map(|r| r.version_id.as_str())))
+        .all(db)
+        .await
+        .map_err(db::error)?
+        .into_iter()
+        .map(|v| (v.id, v.version))
+        .collect();
+    Ok(rows
+        .iter()
+        .map(|row| {
+            execution(
+                row,
+                agents.get(&row.agent_id).map_or("", String::as_str),
+                versions.get(&row.version_id).map_or("", String::as_str),
+            )
+        })
+        .collect())
+}
+
+pub async fn one(db: &DatabaseConnection, row: &execution::Model) -> Result<v1::Execution, Error> {
+    let mut views = executions(db, std::slice::from_ref(row)).await?;
+    views
+        .pop()
+        .ok_or_else(|| Error::internal("execution view vanished"))
+}
+
+pub fn log_line(row: &execution_log::Model) -> v1::LogLine {
+    v1::LogLine {
+        seq: u64::try_from(row.seq).unwrap_or(0),
+        stream: row.stream.clone(),
+        line: row.line.clone(),
+        ts: Some(timestamp(row.ts)),
+    }
+}

@@ -1,0 +1,103 @@
+//! `WatchExecution`: log lines, progress and status changes, live, until the execution ends.
+//! Each wake-up re-reads the database, so nothing is missed and a watcher on another replica
+//! still sees everything within the poll interval.
+
+use std::time::Duration;
+
+use frameos_proto::v1::{self, execution_event::Event};
+use sea_orm::{DatabaseConnection, EntityTrait};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Hub, query, view};
+use crate::entity::execution;
+
+/// Catches changes written by another control plane replica.
+const POLL: Duration = Duration::from_millis(500);
+
+pub type EventResult = Result<v1::ExecutionEvent, tonic::Status>;
+
+/// Starts a watcher task feeding `sender`; it ends when the execution ends, the receiver goes
+/// away, or the server shuts down.
+pub fn spawn(
+    db: DatabaseConnection,
+    hub: Hub,
+    execution_id: String,
+    after_seq: u64,
+    sender: mpsc::Sender<EventResult>,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut subscription = hub.subscribe(&execution_id);
+        let mut last_seq = after_seq;
+        let mut last_progress: Option<(Option<f64>, Option<String>)> = None;
+        let mut last_status: Option<String> = None;
+        loop {
+            let page = match query::logs(&db, &execution_id, last_seq, 500).await {
+                Ok(page) => page,
+                Err(e) => {
+                    let _ = sender.send(Err(frameos_proto::status::to_status(&e))).await;
+                    return;
+                }
+            };
+            let more_logs = !page.next_page_token.is_empty();
+            for line in page.items {
+                last_seq = line.seq;
+                if sender.send(Ok(event(Event::Log(line)))).await.is_err() {
+                    return;
+                }
+            }
+            if more_logs {
+                continue;
+            }
+            let row = match execution::Entity::find_by_id(&execution_id).one(&db).await {
+                Ok(Some(row)) => row,
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = sender
+                        .send(Err(frameos_proto::status::to_status(&crate::db::error(e))))
+                        .await;
+                    return;
+                }
+            };
+            let progress = (row.progress, row.progress_message.clone());
+            if row.progress.is_some() && last_progress.as_ref() != Some(&progress) {
+                last_progress = Some(progress);
+                let update = v1::Progress {
+                    fraction: row.progress.unwrap_or_default(),
+                    message: row.progress_message.clone().unwrap_or_default(),
+                };
+                if sender
+                    .send(Ok(event(Event::Progress(update))))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            if last_status.as_deref() != Some(row.status.as_str()) {
+                last_status = Some(row.status.clone());
+                let Ok(status) = view::one(&db, &row).await else {
+                    return;
+                };
+                if sender.send(Ok(event(Event::Status(status)))).await.is_err() {
+                    return;
+                }
+            }
+            if execution::is_terminal(&row.status) {
+                // Logs committed just before the outcome were drained above.
+                return;
+            }
+            tokio::select! {
+                () = subscription.changed() => {}
+                () = tokio::time::sleep(POLL) => {}
+                () = sender.closed() => return,
+                () = shutdown.cancelled() => return,
+            }
+        }
+    });
+}
+
+fn event(event: Event) -> v1::ExecutionEvent {
+    v1::ExecutionEvent { event: Some(event) }
+}
