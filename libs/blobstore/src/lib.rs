@@ -1,9 +1,11 @@
 //! Where agent packages live: an S3-compatible bucket in production (R2, MinIO, AWS) or a local
 //! directory for the embedded default. Objects are written once and never modified.
 
+mod config;
 mod local;
 mod s3;
 
+pub use config::StoreConfig;
 pub use local::LocalStore;
 pub use s3::{S3Config, S3Store};
 

@@ -1,9 +1,8 @@
 //! The control plane's configuration: environment variables (API.md §3), each also a flag.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
-use frameos_blobstore::{LocalStore, S3Config, S3Store, Store};
+use frameos_blobstore::StoreConfig;
 use frameos_package::{Limits, PlatformMaxima};
 
 #[derive(Clone, Debug, clap::Args)]
@@ -24,6 +23,14 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_MIGRATE", default_value_t = false)]
     pub migrate: bool,
 
+    /// RabbitMQ URL; absent → an in-process queue (only useful with an in-process node).
+    #[arg(long, env = "FRAMEOS_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+
+    /// Name of the job queue (and the prefix of its retry and dead-letter queues).
+    #[arg(long, env = "FRAMEOS_QUEUE_NAME", default_value = "frameos.jobs")]
+    pub queue_name: String,
+
     /// If set, an admin account with exactly this API key exists at start.
     #[arg(long, env = "FRAMEOS_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
     pub bootstrap_admin_key: Option<String>,
@@ -33,60 +40,6 @@ pub struct Config {
 
     #[command(flatten)]
     pub limits: LimitsConfig,
-}
-
-#[derive(Clone, Debug, clap::Args)]
-pub struct StoreConfig {
-    /// S3-compatible endpoint; absent → the local directory store.
-    #[arg(long, env = "FRAMEOS_S3_ENDPOINT")]
-    pub s3_endpoint: Option<String>,
-    /// Bucket of the packages; setting it alone selects AWS S3 proper.
-    #[arg(long, env = "FRAMEOS_S3_BUCKET")]
-    pub s3_bucket: Option<String>,
-    #[arg(long, env = "FRAMEOS_S3_REGION", default_value = "us-east-1")]
-    pub s3_region: String,
-    /// Path-style addressing (MinIO and most self-hosted stores need it).
-    #[arg(long, env = "FRAMEOS_S3_PATH_STYLE", default_value_t = true, action = clap::ArgAction::Set)]
-    pub s3_path_style: bool,
-    #[arg(
-        long,
-        env = "AWS_ACCESS_KEY_ID",
-        default_value = "",
-        hide_env_values = true
-    )]
-    pub aws_access_key_id: String,
-    #[arg(
-        long,
-        env = "AWS_SECRET_ACCESS_KEY",
-        default_value = "",
-        hide_env_values = true
-    )]
-    pub aws_secret_access_key: String,
-    /// The local directory store, used when no S3 bucket is configured.
-    #[arg(
-        long,
-        env = "FRAMEOS_PACKAGE_DIR",
-        default_value = "./.frameos/packages"
-    )]
-    pub package_dir: PathBuf,
-}
-
-impl StoreConfig {
-    pub fn build(&self) -> Store {
-        match (&self.s3_endpoint, &self.s3_bucket) {
-            (None, None) => Store::Local(LocalStore::new(&self.package_dir)),
-            (endpoint, bucket) => Store::S3(S3Store::new(&S3Config {
-                endpoint: endpoint.clone(),
-                bucket: bucket
-                    .clone()
-                    .unwrap_or_else(|| "frameos-agents".to_string()),
-                region: self.s3_region.clone(),
-                access_key_id: self.aws_access_key_id.clone(),
-                secret_access_key: self.aws_secret_access_key.clone(),
-                path_style: self.s3_path_style,
-            })),
-        }
-    }
 }
 
 /// Package limits and platform maxima for agent resources.
@@ -125,6 +78,13 @@ impl LimitsConfig {
 }
 
 impl Config {
+    pub fn topology(&self) -> frameos_queue::Topology {
+        frameos_queue::Topology {
+            name: self.queue_name.clone(),
+            ..frameos_queue::Topology::default()
+        }
+    }
+
     /// The embedded defaults, as `frameos dev` and tests start from.
     pub fn embedded() -> Self {
         use clap::Parser;

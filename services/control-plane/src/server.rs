@@ -15,6 +15,7 @@ use tonic_health::ServingStatus;
 
 use crate::accounts::{self, Accounts};
 use crate::agents::Agents;
+use crate::execution::relay::{self, QueueSource};
 use crate::execution::{Executions, Hub, Nodes};
 use crate::versions::Publisher;
 use crate::{Config, db};
@@ -46,6 +47,7 @@ pub struct Server {
     db: DatabaseConnection,
     listener: TcpListener,
     generated_admin_key: Option<String>,
+    shared_queue: Option<frameos_queue::Queue>,
 }
 
 impl Server {
@@ -74,7 +76,29 @@ impl Server {
             db,
             listener,
             generated_admin_key,
+            shared_queue: None,
         })
+    }
+
+    /// Uses `queue` (an in-process queue shared with an in-process node) instead of
+    /// connecting to `FRAMEOS_AMQP_URL`.
+    pub fn with_queue(mut self, queue: frameos_queue::Queue) -> Self {
+        self.shared_queue = Some(queue);
+        self
+    }
+
+    fn queue_source(&self) -> QueueSource {
+        match (&self.shared_queue, &self.config.amqp_url) {
+            (Some(queue), _) => QueueSource::Shared(queue.clone()),
+            (None, Some(url)) => QueueSource::Amqp {
+                url: url.clone(),
+                topology: self.config.topology(),
+            },
+            (None, None) => {
+                tracing::warn!("no FRAMEOS_AMQP_URL: jobs stay in this process's in-memory queue");
+                QueueSource::Shared(frameos_queue::Queue::in_process(self.config.topology()))
+            }
+        }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -124,6 +148,19 @@ impl Server {
             shutdown.clone(),
         );
         let nodes = Nodes::new(self.db.clone(), hub.clone(), shutdown.clone());
+        let source = self.queue_source();
+        let relay_task = tokio::spawn(relay::run_relay(
+            self.db.clone(),
+            source.clone(),
+            outbox.clone(),
+            shutdown.clone(),
+        ));
+        let dead_letter_task = tokio::spawn(relay::run_dead_letters(
+            self.db.clone(),
+            hub.clone(),
+            source,
+            shutdown.clone(),
+        ));
 
         let addr = self.local_addr();
         tracing::info!(%addr, store = %publisher.store.describe(), "control plane serving");
@@ -146,6 +183,8 @@ impl Server {
             .map_err(Error::Serve);
         shutdown.cancel();
         let _ = health_task.await;
+        let _ = relay_task.await;
+        let _ = dead_letter_task.await;
         let _ = self.db.close().await;
         tracing::info!("control plane stopped");
         result

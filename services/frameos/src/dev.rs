@@ -1,5 +1,9 @@
-//! `frameos dev`: the control plane and the gateway in one process, on the embedded defaults.
+//! `frameos dev`: control plane, gateway and an execution node in one process, on the embedded
+//! defaults (SQLite, a local package directory, an in-process queue, Docker when it answers).
 
+use std::path::Path;
+
+use frameos_sandbox::{Images, Sandbox};
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
@@ -9,6 +13,12 @@ pub struct Args {
     /// Where the REST gateway listens.
     #[arg(long, env = "FRAMEOS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     http_addr: std::net::SocketAddr,
+    /// Docker socket or URL.
+    #[arg(long, env = "FRAMEOS_DOCKER_HOST")]
+    docker_host: Option<String>,
+    /// Executions run at once by the in-process node.
+    #[arg(long, env = "FRAMEOS_NODE_CONCURRENCY")]
+    concurrency: Option<u16>,
 }
 
 pub async fn run(mut args: Args) -> anyhow::Result<()> {
@@ -26,7 +36,15 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     };
     let shutdown = CancellationToken::new();
     let max_package_bytes = args.control_plane.limits.max_package_bytes;
-    let control_plane = frameos_control_plane::Server::bind(args.control_plane).await?;
+    let topology = args.control_plane.topology();
+    let amqp_url = args.control_plane.amqp_url.clone();
+    let store = args.control_plane.store.clone();
+    let queue = frameos_queue::Queue::in_process(topology);
+
+    let mut control_plane = frameos_control_plane::Server::bind(args.control_plane).await?;
+    if amqp_url.is_none() {
+        control_plane = control_plane.with_queue(queue.clone());
+    }
     let grpc_addr = control_plane.local_addr();
     let mut gateway_config = frameos_gateway::Config::embedded();
     gateway_config.http_addr = args.http_addr;
@@ -35,10 +53,28 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let gateway = frameos_gateway::Gateway::bind(gateway_config).await?;
     let http_addr = gateway.local_addr();
 
+    let mut node_config = frameos_execution_node::Config::embedded();
+    node_config.control_plane_url = format!("http://{grpc_addr}");
+    node_config.store = store;
+    node_config.concurrency = args.concurrency;
+    node_config.amqp_url = amqp_url.clone();
+    let node_id = node_config.node_id();
+    node_config.node_id = Some(node_id.clone());
+    let (sandbox, isolated) = sandbox(args.docker_host.as_deref(), &node_id).await;
+    let node = match amqp_url {
+        Some(_) => frameos_execution_node::Node::start(node_config).await?,
+        None => frameos_execution_node::Node::start_with(node_config, sandbox, queue).await?,
+    };
+
     println!();
     println!("  FrameOS is running (development mode)");
     println!("  REST API      http://{http_addr}/v1   (OpenAPI: http://{http_addr}/openapi.json)");
     println!("  gRPC          http://{grpc_addr}");
+    if isolated {
+        println!("  sandbox       Docker");
+    } else {
+        println!("  sandbox       local processes — NOT ISOLATED, development only");
+    }
     println!("  admin API key {admin_key}");
     println!();
     println!("  export FRAMEOS_API_URL=http://{http_addr} FRAMEOS_API_KEY={admin_key}");
@@ -47,15 +83,52 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
 
     let cp = tokio::spawn(control_plane.run(shutdown.clone()));
     let gw = tokio::spawn(gateway.run(shutdown.clone()));
+    let nd = tokio::spawn(node.run(shutdown.clone()));
     let signal = shutdown.clone();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
         signal.cancel();
     });
-    let (cp, gw) = tokio::join!(cp, gw);
+    let (cp, gw, nd) = tokio::join!(cp, gw, nd);
     shutdown.cancel();
     cp??;
     gw??;
+    nd??;
     Ok(())
+}
+
+/// Docker when it answers (building the runtime images first if they are missing); otherwise
+/// the local-process runner, which is not isolated at all.
+async fn sandbox(docker_host: Option<&str>, node_id: &str) -> (Sandbox, bool) {
+    match Sandbox::docker(docker_host, Images::default(), node_id).await {
+        Ok(docker) => {
+            if docker.check_images().await.is_err() {
+                let script = Path::new("runtime-images/build.sh");
+                if script.exists() {
+                    println!("building the runtime images (first start only; a few minutes)…");
+                    let status = tokio::process::Command::new("bash")
+                        .arg(script)
+                        .status()
+                        .await;
+                    if !matches!(status, Ok(s) if s.success()) {
+                        eprintln!(
+                            "runtime-images/build.sh failed; falling back to local processes"
+                        );
+                        return (Sandbox::local_unisolated(node_id), false);
+                    }
+                } else {
+                    eprintln!(
+                        "runtime images missing and runtime-images/build.sh not found (run from the repository root)"
+                    );
+                    return (Sandbox::local_unisolated(node_id), false);
+                }
+            }
+            (docker, true)
+        }
+        Err(e) => {
+            eprintln!("Docker is not available ({e}); agents run as local processes, NOT ISOLATED");
+            (Sandbox::local_unisolated(node_id), false)
+        }
+    }
 }

@@ -17,9 +17,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Control plane + gateway in one process on the embedded defaults (SQLite and a local
-    /// directory under ./.frameos/).
-    Dev(dev::Args),
+    /// Control plane, gateway and an execution node in one process on the embedded defaults
+    /// (SQLite and a local directory under ./.frameos/, an in-process queue).
+    Dev(Box<dev::Args>),
     /// Apply pending database migrations.
     Migrate {
         #[arg(
@@ -44,7 +44,7 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Dev(args) => dev::run(args).await,
+        Command::Dev(args) => dev::run(*args).await,
         Command::Migrate { database_url } => {
             frameos_telemetry::init();
             frameos_control_plane::migrate(&database_url)

@@ -36,6 +36,11 @@ pub struct Config {
     /// API requests served at once; more wait for a slot (until the request deadline).
     #[arg(long, env = "FRAMEOS_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
     pub max_concurrent_requests: usize,
+
+    /// Execution event streams (Server-Sent Events) open at once; more are refused with 503.
+    /// A stream lasts as long as its execution, so these are counted apart from requests.
+    #[arg(long, env = "FRAMEOS_MAX_EVENT_STREAMS", default_value_t = 1024)]
+    pub max_event_streams: usize,
 }
 
 impl Config {

@@ -6,6 +6,7 @@ use frameos_core::ErrorCode;
 use frameos_proto::v1::WhoAmIRequest;
 use frameos_proto::v1::account_service_client::AccountServiceClient;
 use frameos_proto::v1::agent_service_client::AgentServiceClient;
+use frameos_proto::v1::execution_service_client::ExecutionServiceClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -22,6 +23,10 @@ const MAX_REPLY_BYTES: usize = 32 * 1024 * 1024;
 #[derive(Clone, Debug)]
 pub struct ControlPlane {
     channel: Channel,
+    /// A connection of its own for long-lived event streams: a stream whose client reads slowly
+    /// holds HTTP/2 flow-control window, and on the shared connection enough of them would
+    /// stall every other call.
+    stream_channel: Channel,
     max_package_message: usize,
 }
 
@@ -33,16 +38,19 @@ impl ControlPlane {
         call_timeout: Duration,
         max_package_bytes: u64,
     ) -> Result<ControlPlane, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(url.to_string())?
+        // The call timeout ends with the response head, so it bounds only the start of a stream.
+        let endpoint = Endpoint::from_shared(url.to_string())?
             .timeout(call_timeout)
             .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
+        let stream_channel = endpoint.connect_lazy();
         let max_package_message = usize::try_from(max_package_bytes)
             .unwrap_or(usize::MAX)
             .saturating_add(ENVELOPE_BYTES);
         Ok(ControlPlane {
             channel,
+            stream_channel,
             max_package_message,
         })
     }
@@ -55,6 +63,17 @@ impl ControlPlane {
         AgentServiceClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_REPLY_BYTES)
             .max_encoding_message_size(self.max_package_message)
+    }
+
+    /// Executions: their inputs and outputs are whatever JSON the agent takes and returns.
+    pub fn executions(&self) -> ExecutionServiceClient<Channel> {
+        ExecutionServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY_BYTES)
+    }
+
+    /// `WatchExecution`, on the connection reserved for streams.
+    pub fn execution_events(&self) -> ExecutionServiceClient<Channel> {
+        ExecutionServiceClient::new(self.stream_channel.clone())
+            .max_decoding_message_size(MAX_REPLY_BYTES)
     }
 
     /// Ready when the control plane's health service says SERVING within `within`.

@@ -12,6 +12,7 @@ mod openapi;
 mod pricing;
 mod routes;
 mod server;
+mod streams;
 mod view;
 
 pub use config::Config;

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::routes::{accounts, agents, ops, reviews, versions};
+use crate::routes::{accounts, agents, executions, ops, reviews, versions};
 use crate::view;
 
 #[derive(OpenApi)]
@@ -25,6 +25,12 @@ use crate::view;
         reviews::list_reviews,
         reviews::approve_version,
         reviews::reject_version,
+        executions::create_execution,
+        executions::list_executions,
+        executions::get_execution,
+        executions::list_logs,
+        executions::watch_execution,
+        executions::cancel_execution,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -36,6 +42,7 @@ use crate::view;
         accounts::CreateAccount,
         agents::CreateAgent,
         reviews::RejectVersion,
+        executions::CreateExecution,
         ops::Health,
         view::AccountView,
         view::NewAccountView,
@@ -47,6 +54,11 @@ use crate::view;
         view::ScanView,
         view::ViolationView,
         view::ReviewView,
+        view::ExecutionView,
+        view::ExecutionList,
+        view::LogLineView,
+        view::LogPage,
+        view::ProgressView,
     )),
     modifiers(&BearerKey),
     tags(
@@ -54,6 +66,7 @@ use crate::view;
         (name = "agents", description = "Agents and the marketplace"),
         (name = "versions", description = "Immutable versions of an agent"),
         (name = "reviews", description = "The admin review"),
+        (name = "executions", description = "Running agents: results, logs and live events"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]

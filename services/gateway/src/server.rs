@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Config;
 use crate::routes::{self, AppState};
+use crate::streams::EventStreams;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -30,6 +31,7 @@ pub struct Gateway {
     config: Config,
     listener: TcpListener,
     app: Router,
+    streams: EventStreams,
 }
 
 impl Gateway {
@@ -40,6 +42,7 @@ impl Gateway {
             url: config.control_plane_url.clone(),
             source,
         })?;
+        let streams = state.streams.clone();
         let app = routes::router(state, &config);
         let listener = TcpListener::bind(config.http_addr)
             .await
@@ -51,6 +54,7 @@ impl Gateway {
             config,
             listener,
             app,
+            streams,
         })
     }
 
@@ -58,12 +62,17 @@ impl Gateway {
         self.listener.local_addr().unwrap_or(self.config.http_addr)
     }
 
-    /// Serves until `shutdown` fires, then lets requests in flight finish.
+    /// Serves until `shutdown` fires, then lets requests in flight finish. Event streams end
+    /// at once: they could last as long as an execution, and their clients resume elsewhere.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         let addr = self.local_addr();
         tracing::info!(%addr, control_plane = %self.config.control_plane_url, "gateway serving");
+        let streams = self.streams;
         axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .with_graceful_shutdown(async move {
+                shutdown.cancelled().await;
+                streams.close_all();
+            })
             .await
             .map_err(Error::Serve)?;
         tracing::info!("gateway stopped");

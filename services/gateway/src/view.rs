@@ -234,6 +234,167 @@ impl From<v1::Review> for ReviewView {
     }
 }
 
+/// An execution of an agent version.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExecutionView {
+    pub id: String,
+    /// The agent's slug.
+    pub agent: String,
+    /// The version that runs (the highest published one when the request named none).
+    pub version: String,
+    /// `queued`, `running`, `succeeded`, `failed`, `timed_out` or `canceled`.
+    pub status: String,
+    /// The inputs as given.
+    pub inputs: serde_json::Value,
+    /// What the agent returned (any JSON value, null included); present once it succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+    /// Why it failed: the agent's error message, `out of memory`, a timeout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub error: Option<String>,
+    /// The exit code of an agent process that ended without a result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub exit_code: Option<i32>,
+    /// The last progress the agent reported, a fraction from 0 to 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 0, maximum = 1)]
+    pub progress: Option<f64>,
+    /// The message that came with the last progress report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub progress_message: Option<String>,
+    /// Times it was handed to a node (a node that died makes it run again).
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub created_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub finished_at: Option<String>,
+    /// From start to finish, once it has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub duration_ms: Option<u64>,
+    // `charge?` (API.md §2) goes here with billing: present on executions of paid agents only.
+}
+
+impl From<v1::Execution> for ExecutionView {
+    fn from(e: v1::Execution) -> Self {
+        ExecutionView {
+            inputs: stored_json(&e.inputs_json, "inputs_json", &e.id),
+            output: e
+                .output_json
+                .as_deref()
+                .map(|output| stored_json(output, "output_json", &e.id)),
+            created_at: timestamp(e.created_at.as_ref()),
+            started_at: timestamp(e.started_at.as_ref()),
+            finished_at: timestamp(e.finished_at.as_ref()),
+            id: e.id,
+            agent: e.agent_slug,
+            version: e.version,
+            status: e.status,
+            error: e.error,
+            exit_code: e.exit_code,
+            progress: e.progress,
+            progress_message: e.progress_message,
+            attempts: e.attempts,
+            duration_ms: e.duration_ms,
+        }
+    }
+}
+
+/// JSON the control plane stored after parsing it: unreadable, it is a bug, not bad input.
+fn stored_json(text: &str, field: &str, execution: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|error| {
+        tracing::warn!(%execution, field, %error, "unreadable JSON from the control plane");
+        serde_json::Value::Null
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExecutionList {
+    pub items: Vec<ExecutionView>,
+    /// Present when there are more; pass it back as `page_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub next_page_token: Option<String>,
+}
+
+impl From<v1::ListExecutionsResponse> for ExecutionList {
+    fn from(r: v1::ListExecutionsResponse) -> Self {
+        ExecutionList {
+            items: r.items.into_iter().map(ExecutionView::from).collect(),
+            next_page_token: Some(r.next_page_token).filter(|t| !t.is_empty()),
+        }
+    }
+}
+
+/// One line an agent printed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogLineView {
+    /// Increases by one per line of the execution, from 1.
+    pub seq: u64,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// The line, without its line break.
+    pub line: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub ts: Option<String>,
+}
+
+impl From<v1::LogLine> for LogLineView {
+    fn from(l: v1::LogLine) -> Self {
+        LogLineView {
+            ts: timestamp(l.ts.as_ref()),
+            seq: l.seq,
+            stream: l.stream,
+            line: l.line,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogPage {
+    pub items: Vec<LogLineView>,
+    /// Present when there are more; pass it back as `after_seq`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub next_page_token: Option<String>,
+}
+
+impl From<v1::ListLogsResponse> for LogPage {
+    fn from(r: v1::ListLogsResponse) -> Self {
+        LogPage {
+            items: r.items.into_iter().map(LogLineView::from).collect(),
+            next_page_token: Some(r.next_page_token).filter(|t| !t.is_empty()),
+        }
+    }
+}
+
+/// A progress report of a running agent (`ctx.progress(fraction, message)`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProgressView {
+    /// From 0 to 1.
+    #[schema(minimum = 0, maximum = 1)]
+    pub fraction: f64,
+    pub message: String,
+}
+
+impl From<v1::Progress> for ProgressView {
+    fn from(p: v1::Progress) -> Self {
+        ProgressView {
+            fraction: p.fraction,
+            message: p.message,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -353,5 +514,104 @@ mod tests {
             next_page_token: "p2".into(),
         });
         assert_eq!(serde_json::to_value(list).unwrap()["next_page_token"], "p2");
+    }
+
+    fn execution(status: &str) -> v1::Execution {
+        v1::Execution {
+            id: "ex_1".into(),
+            agent_slug: "word-count".into(),
+            version: "1.2.0".into(),
+            status: status.into(),
+            inputs_json: r#"{"text":"a b c"}"#.into(),
+            attempts: 0,
+            created_at: at(1_700_000_000, 0),
+            account_id: "acc_1".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_queued_execution_omits_what_has_not_happened() {
+        let json = serde_json::to_value(ExecutionView::from(execution("queued"))).unwrap();
+        assert_eq!(
+            json,
+            json!({
+                "id": "ex_1",
+                "agent": "word-count",
+                "version": "1.2.0",
+                "status": "queued",
+                "inputs": {"text": "a b c"},
+                "attempts": 0,
+                "created_at": "2023-11-14T22:13:20Z",
+            })
+        );
+    }
+
+    #[test]
+    fn an_ended_execution_shows_output_progress_and_duration() {
+        let mut done = execution("succeeded");
+        done.output_json = Some(r#"{"words":3}"#.into());
+        done.progress = Some(0.75);
+        done.progress_message = Some("counting".into());
+        done.attempts = 1;
+        done.started_at = at(1_700_000_001, 0);
+        done.finished_at = at(1_700_000_003, 500_000_000);
+        done.duration_ms = Some(2500);
+        let json = serde_json::to_value(ExecutionView::from(done)).unwrap();
+        assert_eq!(
+            json,
+            json!({
+                "id": "ex_1",
+                "agent": "word-count",
+                "version": "1.2.0",
+                "status": "succeeded",
+                "inputs": {"text": "a b c"},
+                "output": {"words": 3},
+                "progress": 0.75,
+                "progress_message": "counting",
+                "attempts": 1,
+                "created_at": "2023-11-14T22:13:20Z",
+                "started_at": "2023-11-14T22:13:21Z",
+                "finished_at": "2023-11-14T22:13:23.500Z",
+                "duration_ms": 2500,
+            })
+        );
+
+        let mut failed = execution("failed");
+        failed.error = Some("process exited without a result".into());
+        failed.exit_code = Some(3);
+        let json = serde_json::to_value(ExecutionView::from(failed)).unwrap();
+        assert_eq!(json["error"], "process exited without a result");
+        assert_eq!(json["exit_code"], 3);
+        assert!(json.get("output").is_none(), "{json}");
+
+        // An agent may return null: that is an output, unlike no output at all.
+        let mut null = execution("succeeded");
+        null.output_json = Some("null".into());
+        let json = serde_json::to_value(ExecutionView::from(null)).unwrap();
+        assert_eq!(json.get("output"), Some(&serde_json::Value::Null));
+    }
+
+    #[test]
+    fn log_lines_and_pages() {
+        let line = v1::LogLine {
+            seq: 7,
+            stream: "stderr".into(),
+            line: "warning: slow".into(),
+            ts: at(1_700_000_000, 250_000_000),
+        };
+        let page = LogPage::from(v1::ListLogsResponse {
+            items: vec![line],
+            next_page_token: "7".into(),
+        });
+        assert_eq!(
+            serde_json::to_value(page).unwrap(),
+            json!({
+                "items": [{"seq": 7, "stream": "stderr", "line": "warning: slow", "ts": "2023-11-14T22:13:20.250Z"}],
+                "next_page_token": "7",
+            })
+        );
+        let list = ExecutionList::from(v1::ListExecutionsResponse::default());
+        assert_eq!(serde_json::to_value(list).unwrap(), json!({"items": []}));
     }
 }

@@ -5,6 +5,7 @@ mod create;
 mod hub;
 mod node_service;
 mod query;
+pub mod relay;
 mod reports;
 mod service;
 mod view;

@@ -2,6 +2,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod agents;
+pub(crate) mod executions;
 pub(crate) mod ops;
 pub(crate) mod reviews;
 #[cfg(test)]
@@ -28,6 +29,7 @@ use crate::Config;
 use crate::control_plane::ControlPlane;
 use crate::error::{ApiError, ErrorBody};
 use crate::metrics::{self, Metrics};
+use crate::streams::EventStreams;
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
@@ -35,6 +37,7 @@ pub struct AppState {
     pub control_plane: ControlPlane,
     pub metrics: Metrics,
     pub limits: Limits,
+    pub streams: EventStreams,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -56,12 +59,14 @@ impl AppState {
                 max_json_bytes: config.max_json_bytes,
                 max_package_bytes: config.max_package_bytes,
             },
+            streams: EventStreams::new(config.max_event_streams),
         })
     }
 }
 
 pub fn router(state: AppState, config: &Config) -> Router {
     let timeout = config.request_timeout();
+    let slots = GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests);
     // The API proper: bounded in time and in concurrency. Waiting for a slot counts against the
     // deadline, so a flood ends in 503s rather than an ever-growing queue.
     let api = Router::new()
@@ -85,7 +90,17 @@ pub fn router(state: AppState, config: &Config) -> Router {
             post(reviews::reject_version),
         )
         .route("/v1/reviews", get(reviews::list_reviews))
-        // Executions (API.md §2, the rest of /v1) are routed here when they arrive.
+        .route(
+            "/v1/agents/{slug}/executions",
+            post(executions::create_execution),
+        )
+        .route("/v1/executions", get(executions::list_executions))
+        .route("/v1/executions/{id}", get(executions::get_execution))
+        .route("/v1/executions/{id}/logs", get(executions::list_logs))
+        .route(
+            "/v1/executions/{id}/cancel",
+            post(executions::cancel_execution),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
             ServiceBuilder::new()
@@ -93,9 +108,24 @@ pub fn router(state: AppState, config: &Config) -> Router {
                     overloaded(&error, timeout)
                 }))
                 .timeout(timeout)
-                .layer(GlobalConcurrencyLimitLayer::new(
-                    config.max_concurrent_requests,
-                )),
+                .layer(slots.clone()),
+        );
+    // Event streams last as long as their execution, so no deadline. Starting one takes one of
+    // the API's slots but never queues for it (a saturated gateway answers 503 at once); the
+    // open streams have a bound of their own (`EventStreams`).
+    let streams = Router::new()
+        .route(
+            "/v1/executions/{id}/events",
+            get(executions::watch_execution),
+        )
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(move |error: BoxError| async move {
+                    overloaded(&error, timeout)
+                }))
+                .load_shed()
+                .layer(slots),
         );
     // Probes and scrapes stay outside the limits: a busy gateway is still alive.
     let ops = Router::new()
@@ -105,7 +135,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/openapi.json", get(ops::openapi))
         .method_not_allowed_fallback(method_not_allowed);
 
-    api.merge(ops)
+    api.merge(streams)
+        .merge(ops)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
@@ -153,6 +184,11 @@ fn overloaded(error: &BoxError, timeout: Duration) -> ApiError {
         ApiError::new(
             ErrorCode::Unavailable,
             format!("the request took longer than {}s", timeout.as_secs()),
+        )
+    } else if error.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            "the gateway is serving as many requests as it can; retry later",
         )
     } else {
         tracing::error!(%error, "middleware failed");

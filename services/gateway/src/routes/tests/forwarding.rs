@@ -8,6 +8,7 @@ use frameos_proto::v1::account_service_server::{AccountService, AccountServiceSe
 use frameos_proto::v1::{Account, CreateAccountRequest, CreateAccountResponse, WhoAmIRequest};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 
 use super::{app, assert_error, get, post_json, send};
 use crate::Config;
@@ -15,7 +16,7 @@ use crate::Config;
 /// Accepts `Bearer good` (a developer) and `Bearer admin`; anything else is an invalid key.
 struct FakeAccounts;
 
-fn caller<T>(request: &tonic::Request<T>) -> Result<Account, tonic::Status> {
+pub(super) fn caller<T>(request: &tonic::Request<T>) -> Result<Account, tonic::Status> {
     let authorization = request
         .metadata()
         .get("authorization")
@@ -76,13 +77,20 @@ impl AccountService for FakeAccounts {
 
 /// Serves [`FakeAccounts`] and a SERVING health service; returns a config pointing at them.
 async fn fake_control_plane(shutdown: CancellationToken) -> Config {
+    serve_fake(shutdown, Routes::default()).await
+}
+
+/// Serves `services` next to [`FakeAccounts`] and a SERVING health service.
+pub(super) async fn serve_fake(shutdown: CancellationToken, mut services: Routes) -> Config {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (_reporter, health) = tonic_health::server::health_reporter();
+    services = services
+        .add_service(health)
+        .add_service(AccountServiceServer::new(FakeAccounts));
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(health)
-            .add_service(AccountServiceServer::new(FakeAccounts))
+            .add_routes(services)
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
                 shutdown.cancelled_owned(),

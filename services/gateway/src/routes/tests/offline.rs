@@ -20,6 +20,12 @@ async fn routes_needing_a_key_answer_401_without_calling_the_control_plane() {
         ("GET", "/v1/reviews"),
         ("POST", "/v1/agents/word-count/versions/1.0.0/approve"),
         ("POST", "/v1/agents/word-count/versions/1.0.0/reject"),
+        ("POST", "/v1/agents/word-count/executions"),
+        ("GET", "/v1/executions"),
+        ("GET", "/v1/executions/ex_1"),
+        ("GET", "/v1/executions/ex_1/logs"),
+        ("GET", "/v1/executions/ex_1/events"),
+        ("POST", "/v1/executions/ex_1/cancel"),
     ];
     for (method, path) in routes {
         for authorization in [
@@ -115,6 +121,19 @@ async fn malformed_bodies_are_400_with_serde_s_message() {
         let message = error["error"]["message"].as_str().unwrap();
         assert!(message.contains(needle), "{body}: {message}");
     }
+    for (body, needle) in [
+        (r#"{"version": "1.0.0"}"#, "missing field `inputs`"),
+        (r#"{"inputs": {}, "version": 1}"#, "invalid type"),
+    ] {
+        let (status, error) = send(
+            &app,
+            post_json("/v1/agents/a/executions", Some("fos_key"), body),
+        )
+        .await;
+        assert_error(status, &error, ErrorCode::InvalidRequest);
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{body}: {message}");
+    }
     let request = Request::post("/v1/agents/a/versions/1.0.0/reject")
         .header(header::AUTHORIZATION, "Bearer fos_key")
         .header(header::CONTENT_TYPE, "text/plain")
@@ -137,6 +156,61 @@ async fn malformed_bodies_are_400_with_serde_s_message() {
     )
     .await;
     assert_error(status, &error, ErrorCode::InvalidRequest);
+}
+
+#[tokio::test]
+async fn bad_execution_headers_are_400() {
+    let app = app(&closed_port());
+    let create = |idempotency_key: &str| {
+        let mut request = post_json(
+            "/v1/agents/a/executions",
+            Some("fos_key"),
+            r#"{"inputs": 1}"#,
+        );
+        request
+            .headers_mut()
+            .insert("idempotency-key", idempotency_key.parse().unwrap());
+        request
+    };
+    let (status, error) = send(&app, create(&"k".repeat(256))).await;
+    assert_error(status, &error, ErrorCode::InvalidRequest);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key"),
+        "{error}"
+    );
+    // At the limit the key is fine, and the request goes on to the (absent) control plane.
+    let (status, error) = send(&app, create(&"k".repeat(255))).await;
+    assert_error(status, &error, ErrorCode::Unavailable);
+
+    let request = Request::get("/v1/executions/ex_1/events")
+        .header(header::AUTHORIZATION, "Bearer fos_key")
+        .header("last-event-id", "not-a-seq")
+        .body(Body::empty())
+        .unwrap();
+    let (status, error) = send(&app, request).await;
+    assert_error(status, &error, ErrorCode::InvalidRequest);
+    for path in [
+        "/v1/executions/ex_1/events?after_seq=-1",
+        "/v1/executions/ex_1/logs?after_seq=x",
+        "/v1/executions?page_size=lots",
+    ] {
+        let request = Request::get(path)
+            .header(header::AUTHORIZATION, "Bearer fos_key")
+            .body(Body::empty())
+            .unwrap();
+        let (status, error) = send(&app, request).await;
+        assert_error(status, &error, ErrorCode::InvalidRequest);
+    }
+    // Well formed, a stream request goes on to the (absent) control plane: a JSON 503, no stream.
+    let request = Request::get("/v1/executions/ex_1/events")
+        .header(header::AUTHORIZATION, "Bearer fos_key")
+        .body(Body::empty())
+        .unwrap();
+    let (status, error) = send(&app, request).await;
+    assert_error(status, &error, ErrorCode::Unavailable);
 }
 
 #[tokio::test]
@@ -206,6 +280,12 @@ async fn openapi_documents_every_route() {
         ("get", "/v1/reviews"),
         ("post", "/v1/agents/{slug}/versions/{version}/approve"),
         ("post", "/v1/agents/{slug}/versions/{version}/reject"),
+        ("post", "/v1/agents/{slug}/executions"),
+        ("get", "/v1/executions"),
+        ("get", "/v1/executions/{id}"),
+        ("get", "/v1/executions/{id}/logs"),
+        ("get", "/v1/executions/{id}/events"),
+        ("post", "/v1/executions/{id}/cancel"),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),
@@ -247,6 +327,28 @@ async fn openapi_documents_every_route() {
     );
     let upload = &doc["paths"]["/v1/agents/{slug}/versions"]["post"]["requestBody"]["content"];
     assert!(upload["application/gzip"].is_object(), "{upload}");
+
+    let create = &doc["paths"]["/v1/agents/{slug}/executions"]["post"];
+    assert!(create["responses"]["202"].is_object(), "{create}");
+    let headers: Vec<&Value> = create["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["in"] == "header")
+        .map(|p| &p["name"])
+        .collect();
+    assert!(headers.contains(&&json!("Idempotency-Key")), "{create}");
+    let events = &doc["paths"]["/v1/executions/{id}/events"]["get"]["responses"]["200"];
+    assert!(
+        events["content"]["text/event-stream"].is_object(),
+        "{events}"
+    );
+    let execution = &doc["components"]["schemas"]["ExecutionView"];
+    let required = execution["required"].as_array().unwrap();
+    for field in ["id", "agent", "version", "status", "inputs", "attempts"] {
+        assert!(required.contains(&json!(field)), "{field}: {execution}");
+    }
+    assert!(!required.contains(&json!("output")), "{execution}");
 }
 
 #[tokio::test]

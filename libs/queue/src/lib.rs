@@ -1,0 +1,245 @@
+//! The job queue between the control plane and the execution nodes: RabbitMQ in production, or an
+//! in-process queue with the same semantics for `frameos dev` (priorities, a prefetch bound,
+//! retry with exponential back-off, a dead-letter queue, redelivery of unacked jobs).
+//!
+//! Delivery is at least once: a job can arrive twice (a node lost mid-run, an ack lost with its
+//! connection), so consumers rely on the control plane's attempt fencing, never on uniqueness.
+//!
+//! Connection loss is not recovered here. Every later operation on that [`Queue`] fails with an
+//! error whose [`Error::is_transient`] is true and consumers end; the caller builds a new queue
+//! with [`Queue::amqp`] (declaring is idempotent) and consumes again. The broker redelivers the
+//! jobs that were unacked on the lost connection.
+
+mod amqp;
+mod codec;
+mod in_process;
+mod topology;
+
+#[cfg(test)]
+mod tests;
+
+pub use amqp::AmqpQueue;
+pub use in_process::InProcessQueue;
+pub use topology::{Job, Topology};
+
+/// AMQP header carrying [`Job::attempt`].
+pub const ATTEMPT_HEADER: &str = "x-frameos-attempt";
+/// AMQP header saying why a message is in the dead-letter queue.
+pub const DEATH_REASON_HEADER: &str = "x-frameos-death-reason";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("amqp operation failed: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("the broker did not confirm the message for execution {execution_id}")]
+    Nacked { execution_id: String },
+    #[error("the message for execution {execution_id} could not be routed to queue {queue:?}")]
+    Unroutable { execution_id: String, queue: String },
+    #[error("the channel of this delivery is closed; the broker will redeliver it")]
+    DeliveryLost,
+    #[error("invalid {0}")]
+    Invalid(String),
+    #[error("the queue is closed")]
+    Closed,
+}
+
+impl Error {
+    /// Whether trying again (on a new connection, for AMQP) can succeed.
+    pub fn is_transient(&self) -> bool {
+        use lapin::ErrorKind as K;
+        use lapin::protocol::{AMQPErrorKind, AMQPHardError as H, AMQPSoftError as S};
+        match self {
+            Error::Amqp(e) => match e.kind() {
+                K::IOError(_)
+                | K::InvalidChannel(_)
+                | K::InvalidChannelState(..)
+                | K::InvalidConnectionState(_)
+                | K::MissingHeartbeatError => true,
+                K::ProtocolError(p) => matches!(
+                    p.kind(),
+                    AMQPErrorKind::Hard(H::CONNECTIONFORCED | H::RESOURCEERROR | H::INTERNALERROR)
+                        | AMQPErrorKind::Soft(S::RESOURCELOCKED)
+                ),
+                _ => false,
+            },
+            Error::Nacked { .. } | Error::DeliveryLost => true,
+            Error::Unroutable { .. } | Error::Invalid(_) | Error::Closed => false,
+        }
+    }
+}
+
+/// The job queue. An enum rather than a trait object: there are exactly two real backends.
+#[derive(Clone, Debug)]
+pub enum Queue {
+    Amqp(AmqpQueue),
+    InProcess(InProcessQueue),
+}
+
+impl Queue {
+    /// Connects and declares the whole topology, idempotently.
+    pub async fn amqp(url: &str, topology: Topology) -> Result<Queue, Error> {
+        Ok(Queue::Amqp(AmqpQueue::connect(url, topology).await?))
+    }
+
+    pub fn in_process(topology: Topology) -> Queue {
+        Queue::InProcess(InProcessQueue::new(topology))
+    }
+
+    pub fn topology(&self) -> &Topology {
+        match self {
+            Queue::Amqp(q) => q.topology(),
+            Queue::InProcess(q) => q.topology(),
+        }
+    }
+
+    /// Publishes and waits for the broker's confirm (publisher confirms); Err on nack, return
+    /// (unroutable) or a closed channel.
+    pub async fn publish(&self, job: &Job) -> Result<(), Error> {
+        job.validate()?;
+        match self {
+            Queue::Amqp(q) => q.publish(job).await,
+            Queue::InProcess(q) => q.publish(job),
+        }
+    }
+
+    /// Consumes the job queue with manual acks and the given prefetch (= the node's concurrency;
+    /// 0 counts as 1, so work is never handed out unbounded).
+    pub async fn consume(&self, consumer_tag: &str, prefetch: u16) -> Result<Consumer, Error> {
+        let prefetch = prefetch.max(1);
+        let inner = match self {
+            Queue::Amqp(q) => ConsumerInner::Amqp(Box::new(
+                q.consume(consumer_tag, prefetch, Source::Jobs).await?,
+            )),
+            Queue::InProcess(q) => ConsumerInner::InProcess(q.consume(prefetch, Source::Jobs)?),
+        };
+        Ok(Consumer { inner })
+    }
+
+    /// Consumes the dead-letter queue (the control plane marks those executions failed).
+    pub async fn consume_dead_letters(&self, consumer_tag: &str) -> Result<Consumer, Error> {
+        let inner = match self {
+            Queue::Amqp(q) => ConsumerInner::Amqp(Box::new(
+                q.consume(consumer_tag, DEAD_LETTER_PREFETCH, Source::Dead)
+                    .await?,
+            )),
+            Queue::InProcess(q) => {
+                ConsumerInner::InProcess(q.consume(DEAD_LETTER_PREFETCH, Source::Dead)?)
+            }
+        };
+        Ok(Consumer { inner })
+    }
+
+    /// Messages waiting in the job queue (ready, not unacked, not waiting out a back-off).
+    pub async fn depth(&self) -> Result<u32, Error> {
+        match self {
+            Queue::Amqp(q) => q.depth().await,
+            Queue::InProcess(q) => q.depth(),
+        }
+    }
+
+    /// Ends every consumer (their `next` returns None) and refuses later publishes.
+    pub async fn close(&self) {
+        match self {
+            Queue::Amqp(q) => q.close().await,
+            Queue::InProcess(q) => q.close(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Queue::Amqp(q) => format!("rabbitmq queue {}", q.topology().name),
+            Queue::InProcess(q) => format!("in-process queue {}", q.topology().name),
+        }
+    }
+}
+
+/// Dead letters are handled one database write each; a small bound keeps them from piling up
+/// unacked in one control-plane replica.
+const DEAD_LETTER_PREFETCH: u16 = 16;
+
+/// Which queue a consumer reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    Jobs,
+    Dead,
+}
+
+pub struct Consumer {
+    inner: ConsumerInner,
+}
+
+enum ConsumerInner {
+    // Boxed: lapin's consumer is large and there is one per consumer, not per message.
+    Amqp(Box<amqp::AmqpConsumer>),
+    InProcess(in_process::InProcessConsumer),
+}
+
+impl Consumer {
+    /// The next delivery; None once the consumer or its queue is closed. After an `Err` the
+    /// consumer is finished too (the connection or channel is gone).
+    pub async fn next(&mut self) -> Option<Result<Delivery, Error>> {
+        match &mut self.inner {
+            ConsumerInner::Amqp(c) => c.next().await,
+            ConsumerInner::InProcess(c) => c.next().await.map(Ok),
+        }
+    }
+}
+
+/// One delivered job. Settle it with exactly one of `ack`, `retry` or `dead_letter`; dropped
+/// without any (a crashed worker, a lost connection) it is redelivered with `redelivered = true`.
+#[derive(Debug)]
+pub struct Delivery {
+    pub job: Job,
+    pub redelivered: bool,
+    /// Why it was dead-lettered; only on deliveries from [`Queue::consume_dead_letters`].
+    pub death_reason: Option<String>,
+    handle: Handle,
+}
+
+#[derive(Debug)]
+enum Handle {
+    Amqp(amqp::AmqpHandle),
+    InProcess(in_process::InProcessHandle),
+}
+
+impl Delivery {
+    pub async fn ack(self) -> Result<(), Error> {
+        match self.handle {
+            Handle::Amqp(h) => h.ack().await,
+            Handle::InProcess(h) => {
+                h.ack();
+                Ok(())
+            }
+        }
+    }
+
+    /// A failure of the platform (not of the agent): republishes the job with attempt+1 after the
+    /// topology's back-off, or, once `attempt >= max_attempts`, to the dead-letter queue with
+    /// `x-frameos-death-reason`; then acks this delivery. On an error nothing was acked and the job
+    /// is redelivered. A dead letter retried goes back to the dead-letter queue.
+    pub async fn retry(self, reason: &str) -> Result<(), Error> {
+        match self.handle {
+            Handle::Amqp(h) => h.retry(reason).await,
+            Handle::InProcess(h) => {
+                h.retry(reason);
+                Ok(())
+            }
+        }
+    }
+
+    /// Straight to the dead-letter queue with `x-frameos-death-reason: reason`.
+    pub async fn dead_letter(self, reason: &str) -> Result<(), Error> {
+        match self.handle {
+            Handle::Amqp(h) => h.dead_letter(reason).await,
+            Handle::InProcess(h) => {
+                h.dead_letter(reason);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The dead-letter reason once retries are used up: the last failure plus the count.
+pub(crate) fn exhausted_reason(attempt: u32, reason: &str) -> String {
+    format!("gave up after {attempt} attempts: {reason}")
+}

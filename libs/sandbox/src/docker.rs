@@ -1,0 +1,382 @@
+//! Docker backend: one fresh, locked-down container per execution, always removed afterwards.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::container::LogOutput;
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use bollard::{API_DEFAULT_VERSION, Docker};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::drive::{Ended, decide, drive};
+use crate::frames::Pump;
+use crate::{Error, Event, Images, Outcome, Runtime, Spec, Stream};
+
+/// Seconds bollard waits for a response's headers.
+const REQUEST_TIMEOUT_SECS: u64 = 60;
+/// How long a killed container may take to be reported stopped.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+/// The runtime images run the runner as this (non-root) user.
+const USER: &str = "10001:10001";
+
+#[derive(Clone, Debug)]
+pub struct DockerSandbox {
+    docker: Docker,
+    images: Images,
+    node_id: String,
+}
+
+impl DockerSandbox {
+    pub(crate) async fn connect(
+        host: Option<&str>,
+        images: Images,
+        node_id: &str,
+    ) -> Result<Self, Error> {
+        let shown = host.unwrap_or("the local socket").to_string();
+        let unreachable = |e: BollardError| Error::Unreachable {
+            host: shown.clone(),
+            message: e.to_string(),
+        };
+        let docker = match host {
+            None => Docker::connect_with_local_defaults(),
+            Some(h) if h.starts_with("tcp://") || h.starts_with("http://") => {
+                Docker::connect_with_http(h, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
+            }
+            Some(h) => Docker::connect_with_unix(h, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION),
+        }
+        .map_err(unreachable)?;
+        // bollard speaks a newer API than Debian's engine (1.41): step down to the engine's.
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        docker.ping().await.map_err(unreachable)?;
+        let version = docker.client_version();
+        tracing::info!(host = %shown, api = %version, node_id, "connected to docker");
+        Ok(DockerSandbox {
+            docker,
+            images,
+            node_id: node_id.to_string(),
+        })
+    }
+
+    pub(crate) async fn check_images(&self) -> Result<(), Error> {
+        for image in [&self.images.node, &self.images.python] {
+            if let Err(e) = self.docker.inspect_image(image).await {
+                return Err(match status(&e) {
+                    Some(404) => Error::ImageMissing {
+                        image: image.clone(),
+                    },
+                    _ => docker_err("inspect image", e),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn remove_stale(&self) -> Result<usize, Error> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("frameos.node={}", self.node_id)],
+        )]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let stale = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| docker_err("list containers", e))?;
+        let mut removed = 0;
+        for id in stale.into_iter().filter_map(|c| c.id) {
+            match remove(&self.docker, &id).await {
+                Ok(()) => removed += 1,
+                Err(e) => return Err(docker_err("remove stale container", e)),
+            }
+        }
+        tracing::info!(node_id = %self.node_id, removed, "removed stale containers");
+        Ok(removed)
+    }
+
+    pub(crate) async fn run(
+        &self,
+        spec: Spec,
+        events: mpsc::Sender<Event>,
+        cancel: CancellationToken,
+    ) -> Result<Outcome, Error> {
+        let span = tracing::info_span!(
+            "sandbox_run",
+            execution_id = %spec.execution_id,
+            runtime = %spec.runtime,
+        );
+        self.run_in_container(spec, events, cancel)
+            .instrument(span)
+            .await
+    }
+
+    async fn run_in_container(
+        &self,
+        spec: Spec,
+        events: mpsc::Sender<Event>,
+        cancel: CancellationToken,
+    ) -> Result<Outcome, Error> {
+        let name = format!("frameos-exec-{}", spec.execution_id);
+        self.create(&name, &spec).await?;
+        // From here on the container is removed whatever happens, even if this future is dropped.
+        let mut guard = RemoveOnDrop {
+            docker: Some(self.docker.clone()),
+            name: name.clone(),
+        };
+
+        let attach = AttachContainerOptionsBuilder::default()
+            .stdin(true)
+            .stdout(true)
+            .stderr(true)
+            .stream(true)
+            .build();
+        let io = self
+            .docker
+            .attach_container(&name, Some(attach))
+            .await
+            .map_err(|e| docker_err("attach to container", e))?;
+        self.docker
+            .start_container(&name, None)
+            .await
+            .map_err(|e| docker_err("start container", e))?;
+        tracing::debug!("container started");
+
+        let chunks = io.output.filter_map(|item| async move {
+            match item {
+                Ok(LogOutput::StdErr { message }) => Some((Stream::Stderr, message)),
+                Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                    Some((Stream::Stdout, message))
+                }
+                Ok(LogOutput::StdIn { .. }) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading container output failed");
+                    None
+                }
+            }
+        });
+        let wait = WaitContainerOptionsBuilder::default()
+            .condition("not-running")
+            .build();
+        let mut waiting = self.docker.wait_container(&name, Some(wait));
+        // A non-zero exit arrives as an Err from bollard; either way the container has stopped.
+        let exited = async move {
+            let _ = waiting.next().await;
+        };
+        let mut pump = Pump::new(events, spec.log_limit_bytes);
+        let ended = drive(
+            Box::pin(chunks),
+            io.input,
+            &spec.inputs,
+            exited,
+            &mut pump,
+            spec.timeout,
+            &cancel,
+        )
+        .await;
+
+        let outcome = match ended {
+            Ended::TimedOut | Ended::Canceled => {
+                self.kill(&name).await;
+                if ended == Ended::TimedOut {
+                    Outcome::TimedOut
+                } else {
+                    Outcome::Canceled
+                }
+            }
+            Ended::Exited | Ended::Lingered => {
+                if ended == Ended::Lingered {
+                    tracing::info!("agent did not exit after its terminal frame; killing it");
+                    self.kill(&name).await;
+                }
+                let (exit_code, oom) = self.final_state(&name).await?;
+                decide(pump.into_terminal(), exit_code, oom)
+            }
+        };
+        if let Err(e) = remove(&self.docker, &name).await {
+            // The outcome stands; `remove_stale` sweeps the container at the next start.
+            tracing::warn!(container = %name, error = %e, "removing container failed");
+        }
+        guard.docker = None;
+        tracing::info!(outcome = outcome.label(), "execution ended");
+        Ok(outcome)
+    }
+
+    async fn create(&self, name: &str, spec: &Spec) -> Result<(), Error> {
+        let image = self.images.for_runtime(spec.runtime).to_string();
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        let body = container_body(spec, &image, &self.node_id);
+        let mut result = self
+            .docker
+            .create_container(Some(options.clone()), body.clone())
+            .await;
+        if let Err(e) = &result
+            && status(e) == Some(409)
+        {
+            // A redelivered execution can meet the container of an attempt that died with us.
+            tracing::warn!(container = name, "container exists; replacing it");
+            remove(&self.docker, name)
+                .await
+                .map_err(|e| docker_err("remove old container", e))?;
+            result = self.docker.create_container(Some(options), body).await;
+        }
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if status(&e) == Some(404) => Err(Error::ImageMissing { image }),
+            Err(e) => Err(docker_err("create container", e)),
+        }
+    }
+
+    /// Kills the container; one that has already stopped is fine.
+    async fn kill(&self, name: &str) {
+        let options = KillContainerOptionsBuilder::default()
+            .signal("SIGKILL")
+            .build();
+        match self.docker.kill_container(name, Some(options)).await {
+            Ok(()) => {}
+            Err(e) if matches!(status(&e), Some(404 | 409)) => {}
+            Err(e) => tracing::warn!(container = name, error = %e, "kill failed"),
+        }
+    }
+
+    /// Exit code and whether the kernel killed it for memory, once it has stopped.
+    async fn final_state(&self, name: &str) -> Result<(Option<i64>, bool), Error> {
+        let wait = WaitContainerOptionsBuilder::default()
+            .condition("not-running")
+            .build();
+        let mut waiting = self.docker.wait_container(name, Some(wait));
+        if tokio::time::timeout(STOP_WAIT, waiting.next())
+            .await
+            .is_err()
+        {
+            tracing::warn!(container = name, "container did not stop in time");
+        }
+        let info = self
+            .docker
+            .inspect_container(name, None)
+            .await
+            .map_err(|e| docker_err("inspect container", e))?;
+        let state = info.state.unwrap_or_default();
+        Ok((state.exit_code, state.oom_killed.unwrap_or(false)))
+    }
+}
+
+fn container_body(spec: &Spec, image: &str, node_id: &str) -> ContainerCreateBody {
+    let cmd = match spec.runtime {
+        Runtime::Node => ["node", "/opt/frameos/runner.js"],
+        Runtime::Python => ["python3", "/opt/frameos/runner.py"],
+    };
+    let labels = HashMap::from([
+        ("frameos.managed".to_string(), "true".to_string()),
+        ("frameos.node".to_string(), node_id.to_string()),
+        ("frameos.execution".to_string(), spec.execution_id.clone()),
+    ]);
+    let memory = i64::try_from(spec.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
+    let tmp = format!("rw,noexec,nosuid,size={}m,mode=1777", spec.tmp_size_mb);
+    let host_config = HostConfig {
+        network_mode: Some("none".to_string()),
+        readonly_rootfs: Some(true),
+        tmpfs: Some(HashMap::from([("/tmp".to_string(), tmp)])),
+        nano_cpus: Some((spec.cpu_cores * 1e9).round() as i64),
+        memory: Some(memory),
+        // Equal to `memory`: no swap, so the limit is real and a hog is OOM-killed.
+        memory_swap: Some(memory),
+        pids_limit: Some(i64::from(spec.pids_limit)),
+        cap_drop: Some(vec!["ALL".to_string()]),
+        security_opt: Some(vec!["no-new-privileges".to_string()]),
+        init: Some(true),
+        mounts: Some(vec![Mount {
+            target: Some("/agent".to_string()),
+            source: Some(spec.package_dir.to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(true),
+            ..Default::default()
+        }]),
+        // Output is streamed through attach; a log driver would only copy it to the host's disk.
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("none".to_string()),
+            config: None,
+        }),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+        env: Some(vec![
+            format!("FRAMEOS_ENTRYPOINT={}", spec.entrypoint),
+            format!("FRAMEOS_EXECUTION_ID={}", spec.execution_id),
+        ]),
+        working_dir: Some("/agent".to_string()),
+        user: Some(USER.to_string()),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        open_stdin: Some(true),
+        stdin_once: Some(true),
+        tty: Some(false),
+        labels: Some(labels),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
+
+/// Removes the container when a run ends early: an error, a panic, or a dropped future.
+struct RemoveOnDrop {
+    docker: Option<Docker>,
+    name: String,
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let Some(docker) = self.docker.take() else {
+            return;
+        };
+        let name = std::mem::take(&mut self.name);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    if let Err(e) = remove(&docker, &name).await {
+                        tracing::warn!(container = %name, error = %e, "removing container failed");
+                    }
+                });
+            }
+            Err(_) => {
+                tracing::warn!(container = %name, "no runtime to remove container; left for remove_stale")
+            }
+        }
+    }
+}
+
+async fn remove(docker: &Docker, name: &str) -> Result<(), BollardError> {
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    match docker.remove_container(name, Some(options)).await {
+        Err(e) if status(&e) == Some(404) => Ok(()),
+        other => other,
+    }
+}
+
+fn status(e: &BollardError) -> Option<u16> {
+    match e {
+        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+fn docker_err(action: &'static str, e: BollardError) -> Error {
+    Error::Docker {
+        action,
+        message: e.to_string(),
+    }
+}

@@ -1,0 +1,121 @@
+//! The part of a run both backends share: feed stdin, pump output into events, and stop at the
+//! deadline or on cancel.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream as FuturesStream, StreamExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use crate::frames::{Pump, Terminal};
+use crate::{Outcome, Stream};
+
+/// After the terminal frame the process should exit at once; give it this long.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Output ended and the process exited on its own.
+    Exited,
+    /// It sent its terminal frame but did not exit within the grace period: kill it.
+    Lingered,
+    TimedOut,
+    Canceled,
+}
+
+/// Runs until the process has exited (`exited` is polled only once its output has ended), the
+/// timeout passes, or `cancel` fires. Stopping the process is the caller's job.
+pub(crate) async fn drive<C, W, X>(
+    mut chunks: C,
+    mut stdin: W,
+    inputs: &[u8],
+    exited: X,
+    pump: &mut Pump,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Ended
+where
+    C: FuturesStream<Item = (Stream, Bytes)> + Unpin,
+    W: AsyncWrite + Unpin,
+    X: Future<Output = ()>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut terminal_at: Option<Instant> = None;
+    let write = async move {
+        stdin.write_all(inputs).await?;
+        // Closing stdin is what tells the runner the inputs are complete.
+        stdin.shutdown().await
+    };
+    tokio::pin!(write);
+    tokio::pin!(exited);
+    let mut written = false;
+    let mut output_ended = false;
+    loop {
+        let limit = terminal_at.map_or(deadline, |t| deadline.min(t + EXIT_GRACE));
+        let chunk = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Ended::Canceled,
+            _ = sleep_until(limit) => return expired(terminal_at),
+            result = &mut write, if !written => {
+                written = true;
+                if let Err(e) = result {
+                    // The agent may exit without reading its inputs; that is its business.
+                    tracing::debug!(error = %e, "writing inputs failed");
+                }
+                continue;
+            }
+            chunk = chunks.next(), if !output_ended => chunk,
+            _ = &mut exited, if output_ended => return Ended::Exited,
+        };
+        let end_of_output = chunk.is_none();
+        // Feeding waits on a slow event receiver (back-pressure), still bounded by both stops.
+        let feeding = async {
+            match chunk {
+                Some((stream, data)) => pump.feed(stream, &data).await,
+                None => pump.finish().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Ended::Canceled,
+            _ = sleep_until(limit) => return expired(terminal_at),
+            () = feeding => {}
+        }
+        output_ended |= end_of_output;
+        if terminal_at.is_none() && pump.has_terminal() {
+            terminal_at = Some(Instant::now());
+        }
+    }
+}
+
+fn expired(terminal_at: Option<Instant>) -> Ended {
+    if terminal_at.is_some() {
+        Ended::Lingered
+    } else {
+        Ended::TimedOut
+    }
+}
+
+/// What a run that ended on its own (not timed out, not canceled) amounts to.
+pub(crate) fn decide(terminal: Option<Terminal>, exit_code: Option<i64>, oom: bool) -> Outcome {
+    match terminal {
+        // The work is done; how the process went down afterwards does not matter.
+        Some(Terminal::Result(output)) => Outcome::Succeeded { output },
+        Some(Terminal::OutputTooLarge) => Outcome::Failed {
+            error: "output exceeds 1 MiB".to_string(),
+            exit_code,
+        },
+        _ if oom => Outcome::OutOfMemory,
+        Some(Terminal::Error(error)) => Outcome::Failed { error, exit_code },
+        None => Outcome::Failed {
+            error: match exit_code {
+                Some(code) => format!("exited with code {code}"),
+                None => "exited without a result".to_string(),
+            },
+            exit_code,
+        },
+    }
+}

@@ -1,0 +1,298 @@
+//! The in-container protocol. Each stdout line that is a frame
+//! (`{"frameos":1,"type":"log"|"progress"|"result"|"error",…}`) is decoded; any other stdout
+//! line is a plain stdout log line and every stderr line a stderr log line.
+
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::{Event, LINE_LIMIT_BYTES, OUTPUT_LIMIT_BYTES, Stream};
+
+/// A stdout line may carry a whole result frame, so it may grow past the log line limit.
+const FRAME_LINE_LIMIT: usize = OUTPUT_LIMIT_BYTES + LINE_LIMIT_BYTES;
+const RESULT_PREFIX: &[u8] = br#"{"frameos":1,"type":"result""#;
+
+/// How the agent said it ended: the first terminal frame wins.
+#[derive(Debug)]
+pub(crate) enum Terminal {
+    Result(serde_json::Value),
+    Error(String),
+    OutputTooLarge,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    frameos: u32,
+    #[serde(flatten)]
+    frame: Frame,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Frame {
+    Log {
+        stream: Stream,
+        line: String,
+    },
+    Progress {
+        fraction: f64,
+        #[serde(default)]
+        message: String,
+    },
+    Result {
+        output: serde_json::Value,
+    },
+    Error {
+        #[serde(default)]
+        message: String,
+        #[serde(default)]
+        error_type: String,
+    },
+}
+
+/// Splits a byte stream into lines, holding at most `max` bytes of an unfinished line.
+struct Lines {
+    buf: Vec<u8>,
+    max: usize,
+    /// The current line was already emitted cut; skip to its end.
+    skipping: bool,
+}
+
+struct Line {
+    bytes: Vec<u8>,
+    cut: bool,
+}
+
+impl Lines {
+    fn new(max: usize) -> Self {
+        Lines {
+            buf: Vec::new(),
+            max,
+            skipping: false,
+        }
+    }
+
+    fn push(&mut self, mut data: &[u8], out: &mut Vec<Line>) {
+        while !data.is_empty() {
+            let (part, ends) = match data.iter().position(|&b| b == b'\n') {
+                Some(i) => (&data[..i], Some(i + 1)),
+                None => (data, None),
+            };
+            if !self.skipping {
+                let room = self.max - self.buf.len();
+                self.buf.extend_from_slice(&part[..part.len().min(room)]);
+                if part.len() > room {
+                    out.push(self.take(true));
+                    self.skipping = ends.is_none();
+                } else if ends.is_some() {
+                    out.push(self.take(false));
+                }
+            } else if ends.is_some() {
+                self.skipping = false;
+            }
+            match ends {
+                Some(next) => data = &data[next..],
+                None => break,
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<Line>) {
+        if !self.buf.is_empty() {
+            out.push(self.take(false));
+        }
+        self.skipping = false;
+    }
+
+    fn take(&mut self, cut: bool) -> Line {
+        let mut bytes = std::mem::take(&mut self.buf);
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+        Line { bytes, cut }
+    }
+}
+
+/// Turns output chunks into events (with back-pressure and the log cap) and the terminal frame.
+pub(crate) struct Pump {
+    events: mpsc::Sender<Event>,
+    receiver_gone: bool,
+    log_limit: u64,
+    log_bytes: u64,
+    capped: bool,
+    stdout: Lines,
+    stderr: Lines,
+    terminal: Option<Terminal>,
+}
+
+impl Pump {
+    pub(crate) fn new(events: mpsc::Sender<Event>, log_limit: u64) -> Self {
+        Pump {
+            events,
+            receiver_gone: false,
+            log_limit,
+            log_bytes: 0,
+            capped: false,
+            stdout: Lines::new(FRAME_LINE_LIMIT),
+            stderr: Lines::new(LINE_LIMIT_BYTES),
+            terminal: None,
+        }
+    }
+
+    pub(crate) fn has_terminal(&self) -> bool {
+        self.terminal.is_some()
+    }
+
+    pub(crate) fn into_terminal(self) -> Option<Terminal> {
+        self.terminal
+    }
+
+    pub(crate) async fn feed(&mut self, stream: Stream, data: &[u8]) {
+        let mut lines = Vec::new();
+        match stream {
+            Stream::Stdout => self.stdout.push(data, &mut lines),
+            Stream::Stderr => self.stderr.push(data, &mut lines),
+        }
+        self.handle(stream, lines).await;
+    }
+
+    /// Flushes unfinished last lines once the output has ended.
+    pub(crate) async fn finish(&mut self) {
+        let mut lines = Vec::new();
+        self.stdout.finish(&mut lines);
+        self.handle(Stream::Stdout, lines).await;
+        let mut lines = Vec::new();
+        self.stderr.finish(&mut lines);
+        self.handle(Stream::Stderr, lines).await;
+    }
+
+    async fn handle(&mut self, stream: Stream, lines: Vec<Line>) {
+        for line in lines {
+            match stream {
+                Stream::Stdout => self.stdout_line(line).await,
+                Stream::Stderr => self.log(Stream::Stderr, lossy_cut(&line.bytes)).await,
+            }
+        }
+    }
+
+    async fn stdout_line(&mut self, line: Line) {
+        if line.cut {
+            // Too long even for a frame; a result this long is over the output limit.
+            if self.terminal.is_none() && is_result_prefix(&line.bytes) {
+                self.terminal = Some(Terminal::OutputTooLarge);
+            } else {
+                self.log(Stream::Stdout, lossy_cut(&line.bytes)).await;
+            }
+            return;
+        }
+        let frame = match parse(&line.bytes) {
+            Some(frame) => frame,
+            None => return self.log(Stream::Stdout, lossy_cut(&line.bytes)).await,
+        };
+        match frame {
+            Frame::Log { stream, line } => self.log(stream, cut_str(line)).await,
+            Frame::Progress { fraction, message } => {
+                if fraction.is_finite() {
+                    let fraction = fraction.clamp(0.0, 1.0);
+                    let message = cut_str(message);
+                    // Progress counts against the log budget too, so it cannot flood the node.
+                    if self.spend(message.len() as u64 + 16).await {
+                        self.send(Event::Progress { fraction, message }).await;
+                    }
+                }
+            }
+            Frame::Result { output } if self.terminal.is_none() => {
+                let size = serde_json::to_vec(&output).map_or(usize::MAX, |v| v.len());
+                self.terminal = Some(if size > OUTPUT_LIMIT_BYTES {
+                    Terminal::OutputTooLarge
+                } else {
+                    Terminal::Result(output)
+                });
+            }
+            Frame::Error {
+                message,
+                error_type,
+            } if self.terminal.is_none() => {
+                let message = match (message.is_empty(), error_type.is_empty()) {
+                    (false, _) => cut_str(message),
+                    (true, false) => cut_str(error_type),
+                    (true, true) => "the agent failed without a message".to_string(),
+                };
+                self.terminal = Some(Terminal::Error(message));
+            }
+            Frame::Result { .. } | Frame::Error { .. } => {
+                tracing::debug!("second terminal frame ignored");
+            }
+        }
+    }
+
+    async fn log(&mut self, stream: Stream, line: String) {
+        if self.spend(line.len() as u64).await {
+            self.send(Event::Log { stream, line }).await;
+        }
+    }
+
+    /// Whether `bytes` more fit the log budget; the first time they do not, says so once.
+    async fn spend(&mut self, bytes: u64) -> bool {
+        if self.capped {
+            return false;
+        }
+        if self.log_bytes.saturating_add(bytes) > self.log_limit {
+            self.capped = true;
+            let line = format!(
+                "[frameos] log limit of {} bytes reached; further output dropped",
+                self.log_limit
+            );
+            self.send(Event::Log {
+                stream: Stream::Stderr,
+                line,
+            })
+            .await;
+            return false;
+        }
+        self.log_bytes += bytes;
+        true
+    }
+
+    async fn send(&mut self, event: Event) {
+        // A receiver that went away is not the agent's failure: keep draining its output.
+        if !self.receiver_gone && self.events.send(event).await.is_err() {
+            self.receiver_gone = true;
+            tracing::debug!("event receiver dropped; discarding further events");
+        }
+    }
+}
+
+fn parse(line: &[u8]) -> Option<Frame> {
+    // Cheap test first: most log lines are not JSON at all.
+    if line.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
+    match serde_json::from_slice::<Envelope>(line) {
+        Ok(env) if env.frameos == 1 => Some(env.frame),
+        _ => None,
+    }
+}
+
+/// Tolerates whitespace after separators, as Python's `json.dumps` writes by default.
+fn is_result_prefix(line: &[u8]) -> bool {
+    let mut compact = line.iter().filter(|b| !b.is_ascii_whitespace());
+    RESULT_PREFIX.iter().all(|b| compact.next() == Some(b))
+}
+
+fn lossy_cut(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(LINE_LIMIT_BYTES)]).into_owned()
+}
+
+fn cut_str(mut s: String) -> String {
+    if s.len() > LINE_LIMIT_BYTES {
+        let mut end = LINE_LIMIT_BYTES;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,156 @@
+use super::*;
+
+fn lines(max: usize, chunks: &[&[u8]]) -> Vec<(String, bool)> {
+    let mut splitter = Lines::new(max);
+    let mut out = Vec::new();
+    for chunk in chunks {
+        splitter.push(chunk, &mut out);
+    }
+    splitter.finish(&mut out);
+    out.into_iter()
+        .map(|l| (String::from_utf8(l.bytes).unwrap(), l.cut))
+        .collect()
+}
+
+#[test]
+fn lines_split_across_chunks_and_are_cut_when_long() {
+    assert_eq!(
+        lines(8, &[b"ab", b"c\nde\r\n", b"f"]),
+        [
+            ("abc".into(), false),
+            ("de".into(), false),
+            ("f".into(), false)
+        ]
+    );
+    // A long line is emitted cut once; the rest of it, up to its newline, is skipped.
+    assert_eq!(
+        lines(4, &[b"0123", b"456", b"789\nok\n"]),
+        [("0123".into(), true), ("ok".into(), false)]
+    );
+    assert_eq!(
+        lines(4, &[b"0123456\nabcd\n"]),
+        [("0123".into(), true), ("abcd".into(), false)]
+    );
+    assert_eq!(
+        lines(4, &[b"\n\n"]),
+        [("".into(), false), ("".into(), false)]
+    );
+}
+
+async fn pump(log_limit: u64, stdout: &[u8], stderr: &[u8]) -> (Vec<Event>, Option<Terminal>) {
+    let (tx, mut rx) = mpsc::channel(100_000);
+    let mut pump = Pump::new(tx, log_limit);
+    pump.feed(Stream::Stdout, stdout).await;
+    pump.feed(Stream::Stderr, stderr).await;
+    pump.finish().await;
+    let terminal = pump.into_terminal();
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    (events, terminal)
+}
+
+fn log(stream: Stream, line: &str) -> Event {
+    Event::Log {
+        stream,
+        line: line.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn frames_become_events_and_other_lines_logs() {
+    let stdout = concat!(
+        "plain line\n",
+        r#"{"frameos":1,"type":"log","stream":"stderr","line":"from runner"}"#,
+        "\n",
+        r#"{"frameos":1,"type":"progress","fraction":0.5,"message":"half"}"#,
+        "\n",
+        r#"{"frameos":2,"type":"log","stream":"stdout","line":"unknown version"}"#,
+        "\n",
+        r#"{"frameos": 1, "type": "result", "output": {"n": 3}}"#,
+        "\n",
+        r#"{"frameos":1,"type":"result","output":"forged second"}"#,
+        "\n",
+        "{not json\n",
+        "last without newline"
+    );
+    let (events, terminal) = pump(1 << 20, stdout.as_bytes(), b"warn\n").await;
+    assert_eq!(
+        events,
+        [
+            log(Stream::Stdout, "plain line"),
+            log(Stream::Stderr, "from runner"),
+            Event::Progress {
+                fraction: 0.5,
+                message: "half".into()
+            },
+            log(
+                Stream::Stdout,
+                r#"{"frameos":2,"type":"log","stream":"stdout","line":"unknown version"}"#
+            ),
+            log(Stream::Stdout, "{not json"),
+            log(Stream::Stderr, "warn"),
+            log(Stream::Stdout, "last without newline"),
+        ]
+    );
+    match terminal {
+        Some(Terminal::Result(v)) => assert_eq!(v, serde_json::json!({"n": 3})),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn error_frame_is_terminal() {
+    let line =
+        br#"{"frameos":1,"type":"error","message":"boom","error_type":"Error","stack":"at x"}
+"#;
+    let (_, terminal) = pump(1 << 20, line, b"").await;
+    assert!(matches!(terminal, Some(Terminal::Error(m)) if m == "boom"));
+}
+
+#[tokio::test]
+async fn log_cap_emits_one_marker_and_drops_the_rest_but_keeps_the_result() {
+    let mut stdout = "0123456789\n".repeat(100);
+    stdout.push_str(r#"{"frameos":1,"type":"result","output":1}"#);
+    stdout.push('\n');
+    let (events, terminal) = pump(95, stdout.as_bytes(), b"more\n").await;
+    assert_eq!(events.len(), 10);
+    assert_eq!(
+        events[9],
+        log(
+            Stream::Stderr,
+            "[frameos] log limit of 95 bytes reached; further output dropped"
+        )
+    );
+    assert!(matches!(terminal, Some(Terminal::Result(v)) if v == 1));
+}
+
+#[tokio::test]
+async fn oversized_results_fail() {
+    let big = "x".repeat(OUTPUT_LIMIT_BYTES);
+    let within_line = format!(r#"{{"frameos":1,"type":"result","output":"{big}"}}"#);
+    let (_, terminal) = pump(1 << 20, within_line.as_bytes(), b"").await;
+    assert!(matches!(terminal, Some(Terminal::OutputTooLarge)));
+
+    let huge = "x".repeat(FRAME_LINE_LIMIT);
+    let cut = format!("{{\"frameos\": 1, \"type\": \"result\", \"output\": \"{huge}\"}}\n");
+    let (events, terminal) = pump(1 << 20, cut.as_bytes(), b"").await;
+    assert!(events.is_empty());
+    assert!(matches!(terminal, Some(Terminal::OutputTooLarge)));
+}
+
+#[tokio::test]
+async fn long_log_lines_are_cut() {
+    let long = "é".repeat(LINE_LIMIT_BYTES);
+    let stdout = format!("{long}\n");
+    let (events, _) = pump(u64::MAX, stdout.as_bytes(), long.as_bytes()).await;
+    assert_eq!(events.len(), 2);
+    for e in events {
+        let Event::Log { line, .. } = e else {
+            panic!("{e:?}")
+        };
+        assert!(line.len() <= LINE_LIMIT_BYTES + 3, "{}", line.len());
+        assert!(line.starts_with("éé"));
+    }
+}

@@ -1,0 +1,133 @@
+//! Development only: the runner as a plain local process, with no isolation whatsoever.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use futures::StreamExt;
+use tokio::process::Command;
+use tokio::sync::mpsc;
+use tokio_util::io::ReaderStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::drive::{Ended, decide, drive};
+use crate::frames::Pump;
+use crate::{Error, Event, Outcome, Runtime, Spec, Stream};
+
+const NOT_ISOLATED: &str = "NOT ISOLATED — development only: agents run as local processes";
+
+#[derive(Clone, Debug)]
+pub struct LocalSandbox {
+    node_id: String,
+    runner_dir: PathBuf,
+}
+
+impl LocalSandbox {
+    /// `runner_dir` holds `node/runner.js` and `python/runner.py` (the repo's `runtime-images/`).
+    pub fn new(node_id: &str, runner_dir: impl Into<PathBuf>) -> Self {
+        let runner_dir = runner_dir.into();
+        tracing::warn!(node_id, runner_dir = %runner_dir.display(), "{NOT_ISOLATED}");
+        LocalSandbox {
+            node_id: node_id.to_string(),
+            runner_dir,
+        }
+    }
+
+    /// `runtime-images/` of the source tree this crate was built from.
+    pub fn default_runner_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runtime-images")
+    }
+
+    fn runner(&self, runtime: Runtime) -> (&'static str, PathBuf) {
+        match runtime {
+            Runtime::Node => ("node", self.runner_dir.join("node/runner.js")),
+            Runtime::Python => ("python3", self.runner_dir.join("python/runner.py")),
+        }
+    }
+
+    pub(crate) fn check_runners(&self) -> Result<(), Error> {
+        for runtime in [Runtime::Node, Runtime::Python] {
+            let (_, path) = self.runner(runtime);
+            if !path.is_file() {
+                return Err(Error::RunnerMissing { path });
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn run(
+        &self,
+        spec: Spec,
+        events: mpsc::Sender<Event>,
+        cancel: CancellationToken,
+    ) -> Result<Outcome, Error> {
+        tracing::warn!(node_id = %self.node_id, execution_id = %spec.execution_id, "{NOT_ISOLATED}");
+        let (program, runner) = self.runner(spec.runtime);
+        if !runner.is_file() {
+            return Err(Error::RunnerMissing { path: runner });
+        }
+        let mut child = Command::new(program)
+            .arg(&runner)
+            .current_dir(&spec.package_dir)
+            // The runner reads the package from /agent unless told otherwise.
+            .env("FRAMEOS_AGENT_DIR", &spec.package_dir)
+            .env("FRAMEOS_ENTRYPOINT", &spec.entrypoint)
+            .env("FRAMEOS_EXECUTION_ID", &spec.execution_id)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| Error::Spawn { program, source })?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(Error::Spawn {
+                program,
+                source: std::io::Error::other("stdio pipes missing"),
+            });
+        };
+        let tagged = |stream: Stream| {
+            move |item: std::io::Result<bytes::Bytes>| async move {
+                match item {
+                    Ok(data) => Some((stream, data)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading agent output failed");
+                        None
+                    }
+                }
+            }
+        };
+        let chunks = futures::stream::select(
+            ReaderStream::new(stdout).filter_map(tagged(Stream::Stdout)),
+            ReaderStream::new(stderr).filter_map(tagged(Stream::Stderr)),
+        );
+        let mut pump = Pump::new(events, spec.log_limit_bytes);
+        let mut status = None;
+        let ended = drive(
+            Box::pin(chunks),
+            stdin,
+            &spec.inputs,
+            async { status = child.wait().await.ok() },
+            &mut pump,
+            spec.timeout,
+            &cancel,
+        )
+        .await;
+        if ended != Ended::Exited {
+            if let Err(e) = child.kill().await {
+                tracing::warn!(error = %e, "killing agent process failed");
+            }
+            status = child.wait().await.ok();
+        }
+        // A signal death reads like a container's exit code: 128 + signal.
+        let exit_code = status.and_then(|s| s.code().or(s.signal().map(|n| 128 + n)));
+        Ok(match ended {
+            Ended::TimedOut => Outcome::TimedOut,
+            Ended::Canceled => Outcome::Canceled,
+            Ended::Exited | Ended::Lingered => {
+                decide(pump.into_terminal(), exit_code.map(i64::from), false)
+            }
+        })
+    }
+}

@@ -1,0 +1,471 @@
+'use strict';
+// FrameOS node runner: runs inside frameos/runtime-node as `node /opt/frameos/runner.js`.
+//
+// Contract (the execution node parses exactly this; see runtime-images/README.md):
+//   env   FRAMEOS_ENTRYPOINT   relative path of the agent module inside the package (required)
+//         FRAMEOS_EXECUTION_ID exposed as ctx.execution_id (optional)
+//         FRAMEOS_AGENT_DIR    package root, default /agent (only the tests change it)
+//   stdin one JSON document (the inputs), read to EOF, at most 10 MiB
+//   stdout one JSON frame per line, each {"frameos":1,"type":...}:
+//           log      {"stream":"stdout"|"stderr","line":"..."}
+//           progress {"fraction":0..1,"message":"..."}
+//           result   {"output":<JSON>}                       -> exit 0   (terminal)
+//           error    {"message","error_type","stack"}        -> exit 1   (terminal)
+//   The runner itself never writes anything unframed to fd 1. Frames are written with
+//   fs.writeSync so none is lost when the agent calls process.exit().
+
+const fs = require('fs');
+const path = require('path');
+const { Writable } = require('stream');
+const { pathToFileURL } = require('url');
+
+const MAX_INPUT_BYTES = 10 * 1024 * 1024;
+const MAX_LINE_BYTES = 16 * 1024;
+const MAX_STACK_CHARS = 8 * 1024;
+const MAX_PROGRESS_MESSAGE_CHARS = 1024;
+const TRUNCATED = ' …[truncated]';
+
+const AGENT_DIR = path.resolve(process.env.FRAMEOS_AGENT_DIR || '/agent');
+
+// ---------------------------------------------------------------------------------------
+// Frame output
+// ---------------------------------------------------------------------------------------
+
+let terminated = false; // a terminal frame has been written: nothing may follow it
+let stdoutBroken = false;
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+function writeAllSync(fd, buf) {
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(fd, buf, off, buf.length - off);
+    } catch (e) {
+      if (e.code === 'EAGAIN') { Atomics.wait(sleepCell, 0, 0, 2); continue; }
+      if (e.code === 'EINTR') continue;
+      throw e;
+    }
+  }
+}
+
+// Strings in frames are always well-formed UTF-16 (lone surrogates -> U+FFFD), so every
+// frame is valid UTF-8 JSON that strict parsers (serde_json) accept.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+function wellFormed(s) {
+  if (typeof s.toWellFormed === 'function') return s.toWellFormed();
+  return s.replace(LONE_SURROGATE, '\ufffd');
+}
+function wellFormedReplacer(_key, value) {
+  return typeof value === 'string' ? wellFormed(value) : value;
+}
+
+function writeFrameText(text) {
+  if (stdoutBroken) return;
+  try {
+    writeAllSync(1, Buffer.from(text + '\n', 'utf8'));
+  } catch (e) {
+    // EPIPE etc.: nobody is listening any more; drop every further frame.
+    stdoutBroken = true;
+  }
+}
+
+function emit(frame) {
+  if (terminated) return;
+  writeFrameText(JSON.stringify(frame));
+}
+
+// ---------------------------------------------------------------------------------------
+// stdout / stderr -> log frames
+// ---------------------------------------------------------------------------------------
+
+function cutUtf8(buf, max) {
+  // Cut a buffer to at most `max` bytes without splitting a UTF-8 sequence.
+  let end = Math.min(max, buf.length);
+  if (end < buf.length) {
+    while (end > 0 && (buf[end] & 0xc0) === 0x80) end--;
+  }
+  return buf.subarray(0, end);
+}
+
+class LineFramer {
+  constructor(stream) {
+    this.stream = stream;
+    this.parts = [];
+    this.size = 0;
+    this.discarding = false; // the current line was already emitted truncated
+  }
+
+  emitLine(buf) {
+    let line = buf.toString('utf8');
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    emit({ frameos: 1, type: 'log', stream: this.stream, line: wellFormed(line) });
+  }
+
+  append(seg) {
+    if (this.discarding || seg.length === 0) return;
+    this.parts.push(seg);
+    this.size += seg.length;
+    if (this.size > MAX_LINE_BYTES) {
+      const all = Buffer.concat(this.parts, this.size);
+      const head = cutUtf8(all, MAX_LINE_BYTES).toString('utf8');
+      emit({ frameos: 1, type: 'log', stream: this.stream, line: wellFormed(head) + TRUNCATED });
+      this.parts = [];
+      this.size = 0;
+      this.discarding = true;
+    }
+  }
+
+  endLine() {
+    if (this.discarding) {
+      this.discarding = false;
+      return;
+    }
+    const all = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.size);
+    this.parts = [];
+    this.size = 0;
+    this.emitLine(all);
+  }
+
+  feed(buf) {
+    let start = 0;
+    for (;;) {
+      const nl = buf.indexOf(10, start);
+      if (nl === -1) {
+        this.append(buf.subarray(start));
+        return;
+      }
+      this.append(buf.subarray(start, nl));
+      this.endLine();
+      start = nl + 1;
+    }
+  }
+
+  // The partial last line (no trailing newline), emitted once at exit.
+  flushPartial() {
+    if (this.size > 0 && !this.discarding) this.endLine();
+    this.parts = [];
+    this.size = 0;
+    this.discarding = false;
+  }
+}
+
+const framers = { stdout: new LineFramer('stdout'), stderr: new LineFramer('stderr') };
+
+function makeStdio(name, fd) {
+  const framer = framers[name];
+  const stream = new Writable({
+    decodeStrings: true,
+    write(chunk, _encoding, cb) {
+      framer.feed(chunk);
+      cb();
+    },
+    writev(chunks, cb) {
+      for (const { chunk } of chunks) framer.feed(chunk);
+      cb();
+    },
+    final(cb) { cb(); },
+    destroy(_err, cb) { cb(); },
+  });
+  stream.fd = fd;
+  stream.isTTY = false;
+  stream._isStdio = true;
+  stream.destroySoon = stream.destroy;
+  stream.getColorDepth = () => 1;
+  stream.hasColors = () => false;
+  return stream;
+}
+
+function installStdio() {
+  // Replace the lazily created process.stdout / process.stderr *before* anything touches
+  // them, so Node never wraps fd 1/2 in a non-blocking libuv handle. console.* binds to
+  // these on first use, so it is framed too.
+  for (const [name, fd] of [['stdout', 1], ['stderr', 2]]) {
+    const stream = makeStdio(name, fd);
+    Object.defineProperty(process, name, {
+      configurable: true,
+      enumerable: true,
+      get() { return stream; },
+    });
+  }
+}
+
+function flushPartials() {
+  framers.stdout.flushPartial();
+  framers.stderr.flushPartial();
+}
+
+// ---------------------------------------------------------------------------------------
+// Terminal frames
+// ---------------------------------------------------------------------------------------
+
+function errorTypeOf(err) {
+  if (err !== null && typeof err === 'object') {
+    if (typeof err.name === 'string' && err.name && err.name !== 'Error') return err.name;
+    const ctor = err.constructor;
+    if (ctor && typeof ctor.name === 'string' && ctor.name && ctor.name !== 'Object') return ctor.name;
+    return 'Error';
+  }
+  return 'Error';
+}
+
+function messageOf(err) {
+  if (err instanceof Error || (err && typeof err === 'object' && typeof err.message === 'string')) {
+    return String(err.message);
+  }
+  if (typeof err === 'string') return err;
+  try {
+    const j = JSON.stringify(err);
+    if (j !== undefined) return j;
+  } catch (_) { /* fall through */ }
+  return String(err);
+}
+
+function trimStack(stack) {
+  if (typeof stack !== 'string') return '';
+  const lines = stack.split('\n').filter((l) => {
+    const t = l.trim();
+    if (!t.startsWith('at ')) return true;
+    return !t.includes(__filename) && !t.includes('node:internal') && !t.includes('(internal/');
+  });
+  let out = lines.join('\n');
+  if (out.length > MAX_STACK_CHARS) out = out.slice(0, MAX_STACK_CHARS) + TRUNCATED;
+  return out;
+}
+
+function finish(frame, code) {
+  if (terminated) return;
+  flushPartials();
+  emit(frame);
+  terminated = true;
+  process.exit(code);
+}
+
+function finishError(err, forcedType) {
+  let message, errorType, stack;
+  try {
+    message = messageOf(err);
+    errorType = forcedType || errorTypeOf(err);
+    stack = err && typeof err === 'object' ? trimStack(err.stack) : '';
+  } catch (e) {
+    message = 'unprintable error';
+    errorType = forcedType || 'Error';
+    stack = '';
+  }
+  finish({
+    frameos: 1,
+    type: 'error',
+    message: wellFormed(message),
+    error_type: wellFormed(errorType),
+    stack: wellFormed(stack),
+  }, 1);
+}
+
+class RunnerError extends Error {}
+RunnerError.prototype.name = 'RunnerError';
+
+function runnerFail(message) {
+  finish({ frameos: 1, type: 'error', message: wellFormed(message), error_type: 'RunnerError', stack: '' }, 1);
+}
+
+function finishResult(output) {
+  let text;
+  try {
+    // A top-level function / symbol would make JSON.stringify silently drop "output".
+    if (typeof output === 'function' || typeof output === 'symbol') {
+      throw new TypeError(`a value of type ${typeof output} cannot be serialized`);
+    }
+    text = JSON.stringify(
+      { frameos: 1, type: 'result', output: output === undefined ? null : output },
+      wellFormedReplacer,
+    );
+  } catch (e) {
+    finishError({ name: errorTypeOf(e), message: `output is not JSON-serializable: ${messageOf(e)}` });
+    return;
+  }
+  if (terminated) return;
+  flushPartials();
+  writeFrameText(text);
+  terminated = true;
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Inputs, entrypoint, ctx
+// ---------------------------------------------------------------------------------------
+
+function readStdinSync() {
+  const chunks = [];
+  let total = 0;
+  const buf = Buffer.allocUnsafe(1 << 16);
+  for (;;) {
+    let n;
+    try {
+      n = fs.readSync(0, buf, 0, buf.length, null);
+    } catch (e) {
+      if (e.code === 'EAGAIN') { Atomics.wait(sleepCell, 0, 0, 2); continue; }
+      if (e.code === 'EINTR') continue;
+      if (e.code === 'EOF') break;
+      throw new RunnerError(`cannot read inputs from stdin: ${e.message}`);
+    }
+    if (n === 0) break;
+    total += n;
+    if (total > MAX_INPUT_BYTES) throw new RunnerError('inputs on stdin exceed 10 MiB');
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+  }
+  return Buffer.concat(chunks, total);
+}
+
+function parseInputs(raw) {
+  let text;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(raw);
+  } catch (_) {
+    throw new RunnerError('inputs on stdin are not valid UTF-8');
+  }
+  if (text.trim() === '') throw new RunnerError('no inputs on stdin (expected one JSON document)');
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new RunnerError(`inputs on stdin are not valid JSON: ${e.message}`);
+  }
+}
+
+function resolveEntrypoint() {
+  const ep = process.env.FRAMEOS_ENTRYPOINT;
+  if (!ep) throw new RunnerError('FRAMEOS_ENTRYPOINT is not set');
+  if (path.isAbsolute(ep) || ep.includes('\0') || ep.split(/[\\/]/).includes('..')) {
+    throw new RunnerError(`invalid entrypoint ${JSON.stringify(ep)}: must be a relative path inside the package`);
+  }
+  const file = path.resolve(AGENT_DIR, ep);
+  if (!file.startsWith(AGENT_DIR + path.sep)) {
+    throw new RunnerError(`invalid entrypoint ${JSON.stringify(ep)}: must be a relative path inside the package`);
+  }
+  let st;
+  try {
+    st = fs.statSync(file);
+  } catch (_) {
+    throw new RunnerError(`entrypoint ${JSON.stringify(ep)} not found in the package`);
+  }
+  if (!st.isFile()) throw new RunnerError(`entrypoint ${JSON.stringify(ep)} is not a regular file`);
+  return { ep, file };
+}
+
+function pickFunction(mod) {
+  if (typeof mod === 'function') return mod;
+  if (mod && typeof mod === 'object') {
+    if (typeof mod.default === 'function') return mod.default;
+    if (typeof mod.run === 'function') return mod.run;
+    // ESM namespace whose default is a CommonJS exports object
+    if (mod.default && typeof mod.default === 'object') {
+      if (typeof mod.default.default === 'function') return mod.default.default;
+      if (typeof mod.default.run === 'function') return mod.default.run;
+    }
+  }
+  return null;
+}
+
+async function loadAgent({ ep, file }) {
+  let mod;
+  try {
+    mod = require(file);
+  } catch (e) {
+    if (e && e.code === 'ERR_REQUIRE_ESM') {
+      mod = await import(pathToFileURL(file).href); // an ES module entrypoint also works
+    } else {
+      throw e; // the agent's own load-time error (SyntaxError, a throw at top level, ...)
+    }
+  }
+  const fn = pickFunction(mod);
+  if (!fn) {
+    throw new RunnerError(
+      `entrypoint ${JSON.stringify(ep)} must export a function: module.exports = async (inputs, ctx) => output`,
+    );
+  }
+  return fn;
+}
+
+function makeCtx() {
+  const executionId = process.env.FRAMEOS_EXECUTION_ID;
+  return Object.freeze({
+    execution_id: executionId ? executionId : null,
+    progress(fraction, message) {
+      if (typeof fraction !== 'number' || !Number.isFinite(fraction) || fraction < 0 || fraction > 1) {
+        throw new TypeError('ctx.progress: fraction must be a finite number between 0 and 1');
+      }
+      if (message === undefined || message === null) message = '';
+      if (typeof message !== 'string') throw new TypeError('ctx.progress: message must be a string');
+      if (message.length > MAX_PROGRESS_MESSAGE_CHARS) {
+        message = message.slice(0, MAX_PROGRESS_MESSAGE_CHARS) + TRUNCATED;
+      }
+      emit({ frameos: 1, type: 'progress', fraction, message: wellFormed(message) });
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// EGRESS HOOK (not built yet; see ARCHITECTURE.md "Egress").
+// When the node starts passing a bind-mounted Unix socket (e.g. FRAMEOS_EGRESS_SOCKET),
+// this is where the runner will listen on 127.0.0.1:<port>, pipe every connection to the
+// socket, and set HTTP_PROXY / HTTPS_PROXY (and NO_PROXY=) in process.env *before* the
+// agent module is loaded. Note: Node 18's fetch/http ignore HTTP_PROXY, so this hook will
+// also have to install a proxy-aware global dispatcher/agent. Today it does nothing: the
+// container has --network=none and no route anywhere.
+// ---------------------------------------------------------------------------------------
+function setupEgress() {}
+
+// ---------------------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------------------
+
+async function main() {
+  installStdio();
+
+  process.on('exit', () => {
+    // process.exit(n) by the agent (no terminal frame): still deliver the partial lines.
+    if (!terminated) flushPartials();
+    terminated = true;
+  });
+  // A throw in a callback / an unhandled rejection would crash a plain node process:
+  // here it fails the run with that error.
+  process.on('uncaughtException', (err) => finishError(err));
+  // The event loop emptied while the agent's promise was still pending.
+  process.on('beforeExit', () => {
+    if (!terminated) runnerFail('the agent function returned a promise that never settled');
+  });
+
+  let inputs;
+  let target;
+  try {
+    inputs = parseInputs(readStdinSync());
+    target = resolveEntrypoint();
+  } catch (e) {
+    if (e instanceof RunnerError) return runnerFail(e.message);
+    throw e;
+  }
+
+  setupEgress();
+
+  let fn;
+  try {
+    fn = await loadAgent(target);
+  } catch (e) {
+    if (e instanceof RunnerError) return runnerFail(e.message);
+    return finishError(e);
+  }
+
+  let output;
+  try {
+    output = await fn(inputs, makeCtx());
+  } catch (e) {
+    return finishError(e);
+  }
+  finishResult(output);
+}
+
+main().catch((e) => {
+  try {
+    finishError(e, 'RunnerError');
+  } catch (_) {
+    process.exit(1);
+  }
+});

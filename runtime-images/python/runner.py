@@ -1,0 +1,493 @@
+"""FrameOS python runner: runs inside frameos/runtime-python as `python3 /opt/frameos/runner.py`.
+
+Contract (the execution node parses exactly this; see runtime-images/README.md):
+  env   FRAMEOS_ENTRYPOINT   relative path of the agent file inside the package (required)
+        FRAMEOS_EXECUTION_ID exposed as ctx.execution_id (optional)
+        FRAMEOS_AGENT_DIR    package root, default /agent (only the tests change it)
+  stdin one JSON document (the inputs), read to EOF, at most 10 MiB
+  stdout one JSON frame per line, each {"frameos":1,"type":...}:
+          log      {"stream":"stdout"|"stderr","line":"..."}
+          progress {"fraction":0..1,"message":"..."}
+          result   {"output":<JSON>}                       -> exit 0   (terminal)
+          error    {"message","error_type","stack"}        -> exit 1   (terminal)
+  The runner itself never writes anything unframed to fd 1. Every frame is written with
+  os.write straight to fd 1 (nothing buffered), so none is lost on sys.exit / os._exit.
+"""
+
+import asyncio
+import atexit
+import codecs
+import importlib.util
+import inspect
+import io
+import json
+import math
+import os
+import sys
+import threading
+import time
+import traceback
+
+MAX_INPUT_BYTES = 10 * 1024 * 1024
+MAX_LINE_BYTES = 16 * 1024
+MAX_STACK_CHARS = 8 * 1024
+MAX_PROGRESS_MESSAGE_CHARS = 1024
+TRUNCATED = " \u2026[truncated]"
+
+AGENT_DIR = os.path.realpath(os.environ.get("FRAMEOS_AGENT_DIR") or "/agent")
+RUNNER_FILE = os.path.abspath(__file__)
+
+# Lone surrogates (e.g. from surrogateescape'd bytes) become U+FFFD, so every frame is
+# valid UTF-8 JSON that strict parsers (serde_json) accept.
+# (The UTF-8 encoder only accepts an ASCII str or bytes as replacement.)
+codecs.register_error("frameos_fffd", lambda e: ("\ufffd".encode("utf-8") * (e.end - e.start), e.end))
+
+
+class RunnerError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------
+# Frame output
+# ---------------------------------------------------------------------------------------
+
+_lock = threading.RLock()
+_terminated = False  # a terminal frame has been written: nothing may follow it
+_stdout_broken = False
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            time.sleep(0.002)
+            continue
+        view = view[n:]
+
+
+def _encode(frame):
+    text = json.dumps(frame, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return (text + "\n").encode("utf-8", "frameos_fffd")
+
+
+def _write_frame_bytes(data):
+    global _stdout_broken
+    if _stdout_broken:
+        return
+    try:
+        _write_all(1, data)
+    except OSError:  # EPIPE etc.: nobody is listening any more
+        _stdout_broken = True
+
+
+def emit(frame):
+    with _lock:
+        if _terminated:
+            return
+        _write_frame_bytes(_encode(frame))
+
+
+# ---------------------------------------------------------------------------------------
+# sys.stdout / sys.stderr -> log frames
+# ---------------------------------------------------------------------------------------
+
+
+def _cut_utf8(buf, limit):
+    end = min(limit, len(buf))
+    if end < len(buf):
+        while end > 0 and (buf[end] & 0xC0) == 0x80:
+            end -= 1
+    return bytes(buf[:end])
+
+
+class _LineFramer(io.RawIOBase):
+    """Raw byte sink: splits on b"\\n" and emits one log frame per line."""
+
+    def __init__(self, stream, fd):
+        super().__init__()
+        self._stream = stream
+        self._fd = fd
+        self._buf = bytearray()
+        self._discarding = False  # the current line was already emitted truncated
+
+    # io API -----------------------------------------------------------------------------
+    def writable(self):
+        return True
+
+    def readable(self):
+        return False
+
+    def seekable(self):
+        return False
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        # Code that writes to the real fd (subprocess, faulthandler) bypasses the framing;
+        # the node treats unframed stdout lines as plain stdout log lines.
+        return self._fd
+
+    def close(self):
+        # Never really closed: the interpreter may still print at shutdown.
+        pass
+
+    @property
+    def closed(self):
+        return False
+
+    def flush(self):
+        # A flush does not end the line; the partial last line is emitted at exit.
+        pass
+
+    def write(self, b):
+        data = bytes(b)
+        with _lock:
+            start = 0
+            while True:
+                nl = data.find(b"\n", start)
+                if nl == -1:
+                    self._append(data[start:])
+                    break
+                self._append(data[start:nl])
+                self._end_line()
+                start = nl + 1
+        return len(data)
+
+    # framing --------------------------------------------------------------------------
+    def _emit_line(self, raw, suffix=""):
+        line = raw.decode("utf-8", "replace")
+        if not suffix and line.endswith("\r"):
+            line = line[:-1]
+        emit({"frameos": 1, "type": "log", "stream": self._stream, "line": line + suffix})
+
+    def _append(self, seg):
+        if self._discarding or not seg:
+            return
+        self._buf += seg
+        if len(self._buf) > MAX_LINE_BYTES:
+            head = _cut_utf8(self._buf, MAX_LINE_BYTES)
+            self._buf = bytearray()
+            self._discarding = True
+            self._emit_line(head, TRUNCATED)
+
+    def _end_line(self):
+        if self._discarding:
+            self._discarding = False
+            return
+        raw = bytes(self._buf)
+        self._buf = bytearray()
+        self._emit_line(raw)
+
+    def flush_partial(self):
+        with _lock:
+            if self._buf and not self._discarding:
+                self._end_line()
+            self._buf = bytearray()
+            self._discarding = False
+
+
+_framers = {}
+
+
+def _install_stdio():
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        raw = _LineFramer(name, fd)
+        _framers[name] = raw
+        text = io.TextIOWrapper(
+            raw, encoding="utf-8", errors="backslashreplace", line_buffering=True, write_through=True
+        )
+        setattr(sys, name, text)
+
+
+def _flush_partials():
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name, None)
+        try:
+            if stream is not None:
+                stream.flush()  # TextIOWrapper -> raw (no-op for the raw framer itself)
+        except Exception:
+            pass
+        framer = _framers.get(name)
+        if framer is not None:
+            framer.flush_partial()
+
+
+# ---------------------------------------------------------------------------------------
+# Terminal frames
+# ---------------------------------------------------------------------------------------
+
+_SKIP_PREFIXES = (
+    os.path.dirname(asyncio.__file__) + os.sep,
+    "<frozen importlib._bootstrap",
+)
+
+
+def _trim_stack(exc):
+    try:
+        frames = traceback.extract_tb(exc.__traceback__)
+        # drop the runner's own frames and the asyncio / importlib machinery around the agent
+        kept = [
+            f
+            for f in frames
+            if f.filename != RUNNER_FILE and not f.filename.startswith(_SKIP_PREFIXES)
+        ]
+        text = "Traceback (most recent call last):\n" if kept else ""
+        text += "".join(traceback.format_list(kept))
+        text += "".join(traceback.format_exception_only(type(exc), exc))
+        text = text.rstrip("\n")
+    except Exception:
+        text = ""
+    if len(text) > MAX_STACK_CHARS:
+        text = text[:MAX_STACK_CHARS] + TRUNCATED
+    return text
+
+
+def _finish(frame_bytes, code):
+    global _terminated
+    # Output written straight to the original streams (unframed) goes out first.
+    for s in (sys.__stdout__, sys.__stderr__):
+        try:
+            if s is not None:
+                s.flush()
+        except Exception:
+            pass
+    _flush_partials()
+    with _lock:
+        if not _terminated:
+            _write_frame_bytes(frame_bytes)
+            _terminated = True
+    # Exit now even if the agent left non-daemon threads or handles running.
+    os._exit(code)
+
+
+def _error_frame(message, error_type, stack=""):
+    return _encode(
+        {"frameos": 1, "type": "error", "message": message, "error_type": error_type, "stack": stack}
+    )
+
+
+def finish_error(exc):
+    try:
+        frame = _error_frame(str(exc), type(exc).__name__, _trim_stack(exc))
+    except Exception:
+        frame = _error_frame("unprintable error", type(exc).__name__)
+    _finish(frame, 1)
+
+
+def runner_fail(message):
+    _finish(_error_frame(message, "RunnerError"), 1)
+
+
+def _run_agent_atexit():
+    # Give the agent's atexit handlers a chance (their output is framed) before the
+    # terminal frame; the runner then leaves with os._exit.
+    run = getattr(atexit, "_run_exitfuncs", None)
+    if run is not None:
+        try:
+            run()
+        except BaseException:
+            pass
+
+
+def finish_result(output):
+    try:
+        frame = _encode({"frameos": 1, "type": "result", "output": output})
+    except (TypeError, ValueError, RecursionError) as e:
+        _run_agent_atexit()
+        _finish(
+            _error_frame("output is not JSON-serializable: %s" % (e,), type(e).__name__), 1
+        )
+        return
+    _run_agent_atexit()
+    _finish(frame, 0)
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs, entrypoint, ctx
+# ---------------------------------------------------------------------------------------
+
+
+def _read_stdin():
+    chunks = []
+    total = 0
+    while True:
+        try:
+            chunk = os.read(0, 1 << 16)
+        except BlockingIOError:
+            time.sleep(0.002)
+            continue
+        except OSError as e:
+            raise RunnerError("cannot read inputs from stdin: %s" % (e,))
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > MAX_INPUT_BYTES:
+            raise RunnerError("inputs on stdin exceed 10 MiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reject_constant(name):
+    raise ValueError("%s is not valid JSON" % name)
+
+
+def _parse_inputs(raw):
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RunnerError("inputs on stdin are not valid UTF-8")
+    if not text.strip():
+        raise RunnerError("no inputs on stdin (expected one JSON document)")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:
+        raise RunnerError("inputs on stdin are not valid JSON: %s" % (e,))
+
+
+def _resolve_entrypoint():
+    ep = os.environ.get("FRAMEOS_ENTRYPOINT") or ""
+    if not ep:
+        raise RunnerError("FRAMEOS_ENTRYPOINT is not set")
+    parts = ep.replace("\\", "/").split("/")
+    if os.path.isabs(ep) or "\0" in ep or ".." in parts:
+        raise RunnerError(
+            "invalid entrypoint %s: must be a relative path inside the package" % json.dumps(ep)
+        )
+    path = os.path.normpath(os.path.join(AGENT_DIR, ep))
+    if not path.startswith(AGENT_DIR + os.sep):
+        raise RunnerError(
+            "invalid entrypoint %s: must be a relative path inside the package" % json.dumps(ep)
+        )
+    if not os.path.exists(path):
+        raise RunnerError("entrypoint %s not found in the package" % json.dumps(ep))
+    if not os.path.isfile(path):
+        raise RunnerError("entrypoint %s is not a regular file" % json.dumps(ep))
+    return ep, path
+
+
+def _load_agent(ep, path):
+    # Like `python3 <entrypoint>`: the entrypoint's directory comes first on sys.path so
+    # the agent can import its sibling modules. The module is not __main__.
+    sys.path[0:1] = [os.path.dirname(path)]
+    sys.argv = [path]
+    name = "frameos_agent"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RunnerError("entrypoint %s cannot be loaded as a python module" % json.dumps(ep))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)  # the agent's own load-time errors propagate as they are
+    run = getattr(module, "run", None)
+    if not callable(run):
+        raise RunnerError(
+            "entrypoint %s must define run(inputs, ctx) (def or async def)" % json.dumps(ep)
+        )
+    return run
+
+
+class Context:
+    """The `ctx` passed to run(inputs, ctx)."""
+
+    __slots__ = ("execution_id",)
+
+    def __init__(self, execution_id):
+        self.execution_id = execution_id
+
+    def progress(self, fraction, message=None):
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, (int, float))
+            or not math.isfinite(fraction)
+            or fraction < 0
+            or fraction > 1
+        ):
+            raise ValueError("ctx.progress: fraction must be a finite number between 0 and 1")
+        if message is None:
+            message = ""
+        if not isinstance(message, str):
+            raise TypeError("ctx.progress: message must be a string")
+        if len(message) > MAX_PROGRESS_MESSAGE_CHARS:
+            message = message[:MAX_PROGRESS_MESSAGE_CHARS] + TRUNCATED
+        emit({"frameos": 1, "type": "progress", "fraction": fraction, "message": message})
+
+    def __repr__(self):
+        return "Context(execution_id=%r)" % (self.execution_id,)
+
+
+async def _await(awaitable):
+    return await awaitable
+
+
+# ---------------------------------------------------------------------------------------
+# EGRESS HOOK (not built yet; see ARCHITECTURE.md "Egress").
+# When the node starts passing a bind-mounted Unix socket (e.g. FRAMEOS_EGRESS_SOCKET),
+# this is where the runner will start a thread listening on 127.0.0.1:<port> that pipes
+# every connection to the socket, and set HTTP_PROXY / HTTPS_PROXY (and NO_PROXY=) in
+# os.environ *before* the agent module is loaded (urllib, requests, httpx honour them).
+# Today it does nothing: the container has --network=none and no route anywhere.
+# ---------------------------------------------------------------------------------------
+def _setup_egress():
+    pass
+
+
+# ---------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------
+
+
+def main():
+    _install_stdio()
+    # sys.exit() by the agent: the interpreter exits with that code (no terminal frame);
+    # the partial last lines are still delivered.
+    atexit.register(_flush_partials)
+
+    try:
+        inputs = _parse_inputs(_read_stdin())
+        ep, path = _resolve_entrypoint()
+    except RunnerError as e:
+        runner_fail(str(e))
+        return
+
+    _setup_egress()
+
+    try:
+        run = _load_agent(ep, path)
+    except RunnerError as e:
+        runner_fail(str(e))
+        return
+    except SystemExit:
+        _flush_partials()
+        raise
+    except BaseException as e:
+        finish_error(e)
+        return
+
+    ctx = Context(os.environ.get("FRAMEOS_EXECUTION_ID") or None)
+    try:
+        output = run(inputs, ctx)
+        if inspect.iscoroutine(output):
+            output = asyncio.run(output)
+        elif inspect.isawaitable(output):
+            output = asyncio.run(_await(output))
+    except SystemExit:
+        _flush_partials()
+        raise
+    except BaseException as e:
+        finish_error(e)
+        return
+    finish_result(output)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except SystemExit:
+        raise
+    except BaseException as e:  # a bug in the runner itself
+        try:
+            _finish(_error_frame("runner failure: %s" % (e,), "RunnerError"), 1)
+        finally:
+            os._exit(1)

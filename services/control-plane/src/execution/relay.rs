@@ -1,0 +1,218 @@
+//! The outbox relay and the dead-letter consumer: the two halves of the control plane's side
+//! of the queue. Both reconnect on their own when the broker goes away.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use frameos_queue::{Job, Queue, Topology};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::Hub;
+use crate::entity::{execution, outbox};
+
+const BATCH: u64 = 100;
+const IDLE_POLL: Duration = Duration::from_secs(1);
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Where the queue comes from: a broker to (re)connect to, or one shared in-process.
+#[derive(Clone)]
+pub enum QueueSource {
+    Amqp { url: String, topology: Topology },
+    Shared(Queue),
+}
+
+impl QueueSource {
+    pub async fn connect(&self) -> Result<Queue, frameos_queue::Error> {
+        match self {
+            QueueSource::Amqp { url, topology } => Queue::amqp(url, topology.clone()).await,
+            QueueSource::Shared(queue) => Ok(queue.clone()),
+        }
+    }
+}
+
+/// Sleeps for the back-off unless shutdown comes first; `false` on shutdown.
+async fn pause(backoff: &mut Duration, shutdown: &CancellationToken) -> bool {
+    let wait = *backoff;
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    tokio::select! {
+        () = tokio::time::sleep(wait) => true,
+        () = shutdown.cancelled() => false,
+    }
+}
+
+/// Publishes committed outbox rows in order, each confirmed by the broker before it is marked
+/// sent. A crash between the two publishes the row again; claiming is idempotent.
+pub async fn run_relay(
+    db: DatabaseConnection,
+    source: QueueSource,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let mut queue: Option<Queue> = None;
+    let mut backoff = MIN_BACKOFF;
+    while !shutdown.is_cancelled() {
+        let current = match &queue {
+            Some(q) => q.clone(),
+            None => match source.connect().await {
+                Ok(q) => {
+                    tracing::info!(queue = %q.describe(), "outbox relay connected");
+                    queue = Some(q.clone());
+                    q
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay cannot reach the queue; retrying");
+                    if !pause(&mut backoff, &shutdown).await {
+                        break;
+                    }
+                    continue;
+                }
+            },
+        };
+        let rows = match outbox::Entity::find()
+            .filter(outbox::Column::SentAt.is_null())
+            .order_by_asc(outbox::Column::Id)
+            .limit(BATCH)
+            .all(&db)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox relay cannot read the outbox");
+                if !pause(&mut backoff, &shutdown).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let mut published_all = true;
+        for row in &rows {
+            let headers: BTreeMap<String, String> =
+                serde_json::from_str(&row.headers).unwrap_or_default();
+            let job = Job {
+                execution_id: row.execution_id.clone(),
+                priority: u8::try_from(row.priority).unwrap_or(0),
+                attempt: 1,
+                headers,
+            };
+            if let Err(e) = current.publish(&job).await {
+                tracing::warn!(error = %e, execution_id = %row.execution_id, "publish failed; will retry");
+                if e.is_transient() {
+                    queue = None;
+                }
+                published_all = false;
+                break;
+            }
+            let marked = outbox::Entity::update_many()
+                .col_expr(outbox::Column::SentAt, Expr::value(Utc::now()))
+                .filter(outbox::Column::Id.eq(row.id))
+                .exec(&db)
+                .await;
+            if let Err(e) = marked {
+                tracing::warn!(error = %e, outbox_id = row.id, "cannot mark an outbox row sent");
+                published_all = false;
+                break;
+            }
+            tracing::debug!(execution_id = %row.execution_id, "job published");
+        }
+        if !published_all {
+            if !pause(&mut backoff, &shutdown).await {
+                break;
+            }
+            continue;
+        }
+        backoff = MIN_BACKOFF;
+        if rows.len() as u64 == BATCH {
+            continue;
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(IDLE_POLL) => {}
+            () = shutdown.cancelled() => break,
+        }
+    }
+    tracing::info!("outbox relay stopped");
+}
+
+/// Jobs that exhausted their attempts end here: their executions fail, never silently vanish.
+pub async fn run_dead_letters(
+    db: DatabaseConnection,
+    hub: Hub,
+    source: QueueSource,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = MIN_BACKOFF;
+    while !shutdown.is_cancelled() {
+        let consumer = match source.connect().await {
+            Ok(queue) => {
+                queue
+                    .consume_dead_letters("control-plane-dead-letters")
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let mut consumer = match consumer {
+            Ok(consumer) => consumer,
+            Err(e) => {
+                tracing::warn!(error = %e, "dead-letter consumer cannot reach the queue; retrying");
+                if !pause(&mut backoff, &shutdown).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        backoff = MIN_BACKOFF;
+        loop {
+            let delivery = tokio::select! {
+                next = consumer.next() => next,
+                () = shutdown.cancelled() => return,
+            };
+            let delivery = match delivery {
+                Some(Ok(delivery)) => delivery,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "dead-letter consumer failed; reconnecting");
+                    break;
+                }
+                None => break,
+            };
+            let id = delivery.job.execution_id.clone();
+            let now = Utc::now();
+            let failed = execution::Entity::update_many()
+                .col_expr(execution::Column::Status, Expr::value(execution::FAILED))
+                .col_expr(
+                    execution::Column::Error,
+                    Expr::value("the platform could not run this execution after several attempts"),
+                )
+                .col_expr(execution::Column::FinishedAt, Expr::value(now))
+                .filter(execution::Column::Id.eq(&id))
+                .filter(execution::Column::Status.is_in([execution::QUEUED, execution::RUNNING]))
+                .exec(&db)
+                .await;
+            match failed {
+                Ok(result) => {
+                    if result.rows_affected > 0 {
+                        tracing::warn!(execution_id = %id, "execution dead-lettered and failed");
+                        hub.touch(&id);
+                    }
+                    if let Err(e) = delivery.ack().await {
+                        tracing::warn!(error = %e, "cannot ack a dead letter");
+                        break;
+                    }
+                }
+                // Not acked: it stays in the dead-letter queue for the next try.
+                Err(e) => {
+                    tracing::warn!(error = %e, execution_id = %id, "cannot fail a dead-lettered execution");
+                    break;
+                }
+            }
+        }
+        if !pause(&mut backoff, &shutdown).await {
+            break;
+        }
+    }
+}

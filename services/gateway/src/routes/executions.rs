@@ -1,0 +1,585 @@
+//! Running agents: `POST /v1/agents/{slug}/executions`, `GET /v1/executions`, and under
+//! `/v1/executions/{id}` the execution, its logs, its live events and cancelling it.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::LOCATION;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use frameos_core::ErrorCode;
+use frameos_proto::v1;
+use frameos_proto::v1::execution_event::Event as WatchEvent;
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use crate::auth::{self, ApiKey};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{JsonBody, PathArgs, QueryArgs};
+use crate::streams::StreamSlot;
+use crate::view::{ExecutionList, ExecutionView, LogLineView, LogPage, ProgressView};
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
+const LAST_EVENT_ID: &str = "last-event-id";
+/// A comment line this often keeps proxies and clients from closing a quiet stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// After one of these the execution changes no more, and its event stream ends.
+const TERMINAL_STATUSES: [&str; 4] = ["succeeded", "failed", "timed_out", "canceled"];
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateExecution {
+    /// Any JSON value; it must match the version's `inputs` JSON Schema.
+    #[schema(example = json!({"text": "the quick brown fox"}))]
+    pub inputs: serde_json::Value,
+    /// A published version, e.g. `1.2.0`; the highest published one when absent.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListExecutionsQuery {
+    /// Only executions of this agent (its slug).
+    pub agent: Option<String>,
+    /// Only executions in this status.
+    pub status: Option<String>,
+    /// `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+    /// Items per page (at most 100).
+    pub page_size: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogsQuery {
+    /// Only lines after this `seq`; pass the previous page's `next_page_token`.
+    pub after_seq: Option<u64>,
+    /// Lines per page (at most 1000).
+    pub page_size: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only log lines after this `seq`. A `Last-Event-ID` header takes precedence.
+    pub after_seq: Option<u64>,
+}
+
+/// Runs an agent (user): the inputs are validated and the execution is queued. Retrying with
+/// the same `Idempotency-Key` and body answers with the same execution.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{slug}/executions",
+    tag = "executions",
+    security(("api_key" = [])),
+    params(
+        ("slug" = String, Path, description = "The agent's slug"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "Up to 255 characters; a retry with the same key and body returns the first execution"),
+        ("traceparent" = Option<String>, Header,
+            description = "W3C trace context, carried to the node that runs the execution"),
+    ),
+    request_body = CreateExecution,
+    responses(
+        (status = 202, description = "The execution, `queued`", body = ExecutionView,
+            headers(("Location" = String, description = "The execution's URL"))),
+        (status = 400, description = "Malformed body or Idempotency-Key", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "The role may not run agents", body = ErrorBody),
+        (status = 404, description = "No such published agent or version", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "`invalid_inputs`, or `idempotency_key_reused` with a different body", body = ErrorBody),
+    )
+)]
+pub async fn create_execution(
+    State(state): State<AppState>,
+    key: ApiKey,
+    PathArgs(slug): PathArgs<String>,
+    headers: HeaderMap,
+    body: JsonBody<CreateExecution>,
+) -> Result<(StatusCode, HeaderMap, Json<ExecutionView>), ApiError> {
+    let idempotency_key = match idempotency_key(&headers) {
+        Ok(idempotency_key) => idempotency_key,
+        Err(error) => {
+            return Err(state
+                .control_plane
+                .unless_unauthenticated(&key, error)
+                .await);
+        }
+    };
+    let body = body.parse(&state.control_plane, &key).await?;
+    let request = v1::CreateExecutionRequest {
+        agent_slug: slug,
+        version: body.version.unwrap_or_default(),
+        inputs_json: body.inputs.to_string(),
+        idempotency_key: idempotency_key.unwrap_or_default(),
+        trace_headers: trace_context(&headers),
+    };
+    let reply = state
+        .control_plane
+        .executions()
+        .create_execution(auth::request(request, Some(&key)))
+        .await?;
+    let execution = ExecutionView::from(reply.into_inner());
+    let mut reply_headers = HeaderMap::new();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/executions/{}", execution.id)) {
+        reply_headers.insert(LOCATION, location);
+    }
+    Ok((StatusCode::ACCEPTED, reply_headers, Json(execution)))
+}
+
+/// The `Idempotency-Key` header, if sent: once, 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let invalid = |why: String| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("invalid Idempotency-Key header: {why}"),
+        )
+    };
+    if values.next().is_some() {
+        return Err(invalid("send it once".into()));
+    }
+    let key = value
+        .to_str()
+        .map_err(|_| invalid("it must be visible ASCII".into()))?
+        .trim();
+    if key.is_empty() {
+        return Err(invalid("it is empty".into()));
+    }
+    if key.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(invalid(format!(
+            "it is {} characters long, the limit is {MAX_IDEMPOTENCY_KEY}",
+            key.len()
+        )));
+    }
+    Ok(Some(key.to_string()))
+}
+
+/// The W3C trace context to carry into the queue message: a well-formed `traceparent`, and with
+/// it `tracestate` (which means nothing without a valid parent, W3C Trace Context §3.3).
+fn trace_context(headers: &HeaderMap) -> HashMap<String, String> {
+    let mut context = HashMap::new();
+    let mut parents = headers.get_all(TRACEPARENT).iter();
+    let (Some(parent), None) = (parents.next(), parents.next()) else {
+        return context;
+    };
+    let Some(parent) = parent
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|p| is_traceparent(p))
+    else {
+        return context;
+    };
+    context.insert(TRACEPARENT.to_string(), parent.to_string());
+    // Several tracestate headers are one list (RFC 9110 §5.3).
+    let state: Vec<&str> = headers
+        .get_all(TRACESTATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    if !state.is_empty() {
+        context.insert(TRACESTATE.to_string(), state.join(","));
+    }
+    context
+}
+
+/// `version-trace_id-parent_id-flags` in lowercase hex, with non-zero ids (W3C Trace Context
+/// §3.2); versions after `00` may append fields.
+fn is_traceparent(value: &str) -> bool {
+    let hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let zero = |s: &str| s.bytes().all(|b| b == b'0');
+    let mut fields = value.split('-');
+    let (Some(version), Some(trace_id), Some(parent_id), Some(flags)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return false;
+    };
+    hex(version, 2)
+        && version != "ff"
+        && hex(trace_id, 32)
+        && !zero(trace_id)
+        && hex(parent_id, 16)
+        && !zero(parent_id)
+        && hex(flags, 2)
+        && (version != "00" || fields.next().is_none())
+}
+
+/// One execution (its user or an admin).
+#[utoipa::path(
+    get,
+    path = "/v1/executions/{id}",
+    tag = "executions",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The execution's id")),
+    responses(
+        (status = 200, description = "The execution", body = ExecutionView),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such execution visible to the caller", body = ErrorBody),
+    )
+)]
+pub async fn get_execution(
+    State(state): State<AppState>,
+    key: ApiKey,
+    PathArgs(id): PathArgs<String>,
+) -> Result<Json<ExecutionView>, ApiError> {
+    let reply = state
+        .control_plane
+        .executions()
+        .get_execution(auth::request(v1::GetExecutionRequest { id }, Some(&key)))
+        .await?;
+    Ok(Json(reply.into_inner().into()))
+}
+
+/// Stops a queued or running execution (its user or an admin). An execution that has ended
+/// already is returned unchanged.
+#[utoipa::path(
+    post,
+    path = "/v1/executions/{id}/cancel",
+    tag = "executions",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The execution's id")),
+    responses(
+        (status = 200, description = "The execution, `canceled` unless it had ended", body = ExecutionView),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such execution visible to the caller", body = ErrorBody),
+    )
+)]
+pub async fn cancel_execution(
+    State(state): State<AppState>,
+    key: ApiKey,
+    PathArgs(id): PathArgs<String>,
+) -> Result<Json<ExecutionView>, ApiError> {
+    let reply = state
+        .control_plane
+        .executions()
+        .cancel_execution(auth::request(v1::GetExecutionRequest { id }, Some(&key)))
+        .await?;
+    Ok(Json(reply.into_inner().into()))
+}
+
+/// The caller's own executions, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/executions",
+    tag = "executions",
+    security(("api_key" = [])),
+    params(ListExecutionsQuery),
+    responses(
+        (status = 200, description = "A page of executions", body = ExecutionList),
+        (status = 400, description = "Malformed query, e.g. a non-numeric page_size", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 422, description = "Unknown status, or page_size over 100", body = ErrorBody),
+    )
+)]
+pub async fn list_executions(
+    State(state): State<AppState>,
+    key: ApiKey,
+    QueryArgs(query): QueryArgs<ListExecutionsQuery>,
+) -> Result<Json<ExecutionList>, ApiError> {
+    let request = v1::ListExecutionsRequest {
+        agent_slug: query.agent.unwrap_or_default(),
+        status: query.status.unwrap_or_default(),
+        page_token: query.page_token.unwrap_or_default(),
+        page_size: query.page_size.unwrap_or_default(),
+    };
+    let reply = state
+        .control_plane
+        .executions()
+        .list_executions(auth::request(request, Some(&key)))
+        .await?;
+    Ok(Json(reply.into_inner().into()))
+}
+
+/// The execution's log, oldest line first (its user or an admin).
+#[utoipa::path(
+    get,
+    path = "/v1/executions/{id}/logs",
+    tag = "executions",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The execution's id"), LogsQuery),
+    responses(
+        (status = 200, description = "A page of log lines", body = LogPage),
+        (status = 400, description = "Malformed query, e.g. a non-numeric after_seq", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such execution visible to the caller", body = ErrorBody),
+    )
+)]
+pub async fn list_logs(
+    State(state): State<AppState>,
+    key: ApiKey,
+    PathArgs(execution_id): PathArgs<String>,
+    QueryArgs(query): QueryArgs<LogsQuery>,
+) -> Result<Json<LogPage>, ApiError> {
+    let request = v1::ListLogsRequest {
+        execution_id,
+        after_seq: query.after_seq.unwrap_or_default(),
+        page_size: query.page_size.unwrap_or_default(),
+    };
+    let reply = state
+        .control_plane
+        .executions()
+        .list_logs(auth::request(request, Some(&key)))
+        .await?;
+    Ok(Json(reply.into_inner().into()))
+}
+
+/// Live events of an execution as Server-Sent Events (its user or an admin), until it ends:
+///
+/// * `log`: a log line (`LogLineView`); the event's `id` is its `seq`, so a reconnecting
+///   client sends it back as `Last-Event-ID` and misses nothing;
+/// * `progress`: `{fraction, message}` (`ProgressView`);
+/// * `status`: the whole execution (`ExecutionView`) each time its status changes, first on
+///   connecting; the stream ends after the one with a final status (`succeeded`, `failed`,
+///   `timed_out`, `canceled`);
+/// * `error`: `{code, message}` (`ErrorDetail`) when the stream broke; it ends the stream.
+///
+/// A comment line every 15 s keeps a quiet stream open. A stream that ends without a final
+/// status (the gateway restarting) should be resumed with `Last-Event-ID`.
+#[utoipa::path(
+    get,
+    path = "/v1/executions/{id}/events",
+    tag = "executions",
+    security(("api_key" = [])),
+    params(
+        ("id" = String, Path, description = "The execution's id"),
+        EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header,
+            description = "The `id` of the last `log` event received: resume after it"),
+    ),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Malformed after_seq or Last-Event-ID", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such execution visible to the caller", body = ErrorBody),
+        (status = 503, description = "Too many streams open, or the control plane is unavailable", body = ErrorBody),
+    )
+)]
+pub async fn watch_execution(
+    State(state): State<AppState>,
+    key: ApiKey,
+    PathArgs(id): PathArgs<String>,
+    QueryArgs(query): QueryArgs<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let after_seq = match resume_after(&headers, query.after_seq) {
+        Ok(after_seq) => after_seq,
+        Err(error) => {
+            return Err(state
+                .control_plane
+                .unless_unauthenticated(&key, error)
+                .await);
+        }
+    };
+    let slot = state.streams.open()?;
+    let request = v1::WatchExecutionRequest { id, after_seq };
+    // An error before the stream starts (a missing key, someone else's execution) is the
+    // usual JSON error; after, it can only be an event.
+    let events = state
+        .control_plane
+        .execution_events()
+        .watch_execution(auth::request(request, Some(&key)))
+        .await?
+        .into_inner();
+    let sse = Sse::new(sse_events(events, slot)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
+    // Buffering proxies (nginx) would hold the events back.
+    let no_buffering = [(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    )];
+    Ok((no_buffering, sse).into_response())
+}
+
+/// Where a stream starts: after `Last-Event-ID` (which EventSource sends when it reconnects,
+/// to the URL it first used), else after `?after_seq=`, else at the first line.
+fn resume_after(headers: &HeaderMap, after_seq: Option<u64>) -> Result<u64, ApiError> {
+    let last_event_id = match headers.get(LAST_EVENT_ID).map(HeaderValue::to_str) {
+        None => None,
+        Some(Ok(value)) => Some(value.trim()).filter(|v| !v.is_empty()),
+        Some(Err(_)) => Some("?"),
+    };
+    match last_event_id {
+        None => Ok(after_seq.unwrap_or_default()),
+        Some(id) => id.parse().map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                "Last-Event-ID must be the `id` of a `log` event (a log line's seq)",
+            )
+        }),
+    }
+}
+
+/// Whether the stream goes on after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    End,
+}
+
+/// The events of a `WatchExecution` stream as SSE. It ends after a final status, after an
+/// error, when the gateway stops, or when the control plane ends it; the slot is held until then.
+fn sse_events<S>(events: S, slot: StreamSlot) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    S: Stream<Item = Result<v1::ExecutionEvent, tonic::Status>> + Unpin,
+{
+    futures::stream::unfold(Some((events, slot)), |open| async move {
+        let (mut events, slot) = open?;
+        loop {
+            let item = tokio::select! {
+                item = events.next() => item,
+                () = slot.closed() => None,
+            };
+            match sse_event(item?) {
+                Some((event, Flow::Continue)) => return Some((Ok(event), Some((events, slot)))),
+                Some((event, Flow::End)) => return Some((Ok(event), None)),
+                None => {}
+            }
+        }
+    })
+}
+
+/// One SSE event, or none for an event this gateway does not know (a newer control plane).
+fn sse_event(item: Result<v1::ExecutionEvent, tonic::Status>) -> Option<(Event, Flow)> {
+    let event = match item {
+        Ok(v1::ExecutionEvent { event }) => event?,
+        Err(status) => return Some((error_event(&ApiError::from(status)), Flow::End)),
+    };
+    let (event, flow) = match event {
+        WatchEvent::Log(line) => {
+            let id = line.seq.to_string();
+            let event = json_event("log", &LogLineView::from(line)).map(|e| e.id(id));
+            (event, Flow::Continue)
+        }
+        WatchEvent::Progress(progress) => (
+            json_event("progress", &ProgressView::from(progress)),
+            Flow::Continue,
+        ),
+        WatchEvent::Status(execution) => {
+            let flow = if TERMINAL_STATUSES.contains(&execution.status.as_str()) {
+                Flow::End
+            } else {
+                Flow::Continue
+            };
+            (json_event("status", &ExecutionView::from(execution)), flow)
+        }
+    };
+    Some(match event {
+        Ok(event) => (event, flow),
+        Err(error) => (error_event(&error), Flow::End),
+    })
+}
+
+fn json_event(name: &'static str, data: &impl Serialize) -> Result<Event, ApiError> {
+    let data = serde_json::to_string(data).map_err(|error| {
+        tracing::error!(%error, event = name, "cannot serialize an event");
+        ApiError::new(ErrorCode::Internal, "internal error")
+    })?;
+    Ok(Event::default().event(name).data(data))
+}
+
+/// `event: error` with `{code, message}`, the `error` object of an error response.
+fn error_event(error: &ApiError) -> Event {
+    let data = serde_json::json!({"code": error.code().as_str(), "message": error.0.message});
+    Event::default().event("error").data(data.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert_eq!(idempotency_key(&HeaderMap::new()).unwrap(), None);
+        let key = idempotency_key(&headers(&[("idempotency-key", " order-17 ")])).unwrap();
+        assert_eq!(key.as_deref(), Some("order-17"));
+        let longest = "k".repeat(255);
+        let key = idempotency_key(&headers(&[("idempotency-key", &longest)])).unwrap();
+        assert_eq!(key, Some(longest));
+        let too_long = "k".repeat(256);
+        for bad in [
+            headers(&[("idempotency-key", &too_long)]),
+            headers(&[("idempotency-key", "  ")]),
+            headers(&[("idempotency-key", "a"), ("idempotency-key", "b")]),
+        ] {
+            let error = idempotency_key(&bad).unwrap_err();
+            assert_eq!(error.code(), ErrorCode::InvalidRequest, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn trace_context_keeps_only_a_valid_parent_and_its_state() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let context = trace_context(&headers(&[
+            ("traceparent", parent),
+            ("tracestate", "rojo=00f067aa0ba902b7"),
+            ("tracestate", "congo=t61rcWkgMzE"),
+        ]));
+        assert_eq!(context.len(), 2);
+        assert_eq!(context["traceparent"], parent);
+        assert_eq!(
+            context["tracestate"],
+            "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
+        );
+        assert!(is_traceparent(
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future"
+        ));
+        for bad in [
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "garbage",
+        ] {
+            let context = trace_context(&headers(&[("traceparent", bad), ("tracestate", "a=b")]));
+            assert!(context.is_empty(), "{bad}");
+        }
+        assert!(
+            trace_context(&headers(&[
+                ("traceparent", parent),
+                ("traceparent", parent)
+            ]))
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn streams_resume_after_last_event_id_then_after_seq() {
+        assert_eq!(resume_after(&HeaderMap::new(), None).unwrap(), 0);
+        assert_eq!(resume_after(&HeaderMap::new(), Some(4)).unwrap(), 4);
+        let resumed = headers(&[("last-event-id", "9")]);
+        assert_eq!(resume_after(&resumed, Some(4)).unwrap(), 9);
+        assert_eq!(
+            resume_after(&headers(&[("last-event-id", "")]), Some(4)).unwrap(),
+            4
+        );
+        let error = resume_after(&headers(&[("last-event-id", "abc")]), None).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::InvalidRequest);
+    }
+}
