@@ -2,6 +2,7 @@
 //! production runs) against real PostgreSQL and a real S3 protocol server (s3s-fs), or against
 //! the embedded defaults (SQLite and a local directory).
 
+pub mod flows;
 pub mod packages;
 mod postgres;
 mod s3;
@@ -28,6 +29,20 @@ pub struct Mesh {
     database: Option<TestDatabase>,
     _s3: Option<S3Server>,
     _dirs: Vec<tempfile::TempDir>,
+    node_base: NodeBase,
+}
+
+/// What a node needs to join this mesh.
+struct NodeBase {
+    store: frameos_blobstore::StoreConfig,
+    queue_name: String,
+    amqp: bool,
+}
+
+/// The RabbitMQ of the tests (`FRAMEOS_TEST_AMQP_URL`).
+pub fn amqp_url() -> String {
+    std::env::var("FRAMEOS_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
 }
 
 /// How the package store and database are provided.
@@ -47,6 +62,37 @@ impl Mesh {
     pub async fn start_with(
         backend: Backend,
         adjust: impl FnOnce(&mut frameos_control_plane::Config),
+    ) -> anyhow::Result<Mesh> {
+        Self::start_inner(backend, adjust, false).await
+    }
+
+    /// Starts with RabbitMQ (a queue topology of its own) and a Docker execution node.
+    pub async fn with_node(backend: Backend) -> anyhow::Result<Mesh> {
+        Self::start_inner(backend, |_| {}, true).await
+    }
+
+    /// Starts with RabbitMQ (a queue topology of its own) and a chance to adjust the control
+    /// plane; nodes are started later with [`Mesh::start_node`].
+    pub async fn with_queue(
+        backend: Backend,
+        adjust: impl FnOnce(&mut frameos_control_plane::Config),
+    ) -> anyhow::Result<Mesh> {
+        Self::start_inner(
+            backend,
+            |config| {
+                config.amqp_url = Some(amqp_url());
+                config.queue_name = format!("frameos.it.{}", uuid::Uuid::new_v4().simple());
+                adjust(config);
+            },
+            false,
+        )
+        .await
+    }
+
+    async fn start_inner(
+        backend: Backend,
+        adjust: impl FnOnce(&mut frameos_control_plane::Config),
+        node: bool,
     ) -> anyhow::Result<Mesh> {
         let admin_key = frameos_control_plane::generate_api_key();
         let mut config = frameos_control_plane::Config::embedded();
@@ -84,7 +130,16 @@ impl Mesh {
                 (None, None, store)
             }
         };
+        if node {
+            config.amqp_url = Some(amqp_url());
+            config.queue_name = format!("frameos.it.{}", uuid::Uuid::new_v4().simple());
+        }
         adjust(&mut config);
+        let node_base = NodeBase {
+            store: config.store.clone(),
+            queue_name: config.queue_name.clone(),
+            amqp: config.amqp_url.is_some(),
+        };
 
         let shutdown = CancellationToken::new();
         let control_plane = frameos_control_plane::Server::bind(config)
@@ -113,7 +168,7 @@ impl Mesh {
             }
         }));
 
-        Ok(Mesh {
+        let mut mesh = Mesh {
             base_url,
             admin_key,
             grpc_addr,
@@ -124,7 +179,45 @@ impl Mesh {
             database,
             _s3: s3,
             _dirs: dirs,
-        })
+            node_base,
+        };
+        if node {
+            mesh.start_node(2).await?;
+        }
+        Ok(mesh)
+    }
+
+    /// Starts a Docker execution node on this mesh's queue.
+    pub async fn start_node(&mut self, concurrency: u16) -> anyhow::Result<String> {
+        anyhow::ensure!(self.node_base.amqp, "start the mesh with a queue first");
+        let cache = tempfile::tempdir()?;
+        let mut config = frameos_execution_node::Config::embedded();
+        config.control_plane_url = format!("http://{}", self.grpc_addr);
+        config.amqp_url = Some(amqp_url());
+        config.queue_name = self.node_base.queue_name.clone();
+        config.store = self.node_base.store.clone();
+        config.cache_dir = cache.path().to_path_buf();
+        config.concurrency = Some(concurrency);
+        let node_id = format!("it-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        config.node_id = Some(node_id.clone());
+        let node = frameos_execution_node::Node::start(config)
+            .await
+            .context("execution node start")?;
+        let token = self.shutdown.clone();
+        self.tasks.push(tokio::spawn(async move {
+            if let Err(e) = node.run(token).await {
+                panic!("execution node failed: {e}");
+            }
+        }));
+        self._dirs.push(cache);
+        Ok(node_id)
+    }
+
+    pub fn queue_topology(&self) -> frameos_queue::Topology {
+        frameos_queue::Topology {
+            name: self.node_base.queue_name.clone(),
+            ..frameos_queue::Topology::default()
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -172,6 +265,9 @@ impl Mesh {
         }
         if let Some(database) = self.database.take() {
             database.drop_database().await?;
+        }
+        if self.node_base.amqp {
+            frameos_queue::delete_amqp_topology(&amqp_url(), &self.queue_topology()).await?;
         }
         Ok(())
     }

@@ -70,3 +70,41 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
         }
     }
 }
+
+/// A Python agent with a permissive inputs schema.
+pub fn python_agent(
+    slug: &str,
+    version: &str,
+    code: &str,
+    timeout_ms: u64,
+    memory_mb: u64,
+) -> Vec<u8> {
+    let manifest = serde_json::json!({
+        "name": slug,
+        "version": version,
+        "runtime": "python",
+        "entrypoint": "main.py",
+        "inputs": {"type": "object"},
+        "resources": {"cpu_cores": 0.5, "memory_mb": memory_mb, "timeout_ms": timeout_ms}
+    });
+    tar_gz(&[
+        ("agent.json", manifest.to_string().as_bytes()),
+        ("main.py", code.as_bytes()),
+    ])
+}
+
+/// A Node.js agent with explicit resources.
+pub fn node_agent_with(slug: &str, code: &str, timeout_ms: u64, memory_mb: u64) -> Vec<u8> {
+    let manifest = serde_json::json!({
+        "name": slug,
+        "version": "1.0.0",
+        "runtime": "node",
+        "entrypoint": "index.js",
+        "inputs": {"type": "object"},
+        "resources": {"cpu_cores": 0.5, "memory_mb": memory_mb, "timeout_ms": timeout_ms}
+    });
+    tar_gz(&[
+        ("agent.json", manifest.to_string().as_bytes()),
+        ("index.js", code.as_bytes()),
+    ])
+}

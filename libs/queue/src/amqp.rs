@@ -388,14 +388,14 @@ impl Drop for AmqpHandle {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod test_support {
+/// Removing a topology: for operators retiring a queue and for tests cleaning up after themselves.
+pub(crate) mod admin {
     use lapin::options::QueueDeleteOptions;
     use lapin::{Connection, ConnectionProperties};
 
     use crate::Topology;
 
-    /// Deletes every queue of a test topology.
+    /// Deletes every queue of a topology, messages included.
     pub(crate) async fn delete_topology(
         url: &str,
         topology: &Topology,

@@ -68,6 +68,13 @@ impl Error {
     }
 }
 
+/// Deletes every queue of `topology` on the broker at `url`, messages included.
+pub async fn delete_amqp_topology(url: &str, topology: &Topology) -> Result<(), Error> {
+    amqp::admin::delete_topology(url, topology)
+        .await
+        .map_err(Error::Amqp)
+}
+
 /// The job queue. An enum rather than a trait object: there are exactly two real backends.
 #[derive(Clone, Debug)]
 pub enum Queue {

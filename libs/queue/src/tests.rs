@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use tokio::time::timeout;
 
-use crate::amqp::test_support::delete_topology;
+use crate::amqp::admin::delete_topology;
 use crate::{Consumer, Delivery, Error, Job, Queue, Topology};
 
 const WAIT: Duration = Duration::from_secs(10);

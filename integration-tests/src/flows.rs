@@ -1,0 +1,169 @@
+//! Multi-step flows the execution tests share: publishing an approved agent, executing it, and
+//! following its Server-Sent Events to the end.
+
+use anyhow::{Context, ensure};
+use futures::StreamExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::Mesh;
+
+/// One SSE event: its `event:` name and parsed `data:`.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub kind: String,
+    pub data: Value,
+}
+
+impl Mesh {
+    /// Creates the agent (free unless `price_minor` is given), uploads `package`, approves it.
+    pub async fn publish_approved(
+        &self,
+        developer_key: &str,
+        slug: &str,
+        package: Vec<u8>,
+        price_minor: Option<i64>,
+    ) -> anyhow::Result<()> {
+        let pricing = match price_minor {
+            None => json!({"model": "free"}),
+            Some(p) => json!({"model": "per_execution", "price_minor": p, "currency": "INR"}),
+        };
+        let created = self
+            .request(Method::POST, "/v1/agents", Some(developer_key))
+            .json(&json!({"slug": slug, "name": slug, "pricing": pricing}))
+            .send()
+            .await?;
+        ensure!(
+            created.status() == 201,
+            "create agent: {}",
+            created.text().await?
+        );
+        let uploaded = self
+            .request(
+                Method::POST,
+                &format!("/v1/agents/{slug}/versions"),
+                Some(developer_key),
+            )
+            .header("content-type", "application/gzip")
+            .body(package)
+            .send()
+            .await?;
+        ensure!(
+            uploaded.status() == 201,
+            "upload: {}",
+            uploaded.text().await?
+        );
+        let version: Value = uploaded.json().await?;
+        ensure!(version["status"] == "pending_review", "scanner: {version}");
+        let v = version["version"].as_str().context("version")?;
+        let approved = self
+            .request(
+                Method::POST,
+                &format!("/v1/agents/{slug}/versions/{v}/approve"),
+                Some(&self.admin_key),
+            )
+            .send()
+            .await?;
+        ensure!(
+            approved.status() == 200,
+            "approve: {}",
+            approved.text().await?
+        );
+        Ok(())
+    }
+
+    /// Starts an execution; returns the 202 body.
+    pub async fn execute(&self, key: &str, slug: &str, inputs: Value) -> anyhow::Result<Value> {
+        let response = self
+            .request(
+                Method::POST,
+                &format!("/v1/agents/{slug}/executions"),
+                Some(key),
+            )
+            .json(&json!({"inputs": inputs}))
+            .send()
+            .await?;
+        ensure!(
+            response.status() == 202,
+            "execute: {}",
+            response.text().await?
+        );
+        Ok(response.json().await?)
+    }
+
+    /// Follows `/events` until the execution ends; returns every event and the final execution.
+    pub async fn follow(&self, key: &str, id: &str) -> anyhow::Result<(Vec<SseEvent>, Value)> {
+        let response = self
+            .request(
+                Method::GET,
+                &format!("/v1/executions/{id}/events"),
+                Some(key),
+            )
+            .send()
+            .await?;
+        ensure!(
+            response.status() == 200,
+            "events: {}",
+            response.text().await?
+        );
+        let mut body = response.bytes_stream();
+        let mut buffer = String::new();
+        let mut events = Vec::new();
+        while let Some(chunk) = body.next().await {
+            buffer.push_str(&String::from_utf8_lossy(&chunk?));
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                let mut kind = String::new();
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        kind = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if kind.is_empty() {
+                    continue;
+                }
+                let data: Value = serde_json::from_str(&data).unwrap_or(Value::String(data));
+                events.push(SseEvent { kind, data });
+            }
+        }
+        let last = events
+            .iter()
+            .rev()
+            .find(|e| e.kind == "status")
+            .map(|e| e.data.clone())
+            .context("the event stream ended without a status")?;
+        Ok((events, last))
+    }
+
+    /// Runs an execution to its end.
+    pub async fn run(
+        &self,
+        key: &str,
+        slug: &str,
+        inputs: Value,
+    ) -> anyhow::Result<(Vec<SseEvent>, Value)> {
+        let accepted = self.execute(key, slug, inputs).await?;
+        let id = accepted["id"].as_str().context("id")?.to_string();
+        self.follow(key, &id).await
+    }
+}
+
+/// Containers Docker still has for an execution (running or not).
+pub fn containers_of(execution_id: &str) -> Vec<String> {
+    let output = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=frameos.execution={execution_id}"),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
