@@ -213,6 +213,44 @@ impl Mesh {
         Ok(node_id)
     }
 
+    /// Environment for a node process joining this mesh (see `frameos-test-node`).
+    pub fn node_env(&self, cache_dir: &std::path::Path) -> Vec<(String, String)> {
+        let store = &self.node_base.store;
+        let mut env = vec![
+            (
+                "FRAMEOS_CONTROL_PLANE_URL".into(),
+                format!("http://{}", self.grpc_addr),
+            ),
+            ("FRAMEOS_AMQP_URL".into(), amqp_url()),
+            (
+                "FRAMEOS_QUEUE_NAME".into(),
+                self.node_base.queue_name.clone(),
+            ),
+            (
+                "FRAMEOS_PACKAGE_CACHE".into(),
+                cache_dir.display().to_string(),
+            ),
+            ("FRAMEOS_NODE_CONCURRENCY".into(), "1".into()),
+            (
+                "FRAMEOS_PACKAGE_DIR".into(),
+                store.package_dir.display().to_string(),
+            ),
+            ("FRAMEOS_S3_REGION".into(), store.s3_region.clone()),
+            ("AWS_ACCESS_KEY_ID".into(), store.aws_access_key_id.clone()),
+            (
+                "AWS_SECRET_ACCESS_KEY".into(),
+                store.aws_secret_access_key.clone(),
+            ),
+        ];
+        if let Some(endpoint) = &store.s3_endpoint {
+            env.push(("FRAMEOS_S3_ENDPOINT".into(), endpoint.clone()));
+        }
+        if let Some(bucket) = &store.s3_bucket {
+            env.push(("FRAMEOS_S3_BUCKET".into(), bucket.clone()));
+        }
+        env
+    }
+
     pub fn queue_topology(&self) -> frameos_queue::Topology {
         frameos_queue::Topology {
             name: self.node_base.queue_name.clone(),

@@ -1,0 +1,345 @@
+//! Delivery guarantees: fencing of stale attempts, redelivery after a node is killed, the
+//! transactional outbox across a broker outage, and priorities.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::time::Duration;
+
+use frameos_integration_tests::{Backend, Mesh, amqp_url, packages};
+use frameos_proto::v1::{self, execution_report::Report, node_service_client::NodeServiceClient};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn nodes(mesh: &Mesh) -> NodeServiceClient<tonic::transport::Channel> {
+    NodeServiceClient::connect(format!("http://{}", mesh.grpc_addr))
+        .await
+        .unwrap()
+}
+
+fn report(id: &str, attempt: u32, body: Option<Report>) -> v1::ExecutionReport {
+    v1::ExecutionReport {
+        execution_id: id.to_string(),
+        attempt,
+        report: body,
+    }
+}
+
+async fn claim(
+    client: &mut NodeServiceClient<tonic::transport::Channel>,
+    node: &str,
+    id: &str,
+) -> v1::ClaimExecutionResponse {
+    client
+        .claim_execution(v1::ClaimExecutionRequest {
+            node_id: node.into(),
+            execution_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Sends `reports` on one stream; returns the first reply (or the error).
+async fn send(
+    client: &mut NodeServiceClient<tonic::transport::Channel>,
+    reports: Vec<v1::ExecutionReport>,
+) -> Result<v1::ReportReply, tonic::Status> {
+    let mut replies = client
+        .report_execution(tokio_stream::iter(reports))
+        .await?
+        .into_inner();
+    match replies.message().await? {
+        Some(reply) => Ok(reply),
+        None => Err(tonic::Status::aborted("stream ended without a reply")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_from_a_stale_attempt_are_refused() {
+    let mesh = Mesh::with_queue(Backend::PostgresS3, |_| {}).await.unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    mesh.publish_approved(&dev, "word-count", packages::example("word-count"), None)
+        .await
+        .unwrap();
+    let accepted = mesh
+        .execute(&user, "word-count", json!({"text": "a"}))
+        .await
+        .unwrap();
+    let id = accepted["id"].as_str().unwrap();
+
+    let mut client = nodes(&mesh).await;
+    let first = claim(&mut client, "node-a", id).await;
+    assert_eq!(first.decision, v1::ClaimDecision::Run as i32);
+    assert_eq!(first.attempt, 1);
+    assert_eq!(first.runtime, "node");
+    // The job is redelivered to another node: attempt 2 now owns the execution.
+    let second = claim(&mut client, "node-b", id).await;
+    assert_eq!(second.attempt, 2);
+
+    // The old attempt is refused, as soon as it speaks.
+    let stale = send(&mut client, vec![report(id, 1, None)])
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), tonic::Code::FailedPrecondition, "{stale:?}");
+    let outcome = v1::Outcome {
+        status: "succeeded".into(),
+        output_json: Some("\"old\"".into()),
+        ..Default::default()
+    };
+    let stale = send(
+        &mut client,
+        vec![report(id, 1, Some(Report::Outcome(outcome)))],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(stale.code(), tonic::Code::FailedPrecondition);
+
+    // The current attempt records the one result.
+    let output = json!({"words": 1, "lines": 1, "characters": 1, "top_words": []});
+    let outcome = v1::Outcome {
+        status: "succeeded".into(),
+        output_json: Some(output.to_string()),
+        ..Default::default()
+    };
+    let reply = send(
+        &mut client,
+        vec![
+            report(id, 2, None),
+            report(id, 2, Some(Report::Outcome(outcome))),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(reply.reply, Some(v1::report_reply::Reply::Recorded(ref r)) if r.status == "succeeded"),
+        "{reply:?}"
+    );
+
+    // A late report of attempt 1 cannot overwrite it, and a claim now skips.
+    let outcome = v1::Outcome {
+        status: "failed".into(),
+        error: Some("late".into()),
+        ..Default::default()
+    };
+    assert!(
+        send(
+            &mut client,
+            vec![report(id, 1, Some(Report::Outcome(outcome)))]
+        )
+        .await
+        .is_err()
+    );
+    assert_eq!(
+        claim(&mut client, "node-c", id).await.decision,
+        v1::ClaimDecision::Skip as i32
+    );
+    let done: Value = mesh
+        .request(Method::GET, &format!("/v1/executions/{id}"), Some(&user))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(done["status"], "succeeded");
+    assert_eq!(done["attempts"], 2);
+    assert_eq!(done["output"], output);
+    mesh.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_node_leads_to_redelivery_and_exactly_one_result() {
+    let mut mesh = Mesh::with_queue(Backend::PostgresS3, |_| {}).await.unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    let slow = "module.exports = async (inputs, ctx) => { ctx.progress(0.5, 'halfway'); await new Promise(r => setTimeout(r, 1500)); return { done: true }; };";
+    mesh.publish_approved(
+        &dev,
+        "slow",
+        packages::node_agent_with("slow", slow, 60_000, 128),
+        None,
+    )
+    .await
+    .unwrap();
+
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_frameos-test-node"))
+        .envs(mesh.node_env(cache.path()))
+        .env("FRAMEOS_NODE_ID", "doomed-node")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let accepted = mesh.execute(&user, "slow", json!({})).await.unwrap();
+    let id = accepted["id"].as_str().unwrap().to_string();
+
+    // Once the first attempt is running (it reported progress), kill its node outright.
+    let response = mesh
+        .request(
+            Method::GET,
+            &format!("/v1/executions/{id}/events"),
+            Some(&user),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut body = futures::StreamExt::boxed(response.bytes_stream());
+    let mut seen = String::new();
+    while !seen.contains("event: progress") {
+        let chunk = futures::StreamExt::next(&mut body).await.unwrap().unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(body);
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+
+    // The broker redelivers the unacked job to a healthy node: attempt 2, one result.
+    mesh.start_node(1).await.unwrap();
+    let (_, done) = mesh.follow(&user, &id).await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["attempts"], 2, "{done}");
+    assert_eq!(done["output"], json!({"done": true}));
+    assert!(frameos_integration_tests::flows::containers_of(&id).is_empty());
+    mesh.shutdown().await.unwrap();
+}
+
+/// Forwards connections to RabbitMQ while it runs: stopping it makes the broker unreachable.
+async fn broker_proxy(listener: TcpListener) {
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            if let Ok(mut outbound) = TcpStream::connect("127.0.0.1:5672").await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_outbox_publishes_what_was_committed_while_the_broker_was_down() {
+    // A port where nothing listens yet: the control plane's broker is "down".
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = amqp_url().replace("127.0.0.1:5672", &format!("127.0.0.1:{port}"));
+    assert_ne!(
+        url,
+        amqp_url(),
+        "FRAMEOS_TEST_AMQP_URL must point at 127.0.0.1:5672 for this test"
+    );
+    let mut mesh = Mesh::with_queue(Backend::PostgresS3, |config| config.amqp_url = Some(url))
+        .await
+        .unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    mesh.publish_approved(&dev, "word-count", packages::example("word-count"), None)
+        .await
+        .unwrap();
+
+    // Accepted and committed although the broker is unreachable.
+    let accepted = mesh
+        .execute(&user, "word-count", json!({"text": "still here"}))
+        .await
+        .unwrap();
+    let id = accepted["id"].as_str().unwrap().to_string();
+    assert_eq!(accepted["status"], "queued");
+    // A node connected straight to RabbitMQ sees nothing yet.
+    mesh.start_node(1).await.unwrap();
+    let probe = frameos_queue::Queue::amqp(&amqp_url(), mesh.queue_topology())
+        .await
+        .unwrap();
+    assert_eq!(probe.depth().await.unwrap(), 0);
+    let (_, status) = (
+        0,
+        mesh.request(Method::GET, &format!("/v1/executions/{id}"), Some(&user))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status["status"], "queued");
+
+    // The broker comes back: the relay reconnects, publishes, and the execution runs.
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let proxy = tokio::spawn(broker_proxy(listener));
+    let (_, done) = tokio::time::timeout(Duration::from_secs(30), mesh.follow(&user, &id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["output"]["words"], 2);
+    proxy.abort();
+    probe.close().await;
+    mesh.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paid_jobs_run_before_a_backlog_of_free_ones() {
+    let mut mesh = Mesh::with_queue(Backend::PostgresS3, |_| {}).await.unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    let code = "module.exports = async () => 'ok';";
+    mesh.publish_approved(
+        &dev,
+        "free-agent",
+        packages::node_agent_with("free-agent", code, 20_000, 128),
+        None,
+    )
+    .await
+    .unwrap();
+    mesh.publish_approved(
+        &dev,
+        "paid-agent",
+        packages::node_agent_with("paid-agent", code, 20_000, 128),
+        Some(500),
+    )
+    .await
+    .unwrap();
+
+    // No node yet: a backlog of free jobs, then one paid job.
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            mesh.execute(&user, "free-agent", json!({})).await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let paid = mesh.execute(&user, "paid-agent", json!({})).await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Wait for the relay to have published all four (bounded; no event exists for this).
+    let probe = frameos_queue::Queue::amqp(&amqp_url(), mesh.queue_topology())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while probe.depth().await.unwrap() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "jobs were not published"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    probe.close().await;
+
+    // One node, one job at a time: the paid job goes first.
+    mesh.start_node(1).await.unwrap();
+    let mut started = Vec::new();
+    for id in ids.iter().chain(std::iter::once(&paid)) {
+        let (_, done) = mesh.follow(&user, id).await.unwrap();
+        assert_eq!(done["status"], "succeeded", "{done}");
+        started.push((done["started_at"].as_str().unwrap().to_string(), id.clone()));
+    }
+    started.sort();
+    assert_eq!(started[0].1, paid, "order: {started:?}");
+    mesh.shutdown().await.unwrap();
+}
