@@ -36,6 +36,8 @@ pub struct Mesh {
 struct NodeBase {
     store: frameos_blobstore::StoreConfig,
     queue_name: String,
+    job_max_attempts: u32,
+    job_retry_base_ms: u64,
     amqp: bool,
 }
 
@@ -138,6 +140,8 @@ impl Mesh {
         let node_base = NodeBase {
             store: config.store.clone(),
             queue_name: config.queue_name.clone(),
+            job_max_attempts: config.job_max_attempts,
+            job_retry_base_ms: config.job_retry_base_ms,
             amqp: config.amqp_url.is_some(),
         };
 
@@ -195,6 +199,8 @@ impl Mesh {
         config.control_plane_url = format!("http://{}", self.grpc_addr);
         config.amqp_url = Some(amqp_url());
         config.queue_name = self.node_base.queue_name.clone();
+        config.job_max_attempts = self.node_base.job_max_attempts;
+        config.job_retry_base_ms = self.node_base.job_retry_base_ms;
         config.store = self.node_base.store.clone();
         config.cache_dir = cache.path().to_path_buf();
         config.concurrency = Some(concurrency);
@@ -254,6 +260,8 @@ impl Mesh {
     pub fn queue_topology(&self) -> frameos_queue::Topology {
         frameos_queue::Topology {
             name: self.node_base.queue_name.clone(),
+            max_attempts: self.node_base.job_max_attempts.max(1),
+            base_delay: std::time::Duration::from_millis(self.node_base.job_retry_base_ms.max(1)),
             ..frameos_queue::Topology::default()
         }
     }

@@ -343,3 +343,54 @@ async fn paid_jobs_run_before_a_backlog_of_free_ones() {
     assert_eq!(started[0].1, paid, "order: {started:?}");
     mesh.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn platform_failures_are_retried_then_dead_lettered_never_dropped() {
+    let mut mesh = Mesh::with_queue(Backend::PostgresS3, |config| {
+        config.job_max_attempts = 2;
+        config.job_retry_base_ms = 200;
+    })
+    .await
+    .unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    mesh.publish_approved(&dev, "word-count", packages::example("word-count"), None)
+        .await
+        .unwrap();
+    // The stored package is tampered with after review: its digest no longer matches, so every
+    // node refuses to run it. That is the platform's failure, not the agent's.
+    let (_, agent) = (
+        0,
+        mesh.request(Method::GET, "/v1/agents/word-count", None)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap(),
+    );
+    let key = format!("agents/{}/v1.0.0.tar.gz", agent["id"].as_str().unwrap());
+    mesh.store
+        .put(&key, bytes::Bytes::from_static(b"tampered"))
+        .await
+        .unwrap();
+    mesh.start_node(1).await.unwrap();
+
+    let accepted = mesh
+        .execute(&user, "word-count", json!({"text": "a"}))
+        .await
+        .unwrap();
+    let id = accepted["id"].as_str().unwrap().to_string();
+    let (_, done) = tokio::time::timeout(Duration::from_secs(30), mesh.follow(&user, &id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(
+        done["error"].as_str().unwrap().contains("platform"),
+        "{done}"
+    );
+    // Both deliveries claimed it: the retry happened before the job was dead-lettered.
+    assert_eq!(done["attempts"], 2, "{done}");
+    mesh.shutdown().await.unwrap();
+}

@@ -31,6 +31,14 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_QUEUE_NAME", default_value = "frameos.jobs")]
     pub queue_name: String,
 
+    /// Deliveries of a job (the first included) before a platform failure is final.
+    #[arg(long, env = "FRAMEOS_JOB_MAX_ATTEMPTS", default_value_t = 5)]
+    pub job_max_attempts: u32,
+
+    /// Back-off before the second delivery; doubles for each later one (at most 60 s).
+    #[arg(long, env = "FRAMEOS_JOB_RETRY_BASE_MS", default_value_t = 1000)]
+    pub job_retry_base_ms: u64,
+
     /// If set, an admin account with exactly this API key exists at start.
     #[arg(long, env = "FRAMEOS_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
     pub bootstrap_admin_key: Option<String>,
@@ -81,6 +89,8 @@ impl Config {
     pub fn topology(&self) -> frameos_queue::Topology {
         frameos_queue::Topology {
             name: self.queue_name.clone(),
+            max_attempts: self.job_max_attempts.max(1),
+            base_delay: std::time::Duration::from_millis(self.job_retry_base_ms.max(1)),
             ..frameos_queue::Topology::default()
         }
     }

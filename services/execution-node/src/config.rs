@@ -20,6 +20,14 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_QUEUE_NAME", default_value = "frameos.jobs")]
     pub queue_name: String,
 
+    /// Deliveries of a job (the first included) before a platform failure is final.
+    #[arg(long, env = "FRAMEOS_JOB_MAX_ATTEMPTS", default_value_t = 5)]
+    pub job_max_attempts: u32,
+
+    /// Back-off before the second delivery; doubles for each later one (at most 60 s).
+    #[arg(long, env = "FRAMEOS_JOB_RETRY_BASE_MS", default_value_t = 1000)]
+    pub job_retry_base_ms: u64,
+
     /// Unique per node; defaults to a random one.
     #[arg(long, env = "FRAMEOS_NODE_ID")]
     pub node_id: Option<String>,
@@ -66,6 +74,8 @@ impl Config {
     pub fn topology(&self) -> frameos_queue::Topology {
         frameos_queue::Topology {
             name: self.queue_name.clone(),
+            max_attempts: self.job_max_attempts.max(1),
+            base_delay: std::time::Duration::from_millis(self.job_retry_base_ms.max(1)),
             ..frameos_queue::Topology::default()
         }
     }

@@ -1,6 +1,6 @@
 //! A small client of the REST API (API.md §2) for the subcommands.
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow};
 use serde_json::Value;
 
 #[derive(Clone, Debug, clap::Args)]
@@ -54,6 +54,32 @@ impl Client {
             .await
     }
 
+    pub async fn post_with_key(
+        &self,
+        path: &str,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self.request(reqwest::Method::POST, path)?.json(body);
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        self.send(request).await
+    }
+
+    /// A streaming GET (Server-Sent Events); errors are read like any other answer.
+    pub async fn stream(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let response = self
+            .request(reqwest::Method::GET, path)?
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the FrameOS API at {}", self.base))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(api_error(response).await)
+    }
+
     pub async fn post_package(&self, path: &str, package: Vec<u8>) -> anyhow::Result<Value> {
         let request = self
             .request(reqwest::Method::POST, path)?
@@ -67,17 +93,22 @@ impl Client {
             .send()
             .await
             .with_context(|| format!("cannot reach the FrameOS API at {}", self.base))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(body);
+        if response.status().is_success() {
+            return Ok(response.json().await.unwrap_or(Value::Null));
         }
-        match (
-            body["error"]["code"].as_str(),
-            body["error"]["message"].as_str(),
-        ) {
-            (Some(code), Some(message)) => bail!("{message} ({code}, HTTP {})", status.as_u16()),
-            _ => bail!("the API answered HTTP {status}"),
-        }
+        Err(api_error(response).await)
+    }
+}
+
+/// The API's error shape as a readable message.
+async fn api_error(response: reqwest::Response) -> anyhow::Error {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    match (
+        body["error"]["code"].as_str(),
+        body["error"]["message"].as_str(),
+    ) {
+        (Some(code), Some(message)) => anyhow!("{message} ({code}, HTTP {})", status.as_u16()),
+        _ => anyhow!("the API answered HTTP {status}"),
     }
 }

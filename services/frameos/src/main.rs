@@ -5,6 +5,7 @@ mod api;
 mod commands;
 mod dev;
 mod pack;
+mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,8 @@ enum Command {
         )]
         database_url: String,
     },
+    /// Execute an agent and follow its logs until the result.
+    Run(run::Args),
     /// Create and publish agents.
     #[command(subcommand)]
     Agent(commands::AgentCommand),
@@ -52,6 +55,7 @@ async fn main() -> std::process::ExitCode {
                 .map(|()| println!("migrations applied"))
                 .map_err(anyhow::Error::from)
         }
+        Command::Run(args) => run::run(args).await,
         Command::Agent(command) => commands::agent(command).await,
         Command::Review(command) => commands::review(command).await,
         Command::Account(command) => commands::account(command).await,
