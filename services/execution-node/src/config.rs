@@ -28,7 +28,7 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_JOB_RETRY_BASE_MS", default_value_t = 1000)]
     pub job_retry_base_ms: u64,
 
-    /// Unique per node; defaults to a random one.
+    /// Unique per node and Docker host; defaults to the host name.
     #[arg(long, env = "FRAMEOS_NODE_ID")]
     pub node_id: Option<String>,
 
@@ -57,9 +57,18 @@ pub struct Config {
 }
 
 impl Config {
+    /// The configured id, else the host name: stable across restarts, so a restarted node
+    /// removes the containers its crashed predecessor left behind. Run one node per Docker
+    /// host (a DaemonSet), or give each its own id.
     pub fn node_id(&self) -> String {
         self.node_id
             .clone()
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty() && h.len() <= 64)
+            })
             .unwrap_or_else(|| format!("node-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]))
     }
 
