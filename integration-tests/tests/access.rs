@@ -226,7 +226,7 @@ async fn bad_requests_get_clear_errors_and_write_nothing() {
             "validation_failed",
         ),
         (
-            json!({"slug": "ok-slug", "name": "x", "pricing": {"model": "per_execution", "price_minor": 500, "currency": "rupees"}}),
+            json!({"slug": "ok-slug", "name": "x", "pricing": {"model": "per_execution", "price_minor": 5000, "currency": "rupees"}}),
             422,
             "validation_failed",
         ),
@@ -252,13 +252,13 @@ async fn bad_requests_get_clear_errors_and_write_nothing() {
         Method::POST,
         "/v1/agents",
         Some(&dev),
-        Some(json!({"slug": "ok-slug", "name": "Paid", "pricing": {"model": "per_execution", "price_minor": 500, "currency": "INR"}})),
+        Some(json!({"slug": "ok-slug", "name": "Paid", "pricing": {"model": "per_execution", "price_minor": 5000, "currency": "INR"}})),
     )
     .await;
     assert_eq!(status, 201, "{paid}");
     assert_eq!(
         paid["pricing"],
-        json!({"model": "per_execution", "price_minor": 500, "currency": "INR"})
+        json!({"model": "per_execution", "price_minor": 5000, "currency": "INR"})
     );
 
     // Packages.

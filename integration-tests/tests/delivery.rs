@@ -298,7 +298,7 @@ async fn paid_jobs_run_before_a_backlog_of_free_ones() {
         &dev,
         "paid-agent",
         packages::node_agent_with("paid-agent", code, 20_000, 128),
-        Some(500),
+        Some(5000),
     )
     .await
     .unwrap();

@@ -403,15 +403,191 @@ function makeCtx() {
 }
 
 // ---------------------------------------------------------------------------------------
-// EGRESS HOOK (not built yet; see ARCHITECTURE.md "Egress").
-// When the node starts passing a bind-mounted Unix socket (e.g. FRAMEOS_EGRESS_SOCKET),
-// this is where the runner will listen on 127.0.0.1:<port>, pipe every connection to the
-// socket, and set HTTP_PROXY / HTTPS_PROXY (and NO_PROXY=) in process.env *before* the
-// agent module is loaded. Note: Node 18's fetch/http ignore HTTP_PROXY, so this hook will
-// also have to install a proxy-aware global dispatcher/agent. Today it does nothing: the
-// container has --network=none and no route anywhere.
+// EGRESS HOOK (ARCHITECTURE.md "Egress"; runtime-images/README.md "Egress").
+// With the http_request capability the node bind-mounts its egress proxy's Unix socket and
+// sets FRAMEOS_EGRESS_SOCKET and HTTP(S)_PROXY=http://127.0.0.1:3128. The container has no
+// network, so this listener pipes 127.0.0.1:3128 to the socket. Node's own clients ignore
+// HTTP_PROXY, so the global http/https agents and fetch's global dispatcher are replaced by
+// ones that go through the proxy (absolute-form for http, CONNECT for https). A client given
+// its own agent/dispatcher must honour HTTP(S)_PROXY itself.
 // ---------------------------------------------------------------------------------------
-function setupEgress() {}
+const EGRESS_HOST = '127.0.0.1';
+const EGRESS_PORT = 3128;
+const MAX_PROXY_HEAD_BYTES = 16 * 1024;
+
+function setupEgress() {
+  const socketPath = process.env.FRAMEOS_EGRESS_SOCKET;
+  if (!socketPath) return Promise.resolve();
+  const net = require('net');
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
+    const upstream = net.connect({ path: socketPath, allowHalfOpen: true });
+    // The agent's own end of the connection keeps the process alive, not ours.
+    client.unref();
+    upstream.unref();
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', close);
+    upstream.on('error', close);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  return new Promise((resolve) => {
+    server.once('error', (err) => {
+      process.stderr.write(`[frameos] egress listener failed: ${err.message}\n`);
+      resolve();
+    });
+    server.listen(EGRESS_PORT, EGRESS_HOST, () => {
+      server.unref();
+      installProxyClients();
+      resolve();
+    });
+  });
+}
+
+function installProxyClients() {
+  const http = require('http');
+  const https = require('https');
+  const net = require('net');
+  const tls = require('tls');
+
+  class ProxyHttpAgent extends http.Agent {
+    addRequest(req, options) {
+      if (!/^https?:\/\//i.test(req.path)) {
+        const host = req.getHeader('host') || `${options.host}:${options.port || 80}`;
+        req.path = `http://${host}${req.path}`;
+        // Headers already serialised (e.g. for `Expect`) carry the old path.
+        if (req._header) {
+          req._header = null;
+          req._implicitHeader();
+        }
+      }
+      super.addRequest(req, options);
+    }
+
+    createConnection() {
+      return net.connect(EGRESS_PORT, EGRESS_HOST);
+    }
+  }
+
+  class ProxyHttpsAgent extends https.Agent {
+    createConnection(options, done) {
+      const host = options.servername || options.host;
+      const target = `${options.host}:${options.port || 443}`;
+      const socket = net.connect(EGRESS_PORT, EGRESS_HOST);
+      let head = Buffer.alloc(0);
+      const fail = (err) => {
+        socket.destroy();
+        done(err);
+      };
+      const onData = (chunk) => {
+        head = Buffer.concat([head, chunk]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end === -1) {
+          if (head.length > MAX_PROXY_HEAD_BYTES) fail(new Error('egress proxy sent an oversized response'));
+          return;
+        }
+        socket.removeListener('data', onData);
+        socket.removeListener('error', fail);
+        const status = head.subarray(0, end).toString('latin1').split('\r\n')[0];
+        if (!/^HTTP\/1\.[01] 200/.test(status)) {
+          const why = head.subarray(end + 4).toString('utf8').trim();
+          return fail(new Error(`egress proxy refused CONNECT ${target}: ${status}${why ? ` (${why})` : ''}`));
+        }
+        done(null, tls.connect({ ...options, socket, servername: host }));
+      };
+      socket.on('data', onData);
+      socket.once('error', fail);
+      socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+      return undefined; // the socket arrives through `done`
+    }
+  }
+
+  const httpAgent = new ProxyHttpAgent();
+  const httpsAgent = new ProxyHttpsAgent();
+  http.globalAgent = httpAgent;
+  https.globalAgent = httpsAgent;
+  // fetch (undici) reads its global dispatcher from this symbol; serve it with the agents.
+  Object.defineProperty(globalThis, Symbol.for('undici.globalDispatcher.1'), {
+    value: makeDispatcher(http, https, httpAgent, httpsAgent),
+    writable: true,
+    enumerable: false,
+    configurable: false,
+  });
+}
+
+// The subset of undici's Dispatcher interface that fetch uses.
+function makeDispatcher(http, https, httpAgent, httpsAgent) {
+  return {
+    dispatch(opts, handler) {
+      const url = new URL(opts.path, opts.origin);
+      const secure = url.protocol === 'https:';
+      const headers = {};
+      for (const [name, value] of headerPairs(opts.headers)) {
+        const key = name.toLowerCase();
+        headers[key] = key in headers ? [].concat(headers[key], value) : value;
+      }
+      const req = (secure ? https : http).request(url, {
+        method: opts.method,
+        headers,
+        agent: secure ? httpsAgent : httpAgent,
+      });
+      let settled = false;
+      const fail = (err) => {
+        if (settled) return;
+        settled = true;
+        handler.onError(err);
+      };
+      handler.onConnect((err) => {
+        req.destroy(err);
+        fail(err || new Error('aborted'));
+      });
+      req.on('error', fail);
+      req.on('response', (res) => {
+        const raw = res.rawHeaders.map((h) => Buffer.from(h, 'latin1'));
+        if (handler.onHeaders(res.statusCode, raw, () => res.resume(), res.statusMessage) === false) res.pause();
+        res.on('data', (chunk) => {
+          if (!settled && handler.onData(chunk) === false) res.pause();
+        });
+        res.on('end', () => {
+          if (settled) return;
+          settled = true;
+          handler.onComplete([]);
+        });
+        res.on('error', fail);
+      });
+      const body = opts.body;
+      if (body == null) req.end();
+      else if (typeof body === 'string' || body instanceof Uint8Array) req.end(body);
+      else {
+        (async () => {
+          for await (const chunk of body) req.write(chunk);
+          req.end();
+        })().catch((err) => req.destroy(err));
+      }
+      return true;
+    },
+    close() {
+      return Promise.resolve();
+    },
+    destroy() {
+      return Promise.resolve();
+    },
+  };
+}
+
+function headerPairs(headers) {
+  if (!headers) return [];
+  if (Array.isArray(headers)) {
+    if (headers.length && Array.isArray(headers[0])) return headers;
+    const pairs = [];
+    for (let i = 0; i + 1 < headers.length; i += 2) pairs.push([String(headers[i]), String(headers[i + 1])]);
+    return pairs;
+  }
+  if (typeof headers[Symbol.iterator] === 'function') return Array.from(headers);
+  return Object.entries(headers);
+}
 
 // ---------------------------------------------------------------------------------------
 // Main
@@ -443,7 +619,7 @@ async function main() {
     throw e;
   }
 
-  setupEgress();
+  await setupEgress();
 
   let fn;
   try {

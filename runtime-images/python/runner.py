@@ -422,15 +422,65 @@ async def _await(awaitable):
 
 
 # ---------------------------------------------------------------------------------------
-# EGRESS HOOK (not built yet; see ARCHITECTURE.md "Egress").
-# When the node starts passing a bind-mounted Unix socket (e.g. FRAMEOS_EGRESS_SOCKET),
-# this is where the runner will start a thread listening on 127.0.0.1:<port> that pipes
-# every connection to the socket, and set HTTP_PROXY / HTTPS_PROXY (and NO_PROXY=) in
-# os.environ *before* the agent module is loaded (urllib, requests, httpx honour them).
-# Today it does nothing: the container has --network=none and no route anywhere.
+# EGRESS HOOK (ARCHITECTURE.md "Egress"; runtime-images/README.md "Egress").
+# With the http_request capability the node bind-mounts its egress proxy's Unix socket and
+# sets FRAMEOS_EGRESS_SOCKET and HTTP(S)_PROXY=http://127.0.0.1:3128 (urllib, requests and
+# httpx honour them: absolute-form for http, CONNECT for https). The container has no network,
+# so one daemon thread pipes 127.0.0.1:3128 to the socket (one thread: the pids limit counts
+# threads).
 # ---------------------------------------------------------------------------------------
+EGRESS_ADDRESS = ("127.0.0.1", 3128)
+
+
 def _setup_egress():
-    pass
+    socket_path = os.environ.get("FRAMEOS_EGRESS_SOCKET")
+    if not socket_path:
+        return
+    ready = threading.Event()
+    failed = []
+
+    async def pipe(reader, writer):
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                writer.write(data)
+                await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+        except Exception:
+            writer.close()
+
+    async def handle(client_reader, client_writer):
+        try:
+            up_reader, up_writer = await asyncio.open_unix_connection(socket_path)
+        except Exception:
+            client_writer.close()
+            return
+        await asyncio.gather(
+            pipe(client_reader, up_writer), pipe(up_reader, client_writer), return_exceptions=True
+        )
+        client_writer.close()
+        up_writer.close()
+
+    async def serve():
+        server = await asyncio.start_server(handle, *EGRESS_ADDRESS)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    def thread_main():
+        try:
+            asyncio.run(serve())
+        except BaseException as e:  # the daemon thread must not print a traceback
+            failed.append(e)
+            ready.set()
+
+    threading.Thread(target=thread_main, name="frameos-egress", daemon=True).start()
+    ready.wait(5)
+    if failed:
+        sys.stderr.write("[frameos] egress listener failed: %s\n" % (failed[0],))
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! Docker backend: one fresh, locked-down container per execution, always removed afterwards.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::container::LogOutput;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::drive::{Ended, decide, drive};
+use crate::egress::{self, EgressPolicy, EgressProxy};
 use crate::frames::Pump;
 use crate::{Error, Event, Images, Outcome, Runtime, Spec, Stream};
 
@@ -32,6 +34,8 @@ pub struct DockerSandbox {
     docker: Docker,
     images: Images,
     node_id: String,
+    /// Holds one egress socket directory per running execution that may use the network.
+    egress_base: PathBuf,
 }
 
 impl DockerSandbox {
@@ -62,6 +66,8 @@ impl DockerSandbox {
             docker,
             images,
             node_id: node_id.to_string(),
+            // The daemon bind-mounts from here, so it must be local to the daemon's host.
+            egress_base: std::env::temp_dir().join("frameos-egress"),
         })
     }
 
@@ -115,9 +121,27 @@ impl DockerSandbox {
             execution_id = %spec.execution_id,
             runtime = %spec.runtime,
         );
-        self.run_in_container(spec, events, cancel)
-            .instrument(span)
-            .await
+        async move {
+            // The container never gets a network; an allow-list gets it a proxy socket instead.
+            let proxy = if spec.allow_domains.is_empty() {
+                None
+            } else {
+                let policy = EgressPolicy::new(&spec.allow_domains);
+                let name = &spec.execution_id;
+                let events = events.clone();
+                Some(EgressProxy::start(&self.egress_base, name, policy, events).await?)
+            };
+            let egress_dir = proxy.as_ref().map(|p| p.dir().to_path_buf());
+            let result = self
+                .run_in_container(spec, events, cancel, egress_dir.as_deref())
+                .await;
+            if let Some(proxy) = proxy {
+                proxy.stop().await;
+            }
+            result
+        }
+        .instrument(span)
+        .await
     }
 
     async fn run_in_container(
@@ -125,9 +149,10 @@ impl DockerSandbox {
         spec: Spec,
         events: mpsc::Sender<Event>,
         cancel: CancellationToken,
+        egress_dir: Option<&Path>,
     ) -> Result<Outcome, Error> {
         let name = format!("frameos-exec-{}", spec.execution_id);
-        self.create(&name, &spec).await?;
+        self.create(&name, &spec, egress_dir).await?;
         // From here on the container is removed whatever happens, even if this future is dropped.
         let mut guard = RemoveOnDrop {
             docker: Some(self.docker.clone()),
@@ -211,10 +236,18 @@ impl DockerSandbox {
         Ok(outcome)
     }
 
-    async fn create(&self, name: &str, spec: &Spec) -> Result<(), Error> {
+    async fn create(
+        &self,
+        name: &str,
+        spec: &Spec,
+        egress_dir: Option<&Path>,
+    ) -> Result<(), Error> {
         let image = self.images.for_runtime(spec.runtime).to_string();
         let options = CreateContainerOptionsBuilder::default().name(name).build();
-        let body = container_body(spec, &image, &self.node_id);
+        let mut body = container_body(spec, &image, &self.node_id);
+        if let Some(dir) = egress_dir {
+            egress::add_to_container(&mut body, dir);
+        }
         let mut result = self
             .docker
             .create_container(Some(options.clone()), body.clone())

@@ -7,10 +7,12 @@
 
 mod docker;
 mod drive;
+mod egress;
 mod frames;
 mod local;
 
 pub use docker::DockerSandbox;
+pub use egress::{EgressPolicy, EgressProxy, Refusal, Resolver};
 pub use local::LocalSandbox;
 
 use std::path::PathBuf;
@@ -92,6 +94,9 @@ pub struct Spec {
     pub pids_limit: u32,
     pub tmp_size_mb: u64,
     pub log_limit_bytes: u64,
+    /// The `http_request` capability's allow-list (`api.example.com`, `*.example.org`). Empty:
+    /// no network at all. Otherwise requests go through a per-execution egress proxy.
+    pub allow_domains: Vec<String>,
 }
 
 impl Default for Spec {
@@ -108,6 +113,7 @@ impl Default for Spec {
             pids_limit: DEFAULT_PIDS_LIMIT,
             tmp_size_mb: DEFAULT_TMP_SIZE_MB,
             log_limit_bytes: DEFAULT_LOG_LIMIT_BYTES,
+            allow_domains: Vec::new(),
         }
     }
 }
@@ -154,6 +160,13 @@ impl Spec {
             return Err(Error::InvalidSpec(
                 "memory_mb, pids_limit and tmp_size_mb must be set".to_string(),
             ));
+        }
+        if let Some(bad) = self
+            .allow_domains
+            .iter()
+            .find(|d| !egress::is_valid_pattern(d))
+        {
+            return Err(Error::InvalidSpec(format!("bad allowed domain {bad:?}")));
         }
         Ok(())
     }
@@ -231,6 +244,11 @@ pub enum Error {
     },
     #[error("invalid execution spec: {0}")]
     InvalidSpec(String),
+    #[error("egress proxy could not {action}: {source}")]
+    Egress {
+        action: &'static str,
+        source: std::io::Error,
+    },
 }
 
 /// Where executions run. An enum rather than a trait object: there are exactly two backends.
@@ -343,5 +361,17 @@ mod tests {
             ..spec()
         };
         assert!(tiny.validate().is_err());
+        for domain in ["127.0.0.1", "*", "a b", "*.1", ""] {
+            let s = Spec {
+                allow_domains: vec![domain.to_string()],
+                ..spec()
+            };
+            assert!(s.validate().is_err(), "{domain:?}");
+        }
+        let allowed = Spec {
+            allow_domains: vec!["api.example.com".into(), "*.example.org".into()],
+            ..spec()
+        };
+        assert!(allowed.validate().is_ok());
     }
 }

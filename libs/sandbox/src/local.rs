@@ -62,6 +62,10 @@ impl LocalSandbox {
         cancel: CancellationToken,
     ) -> Result<Outcome, Error> {
         tracing::warn!(node_id = %self.node_id, execution_id = %spec.execution_id, "{NOT_ISOLATED}");
+        if !spec.allow_domains.is_empty() {
+            // No proxy here: a local process reaches whatever the host reaches.
+            tracing::warn!(execution_id = %spec.execution_id, "allow_domains is not enforced by the local runner");
+        }
         let (program, runner) = self.runner(spec.runtime);
         if !runner.is_file() {
             return Err(Error::RunnerMissing { path: runner });

@@ -13,13 +13,15 @@ use crate::{auth, catalog};
 pub struct Agents {
     db: DatabaseConnection,
     publisher: Publisher,
+    billing: crate::billing::Billing,
 }
 
 impl Agents {
-    pub fn new(publisher: Publisher) -> Self {
+    pub fn new(publisher: Publisher, billing: crate::billing::Billing) -> Self {
         Agents {
             db: publisher.db.clone(),
             publisher,
+            billing,
         }
     }
 }
@@ -37,7 +39,7 @@ impl AgentService for Agents {
         reply(
             async {
                 let caller = auth::require(&self.db, request.metadata(), Role::Developer).await?;
-                catalog::create(&self.db, &caller, request.get_ref()).await
+                catalog::create(&self.db, &self.billing, &caller, request.get_ref()).await
             }
             .await,
         )

@@ -21,6 +21,7 @@ const DEFAULT_PAGE_SIZE: u64 = 20;
 
 pub async fn create(
     db: &DatabaseConnection,
+    billing: &crate::billing::Billing,
     owner: &Principal,
     request: &v1::CreateAgentRequest,
 ) -> Result<v1::Agent, Error> {
@@ -49,6 +50,10 @@ pub async fn create(
                         "pricing.currency must be an ISO 4217 code such as INR or USD",
                     ));
                 }
+                if p.price_minor > frameos_billing::MAX_MINOR {
+                    return Err(invalid("pricing.price_minor is too large"));
+                }
+                billing.check_price(p.price_minor)?;
                 (
                     "per_execution",
                     Some(p.price_minor),

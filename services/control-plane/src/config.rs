@@ -48,6 +48,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub limits: LimitsConfig,
+
+    #[command(flatten)]
+    pub billing: crate::billing::BillingConfig,
 }
 
 /// Package limits and platform maxima for agent resources.

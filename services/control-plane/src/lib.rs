@@ -4,6 +4,7 @@
 mod accounts;
 mod agents;
 mod auth;
+pub mod billing;
 mod catalog;
 pub mod config;
 mod db;
@@ -28,6 +29,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         println!("first admin account created; its API key (shown once): {key}");
     }
     server.run(shutdown).await
+}
+
+/// Checks the ledger's invariants on the database at `url` (`frameos ledger verify`).
+pub async fn verify_ledger(url: &str) -> Result<billing::ledger::Verification, Error> {
+    let db = db::connect(url).await.map_err(Error::Database)?;
+    let report = billing::ledger::verify(&db)
+        .await
+        .map_err(Error::Bootstrap)?;
+    let _ = db.close().await;
+    Ok(report)
 }
 
 /// Applies pending migrations to the database at `url` (`frameos migrate`).

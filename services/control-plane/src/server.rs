@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use frameos_proto::v1::account_service_server::AccountServiceServer;
 use frameos_proto::v1::agent_service_server::AgentServiceServer;
+use frameos_proto::v1::billing_service_server::BillingServiceServer;
 use frameos_proto::v1::execution_service_server::ExecutionServiceServer;
 use frameos_proto::v1::node_service_server::NodeServiceServer;
 use sea_orm::DatabaseConnection;
@@ -15,6 +16,7 @@ use tonic_health::ServingStatus;
 
 use crate::accounts::{self, Accounts};
 use crate::agents::Agents;
+use crate::billing::Billing;
 use crate::execution::relay::{self, QueueSource};
 use crate::execution::{Executions, Hub, Nodes};
 use crate::versions::Publisher;
@@ -28,6 +30,8 @@ pub enum Error {
     Migrate(#[source] sea_orm::DbErr),
     #[error("bootstrap of the admin account failed: {0}")]
     Bootstrap(#[source] frameos_core::Error),
+    #[error("billing cannot start: {0}")]
+    Billing(#[source] frameos_core::Error),
     #[error("the package store is unusable: {0}")]
     Store(#[source] frameos_blobstore::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -48,6 +52,7 @@ pub struct Server {
     listener: TcpListener,
     generated_admin_key: Option<String>,
     shared_queue: Option<frameos_queue::Queue>,
+    billing: Billing,
 }
 
 impl Server {
@@ -65,6 +70,9 @@ impl Server {
             accounts::bootstrap_admin(&db, config.bootstrap_admin_key.as_deref())
                 .await
                 .map_err(Error::Bootstrap)?;
+        let billing = Billing::start(&db, &config.billing)
+            .await
+            .map_err(Error::Billing)?;
         let listener = TcpListener::bind(config.grpc_addr)
             .await
             .map_err(|source| Error::Bind {
@@ -77,6 +85,7 @@ impl Server {
             listener,
             generated_admin_key,
             shared_queue: None,
+            billing,
         })
     }
 
@@ -144,10 +153,22 @@ impl Server {
         let executions = Executions::new(
             self.db.clone(),
             hub.clone(),
+            self.billing.clone(),
             outbox.clone(),
             shutdown.clone(),
         );
-        let nodes = Nodes::new(self.db.clone(), hub.clone(), shutdown.clone());
+        let nodes = Nodes::new(
+            self.db.clone(),
+            hub.clone(),
+            self.billing.clone(),
+            shutdown.clone(),
+        );
+        let reconciler = tokio::spawn(crate::billing::run_reconciler(
+            self.db.clone(),
+            self.billing.clone(),
+            Duration::from_secs(self.config.billing.reconcile_interval_secs.max(1)),
+            shutdown.clone(),
+        ));
         let source = self.queue_source();
         let relay_task = tokio::spawn(relay::run_relay(
             self.db.clone(),
@@ -158,6 +179,7 @@ impl Server {
         let dead_letter_task = tokio::spawn(relay::run_dead_letters(
             self.db.clone(),
             hub.clone(),
+            self.billing.clone(),
             source,
             shutdown.clone(),
         ));
@@ -169,8 +191,11 @@ impl Server {
             .add_service(health_service)
             .add_service(reflection)
             .add_service(AccountServiceServer::new(Accounts::new(self.db.clone())))
+            .add_service(BillingServiceServer::new(
+                crate::billing::service::BillingApi::new(self.db.clone()),
+            ))
             .add_service(
-                AgentServiceServer::new(Agents::new(publisher))
+                AgentServiceServer::new(Agents::new(publisher, self.billing.clone()))
                     .max_decoding_message_size(max_message),
             )
             .add_service(ExecutionServiceServer::new(executions))
@@ -185,6 +210,7 @@ impl Server {
         let _ = health_task.await;
         let _ = relay_task.await;
         let _ = dead_letter_task.await;
+        let _ = reconciler.await;
         let _ = self.db.close().await;
         tracing::info!("control plane stopped");
         result

@@ -95,6 +95,7 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
         memory_mb: resources.memory_mb,
         timeout: Duration::from_millis(resources.timeout_ms),
         log_limit_bytes: shared.log_limit_bytes,
+        allow_domains: claim.allow_domains,
         ..Spec::default()
     };
     let timeout_ms = resources.timeout_ms;

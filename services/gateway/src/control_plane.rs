@@ -6,6 +6,7 @@ use frameos_core::ErrorCode;
 use frameos_proto::v1::WhoAmIRequest;
 use frameos_proto::v1::account_service_client::AccountServiceClient;
 use frameos_proto::v1::agent_service_client::AgentServiceClient;
+use frameos_proto::v1::billing_service_client::BillingServiceClient;
 use frameos_proto::v1::execution_service_client::ExecutionServiceClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
@@ -68,6 +69,11 @@ impl ControlPlane {
     /// Executions: their inputs and outputs are whatever JSON the agent takes and returns.
     pub fn executions(&self) -> ExecutionServiceClient<Channel> {
         ExecutionServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY_BYTES)
+    }
+
+    /// Mandate keys and balances; a balance lists its ledger entries, which can add up.
+    pub fn billing(&self) -> BillingServiceClient<Channel> {
+        BillingServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY_BYTES)
     }
 
     /// `WatchExecution`, on the connection reserved for streams.

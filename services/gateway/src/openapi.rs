@@ -4,14 +4,14 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::routes::{accounts, agents, executions, ops, reviews, versions};
+use crate::routes::{accounts, agents, billing, executions, ops, reviews, versions};
 use crate::view;
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "FrameOS API",
-        description = "Publish, review and run agents. Errors are always \
+        description = "Publish, review, run and pay for agents. Errors are always \
             `{\"error\": {\"code\": \"snake_case_code\", \"message\": \"...\"}}`."
     ),
     paths(
@@ -31,6 +31,9 @@ use crate::view;
         executions::list_logs,
         executions::watch_execution,
         executions::cancel_execution,
+        billing::get_balance,
+        billing::list_mandate_keys,
+        billing::get_mandate,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -59,6 +62,13 @@ use crate::view;
         view::LogLineView,
         view::LogPage,
         view::ProgressView,
+        view::ChargeView,
+        view::SplitsView,
+        view::MandateView,
+        view::MandateKeyView,
+        view::MandateKeyList,
+        view::BalanceView,
+        view::LedgerEntryView,
     )),
     modifiers(&BearerKey),
     tags(
@@ -67,6 +77,7 @@ use crate::view;
         (name = "versions", description = "Immutable versions of an agent"),
         (name = "reviews", description = "The admin review"),
         (name = "executions", description = "Running agents: results, logs and live events"),
+        (name = "billing", description = "Balances, and the signed mandates of paid executions"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]

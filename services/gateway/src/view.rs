@@ -1,6 +1,8 @@
 //! gRPC messages → the JSON of API.md §2. Absent optional fields are omitted, not null; the one
 //! exception is `latest_version`, which is null until a version is published.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, SecondsFormat};
 use frameos_proto::v1;
 use serde::Serialize;
@@ -280,7 +282,10 @@ pub struct ExecutionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub duration_ms: Option<u64>,
-    // `charge?` (API.md §2) goes here with billing: present on executions of paid agents only.
+    /// What running it costs; present on executions of paid agents only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub charge: Option<ChargeView>,
 }
 
 impl From<v1::Execution> for ExecutionView {
@@ -304,6 +309,171 @@ impl From<v1::Execution> for ExecutionView {
             progress_message: e.progress_message,
             attempts: e.attempts,
             duration_ms: e.duration_ms,
+            charge: e.charge.map(ChargeView::from),
+        }
+    }
+}
+
+/// The charge of a paid execution. Money is integer minor units (paise, cents).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChargeView {
+    /// `authorized` while it runs; `captured` once it succeeded, `voided` otherwise.
+    pub status: String,
+    pub amount_minor: i64,
+    /// ISO 4217 code, e.g. `INR`.
+    pub currency: String,
+    /// Who gets what; all zero until the charge is captured.
+    pub splits: SplitsView,
+}
+
+impl From<v1::Charge> for ChargeView {
+    fn from(c: v1::Charge) -> Self {
+        ChargeView {
+            splits: SplitsView::from(c.splits.unwrap_or_default()),
+            status: c.status,
+            amount_minor: c.amount_minor,
+            currency: c.currency,
+        }
+    }
+}
+
+/// A captured charge divided up, in the charge's currency; the parts add up to its amount.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SplitsView {
+    /// The agent's developer.
+    pub developer: i64,
+    pub platform: i64,
+    pub orchestrator: i64,
+    /// The payment rail's fee.
+    pub rail_fee: i64,
+}
+
+impl From<v1::Splits> for SplitsView {
+    fn from(s: v1::Splits) -> Self {
+        SplitsView {
+            developer: s.developer,
+            platform: s.platform,
+            orchestrator: s.orchestrator,
+            rail_fee: s.rail_fee,
+        }
+    }
+}
+
+/// The signed mandate of a paid execution. Verify `signature` over the decoded `payload` bytes
+/// (not a re-encoding of the JSON) with the Ed25519 key of `kid` from
+/// `GET /v1/billing/mandate-keys`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MandateView {
+    /// The exact signed bytes, standard base64. They decode to a UTF-8 JSON object with
+    /// `"type": "frameos.mandate.v1"`, `execution_id`, `amount_minor`, `currency`,
+    /// `expires_at` and `nonce`.
+    #[schema(format = Byte)]
+    pub payload: String,
+    /// The 64-byte Ed25519 signature, standard base64.
+    #[schema(format = Byte)]
+    pub signature: String,
+    /// The id of the key that signed it.
+    pub kid: String,
+}
+
+impl From<v1::Mandate> for MandateView {
+    fn from(m: v1::Mandate) -> Self {
+        MandateView {
+            payload: STANDARD.encode(&m.payload),
+            signature: STANDARD.encode(&m.signature),
+            kid: m.kid,
+        }
+    }
+}
+
+/// A public key that verifies mandates.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MandateKeyView {
+    /// Matches the `kid` of the mandates it signed.
+    pub kid: String,
+    /// `Ed25519`.
+    #[schema(example = "Ed25519")]
+    pub alg: String,
+    /// The 32 raw public key bytes, standard base64.
+    #[schema(format = Byte)]
+    pub public_key: String,
+}
+
+impl From<v1::MandateKey> for MandateKeyView {
+    fn from(k: v1::MandateKey) -> Self {
+        MandateKeyView {
+            public_key: STANDARD.encode(&k.public_key),
+            kid: k.kid,
+            alg: k.alg,
+        }
+    }
+}
+
+/// Every key that verifies mandates; retired keys stay, so old mandates still verify.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MandateKeyList {
+    pub keys: Vec<MandateKeyView>,
+}
+
+impl From<v1::ListMandateKeysResponse> for MandateKeyList {
+    fn from(r: v1::ListMandateKeysResponse) -> Self {
+        MandateKeyList {
+            keys: r.keys.into_iter().map(MandateKeyView::from).collect(),
+        }
+    }
+}
+
+/// An account's balance in one currency, from the ledger.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BalanceView {
+    pub account_id: String,
+    /// ISO 4217 code, e.g. `INR`.
+    pub currency: String,
+    /// Credits minus debits over every ledger account of this account, in minor units.
+    pub balance_minor: i64,
+    /// The ledger entries behind it.
+    pub entries: Vec<LedgerEntryView>,
+}
+
+impl From<v1::Balance> for BalanceView {
+    fn from(b: v1::Balance) -> Self {
+        BalanceView {
+            entries: b.entries.into_iter().map(LedgerEntryView::from).collect(),
+            account_id: b.account_id,
+            currency: b.currency,
+            balance_minor: b.balance_minor,
+        }
+    }
+}
+
+/// One side of a double-entry ledger transaction.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LedgerEntryView {
+    /// The transaction; its debits and credits balance.
+    pub transaction_id: String,
+    /// The ledger account, e.g. `developer:<account id>`.
+    pub account: String,
+    /// `debit` or `credit`.
+    pub direction: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    /// The execution the transaction is for.
+    pub execution_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub created_at: Option<String>,
+}
+
+impl From<v1::LedgerEntry> for LedgerEntryView {
+    fn from(e: v1::LedgerEntry) -> Self {
+        LedgerEntryView {
+            created_at: timestamp(e.created_at.as_ref()),
+            transaction_id: e.transaction_id,
+            account: e.account,
+            direction: e.direction,
+            amount_minor: e.amount_minor,
+            currency: e.currency,
+            execution_id: e.execution_id,
         }
     }
 }
@@ -590,6 +760,86 @@ mod tests {
         null.output_json = Some("null".into());
         let json = serde_json::to_value(ExecutionView::from(null)).unwrap();
         assert_eq!(json.get("output"), Some(&serde_json::Value::Null));
+    }
+
+    fn charge(status: &str, splits: Option<v1::Splits>) -> v1::Charge {
+        v1::Charge {
+            status: status.into(),
+            amount_minor: 500,
+            currency: "INR".into(),
+            splits,
+        }
+    }
+
+    #[test]
+    fn paid_executions_carry_their_charge_and_free_ones_none() {
+        let mut captured = execution("succeeded");
+        captured.charge = Some(charge(
+            "captured",
+            Some(v1::Splits {
+                developer: 400,
+                platform: 60,
+                orchestrator: 25,
+                rail_fee: 15,
+            }),
+        ));
+        let json = serde_json::to_value(ExecutionView::from(captured)).unwrap();
+        assert_eq!(
+            json["charge"],
+            json!({
+                "status": "captured",
+                "amount_minor": 500,
+                "currency": "INR",
+                "splits": {"developer": 400, "platform": 60, "orchestrator": 25, "rail_fee": 15},
+            })
+        );
+
+        // Until captured there are no splits: they read as zeros, never as a missing object.
+        for status in ["authorized", "voided"] {
+            let mut pending = execution("running");
+            pending.charge = Some(charge(status, None));
+            let json = serde_json::to_value(ExecutionView::from(pending)).unwrap();
+            assert_eq!(
+                json["charge"],
+                json!({
+                    "status": status,
+                    "amount_minor": 500,
+                    "currency": "INR",
+                    "splits": {"developer": 0, "platform": 0, "orchestrator": 0, "rail_fee": 0},
+                })
+            );
+        }
+
+        let json = serde_json::to_value(ExecutionView::from(execution("succeeded"))).unwrap();
+        assert!(json.get("charge").is_none(), "{json}");
+    }
+
+    #[test]
+    fn bytes_are_standard_base64_with_padding() {
+        let mandate = MandateView::from(v1::Mandate {
+            payload: br#"{"type":"frameos.mandate.v1"}"#.to_vec(),
+            signature: vec![0xfb, 0xff, 0xfe, 0xfb],
+            kid: "mk_1".into(),
+        });
+        assert_eq!(
+            serde_json::to_value(mandate).unwrap(),
+            json!({
+                "payload": "eyJ0eXBlIjoiZnJhbWVvcy5tYW5kYXRlLnYxIn0=",
+                "signature": "+//++w==",
+                "kid": "mk_1",
+            })
+        );
+        let keys = MandateKeyList::from(v1::ListMandateKeysResponse {
+            keys: vec![v1::MandateKey {
+                kid: "mk_1".into(),
+                alg: "Ed25519".into(),
+                public_key: vec![0xfb, 0xff, 0xfe],
+            }],
+        });
+        assert_eq!(
+            serde_json::to_value(keys).unwrap(),
+            json!({"keys": [{"kid": "mk_1", "alg": "Ed25519", "public_key": "+//+"}]})
+        );
     }
 
     #[test]

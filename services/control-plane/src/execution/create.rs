@@ -14,13 +14,14 @@ use sha2::{Digest, Sha256};
 
 use super::{PRIORITY_FREE, PRIORITY_PAID, view};
 use crate::auth::Principal;
-use crate::entity::{agent, agent_version, execution, outbox};
+use crate::entity::{account, agent, agent_version, charge, execution, outbox};
 use crate::{catalog, db};
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 pub async fn create(
     db: &DatabaseConnection,
+    billing: &crate::billing::Billing,
     caller: &Principal,
     request: &v1::CreateExecutionRequest,
 ) -> Result<(v1::Execution, bool), Error> {
@@ -64,6 +65,29 @@ pub async fn create(
     };
     let now = Utc::now();
     let id = uuid::Uuid::now_v7().to_string();
+    // A paid execution is queued only once the rail holds the amount: a decline writes nothing.
+    let charge = match (agent.price_minor, &agent.currency) {
+        (Some(price_minor), Some(currency)) if agent.pricing_model == "per_execution" => {
+            let payer = account::Entity::find_by_id(&caller.account_id)
+                .one(db)
+                .await
+                .map_err(db::error)?
+                .ok_or_else(|| Error::internal("the caller's account vanished"))?;
+            Some(
+                billing
+                    .authorize(&crate::billing::Purchase {
+                        execution_id: &id,
+                        payer_account: &caller.account_id,
+                        payer_reference: &payer.name,
+                        payee_account: &agent.owner_id,
+                        amount_minor: price_minor,
+                        currency,
+                    })
+                    .await?,
+            )
+        }
+        _ => None,
+    };
     let headers: BTreeMap<&String, &String> = request.trace_headers.iter().collect();
     let txn = db.begin().await.map_err(db::error)?;
     let inserted = execution::ActiveModel {
@@ -106,8 +130,19 @@ pub async fn create(
                 .ok_or_else(|| Error::internal("idempotent execution vanished"))?;
             return replay(db, existing, &request_hash).await;
         }
-        Err(e) => return Err(db::error(e)),
+        Err(e) => {
+            drop(txn);
+            release(billing, &id, charge.as_ref()).await;
+            return Err(db::error(e));
+        }
     };
+    if let Some(charge) = charge.clone()
+        && let Err(e) = charge.clone().insert(&txn).await
+    {
+        drop(txn);
+        release(billing, &id, Some(&charge)).await;
+        return Err(db::error(e));
+    }
     outbox::ActiveModel {
         execution_id: Set(row.id.clone()),
         priority: Set(priority),
@@ -119,7 +154,10 @@ pub async fn create(
     .insert(&txn)
     .await
     .map_err(db::error)?;
-    txn.commit().await.map_err(db::error)?;
+    if let Err(e) = txn.commit().await {
+        release(billing, &id, charge.as_ref()).await;
+        return Err(db::error(e));
+    }
     tracing::info!(
         execution_id = %row.id,
         agent = %agent.slug,
@@ -128,6 +166,17 @@ pub async fn create(
         "execution queued"
     );
     Ok((view::execution(&row, &agent.slug, &version.version), true))
+}
+
+/// Releases the rail hold of an execution whose insert failed.
+async fn release(
+    billing: &crate::billing::Billing,
+    id: &str,
+    charge: Option<&charge::ActiveModel>,
+) {
+    if let Some(authorization) = charge.and_then(|c| c.authorization_id.try_as_ref()) {
+        billing.release(id, authorization).await;
+    }
 }
 
 async fn find_by_key(

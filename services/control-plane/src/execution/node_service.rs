@@ -23,12 +23,23 @@ pub const HEARTBEAT_INTERVAL_MS: u32 = 5_000;
 pub struct Nodes {
     db: DatabaseConnection,
     hub: Hub,
+    billing: crate::billing::Billing,
     shutdown: CancellationToken,
 }
 
 impl Nodes {
-    pub fn new(db: DatabaseConnection, hub: Hub, shutdown: CancellationToken) -> Self {
-        Nodes { db, hub, shutdown }
+    pub fn new(
+        db: DatabaseConnection,
+        hub: Hub,
+        billing: crate::billing::Billing,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Nodes {
+            db,
+            hub,
+            billing,
+            shutdown,
+        }
     }
 
     async fn touch_node(&self, node_id: &str, concurrency: Option<u32>) -> Result<(), Error> {
@@ -210,6 +221,7 @@ impl NodeService for Nodes {
         reports::spawn(
             self.db.clone(),
             self.hub.clone(),
+            self.billing.clone(),
             inbound,
             sender,
             self.shutdown.clone(),

@@ -126,6 +126,7 @@ pub async fn logs(
 pub async fn cancel(
     db: &DatabaseConnection,
     hub: &Hub,
+    billing: &crate::billing::Billing,
     caller: &Principal,
     id: &str,
 ) -> Result<v1::Execution, Error> {
@@ -142,6 +143,10 @@ pub async fn cancel(
     if changed > 0 {
         tracing::info!(execution_id = id, previous = %row.status, "execution canceled");
         hub.touch(id);
+        // The user pays nothing for a canceled run; a failure here is left to reconciliation.
+        if let Err(e) = crate::billing::settle(db, billing, id).await {
+            tracing::warn!(execution_id = id, error = %e, "settlement after cancel failed");
+        }
     }
     let row = owned(db, caller, id).await?;
     view::one(db, &row).await

@@ -143,6 +143,7 @@ pub async fn run_relay(
 pub async fn run_dead_letters(
     db: DatabaseConnection,
     hub: Hub,
+    billing: crate::billing::Billing,
     source: QueueSource,
     shutdown: CancellationToken,
 ) {
@@ -198,6 +199,9 @@ pub async fn run_dead_letters(
                     if result.rows_affected > 0 {
                         tracing::warn!(execution_id = %id, "execution dead-lettered and failed");
                         hub.touch(&id);
+                    }
+                    if let Err(e) = crate::billing::settle(&db, &billing, &id).await {
+                        tracing::warn!(execution_id = %id, error = %e, "settlement after dead letter failed");
                     }
                     if let Err(e) = delivery.ack().await {
                         tracing::warn!(error = %e, "cannot ack a dead letter");

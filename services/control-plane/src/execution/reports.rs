@@ -21,6 +21,7 @@ type Reply = Result<v1::ReportReply, Status>;
 pub fn spawn(
     db: DatabaseConnection,
     hub: Hub,
+    billing: crate::billing::Billing,
     mut inbound: Streaming<v1::ExecutionReport>,
     replies: mpsc::Sender<Reply>,
     shutdown: CancellationToken,
@@ -52,6 +53,10 @@ pub fn spawn(
                 }
                 match handle(&db, &hub, &execution_id, attempt, report.report).await {
                     Ok(Some(recorded)) => {
+                        // Capture or void now; if the rail is down, reconciliation finishes it.
+                        if let Err(e) = crate::billing::settle(&db, &billing, &execution_id).await {
+                            tracing::warn!(%execution_id, error = %e, "settlement failed; reconciliation will retry");
+                        }
                         let reply = v1::ReportReply {
                             reply: Some(v1::report_reply::Reply::Recorded(recorded)),
                         };

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use frameos_core::{Error, Role};
 use frameos_proto::status::to_status;
 use frameos_proto::v1::{self, execution_service_server::ExecutionService};
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +17,7 @@ use crate::auth;
 pub struct Executions {
     db: DatabaseConnection,
     hub: Hub,
+    billing: crate::billing::Billing,
     /// Wakes the outbox relay when a job was committed.
     outbox: std::sync::Arc<Notify>,
     shutdown: CancellationToken,
@@ -26,12 +27,14 @@ impl Executions {
     pub fn new(
         db: DatabaseConnection,
         hub: Hub,
+        billing: crate::billing::Billing,
         outbox: std::sync::Arc<Notify>,
         shutdown: CancellationToken,
     ) -> Self {
         Executions {
             db,
             hub,
+            billing,
             outbox,
             shutdown,
         }
@@ -52,7 +55,8 @@ impl ExecutionService for Executions {
     ) -> Result<Response<v1::Execution>, Status> {
         let result = async {
             let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
-            let (execution, created) = create::create(&self.db, &caller, request.get_ref()).await?;
+            let (execution, created) =
+                create::create(&self.db, &self.billing, &caller, request.get_ref()).await?;
             if created {
                 self.outbox.notify_one();
             }
@@ -96,7 +100,14 @@ impl ExecutionService for Executions {
         reply(
             async {
                 let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
-                query::cancel(&self.db, &self.hub, &caller, &request.get_ref().id).await
+                query::cancel(
+                    &self.db,
+                    &self.hub,
+                    &self.billing,
+                    &caller,
+                    &request.get_ref().id,
+                )
+                .await
             }
             .await,
         )
@@ -112,6 +123,36 @@ impl ExecutionService for Executions {
                 let body = request.get_ref();
                 query::owned(&self.db, &caller, &body.execution_id).await?;
                 query::logs(&self.db, &body.execution_id, body.after_seq, body.page_size).await
+            }
+            .await,
+        )
+    }
+
+    async fn get_mandate(
+        &self,
+        request: Request<v1::GetExecutionRequest>,
+    ) -> Result<Response<v1::Mandate>, Status> {
+        reply(
+            async {
+                let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
+                let row = query::owned(&self.db, &caller, &request.get_ref().id).await?;
+                let charge = crate::entity::charge::Entity::find_by_id(&row.id)
+                    .one(&self.db)
+                    .await
+                    .map_err(crate::db::error)?
+                    .ok_or_else(|| {
+                        Error::not_found(format!(
+                            "a mandate for execution {:?} (free agents have none)",
+                            row.id
+                        ))
+                    })?;
+                let signature = hex::decode(&charge.mandate_signature)
+                    .map_err(|_| Error::internal("stored mandate signature is not hex"))?;
+                Ok(v1::Mandate {
+                    payload: charge.mandate_payload.into_bytes(),
+                    signature,
+                    kid: charge.kid,
+                })
             }
             .await,
         )

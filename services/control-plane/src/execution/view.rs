@@ -7,8 +7,23 @@ use frameos_proto::v1;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::db;
-use crate::entity::{agent, agent_version, execution, execution_log};
+use crate::entity::{agent, agent_version, charge, execution, execution_log};
 use crate::view::timestamp;
+
+pub fn charge(row: &charge::Model) -> v1::Charge {
+    let splits = (row.status == charge::CAPTURED).then(|| v1::Splits {
+        developer: row.developer_minor.unwrap_or(0),
+        platform: row.platform_minor.unwrap_or(0),
+        orchestrator: row.orchestrator_minor.unwrap_or(0),
+        rail_fee: row.rail_fee_minor.unwrap_or(0),
+    });
+    v1::Charge {
+        status: row.status.clone(),
+        amount_minor: row.amount_minor,
+        currency: row.currency.clone(),
+        splits,
+    }
+}
 
 pub fn execution(row: &execution::Model, slug: &str, version: &str) -> v1::Execution {
     let duration_ms = match (row.started_at, row.finished_at) {
@@ -32,6 +47,7 @@ pub fn execution(row: &execution::Model, slug: &str, version: &str) -> v1::Execu
         progress_message: row.progress_message.clone(),
         duration_ms,
         account_id: row.account_id.clone(),
+        charge: None,
     }
 }
 
@@ -56,14 +72,24 @@ pub async fn executions(
         .into_iter()
         .map(|v| (v.id, v.version))
         .collect();
+    let charges: HashMap<String, charge::Model> = charge::Entity::find()
+        .filter(charge::Column::ExecutionId.is_in(rows.iter().map(|r| r.id.as_str())))
+        .all(db)
+        .await
+        .map_err(db::error)?
+        .into_iter()
+        .map(|c| (c.execution_id.clone(), c))
+        .collect();
     Ok(rows
         .iter()
         .map(|row| {
-            execution(
+            let mut view = execution(
                 row,
                 agents.get(&row.agent_id).map_or("", String::as_str),
                 versions.get(&row.version_id).map_or("", String::as_str),
-            )
+            );
+            view.charge = charges.get(&row.id).map(charge);
+            view
         })
         .collect())
 }

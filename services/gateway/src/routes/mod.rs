@@ -2,6 +2,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod agents;
+pub(crate) mod billing;
 pub(crate) mod executions;
 pub(crate) mod ops;
 pub(crate) mod reviews;
@@ -72,6 +73,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let api = Router::new()
         .route("/v1/accounts", post(accounts::create_account))
         .route("/v1/me", get(accounts::me))
+        .route("/v1/accounts/{id}/balance", get(billing::get_balance))
+        .route("/v1/billing/mandate-keys", get(billing::list_mandate_keys))
         .route(
             "/v1/agents",
             post(agents::create_agent).get(agents::list_agents),
@@ -97,6 +100,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/executions", get(executions::list_executions))
         .route("/v1/executions/{id}", get(executions::get_execution))
         .route("/v1/executions/{id}/logs", get(executions::list_logs))
+        .route("/v1/executions/{id}/mandate", get(billing::get_mandate))
         .route(
             "/v1/executions/{id}/cancel",
             post(executions::cancel_execution),

@@ -7,14 +7,16 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use frameos_core::{Error, ErrorCode};
 use frameos_proto::status::to_status;
 use frameos_proto::v1::execution_event::Event;
 use frameos_proto::v1::execution_service_server::{ExecutionService, ExecutionServiceServer};
 use frameos_proto::v1::{
-    CreateExecutionRequest, Execution, ExecutionEvent, GetExecutionRequest, ListExecutionsRequest,
-    ListExecutionsResponse, ListLogsRequest, ListLogsResponse, LogLine, Progress,
-    WatchExecutionRequest,
+    Charge, CreateExecutionRequest, Execution, ExecutionEvent, GetExecutionRequest,
+    ListExecutionsRequest, ListExecutionsResponse, ListLogsRequest, ListLogsResponse, LogLine,
+    Mandate, Progress, Splits, WatchExecutionRequest,
 };
 use futures::{Stream, StreamExt, stream};
 use serde_json::{Value, json};
@@ -49,6 +51,37 @@ fn execution(id: &str, status: &str) -> Execution {
         account_id: "acc_developer".into(),
         ..Default::default()
     }
+}
+
+/// The charge the fake reports for an execution id: paid ones are named after their state.
+fn charge(id: &str) -> Option<Charge> {
+    let charge = |status: &str, splits| Charge {
+        status: status.into(),
+        amount_minor: 500,
+        currency: "INR".into(),
+        splits,
+    };
+    match id {
+        "ex_authorized" => Some(charge("authorized", None)),
+        "ex_captured" => Some(charge(
+            "captured",
+            Some(Splits {
+                developer: 400,
+                platform: 60,
+                orchestrator: 25,
+                rail_fee: 15,
+            }),
+        )),
+        _ => None,
+    }
+}
+
+/// Signed bytes that no JSON re-encoding reproduces: odd spacing and key order, non-ASCII.
+const MANDATE_PAYLOAD: &str = r#"{"type": "frameos.mandate.v1","execution_id":"ex_paid","amount_minor":500,"currency":"INR","expires_at":"2023-11-14T22:23:20Z","nonce":"n₹1","memo":"a+b/c"}"#;
+
+/// Bytes whose standard base64 holds `+`, `/` and padding, unlike the URL-safe or unpadded forms.
+fn mandate_signature() -> Vec<u8> {
+    [0xfb, 0xff].repeat(32)
 }
 
 fn not_found() -> tonic::Status {
@@ -106,6 +139,7 @@ impl ExecutionService for FakeExecutions {
             progress_message: Some("reading".into()),
             attempts: 1,
             started_at: at(1_700_000_001),
+            charge: charge(&id),
             ..execution(&id, "running")
         }))
     }
@@ -149,6 +183,23 @@ impl ExecutionService for FakeExecutions {
         Ok(tonic::Response::new(ListLogsResponse {
             items: (first..=last).map(|seq| log_line(seq, "line")).collect(),
             next_page_token: last.to_string(),
+        }))
+    }
+
+    async fn get_mandate(
+        &self,
+        request: tonic::Request<GetExecutionRequest>,
+    ) -> Result<tonic::Response<Mandate>, tonic::Status> {
+        caller(&request)?;
+        if request.into_inner().id != "ex_paid" {
+            return Err(to_status(&Error::not_found(
+                "a mandate for this execution (free agents have none)",
+            )));
+        }
+        Ok(tonic::Response::new(Mandate {
+            payload: MANDATE_PAYLOAD.as_bytes().to_vec(),
+            signature: mandate_signature(),
+            kid: "mk_2023".into(),
         }))
     }
 
@@ -359,6 +410,83 @@ async fn execution_reads_and_cancel_are_forwarded_and_translated() {
             "next_page_token": "5",
         })
     );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn executions_of_paid_agents_show_their_charge() {
+    let shutdown = CancellationToken::new();
+    let app = app(&fake_control_plane(shutdown.clone(), FakeExecutions::default()).await);
+    let get = |path: &str| authorized("GET", path).body(Body::empty()).unwrap();
+
+    let (status, body) = send(&app, get("/v1/executions/ex_captured")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["charge"],
+        json!({
+            "status": "captured",
+            "amount_minor": 500,
+            "currency": "INR",
+            "splits": {"developer": 400, "platform": 60, "orchestrator": 25, "rail_fee": 15},
+        })
+    );
+    // Not captured yet: no splits from the control plane, zeros in the JSON.
+    let (status, body) = send(&app, get("/v1/executions/ex_authorized")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["charge"],
+        json!({
+            "status": "authorized",
+            "amount_minor": 500,
+            "currency": "INR",
+            "splits": {"developer": 0, "platform": 0, "orchestrator": 0, "rail_fee": 0},
+        })
+    );
+    // A free agent's execution has no charge at all.
+    let (status, body) = send(&app, get("/v1/executions/ex_free")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("charge").is_none(), "{body}");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn mandates_are_the_signed_bytes_in_standard_base64() {
+    let shutdown = CancellationToken::new();
+    let app = app(&fake_control_plane(shutdown.clone(), FakeExecutions::default()).await);
+    let get = |path: &str| authorized("GET", path).body(Body::empty()).unwrap();
+
+    let (status, body) = send(&app, get("/v1/executions/ex_paid/mandate")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut fields: Vec<&String> = body.as_object().unwrap().keys().collect();
+    fields.sort();
+    assert_eq!(fields, ["kid", "payload", "signature"], "{body}");
+    assert_eq!(body["kid"], "mk_2023");
+
+    let payload = body["payload"].as_str().unwrap();
+    assert_eq!(
+        STANDARD.decode(payload).unwrap(),
+        MANDATE_PAYLOAD.as_bytes()
+    );
+    let signed: Value = serde_json::from_slice(&STANDARD.decode(payload).unwrap()).unwrap();
+    assert_eq!(signed["type"], "frameos.mandate.v1");
+
+    let signature = body["signature"].as_str().unwrap();
+    let bytes = STANDARD.decode(signature).unwrap();
+    assert_eq!(bytes.len(), 64);
+    assert_eq!(bytes, mandate_signature());
+    // The standard alphabet, padded: `+` and `/` rather than `-` and `_`, and `==` at the end.
+    assert_eq!(signature.len(), 88);
+    assert!(signature.starts_with("+//7//v/"), "{signature}");
+    assert!(signature.ends_with("/w=="), "{signature}");
+
+    let (status, body) = send(&app, get("/v1/executions/ex_free/mandate")).await;
+    assert_error(status, &body, ErrorCode::NotFound);
+    let request = Request::get("/v1/executions/ex_paid/mandate")
+        .header(header::AUTHORIZATION, "Bearer forged")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = send(&app, request).await;
+    assert_error(status, &body, ErrorCode::Unauthenticated);
     shutdown.cancel();
 }
 

@@ -1,6 +1,7 @@
 //! The router end to end, in process: against a closed port (the gateway must answer without
 //! the control plane) and against a fake control plane that checks what the gateway forwards.
 
+mod billing;
 mod executions;
 mod forwarding;
 mod offline;

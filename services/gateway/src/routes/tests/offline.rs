@@ -26,6 +26,8 @@ async fn routes_needing_a_key_answer_401_without_calling_the_control_plane() {
         ("GET", "/v1/executions/ex_1/logs"),
         ("GET", "/v1/executions/ex_1/events"),
         ("POST", "/v1/executions/ex_1/cancel"),
+        ("GET", "/v1/executions/ex_1/mandate"),
+        ("GET", "/v1/accounts/acc_1/balance"),
     ];
     for (method, path) in routes {
         for authorization in [
@@ -286,6 +288,9 @@ async fn openapi_documents_every_route() {
         ("get", "/v1/executions/{id}/logs"),
         ("get", "/v1/executions/{id}/events"),
         ("post", "/v1/executions/{id}/cancel"),
+        ("get", "/v1/accounts/{id}/balance"),
+        ("get", "/v1/billing/mandate-keys"),
+        ("get", "/v1/executions/{id}/mandate"),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),
@@ -349,6 +354,40 @@ async fn openapi_documents_every_route() {
         assert!(required.contains(&json!(field)), "{field}: {execution}");
     }
     assert!(!required.contains(&json!("output")), "{execution}");
+    assert!(!required.contains(&json!("charge")), "{execution}");
+    assert_eq!(
+        execution["properties"]["charge"]["$ref"],
+        "#/components/schemas/ChargeView"
+    );
+    let splits = &doc["components"]["schemas"]["ChargeView"]["required"];
+    assert!(
+        splits.as_array().unwrap().contains(&json!("splits")),
+        "{splits}"
+    );
+
+    // Mandate keys are public; the mandate and balances need a key.
+    let keys = &doc["paths"]["/v1/billing/mandate-keys"]["get"];
+    assert!(keys.get("security").is_none(), "{keys}");
+    for (path, schema) in [
+        ("/v1/executions/{id}/mandate", "MandateView"),
+        ("/v1/accounts/{id}/balance", "BalanceView"),
+    ] {
+        let operation = &doc["paths"][path]["get"];
+        assert!(operation["security"].is_array(), "{operation}");
+        assert_eq!(
+            operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            format!("#/components/schemas/{schema}")
+        );
+    }
+    let balance = doc["paths"]["/v1/accounts/{id}/balance"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    assert!(
+        balance
+            .iter()
+            .any(|p| p["name"] == "currency" && p["in"] == "query"),
+        "{balance:?}"
+    );
 }
 
 #[tokio::test]

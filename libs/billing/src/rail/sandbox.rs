@@ -1,0 +1,277 @@
+//! The sandbox rail: a card processor's test mode. Fees follow a [`FeeSchedule`], ids derive from
+//! idempotency keys, and special payer ids make it decline or fail, so every path of the billing
+//! flow can be driven on purpose. Its state is a plain value the control plane persists, so a
+//! restart can be tested against what the "processor" remembers.
+//!
+//! Test payers (by prefix of the payer id):
+//! - `test_decline…`: authorize is `Declined`.
+//! - `test_fail_authorize…`: authorize is `Failed` (retryable, but fails every time).
+//! - `test_fail_capture_once…`: the first capture under a key is `Failed`, the next one with the
+//!   same key succeeds (a transient outage).
+//! - `test_fail_capture…` (otherwise): every capture is `Failed`; the hold can still be voided.
+//!
+//! Any other payer is authorized, captured and voided normally.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use super::{AuthState, Authorization, PaymentRail, RailError};
+use crate::split::FeeSchedule;
+use crate::{Currency, MAX_MINOR};
+
+pub const TEST_DECLINE: &str = "test_decline";
+pub const TEST_FAIL_AUTHORIZE: &str = "test_fail_authorize";
+pub const TEST_FAIL_CAPTURE: &str = "test_fail_capture";
+pub const TEST_FAIL_CAPTURE_ONCE: &str = "test_fail_capture_once";
+
+/// Everything the sandbox remembers; serialize it to persist the rail.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxState {
+    authorizations: BTreeMap<String, Authorization>,
+    /// Capture and void keys, so a replay returns the first outcome and a key serves one call.
+    operations: BTreeMap<String, Operation>,
+    /// Capture keys of `test_fail_capture_once` payers that have had their one failure.
+    failed_once: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Operation {
+    kind: OperationKind,
+    authorization_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum OperationKind {
+    Capture,
+    Void,
+}
+
+#[derive(Debug, Clone)]
+pub struct SandboxRail {
+    fee: FeeSchedule,
+    state: Arc<Mutex<SandboxState>>,
+}
+
+impl SandboxRail {
+    pub fn new(fee: FeeSchedule) -> SandboxRail {
+        SandboxRail::with_state(fee, SandboxState::default())
+    }
+
+    /// A sandbox that remembers `state` (from [`SandboxRail::state`] before a restart).
+    pub fn with_state(fee: FeeSchedule, state: SandboxState) -> SandboxRail {
+        SandboxRail {
+            fee,
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// A snapshot to persist after each call.
+    pub fn state(&self) -> SandboxState {
+        self.lock().clone()
+    }
+
+    /// `auth_` and the first 24 hex digits of SHA-256 of the key: the same key, the same id.
+    pub fn authorization_id(idempotency_key: &str) -> String {
+        let digest = Sha256::digest(idempotency_key.as_bytes());
+        format!("auth_{}", &hex::encode(digest)[..24])
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SandboxState> {
+        // Every change is a single insert or assignment, so a panicking holder cannot leave the
+        // state half-updated.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replays an earlier capture or void under `key`, or says the key is free.
+    fn replay(
+        state: &SandboxState,
+        key: &str,
+        kind: OperationKind,
+        authorization_id: &str,
+    ) -> Result<Option<Authorization>, RailError> {
+        match state.operations.get(key) {
+            None => Ok(None),
+            Some(op) if op.kind == kind && op.authorization_id == authorization_id => state
+                .authorizations
+                .get(authorization_id)
+                .cloned()
+                .map(Some)
+                .ok_or(RailError::NotFound),
+            Some(_) => Err(invalid(format!(
+                "idempotency key {key:?} was used for another operation"
+            ))),
+        }
+    }
+}
+
+fn invalid(reason: String) -> RailError {
+    RailError::Invalid { reason }
+}
+
+fn check_key(key: &str) -> Result<(), RailError> {
+    if key.is_empty() {
+        return Err(invalid("empty idempotency key".into()));
+    }
+    Ok(())
+}
+
+impl PaymentRail for SandboxRail {
+    fn authorize(
+        &self,
+        idempotency_key: &str,
+        payer: &str,
+        amount_minor: i64,
+        currency: &str,
+    ) -> Result<Authorization, RailError> {
+        check_key(idempotency_key)?;
+        if payer.is_empty() {
+            return Err(invalid("empty payer".into()));
+        }
+        if !(1..=MAX_MINOR).contains(&amount_minor) {
+            return Err(invalid(format!("amount {amount_minor} is out of range")));
+        }
+        Currency::parse(currency).map_err(|e| invalid(e.to_string()))?;
+
+        let id = SandboxRail::authorization_id(idempotency_key);
+        let mut state = self.lock();
+        if let Some(existing) = state.authorizations.get(&id) {
+            let same = existing.idempotency_key == idempotency_key
+                && existing.payer == payer
+                && existing.amount_minor == amount_minor
+                && existing.currency == currency;
+            return if same {
+                Ok(existing.clone())
+            } else {
+                Err(invalid(format!(
+                    "idempotency key {idempotency_key:?} was used with other parameters"
+                )))
+            };
+        }
+        if payer.starts_with(TEST_DECLINE) {
+            info!(payer, amount_minor, "sandbox rail declined the test payer");
+            return Err(RailError::Declined {
+                reason: format!("test payer {payer} always declines"),
+            });
+        }
+        if payer.starts_with(TEST_FAIL_AUTHORIZE) {
+            warn!(payer, "sandbox rail simulating an outage on authorize");
+            return Err(RailError::Failed {
+                reason: "sandbox outage on authorize (test payer)".into(),
+            });
+        }
+        let authorization = Authorization {
+            id: id.clone(),
+            idempotency_key: idempotency_key.to_string(),
+            payer: payer.to_string(),
+            amount_minor,
+            currency: currency.to_string(),
+            state: AuthState::Authorized,
+        };
+        state.authorizations.insert(id, authorization.clone());
+        info!(authorization_id = %authorization.id, payer, amount_minor, currency, "sandbox rail authorized");
+        Ok(authorization)
+    }
+
+    fn capture(
+        &self,
+        authorization_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Authorization, RailError> {
+        check_key(idempotency_key)?;
+        let mut state = self.lock();
+        let kind = OperationKind::Capture;
+        if let Some(done) = Self::replay(&state, idempotency_key, kind, authorization_id)? {
+            return Ok(done);
+        }
+        let mut auth = state
+            .authorizations
+            .get(authorization_id)
+            .cloned()
+            .ok_or(RailError::NotFound)?;
+        if auth.state != AuthState::Authorized {
+            return Err(RailError::InvalidState {
+                state: auth.state.as_str().to_string(),
+            });
+        }
+        let outage = if auth.payer.starts_with(TEST_FAIL_CAPTURE_ONCE) {
+            // Fails the first time only; the key is remembered so the retry succeeds.
+            let first = !state.failed_once.contains(idempotency_key);
+            state.failed_once.insert(idempotency_key.to_string());
+            first
+        } else {
+            auth.payer.starts_with(TEST_FAIL_CAPTURE)
+        };
+        if outage {
+            warn!(
+                authorization_id,
+                "sandbox rail simulating an outage on capture"
+            );
+            return Err(RailError::Failed {
+                reason: "sandbox outage on capture (test payer)".into(),
+            });
+        }
+        let fee_minor = self.fee.fee(auth.amount_minor);
+        auth.state = AuthState::Captured { fee_minor };
+        state.authorizations.insert(auth.id.clone(), auth.clone());
+        state.operations.insert(
+            idempotency_key.to_string(),
+            Operation {
+                kind,
+                authorization_id: authorization_id.to_string(),
+            },
+        );
+        info!(
+            authorization_id,
+            amount_minor = auth.amount_minor,
+            fee_minor,
+            "sandbox rail captured"
+        );
+        Ok(auth)
+    }
+
+    fn void(
+        &self,
+        authorization_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Authorization, RailError> {
+        check_key(idempotency_key)?;
+        let mut state = self.lock();
+        let kind = OperationKind::Void;
+        if let Some(done) = Self::replay(&state, idempotency_key, kind, authorization_id)? {
+            return Ok(done);
+        }
+        let auth = state
+            .authorizations
+            .get_mut(authorization_id)
+            .ok_or(RailError::NotFound)?;
+        if auth.state != AuthState::Authorized {
+            return Err(RailError::InvalidState {
+                state: auth.state.as_str().to_string(),
+            });
+        }
+        auth.state = AuthState::Voided;
+        let auth = auth.clone();
+        state.operations.insert(
+            idempotency_key.to_string(),
+            Operation {
+                kind,
+                authorization_id: authorization_id.to_string(),
+            },
+        );
+        info!(authorization_id, "sandbox rail voided");
+        Ok(auth)
+    }
+
+    fn get(&self, authorization_id: &str) -> Result<Option<Authorization>, RailError> {
+        Ok(self.lock().authorizations.get(authorization_id).cloned())
+    }
+
+    fn list(&self) -> Result<Vec<Authorization>, RailError> {
+        Ok(self.lock().authorizations.values().cloned().collect())
+    }
+}

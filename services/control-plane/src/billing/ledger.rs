@@ -1,0 +1,269 @@
+//! The append-only double-entry ledger. Every transaction's debits equal its credits; entries
+//! are only inserted; balances are derived from entries.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use frameos_core::{Error, ErrorCode};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+
+use crate::db;
+use crate::entity::{charge, ledger_entry, ledger_transaction};
+
+pub const PLATFORM: &str = "platform";
+pub const ORCHESTRATOR: &str = "orchestrator";
+pub const RAIL_FEES: &str = "rail_fees";
+
+pub fn user_account(account_id: &str) -> String {
+    format!("user:{account_id}")
+}
+
+pub fn developer_account(account_id: &str) -> String {
+    format!("developer:{account_id}")
+}
+
+/// The parts of a captured gross amount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parts {
+    pub gross: i64,
+    pub developer: i64,
+    pub orchestrator: i64,
+    pub platform: i64,
+    pub rail_fee: i64,
+}
+
+/// Posts the capture of one execution: the payer is debited the gross, the developer, the
+/// orchestrator side, the platform and the rail's fees are credited their parts. Fails with
+/// `conflict` if this execution was posted already (one capture transaction per execution).
+pub async fn post_capture<C: ConnectionTrait>(
+    txn: &C,
+    execution_id: &str,
+    currency: &str,
+    payer: &str,
+    developer: &str,
+    parts: Parts,
+) -> Result<String, Error> {
+    let mut postings = vec![(user_account(payer), ledger_entry::DEBIT, parts.gross)];
+    for (account, amount) in [
+        (developer_account(developer), parts.developer),
+        (ORCHESTRATOR.to_string(), parts.orchestrator),
+        (PLATFORM.to_string(), parts.platform),
+        (RAIL_FEES.to_string(), parts.rail_fee),
+    ] {
+        if amount > 0 {
+            postings.push((account, ledger_entry::CREDIT, amount));
+        }
+    }
+    check_balanced(&postings)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = Utc::now();
+    ledger_transaction::Entity::insert(ledger_transaction::ActiveModel {
+        id: Set(id.clone()),
+        kind: Set("capture".to_string()),
+        execution_id: Set(execution_id.to_string()),
+        created_at: Set(now),
+    })
+    .exec(txn)
+    .await
+    .map_err(|e| {
+        db::unique_or(
+            e,
+            ErrorCode::Conflict,
+            format!("execution {execution_id} is posted already"),
+        )
+    })?;
+    let entries =
+        postings
+            .into_iter()
+            .map(|(account, direction, amount)| ledger_entry::ActiveModel {
+                transaction_id: Set(id.clone()),
+                account: Set(account),
+                direction: Set(direction.to_string()),
+                amount_minor: Set(amount),
+                currency: Set(currency.to_string()),
+                created_at: Set(now),
+                ..Default::default()
+            });
+    ledger_entry::Entity::insert_many(entries)
+        .exec(txn)
+        .await
+        .map_err(db::error)?;
+    Ok(id)
+}
+
+fn check_balanced(postings: &[(String, &str, i64)]) -> Result<(), Error> {
+    let mut debits: i64 = 0;
+    let mut credits: i64 = 0;
+    for (_, direction, amount) in postings {
+        if *amount < 0 {
+            return Err(Error::internal("a ledger entry cannot be negative"));
+        }
+        let side = if *direction == ledger_entry::DEBIT {
+            &mut debits
+        } else {
+            &mut credits
+        };
+        *side = side
+            .checked_add(*amount)
+            .ok_or_else(|| Error::internal("ledger amount overflow"))?;
+    }
+    if debits != credits {
+        return Err(Error::internal(format!(
+            "unbalanced ledger transaction: debits {debits} != credits {credits}"
+        )));
+    }
+    Ok(())
+}
+
+/// A ledger account's balance (credits − debits) in one currency, with its latest entries.
+pub struct Balance {
+    pub balance_minor: i64,
+    pub entries: Vec<ledger_entry::Model>,
+}
+
+pub async fn balance(
+    db: &DatabaseConnection,
+    account: &str,
+    currency: &str,
+    recent: u64,
+) -> Result<Balance, Error> {
+    let all = ledger_entry::Entity::find()
+        .filter(ledger_entry::Column::Account.eq(account))
+        .filter(ledger_entry::Column::Currency.eq(currency))
+        .order_by_desc(ledger_entry::Column::Id)
+        .all(db)
+        .await
+        .map_err(db::error)?;
+    let mut balance: i64 = 0;
+    for entry in &all {
+        balance = if entry.direction == ledger_entry::CREDIT {
+            balance.checked_add(entry.amount_minor)
+        } else {
+            balance.checked_sub(entry.amount_minor)
+        }
+        .ok_or_else(|| Error::internal("balance overflow"))?;
+    }
+    let entries = all
+        .into_iter()
+        .take(usize::try_from(recent).unwrap_or(usize::MAX))
+        .collect();
+    Ok(Balance {
+        balance_minor: balance,
+        entries,
+    })
+}
+
+/// What `frameos ledger verify` checks.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Verification {
+    pub transactions: u64,
+    pub entries: u64,
+    pub total_debits: i64,
+    pub total_credits: i64,
+    pub unbalanced_transactions: Vec<String>,
+    pub captures_without_transaction: Vec<String>,
+    pub transactions_without_capture: Vec<String>,
+    pub voided_with_transaction: Vec<String>,
+}
+
+impl Verification {
+    pub fn is_clean(&self) -> bool {
+        self.total_debits == self.total_credits
+            && self.unbalanced_transactions.is_empty()
+            && self.captures_without_transaction.is_empty()
+            && self.transactions_without_capture.is_empty()
+            && self.voided_with_transaction.is_empty()
+    }
+}
+
+pub async fn verify(db: &DatabaseConnection) -> Result<Verification, Error> {
+    let mut report = Verification::default();
+    let mut sums: HashMap<String, (i64, i64)> = HashMap::new();
+    let entries = ledger_entry::Entity::find()
+        .select_only()
+        .columns([
+            ledger_entry::Column::TransactionId,
+            ledger_entry::Column::Direction,
+            ledger_entry::Column::AmountMinor,
+        ])
+        .into_tuple::<(String, String, i64)>()
+        .all(db)
+        .await
+        .map_err(db::error)?;
+    for (transaction, direction, amount) in entries {
+        report.entries += 1;
+        let sum = sums.entry(transaction).or_default();
+        if direction == ledger_entry::DEBIT {
+            sum.0 += amount;
+            report.total_debits += amount;
+        } else {
+            sum.1 += amount;
+            report.total_credits += amount;
+        }
+    }
+    let transactions = ledger_transaction::Entity::find()
+        .all(db)
+        .await
+        .map_err(db::error)?;
+    report.transactions = transactions.len() as u64;
+    let mut posted: HashMap<String, String> = HashMap::new();
+    for t in transactions {
+        let (debits, credits) = sums.get(&t.id).copied().unwrap_or_default();
+        if debits != credits || debits == 0 {
+            report.unbalanced_transactions.push(t.id.clone());
+        }
+        posted.insert(t.execution_id, t.id);
+    }
+    let charges = charge::Entity::find().all(db).await.map_err(db::error)?;
+    let mut captured = std::collections::HashSet::new();
+    for c in charges {
+        match c.status.as_str() {
+            charge::CAPTURED => {
+                captured.insert(c.execution_id.clone());
+                if !posted.contains_key(&c.execution_id) {
+                    report.captures_without_transaction.push(c.execution_id);
+                }
+            }
+            charge::VOIDED if posted.contains_key(&c.execution_id) => {
+                report.voided_with_transaction.push(c.execution_id);
+            }
+            _ => {}
+        }
+    }
+    for execution_id in posted.keys() {
+        if !captured.contains(execution_id) {
+            report
+                .transactions_without_capture
+                .push(execution_id.clone());
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unbalanced_or_negative_postings_are_refused() {
+        let ok = [
+            ("user:a".to_string(), ledger_entry::DEBIT, 100),
+            ("developer:b".to_string(), ledger_entry::CREDIT, 70),
+            ("platform".to_string(), ledger_entry::CREDIT, 30),
+        ];
+        assert!(check_balanced(&ok).is_ok());
+        let unbalanced = [
+            ("user:a".to_string(), ledger_entry::DEBIT, 100),
+            ("platform".to_string(), ledger_entry::CREDIT, 99),
+        ];
+        assert!(check_balanced(&unbalanced).is_err());
+        let negative = [
+            ("user:a".to_string(), ledger_entry::DEBIT, -1),
+            ("platform".to_string(), ledger_entry::CREDIT, -1),
+        ];
+        assert!(check_balanced(&negative).is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! Paying for executions: a purchase intent and an Ed25519-signed mandate when a paid
+//! execution is accepted, an authorization (hold) on the payment rail before it is queued,
+//! and exactly one settlement when it ends: capture and a balanced ledger posting on success,
+//! a void otherwise. Reconciliation finishes settlements a crash interrupted.
+
+pub mod config;
+pub mod ledger;
+mod rail;
+pub mod service;
+mod settle;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use frameos_billing::{Keyring, MandatePayload, SplitPolicy};
+use frameos_core::{Error, ErrorCode};
+use rand::RngCore;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{DatabaseConnection, EntityTrait, Set};
+
+pub use config::BillingConfig;
+pub use settle::{reconcile, run_reconciler, settle};
+
+use crate::db;
+use crate::entity::{charge, mandate_key};
+
+#[derive(Clone)]
+pub struct Billing {
+    keyring: Arc<Keyring>,
+    rail: rail::Rail,
+    policy: SplitPolicy,
+    mandate_ttl: chrono::Duration,
+    halt_after_capture: bool,
+}
+
+/// What an accepted paid execution is charged, and who is paid.
+pub struct Purchase<'a> {
+    pub execution_id: &'a str,
+    pub payer_account: &'a str,
+    /// The payer's instrument at the rail (the sandbox reads test payer ids from it).
+    pub payer_reference: &'a str,
+    pub payee_account: &'a str,
+    pub amount_minor: i64,
+    pub currency: &'a str,
+}
+
+impl Billing {
+    pub async fn start(db: &DatabaseConnection, config: &BillingConfig) -> Result<Billing, Error> {
+        let policy = config
+            .policy()
+            .map_err(|e| Error::new(ErrorCode::InvalidRequest, format!("billing policy: {e}")))?;
+        if config.rail != "sandbox" {
+            return Err(Error::new(
+                ErrorCode::InvalidRequest,
+                format!("unknown payment rail {:?}; available: sandbox", config.rail),
+            ));
+        }
+        let mut keyring = match &config.mandate_signing_key {
+            Some(hex_key) => {
+                let secret: [u8; 32] = hex::decode(hex_key.trim())
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorCode::InvalidRequest,
+                            "FRAMEOS_MANDATE_SIGNING_KEY must be 64 hex digits",
+                        )
+                    })?;
+                let kid = config
+                    .mandate_kid
+                    .clone()
+                    .unwrap_or_else(|| "k1".to_string());
+                Keyring::from_secret(kid, secret)
+            }
+            None => {
+                let mut suffix = [0u8; 4];
+                rand::rng().fill_bytes(&mut suffix);
+                Keyring::generate(format!("k-{}", hex::encode(suffix)))
+            }
+        };
+        // Publish the active public key, and trust every key published before (rotation).
+        for (kid, public) in keyring.public_keys() {
+            mandate_key::Entity::insert(mandate_key::ActiveModel {
+                kid: Set(kid),
+                public_key: Set(hex::encode(public)),
+                created_at: Set(Utc::now()),
+            })
+            .on_conflict(
+                OnConflict::column(mandate_key::Column::Kid)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await
+            .map_err(db::error)?;
+        }
+        for row in mandate_key::Entity::find()
+            .all(db)
+            .await
+            .map_err(db::error)?
+        {
+            if row.kid == keyring.active_kid() {
+                continue;
+            }
+            let public: [u8; 32] = hex::decode(&row.public_key)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| Error::internal(format!("mandate key {} is unreadable", row.kid)))?;
+            let key = frameos_billing::mandate::VerifyingKey::from_bytes(&public)
+                .map_err(|e| Error::internal(format!("mandate key {}: {e}", row.kid)))?;
+            keyring
+                .add_verification_key(row.kid.clone(), key)
+                .map_err(|e| Error::internal(format!("mandate key {}: {e}", row.kid)))?;
+        }
+        Ok(Billing {
+            keyring: Arc::new(keyring),
+            rail: rail::Rail::sandbox(db, policy.fee).await?,
+            policy,
+            mandate_ttl: chrono::Duration::seconds(
+                i64::try_from(config.mandate_ttl_secs).unwrap_or(86_400),
+            ),
+            halt_after_capture: config.fault_halt_after_capture,
+        })
+    }
+
+    pub fn policy(&self) -> &SplitPolicy {
+        &self.policy
+    }
+
+    /// Refuses a price the rail's fee would eat the platform's share of.
+    pub fn check_price(&self, price_minor: i64) -> Result<(), Error> {
+        let minimum = self.policy.minimum_price();
+        if price_minor < minimum {
+            return Err(Error::new(
+                ErrorCode::ValidationFailed,
+                format!(
+                    "pricing.price_minor {price_minor} is below the minimum of {minimum}: the payment rail's fee would exceed the platform's share"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The intent, the signed mandate and the hold on the rail. Nothing is written here: the
+    /// returned row is inserted with the execution. A decline is `payment_declined`.
+    pub async fn authorize(&self, purchase: &Purchase<'_>) -> Result<charge::ActiveModel, Error> {
+        let now = Utc::now();
+        let intent_id = uuid::Uuid::now_v7().to_string();
+        let mandate_id = uuid::Uuid::now_v7().to_string();
+        let payload = MandatePayload {
+            mandate_id: mandate_id.clone(),
+            intent_id: intent_id.clone(),
+            execution_id: purchase.execution_id.to_string(),
+            payer_account: purchase.payer_account.to_string(),
+            payee_account: purchase.payee_account.to_string(),
+            amount_minor: purchase.amount_minor,
+            currency: purchase.currency.to_string(),
+            nonce: frameos_billing::mandate::new_nonce(),
+            issued_at: frameos_billing::mandate::timestamp(now),
+            expires_at: frameos_billing::mandate::timestamp(now + self.mandate_ttl),
+        };
+        let signed = self.keyring.sign(&payload);
+        let key = format!("authorize:{}", purchase.execution_id);
+        let authorization = self
+            .rail
+            .authorize(
+                &key,
+                purchase.payer_reference,
+                purchase.amount_minor,
+                purchase.currency,
+            )
+            .await?
+            .map_err(|e| match e {
+                frameos_billing::RailError::Declined { reason } => Error::new(
+                    ErrorCode::PaymentDeclined,
+                    format!("the payment was declined: {reason}"),
+                ),
+                frameos_billing::RailError::Failed { reason } => {
+                    Error::unavailable(format!("the payment rail is unavailable: {reason}"))
+                }
+                other => Error::internal(format!("authorization failed: {other}")),
+            })?;
+        tracing::info!(
+            execution_id = purchase.execution_id,
+            authorization_id = %authorization.id,
+            amount_minor = purchase.amount_minor,
+            currency = purchase.currency,
+            "payment authorized"
+        );
+        let payload_text = String::from_utf8(signed.payload)
+            .map_err(|_| Error::internal("mandate payload is not UTF-8"))?;
+        Ok(charge::ActiveModel {
+            execution_id: Set(purchase.execution_id.to_string()),
+            intent_id: Set(intent_id),
+            mandate_id: Set(mandate_id),
+            payer_account: Set(purchase.payer_account.to_string()),
+            payee_account: Set(purchase.payee_account.to_string()),
+            amount_minor: Set(purchase.amount_minor),
+            currency: Set(purchase.currency.to_string()),
+            kid: Set(signed.kid),
+            mandate_payload: Set(payload_text),
+            mandate_signature: Set(hex::encode(signed.signature)),
+            nonce: Set(payload.nonce),
+            expires_at: Set(now + self.mandate_ttl),
+            authorization_id: Set(authorization.id),
+            status: Set(charge::AUTHORIZED.to_string()),
+            orchestrated: Set(false),
+            developer_minor: Set(None),
+            orchestrator_minor: Set(None),
+            platform_minor: Set(None),
+            rail_fee_minor: Set(None),
+            created_at: Set(now),
+            settled_at: Set(None),
+        })
+    }
+
+    /// Releases a hold whose execution was never recorded (its insert failed).
+    pub async fn release(&self, execution_id: &str, authorization_id: &str) {
+        let key = format!("void:{execution_id}");
+        match self.rail.void(authorization_id, &key).await {
+            Ok(Ok(_)) => tracing::info!(execution_id, "orphan authorization voided"),
+            Ok(Err(e)) => {
+                tracing::warn!(execution_id, error = %e, "orphan authorization not voided; reconciliation will retry")
+            }
+            Err(e) => {
+                tracing::warn!(execution_id, error = %e, "orphan authorization not voided; reconciliation will retry")
+            }
+        }
+    }
+
+    pub fn public_keys(&self) -> Vec<(String, [u8; 32])> {
+        self.keyring.public_keys()
+    }
+}

@@ -1,0 +1,291 @@
+//! Settling a paid execution once it ended: capture and post the split when it succeeded,
+//! void otherwise. Idempotent end to end (rail calls carry keys derived from the execution,
+//! the charge moves by a guarded update, the ledger holds one transaction per execution), so
+//! running it again after a crash completes what was started and never charges twice.
+
+use std::time::Duration;
+
+use chrono::{Datelike, TimeZone, Utc};
+use frameos_billing::{AuthState, SignedMandate};
+use frameos_core::Error;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::Billing;
+use super::ledger::{self, Parts};
+use crate::db;
+use crate::entity::{charge, execution};
+
+/// Settles the execution's charge if it has one that is still open and the execution ended.
+pub async fn settle(
+    db: &DatabaseConnection,
+    billing: &Billing,
+    execution_id: &str,
+) -> Result<(), Error> {
+    let Some(open) = charge::Entity::find_by_id(execution_id)
+        .one(db)
+        .await
+        .map_err(db::error)?
+        .filter(|c| c.status == charge::AUTHORIZED)
+    else {
+        return Ok(());
+    };
+    let Some(run) = execution::Entity::find_by_id(execution_id)
+        .one(db)
+        .await
+        .map_err(db::error)?
+    else {
+        return Ok(());
+    };
+    if !execution::is_terminal(&run.status) {
+        return Ok(());
+    }
+    if run.status == execution::SUCCEEDED {
+        match verify_mandate(billing, &open) {
+            Ok(()) => capture(db, billing, &open).await,
+            Err(reason) => {
+                tracing::warn!(execution_id, %reason, "mandate refused; voiding instead of capturing");
+                void(db, billing, &open).await
+            }
+        }
+    } else {
+        void(db, billing, &open).await
+    }
+}
+
+fn verify_mandate(billing: &Billing, open: &charge::Model) -> Result<(), String> {
+    let signature: [u8; 64] = hex::decode(&open.mandate_signature)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or("the stored signature is malformed")?;
+    let signed = SignedMandate {
+        payload: open.mandate_payload.clone().into_bytes(),
+        signature,
+        kid: open.kid.clone(),
+    };
+    let payload = billing
+        .keyring
+        .verify(&signed, Utc::now(), open.amount_minor)
+        .map_err(|e| e.to_string())?;
+    // The mandate must be this charge's: its execution, its nonce (a nonce is used once: the
+    // column is unique and the charge leaves `authorized` with the capture).
+    if payload.execution_id != open.execution_id || payload.nonce != open.nonce {
+        return Err("the mandate belongs to another charge".to_string());
+    }
+    Ok(())
+}
+
+async fn capture(
+    db: &DatabaseConnection,
+    billing: &Billing,
+    open: &charge::Model,
+) -> Result<(), Error> {
+    let key = format!("capture:{}", open.execution_id);
+    let captured = billing
+        .rail
+        .capture(&open.authorization_id, &key)
+        .await?
+        .map_err(|e| Error::unavailable(format!("capture failed: {e}")))?;
+    let AuthState::Captured { fee_minor } = captured.state else {
+        return Err(Error::internal("the rail did not capture"));
+    };
+    if billing.halt_after_capture {
+        // Test-only fault: what a crash right here leaves behind.
+        tracing::error!(execution_id = %open.execution_id, "fault injected: halting after capture");
+        return Err(Error::unavailable("halted after capture (fault injection)"));
+    }
+    let month_before = month_gross_before(db, &open.payee_account, &open.execution_id).await?;
+    let split = billing
+        .policy
+        .split(
+            open.amount_minor,
+            month_before,
+            open.orchestrated,
+            fee_minor,
+        )
+        .map_err(|e| Error::internal(format!("split: {e}")))?;
+    let now = Utc::now();
+    let txn = db.begin().await.map_err(db::error)?;
+    let changed = charge::Entity::update_many()
+        .col_expr(charge::Column::Status, Expr::value(charge::CAPTURED))
+        .col_expr(charge::Column::DeveloperMinor, Expr::value(split.developer))
+        .col_expr(
+            charge::Column::OrchestratorMinor,
+            Expr::value(split.orchestrator),
+        )
+        .col_expr(charge::Column::PlatformMinor, Expr::value(split.platform))
+        .col_expr(charge::Column::RailFeeMinor, Expr::value(split.rail_fee))
+        .col_expr(charge::Column::SettledAt, Expr::value(now))
+        .filter(charge::Column::ExecutionId.eq(&open.execution_id))
+        .filter(charge::Column::Status.eq(charge::AUTHORIZED))
+        .exec(&txn)
+        .await
+        .map_err(db::error)?
+        .rows_affected;
+    if changed == 0 {
+        // Someone else settled it in the meantime.
+        return Ok(());
+    }
+    ledger::post_capture(
+        &txn,
+        &open.execution_id,
+        &open.currency,
+        &open.payer_account,
+        &open.payee_account,
+        Parts {
+            gross: split.gross,
+            developer: split.developer,
+            orchestrator: split.orchestrator,
+            platform: split.platform,
+            rail_fee: split.rail_fee,
+        },
+    )
+    .await?;
+    txn.commit().await.map_err(db::error)?;
+    tracing::info!(
+        execution_id = %open.execution_id,
+        gross = split.gross,
+        developer = split.developer,
+        platform = split.platform,
+        orchestrator = split.orchestrator,
+        rail_fee = split.rail_fee,
+        developer_bp = split.developer_bp,
+        "charge captured and posted"
+    );
+    Ok(())
+}
+
+async fn void(
+    db: &DatabaseConnection,
+    billing: &Billing,
+    open: &charge::Model,
+) -> Result<(), Error> {
+    let key = format!("void:{}", open.execution_id);
+    billing
+        .rail
+        .void(&open.authorization_id, &key)
+        .await?
+        .map_err(|e| Error::unavailable(format!("void failed: {e}")))?;
+    charge::Entity::update_many()
+        .col_expr(charge::Column::Status, Expr::value(charge::VOIDED))
+        .col_expr(charge::Column::SettledAt, Expr::value(Utc::now()))
+        .filter(charge::Column::ExecutionId.eq(&open.execution_id))
+        .filter(charge::Column::Status.eq(charge::AUTHORIZED))
+        .exec(db)
+        .await
+        .map_err(db::error)?;
+    tracing::info!(execution_id = %open.execution_id, "charge voided");
+    Ok(())
+}
+
+/// The developer's captured gross in the current UTC month, before this charge (the tier).
+async fn month_gross_before(
+    db: &DatabaseConnection,
+    payee: &str,
+    execution_id: &str,
+) -> Result<i64, Error> {
+    let now = Utc::now();
+    let month_start = Utc
+        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now);
+    let amounts: Vec<i64> = charge::Entity::find()
+        .select_only()
+        .column(charge::Column::AmountMinor)
+        .filter(charge::Column::PayeeAccount.eq(payee))
+        .filter(charge::Column::Status.eq(charge::CAPTURED))
+        .filter(charge::Column::SettledAt.gte(month_start))
+        .filter(charge::Column::ExecutionId.ne(execution_id))
+        .into_tuple()
+        .all(db)
+        .await
+        .map_err(db::error)?;
+    amounts
+        .into_iter()
+        .try_fold(0i64, i64::checked_add)
+        .ok_or_else(|| Error::internal("monthly gross overflow"))
+}
+
+/// One pass: every open charge of an ended execution is settled. With `release_orphans` (at
+/// start, when no execution of this control plane can be between its authorization and its
+/// insert), every rail hold without a charge is released too.
+pub async fn reconcile(
+    db: &DatabaseConnection,
+    billing: &Billing,
+    release_orphans: bool,
+) -> Result<usize, Error> {
+    let open = charge::Entity::find()
+        .filter(charge::Column::Status.eq(charge::AUTHORIZED))
+        .all(db)
+        .await
+        .map_err(db::error)?;
+    let mut settled = 0;
+    for c in &open {
+        match settle(db, billing, &c.execution_id).await {
+            Ok(()) => settled += 1,
+            Err(e) => {
+                tracing::warn!(execution_id = %c.execution_id, error = %e, "settlement failed; will retry")
+            }
+        }
+    }
+    if !release_orphans {
+        return Ok(settled);
+    }
+    let known: std::collections::HashSet<String> = charge::Entity::find()
+        .select_only()
+        .column(charge::Column::AuthorizationId)
+        .into_tuple::<String>()
+        .all(db)
+        .await
+        .map_err(db::error)?
+        .into_iter()
+        .collect();
+    let holds = billing
+        .rail
+        .list()
+        .map_err(|e| Error::unavailable(format!("the rail cannot list authorizations: {e}")))?;
+    for hold in holds {
+        let stale = matches!(hold.state, AuthState::Authorized) && !known.contains(&hold.id);
+        let Some(execution_id) = hold
+            .idempotency_key
+            .strip_prefix("authorize:")
+            .filter(|_| stale)
+        else {
+            continue;
+        };
+        let committed = execution::Entity::find_by_id(execution_id)
+            .one(db)
+            .await
+            .map_err(db::error)?
+            .is_some();
+        if !committed {
+            billing.release(execution_id, &hold.id).await;
+        }
+    }
+    Ok(settled)
+}
+
+/// Reconciles at start and then every `interval` until shutdown.
+pub async fn run_reconciler(
+    db: DatabaseConnection,
+    billing: Billing,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut first = true;
+    loop {
+        match reconcile(&db, &billing, first).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(charges = n, "reconciliation settled open charges"),
+            Err(e) => tracing::warn!(error = %e, "reconciliation failed; will retry"),
+        }
+        first = false;
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Money: `GET /v1/accounts/{id}/balance`, `GET /v1/billing/mandate-keys` and
+//! `GET /v1/executions/{id}/mandate`.
+
+use axum::Json;
+use axum::extract::State;
+use frameos_proto::v1;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::AppState;
+use crate::auth::{self, ApiKey};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{PathArgs, QueryArgs};
+use crate::view::{BalanceView, MandateKeyList, MandateView};
+
+/// The currency of a balance when the request names none (API.md §2).
+const DEFAULT_CURRENCY: &str = "INR";
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BalanceQuery {
+    /// ISO 4217 code; `INR` when absent.
+    pub currency: Option<String>,
+}
+
+/// An account's balance in one currency, with the ledger entries behind it (that account or
+/// an admin).
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{id}/balance",
+    tag = "billing",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The account's id"), BalanceQuery),
+    responses(
+        (status = 200, description = "The balance and its ledger entries", body = BalanceView),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such account visible to the caller", body = ErrorBody),
+        (status = 422, description = "Invalid currency", body = ErrorBody),
+    )
+)]
+pub async fn get_balance(
+    State(state): State<AppState>,
+    key: ApiKey,
+    PathArgs(account_id): PathArgs<String>,
+    QueryArgs(query): QueryArgs<BalanceQuery>,
+) -> Result<Json<BalanceView>, ApiError> {
+    let request = v1::GetBalanceRequest {
+        account_id,
+        currency: query
+            .currency
+            .unwrap_or_else(|| DEFAULT_CURRENCY.to_string()),
+    };
+    let reply = state
+        .control_plane
+        .billing()
+        .get_balance(auth::request(request, Some(&key)))
+        .await?;
+    Ok(Json(reply.into_inner().into()))
+}
+
+/// The public keys that verify mandates, retired ones included. No key needed.
+#[utoipa::path(
+    get,
+    path = "/v1/billing/mandate-keys",
+    tag = "billing",
+    responses(
+        (status = 200, description = "Every mandate key by `kid`", body = MandateKeyList),
+        (status = 401, description = "An API key was sent but is invalid", body = ErrorBody),
+    )
+)]
+pub async fn list_mandate_keys(
+    State(state): State<AppState>,
+    key: Option<ApiKey>,
+) -> Result<Json<MandateKeyList>, ApiError> {
+    let reply = state
+        .control_plane
+        .billing()
+        .list_mandate_keys(auth::request(v1::ListMandateKeysRequest {}, key.as_ref()))
+        .await?;
+    Ok(Json(reply.into_inner().into()))
+}
+
+/// The signed mandate of a paid execution (its user or an admin). Anyone can verify it offline
+/// with the mandate key of its `kid`.
+#[utoipa::path(
+    get,
+    path = "/v1/executions/{id}/mandate",
+    tag = "billing",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The execution's id")),
+    responses(
+        (status = 200, description = "The mandate", body = MandateView),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such execution visible to the caller, or it has no mandate (a free agent)", body = ErrorBody),
+    )
+)]
+pub async fn get_mandate(
+    State(state): State<AppState>,
+    key: ApiKey,
+    PathArgs(id): PathArgs<String>,
+) -> Result<Json<MandateView>, ApiError> {
+    let reply = state
+        .control_plane
+        .executions()
+        .get_mandate(auth::request(v1::GetExecutionRequest { id }, Some(&key)))
+        .await?;
+    Ok(Json(reply.into_inner().into()))
+}
