@@ -19,6 +19,9 @@ pub use s3::S3Server;
 
 /// A running control plane + gateway.
 pub struct Mesh {
+    cp_config: frameos_control_plane::Config,
+    cp_token: CancellationToken,
+    cp_task: Option<JoinHandle<()>>,
     pub base_url: String,
     pub admin_key: String,
     pub grpc_addr: SocketAddr,
@@ -146,17 +149,19 @@ impl Mesh {
         };
 
         let shutdown = CancellationToken::new();
+        let cp_config = config.clone();
         let control_plane = frameos_control_plane::Server::bind(config)
             .await
             .context("control plane start")?;
         let grpc_addr = control_plane.local_addr();
         let mut tasks = Vec::new();
-        let token = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
+        let cp_token = shutdown.child_token();
+        let token = cp_token.clone();
+        let cp_task = tokio::spawn(async move {
             if let Err(e) = control_plane.run(token).await {
                 panic!("control plane failed: {e}");
             }
-        }));
+        });
 
         let mut gateway_config = frameos_gateway::Config::embedded();
         gateway_config.http_addr = "127.0.0.1:0".parse()?;
@@ -173,6 +178,9 @@ impl Mesh {
         }));
 
         let mut mesh = Mesh {
+            cp_config,
+            cp_token,
+            cp_task: Some(cp_task),
             base_url,
             admin_key,
             grpc_addr,
@@ -189,6 +197,37 @@ impl Mesh {
             mesh.start_node(2).await?;
         }
         Ok(mesh)
+    }
+
+    /// Stops the control plane and starts it again on the same address and database, with a
+    /// chance to change its configuration: what an operator's restart after a crash does.
+    pub async fn restart_control_plane(
+        &mut self,
+        adjust: impl FnOnce(&mut frameos_control_plane::Config),
+    ) -> anyhow::Result<()> {
+        self.cp_token.cancel();
+        if let Some(task) = self.cp_task.take() {
+            task.await.context("control plane task")?;
+        }
+        let mut config = self.cp_config.clone();
+        config.grpc_addr = self.grpc_addr;
+        adjust(&mut config);
+        let control_plane = frameos_control_plane::Server::bind(config)
+            .await
+            .context("control plane restart")?;
+        self.cp_token = self.shutdown.child_token();
+        let token = self.cp_token.clone();
+        self.cp_task = Some(tokio::spawn(async move {
+            if let Err(e) = control_plane.run(token).await {
+                panic!("control plane failed: {e}");
+            }
+        }));
+        Ok(())
+    }
+
+    /// The database URL of this mesh's control plane.
+    pub fn database_url(&self) -> &str {
+        &self.cp_config.database_url
     }
 
     /// Starts a Docker execution node on this mesh's queue.
@@ -308,6 +347,9 @@ impl Mesh {
         self.shutdown.cancel();
         for task in self.tasks.drain(..) {
             task.await.context("service task")?;
+        }
+        if let Some(task) = self.cp_task.take() {
+            task.await.context("control plane task")?;
         }
         if let Some(database) = self.database.take() {
             database.drop_database().await?;

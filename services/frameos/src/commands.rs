@@ -54,6 +54,91 @@ pub enum ReviewCommand {
 }
 
 #[derive(Subcommand)]
+pub enum LedgerCommand {
+    /// An account's balance and latest entries, from the ledger (yours by default).
+    Balance {
+        account: Option<String>,
+        #[arg(long, default_value = "INR")]
+        currency: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Checks the ledger's invariants directly on the database: total debits = total credits,
+    /// every transaction balanced, every capture posted exactly once, no voided charge posted.
+    Verify {
+        #[arg(
+            long,
+            env = "FRAMEOS_DATABASE_URL",
+            default_value = "sqlite://./.frameos/frameos.db"
+        )]
+        database_url: String,
+    },
+}
+
+pub async fn ledger(command: LedgerCommand) -> anyhow::Result<()> {
+    match command {
+        LedgerCommand::Balance {
+            account,
+            currency,
+            connection,
+        } => {
+            let client = Client::new(&connection);
+            let account = match account {
+                Some(account) => account,
+                None => client.get("/v1/me").await?["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            };
+            let balance = client
+                .get(&format!(
+                    "/v1/accounts/{account}/balance?currency={currency}"
+                ))
+                .await?;
+            println!(
+                "{account}: {} {}",
+                format_minor(balance["balance_minor"].as_i64().unwrap_or(0)),
+                balance["currency"].as_str().unwrap_or("?")
+            );
+            for e in balance["entries"].as_array().into_iter().flatten() {
+                println!(
+                    "  {}  {:<6} {:>12}  {}  execution {}",
+                    e["created_at"].as_str().unwrap_or("?"),
+                    e["direction"].as_str().unwrap_or("?"),
+                    format_minor(e["amount_minor"].as_i64().unwrap_or(0)),
+                    e["account"].as_str().unwrap_or("?"),
+                    e["execution_id"].as_str().unwrap_or("?"),
+                );
+            }
+            Ok(())
+        }
+        LedgerCommand::Verify { database_url } => {
+            let report = frameos_control_plane::verify_ledger(&database_url).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.is_clean() {
+                println!(
+                    "ledger verified: {} transactions, {} entries, balanced",
+                    report.transactions, report.entries
+                );
+                Ok(())
+            } else {
+                bail!("the ledger violates its invariants (see above)")
+            }
+        }
+    }
+}
+
+/// Minor units as a decimal amount with two places (paise → rupees).
+fn format_minor(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    format!(
+        "{sign}{}.{:02}",
+        minor.unsigned_abs() / 100,
+        minor.unsigned_abs() % 100
+    )
+}
+
+#[derive(Subcommand)]
 pub enum AccountCommand {
     /// Create an account and print its API key (shown once).
     Create {
@@ -262,4 +347,17 @@ async fn publish(dir: &Path, client: &Client) -> anyhow::Result<()> {
         bail!("the scanner rejected this version");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_minor;
+
+    #[test]
+    fn minor_units_print_as_two_decimals() {
+        assert_eq!(format_minor(7000), "70.00");
+        assert_eq!(format_minor(-10_005), "-100.05");
+        assert_eq!(format_minor(7), "0.07");
+        assert_eq!(format_minor(i64::MIN), "-92233720368547758.08");
+    }
 }

@@ -38,6 +38,9 @@ enum Command {
     /// The admin review queue.
     #[command(subcommand)]
     Review(commands::ReviewCommand),
+    /// Ledger balances and the ledger's own check.
+    #[command(subcommand)]
+    Ledger(commands::LedgerCommand),
     /// Accounts and API keys (admin).
     #[command(subcommand)]
     Account(commands::AccountCommand),
@@ -59,6 +62,7 @@ async fn main() -> std::process::ExitCode {
         Command::Agent(command) => commands::agent(command).await,
         Command::Review(command) => commands::review(command).await,
         Command::Account(command) => commands::account(command).await,
+        Command::Ledger(command) => commands::ledger(command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -8,7 +8,7 @@ use frameos_core::{Error, ErrorCode};
 use frameos_proto::v1;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
+    TransactionTrait, TryIntoModel,
 };
 use sha2::{Digest, Sha256};
 
@@ -165,7 +165,14 @@ pub async fn create(
         priority,
         "execution queued"
     );
-    Ok((view::execution(&row, &agent.slug, &version.version), true))
+    let mut created = view::execution(&row, &agent.slug, &version.version);
+    created.charge = charge
+        .map(|c| c.try_into_model())
+        .transpose()
+        .map_err(db::error)?
+        .as_ref()
+        .map(view::charge);
+    Ok((created, true))
 }
 
 /// Releases the rail hold of an execution whose insert failed.

@@ -142,11 +142,11 @@ pub async fn cancel(
         .rows_affected;
     if changed > 0 {
         tracing::info!(execution_id = id, previous = %row.status, "execution canceled");
-        hub.touch(id);
         // The user pays nothing for a canceled run; a failure here is left to reconciliation.
         if let Err(e) = crate::billing::settle(db, billing, id).await {
             tracing::warn!(execution_id = id, error = %e, "settlement after cancel failed");
         }
+        hub.touch(id);
     }
     let row = owned(db, caller, id).await?;
     view::one(db, &row).await

@@ -203,6 +203,7 @@ pub async fn run_dead_letters(
                     if let Err(e) = crate::billing::settle(&db, &billing, &id).await {
                         tracing::warn!(execution_id = %id, error = %e, "settlement after dead letter failed");
                     }
+                    hub.touch(&id);
                     if let Err(e) = delivery.ack().await {
                         tracing::warn!(error = %e, "cannot ack a dead letter");
                         break;

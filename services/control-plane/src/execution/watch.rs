@@ -32,6 +32,7 @@ pub fn spawn(
         let mut last_seq = after_seq;
         let mut last_progress: Option<(Option<f64>, Option<String>)> = None;
         let mut last_status: Option<String> = None;
+        let mut ended_at: Option<tokio::time::Instant> = None;
         loop {
             let page = match query::logs(&db, &execution_id, last_seq, 500).await {
                 Ok(page) => page,
@@ -75,6 +76,21 @@ pub fn spawn(
                     return;
                 }
             }
+            // The final event carries the settled charge: hold it back while the capture or
+            // void that follows the outcome is under way (bounded, in case the rail is down).
+            let terminal = execution::is_terminal(&row.status);
+            if terminal {
+                let since = *ended_at.get_or_insert_with(tokio::time::Instant::now);
+                if settling(&db, &row.id).await && since.elapsed() < SETTLE_WAIT {
+                    tokio::select! {
+                        () = subscription.changed() => {}
+                        () = tokio::time::sleep(POLL) => {}
+                        () = sender.closed() => return,
+                        () = shutdown.cancelled() => return,
+                    }
+                    continue;
+                }
+            }
             if last_status.as_deref() != Some(row.status.as_str()) {
                 last_status = Some(row.status.clone());
                 let Ok(status) = view::one(&db, &row).await else {
@@ -84,7 +100,7 @@ pub fn spawn(
                     return;
                 }
             }
-            if execution::is_terminal(&row.status) {
+            if terminal {
                 // Logs committed just before the outcome were drained above.
                 return;
             }
@@ -96,6 +112,17 @@ pub fn spawn(
             }
         }
     });
+}
+
+/// How long the final status event waits for the charge to settle.
+const SETTLE_WAIT: Duration = Duration::from_secs(10);
+
+/// Whether the execution has a charge that is still only authorized.
+async fn settling(db: &DatabaseConnection, execution_id: &str) -> bool {
+    matches!(
+        crate::entity::charge::Entity::find_by_id(execution_id).one(db).await,
+        Ok(Some(c)) if c.status == crate::entity::charge::AUTHORIZED
+    )
 }
 
 fn event(event: Event) -> v1::ExecutionEvent {
