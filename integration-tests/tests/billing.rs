@@ -140,6 +140,15 @@ async fn failures_cancels_free_agents_and_declines_cost_nothing() {
     mesh.publish_approved(&dev, "slow", slow, Some(PRICE))
         .await
         .unwrap();
+    let loops = packages::node_agent_with(
+        "loops",
+        "module.exports = async () => { for (;;) {} };",
+        1_500,
+        128,
+    );
+    mesh.publish_approved(&dev, "loops", loops, Some(PRICE))
+        .await
+        .unwrap();
     mesh.publish_approved(&dev, "word-count", packages::example("word-count"), None)
         .await
         .unwrap();
@@ -155,6 +164,11 @@ async fn failures_cancels_free_agents_and_declines_cost_nothing() {
     .await;
     assert_eq!(failed["charge"]["status"], "voided", "{failed}");
     assert_eq!(failed["charge"]["splits"]["developer"], 0);
+
+    // Timed out: voided.
+    let (_, done) = mesh.run(&user, "loops", json!({})).await.unwrap();
+    assert_eq!(done["status"], "timed_out");
+    assert_eq!(done["charge"]["status"], "voided", "{done}");
 
     // Canceled: voided.
     let accepted = mesh.execute(&user, "slow", json!({})).await.unwrap();

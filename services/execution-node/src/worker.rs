@@ -54,7 +54,14 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
         return Ok(Settle::Ack);
     }
     let attempt = claim.attempt;
-    tracing::info!(%execution_id, attempt, "running");
+    // The W3C trace context of the REST call that queued the job, carried in the message.
+    let traceparent = delivery
+        .job
+        .headers
+        .get("traceparent")
+        .map(String::as_str)
+        .unwrap_or("");
+    tracing::info!(%execution_id, attempt, traceparent, "running");
 
     // Open the report stream first: it is how a cancel reaches us, even while fetching.
     let (reports, outgoing) = mpsc::channel::<v1::ExecutionReport>(32);
