@@ -297,12 +297,11 @@ impl Mesh {
     }
 
     pub fn queue_topology(&self) -> frameos_queue::Topology {
-        frameos_queue::Topology {
-            name: self.node_base.queue_name.clone(),
-            max_attempts: self.node_base.job_max_attempts.max(1),
-            base_delay: std::time::Duration::from_millis(self.node_base.job_retry_base_ms.max(1)),
-            ..frameos_queue::Topology::default()
-        }
+        frameos_queue::Topology::configured(
+            &self.node_base.queue_name,
+            self.node_base.job_max_attempts,
+            self.node_base.job_retry_base_ms,
+        )
     }
 
     pub fn url(&self, path: &str) -> String {

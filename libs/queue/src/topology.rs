@@ -33,6 +33,17 @@ pub(crate) enum RetryStep {
 }
 
 impl Topology {
+    /// A topology named `name` with the operator's retry settings (at least one delivery and a
+    /// 1 ms base delay), defaults otherwise.
+    pub fn configured(name: &str, max_attempts: u32, retry_base_ms: u64) -> Topology {
+        Topology {
+            name: name.to_string(),
+            max_attempts: max_attempts.max(1),
+            base_delay: Duration::from_millis(retry_base_ms.max(1)),
+            ..Topology::default()
+        }
+    }
+
     /// The wait before delivery `attempt + 1`: `base_delay * 2^(attempt-1)`, capped at `max_delay`.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let exponent = attempt.saturating_sub(1).min(31);

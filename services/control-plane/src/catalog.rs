@@ -222,12 +222,7 @@ pub async fn list(
         .all(db)
         .await
         .map_err(db::error)?;
-    let next_page_token = if rows.len() as u64 > page_size {
-        rows.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
-        rows.last().map(|r| r.slug.clone()).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next_page_token = crate::paging::next_page(&mut rows, page_size, |r| r.slug.clone());
     let mut latest = latest_published(db, &rows).await?;
     let items = rows
         .iter()

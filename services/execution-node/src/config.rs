@@ -81,12 +81,11 @@ impl Config {
     }
 
     pub fn topology(&self) -> frameos_queue::Topology {
-        frameos_queue::Topology {
-            name: self.queue_name.clone(),
-            max_attempts: self.job_max_attempts.max(1),
-            base_delay: std::time::Duration::from_millis(self.job_retry_base_ms.max(1)),
-            ..frameos_queue::Topology::default()
-        }
+        frameos_queue::Topology::configured(
+            &self.queue_name,
+            self.job_max_attempts,
+            self.job_retry_base_ms,
+        )
     }
 
     /// Defaults (environment still applies), as `frameos dev` and tests start from.

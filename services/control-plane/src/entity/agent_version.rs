@@ -24,6 +24,15 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
+impl Model {
+    /// The stored agent.json (validated at upload, defaults filled in).
+    pub fn manifest_json(&self) -> Result<serde_json::Value, frameos_core::Error> {
+        serde_json::from_str(&self.manifest).map_err(|e| {
+            frameos_core::Error::internal(format!("stored manifest of {} unreadable: {e}", self.id))
+        })
+    }
+}
+
 pub const PENDING_REVIEW: &str = "pending_review";
 pub const PUBLISHED: &str = "published";
 pub const REJECTED: &str = "rejected";

@@ -49,8 +49,7 @@ pub async fn create(
     }
 
     let (agent, version) = runnable(db, &request.agent_slug, &request.version).await?;
-    let manifest: serde_json::Value = serde_json::from_str(&version.manifest)
-        .map_err(|e| Error::internal(format!("stored manifest unreadable: {e}")))?;
+    let manifest = version.manifest_json()?;
     frameos_package::manifest::validate_json(&manifest["inputs"], &inputs).map_err(|e| {
         Error::new(
             ErrorCode::InvalidInputs,

@@ -127,8 +127,7 @@ pub async fn claim(
         .await
         .map_err(db::error)?
         .ok_or_else(|| Error::internal("the execution's version vanished"))?;
-    let manifest: serde_json::Value = serde_json::from_str(&version.manifest)
-        .map_err(|e| Error::internal(format!("stored manifest unreadable: {e}")))?;
+    let manifest = version.manifest_json()?;
     let resources = &manifest["resources"];
     let allow_domains = manifest["capabilities"]
         .as_array()

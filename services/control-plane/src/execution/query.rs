@@ -79,12 +79,7 @@ pub async fn list(
         .all(db)
         .await
         .map_err(db::error)?;
-    let next_page_token = if rows.len() as u64 > page_size {
-        rows.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
-        rows.last().map(|r| r.id.clone()).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next_page_token = crate::paging::next_page(&mut rows, page_size, |r| r.id.clone());
     Ok(v1::ListExecutionsResponse {
         items: view::executions(db, &rows).await?,
         next_page_token,
@@ -109,12 +104,7 @@ pub async fn logs(
         .all(db)
         .await
         .map_err(db::error)?;
-    let next_page_token = if rows.len() as u64 > page_size {
-        rows.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
-        rows.last().map(|r| r.seq.to_string()).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next_page_token = crate::paging::next_page(&mut rows, page_size, |r| r.seq.to_string());
     Ok(v1::ListLogsResponse {
         items: rows.iter().map(view::log_line).collect(),
         next_page_token,

@@ -137,6 +137,14 @@ async fn handle(
     result
 }
 
+/// The row of this execution while `attempt` owns it and it runs: the fence of every write.
+fn current_attempt(execution_id: &str, attempt: i32) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(execution::Column::Id.eq(execution_id))
+        .add(execution::Column::Attempts.eq(attempt))
+        .add(execution::Column::Status.eq(execution::RUNNING))
+}
+
 /// Explains a guarded update that changed nothing.
 async fn refused(db: &DatabaseConnection, execution_id: &str, attempt: i32) -> Error {
     match execution::Entity::find_by_id(execution_id).one(db).await {
@@ -178,9 +186,7 @@ async fn append_logs(
             execution::Column::LogBytes,
             Expr::col(execution::Column::LogBytes).add(bytes),
         )
-        .filter(execution::Column::Id.eq(execution_id))
-        .filter(execution::Column::Attempts.eq(attempt))
-        .filter(execution::Column::Status.eq(execution::RUNNING))
+        .filter(current_attempt(execution_id, attempt))
         .exec(&txn)
         .await
         .map_err(db::error)?
@@ -244,9 +250,7 @@ async fn record_progress(
     let changed = execution::Entity::update_many()
         .col_expr(execution::Column::Progress, Expr::value(progress.fraction))
         .col_expr(execution::Column::ProgressMessage, Expr::value(message))
-        .filter(execution::Column::Id.eq(execution_id))
-        .filter(execution::Column::Attempts.eq(attempt))
-        .filter(execution::Column::Status.eq(execution::RUNNING))
+        .filter(current_attempt(execution_id, attempt))
         .exec(db)
         .await
         .map_err(db::error)?
@@ -291,9 +295,7 @@ async fn record_outcome(
         .col_expr(execution::Column::Error, Expr::value(error))
         .col_expr(execution::Column::ExitCode, Expr::value(outcome.exit_code))
         .col_expr(execution::Column::FinishedAt, Expr::value(now))
-        .filter(execution::Column::Id.eq(execution_id))
-        .filter(execution::Column::Attempts.eq(attempt))
-        .filter(execution::Column::Status.eq(execution::RUNNING))
+        .filter(current_attempt(execution_id, attempt))
         .exec(db)
         .await
         .map_err(db::error)?
@@ -333,8 +335,7 @@ async fn check_output(
         .await
         .map_err(db::error)?
         .ok_or_else(|| Error::internal("the execution's version vanished"))?;
-    let manifest: serde_json::Value = serde_json::from_str(&version.manifest)
-        .map_err(|e| Error::internal(format!("stored manifest unreadable: {e}")))?;
+    let manifest = version.manifest_json()?;
     match manifest.get("outputs") {
         Some(schema) if !schema.is_null() => {
             Ok(frameos_package::manifest::validate_json(schema, &value))
