@@ -57,6 +57,17 @@ pub async fn settle(
 }
 
 fn verify_mandate(billing: &Billing, open: &charge::Model) -> Result<(), String> {
+    check_mandate(&billing.keyring, open, Utc::now())
+}
+
+/// The stored mandate verifies (strictly) and is this charge's own: its execution, its
+/// amount, its nonce. A nonce is used once: `charges.nonce` is unique and a charge leaves
+/// `authorized` with its capture.
+fn check_mandate(
+    keyring: &frameos_billing::Keyring,
+    open: &charge::Model,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), String> {
     let signature: [u8; 64] = hex::decode(&open.mandate_signature)
         .ok()
         .and_then(|b| b.try_into().ok())
@@ -66,12 +77,15 @@ fn verify_mandate(billing: &Billing, open: &charge::Model) -> Result<(), String>
         signature,
         kid: open.kid.clone(),
     };
-    let payload = billing
-        .keyring
-        .verify(&signed, Utc::now(), open.amount_minor)
+    let payload = keyring
+        .verify(&signed, now, i64::MAX)
         .map_err(|e| e.to_string())?;
-    // The mandate must be this charge's: its execution, its nonce (a nonce is used once: the
-    // column is unique and the charge leaves `authorized` with the capture).
+    if open.amount_minor > payload.amount_minor {
+        return Err(format!(
+            "the charge of {} exceeds the mandated {}",
+            open.amount_minor, payload.amount_minor
+        ));
+    }
     if payload.execution_id != open.execution_id || payload.nonce != open.nonce {
         return Err("the mandate belongs to another charge".to_string());
     }
@@ -287,5 +301,91 @@ pub async fn run_reconciler(
             () = tokio::time::sleep(interval) => {}
             () = shutdown.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use frameos_billing::{Keyring, MandatePayload};
+
+    fn charge_for(
+        keyring: &Keyring,
+        execution_id: &str,
+        nonce: &str,
+        amount: i64,
+    ) -> charge::Model {
+        let now = Utc::now();
+        let signed = keyring.sign(&MandatePayload {
+            mandate_id: "m1".into(),
+            intent_id: "i1".into(),
+            execution_id: execution_id.into(),
+            payer_account: "payer".into(),
+            payee_account: "payee".into(),
+            amount_minor: amount,
+            currency: "INR".into(),
+            nonce: nonce.into(),
+            issued_at: frameos_billing::mandate::timestamp(now),
+            expires_at: frameos_billing::mandate::timestamp(now + chrono::Duration::hours(1)),
+        });
+        charge::Model {
+            execution_id: execution_id.into(),
+            intent_id: "i1".into(),
+            mandate_id: "m1".into(),
+            payer_account: "payer".into(),
+            payee_account: "payee".into(),
+            amount_minor: amount,
+            currency: "INR".into(),
+            kid: signed.kid,
+            mandate_payload: String::from_utf8(signed.payload).unwrap(),
+            mandate_signature: hex::encode(signed.signature),
+            nonce: nonce.into(),
+            expires_at: now + chrono::Duration::hours(1),
+            authorization_id: "auth_1".into(),
+            status: charge::AUTHORIZED.into(),
+            orchestrated: false,
+            developer_minor: None,
+            orchestrator_minor: None,
+            platform_minor: None,
+            rail_fee_minor: None,
+            created_at: now,
+            settled_at: None,
+        }
+    }
+
+    #[test]
+    fn only_the_charges_own_valid_mandate_is_accepted() {
+        let keyring = Keyring::generate("k-test");
+        let now = Utc::now();
+        let good = charge_for(&keyring, "e1", "n1", 5000);
+        assert_eq!(check_mandate(&keyring, &good, now), Ok(()));
+
+        // A mandate replayed onto another charge: wrong execution, or another nonce.
+        let mut replayed = charge_for(&keyring, "e2", "n2", 5000);
+        replayed.mandate_payload = good.mandate_payload.clone();
+        replayed.mandate_signature = good.mandate_signature.clone();
+        assert!(check_mandate(&keyring, &replayed, now).is_err());
+        let mut other_nonce = good.clone();
+        other_nonce.nonce = "n9".into();
+        assert!(check_mandate(&keyring, &other_nonce, now).is_err());
+
+        // A charge above the mandated amount is refused; at or below it is fine.
+        let mut larger = good.clone();
+        larger.amount_minor = 5001;
+        assert!(
+            check_mandate(&keyring, &larger, now).is_err(),
+            "amount above the mandate"
+        );
+        let mut smaller = good.clone();
+        smaller.amount_minor = 4000;
+        assert_eq!(check_mandate(&keyring, &smaller, now), Ok(()));
+
+        // A tampered payload, an unknown key, an expired mandate.
+        let mut tampered = good.clone();
+        tampered.mandate_payload = tampered.mandate_payload.replace("5000", "5001");
+        assert!(check_mandate(&keyring, &tampered, now).is_err());
+        let stranger = Keyring::generate("k-test");
+        assert!(check_mandate(&stranger, &good, now).is_err());
+        assert!(check_mandate(&keyring, &good, now + chrono::Duration::hours(2)).is_err());
     }
 }
