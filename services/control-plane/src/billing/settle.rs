@@ -236,8 +236,19 @@ pub async fn reconcile(
         .all(db)
         .await
         .map_err(db::error)?;
+    let ended: std::collections::HashSet<String> = execution::Entity::find()
+        .select_only()
+        .column(execution::Column::Id)
+        .filter(execution::Column::Id.is_in(open.iter().map(|c| c.execution_id.as_str())))
+        .filter(execution::Column::Status.is_in(execution::TERMINAL))
+        .into_tuple::<String>()
+        .all(db)
+        .await
+        .map_err(db::error)?
+        .into_iter()
+        .collect();
     let mut settled = 0;
-    for c in &open {
+    for c in open.iter().filter(|c| ended.contains(&c.execution_id)) {
         match settle(db, billing, &c.execution_id).await {
             Ok(()) => settled += 1,
             Err(e) => {

@@ -41,6 +41,9 @@ pub const CANCELED: &str = "canceled";
 
 pub const STATUSES: &[&str] = &[QUEUED, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, CANCELED];
 
+/// The statuses an execution ends in.
+pub const TERMINAL: [&str; 4] = [SUCCEEDED, FAILED, TIMED_OUT, CANCELED];
+
 pub fn is_terminal(status: &str) -> bool {
-    matches!(status, SUCCEEDED | FAILED | TIMED_OUT | CANCELED)
+    TERMINAL.contains(&status)
 }
