@@ -11,7 +11,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    frameos_telemetry::init();
+    frameos_telemetry::init_for("frameos-execution-node");
     let args = Args::parse();
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
@@ -20,6 +20,9 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("shutdown requested; finishing running executions");
         signal.cancel();
     });
-    frameos_execution_node::run(args.config, shutdown).await?;
+    let result = frameos_execution_node::run(args.config, shutdown).await;
+    // Spans still buffered for the exporter go out before the process ends.
+    frameos_telemetry::shutdown();
+    result?;
     Ok(())
 }

@@ -9,13 +9,21 @@ use frameos_sandbox::{Event, Outcome, Runtime, Spec, Stream};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::Shared;
 
 /// Log lines sent in one report at most.
 const BATCH_LINES: usize = 200;
 
+/// Runs a job in a span `execution` that continues the trace of the REST call that queued it.
 pub async fn handle(shared: &Shared, delivery: Delivery) {
+    let span = tracing::info_span!("execution", execution_id = %delivery.job.execution_id);
+    frameos_telemetry::set_parent(&span, &delivery.job.headers);
+    settle(shared, delivery).instrument(span).await;
+}
+
+async fn settle(shared: &Shared, delivery: Delivery) {
     let execution_id = delivery.job.execution_id.clone();
     match run(shared, &delivery).await {
         Ok(Settle::Ack) => {
@@ -54,14 +62,9 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
         return Ok(Settle::Ack);
     }
     let attempt = claim.attempt;
-    // The W3C trace context of the REST call that queued the job, carried in the message.
-    let traceparent = delivery
-        .job
-        .headers
-        .get("traceparent")
-        .map(String::as_str)
-        .unwrap_or("");
-    tracing::info!(%execution_id, attempt, traceparent, "running");
+    // Once per run, to find the job's trace from its log lines.
+    let trace_id = frameos_telemetry::trace_id(&tracing::Span::current()).unwrap_or_default();
+    tracing::info!(%execution_id, attempt, trace_id, "running");
 
     // Open the report stream first: it is how a cancel reaches us, even while fetching.
     let (reports, outgoing) = mpsc::channel::<v1::ExecutionReport>(32);
@@ -112,7 +115,7 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
     let sandbox = shared.sandbox.clone();
     let running = tokio::spawn({
         let cancel = cancel.clone();
-        async move { sandbox.run(spec, events, cancel).await }
+        async move { sandbox.run(spec, events, cancel).await }.in_current_span()
     });
     let mut stale = false;
     // Forward events until the sandbox closes its side (the run ended).

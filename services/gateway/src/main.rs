@@ -11,11 +11,14 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    frameos_telemetry::init();
+    frameos_telemetry::init_for("frameos-gateway");
     let args = Args::parse();
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    frameos_gateway::run(args.config, shutdown).await?;
+    let result = frameos_gateway::run(args.config, shutdown).await;
+    // Spans still buffered for the exporter go out before the process ends.
+    frameos_telemetry::shutdown();
+    result?;
     Ok(())
 }
 

@@ -1,8 +1,6 @@
 //! Accepting an execution: published version, inputs valid against its schema, idempotency,
 //! and the execution row committed together with its outbox message.
 
-use std::collections::BTreeMap;
-
 use chrono::Utc;
 use frameos_core::{Error, ErrorCode};
 use frameos_proto::v1;
@@ -87,7 +85,11 @@ pub async fn create(
         }
         _ => None,
     };
-    let headers: BTreeMap<&String, &String> = request.trace_headers.iter().collect();
+    // The node's span is a child of this one; the caller's headers if this one is not traced.
+    let mut headers = frameos_telemetry::inject(&tracing::Span::current());
+    if headers.is_empty() {
+        headers = request.trace_headers.clone().into_iter().collect();
+    }
     let txn = db.begin().await.map_err(db::error)?;
     let inserted = execution::ActiveModel {
         id: Set(id.clone()),

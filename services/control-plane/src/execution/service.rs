@@ -10,6 +10,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use super::{Hub, create, query, view, watch};
 use crate::auth;
@@ -53,6 +54,18 @@ impl ExecutionService for Executions {
         &self,
         request: Request<v1::CreateExecutionRequest>,
     ) -> Result<Response<v1::Execution>, Status> {
+        // Part of the caller's trace: the gateway always sends one.
+        let span = tracing::info_span!("create_execution", trace_id = tracing::field::Empty);
+        let headers = request
+            .get_ref()
+            .trace_headers
+            .clone()
+            .into_iter()
+            .collect();
+        frameos_telemetry::set_parent(&span, &headers);
+        if let Some(trace_id) = frameos_telemetry::trace_id(&span) {
+            span.record("trace_id", trace_id);
+        }
         let result = async {
             let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
             let (execution, created) =
@@ -62,6 +75,7 @@ impl ExecutionService for Executions {
             }
             Ok(execution)
         }
+        .instrument(span)
         .await;
         reply(result)
     }

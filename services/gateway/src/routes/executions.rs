@@ -1,7 +1,6 @@
 //! Running agents: `POST /v1/agents/{slug}/executions`, `GET /v1/executions`, and under
 //! `/v1/executions/{id}` the execution, its logs, its live events and cancelling it.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -27,8 +26,6 @@ use crate::view::{ExecutionList, ExecutionView, LogLineView, LogPage, ProgressVi
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY: usize = 255;
-const TRACEPARENT: &str = "traceparent";
-const TRACESTATE: &str = "tracestate";
 const LAST_EVENT_ID: &str = "last-event-id";
 /// A comment line this often keeps proxies and clients from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -122,7 +119,11 @@ pub async fn create_execution(
         version: body.version.unwrap_or_default(),
         inputs_json: body.inputs.to_string(),
         idempotency_key: idempotency_key.unwrap_or_default(),
-        trace_headers: trace_context(&headers),
+        // Always: every execution is one trace, a child of this request (and of the caller's
+        // trace when it sent a `traceparent`).
+        trace_headers: frameos_telemetry::inject(&tracing::Span::current())
+            .into_iter()
+            .collect(),
     };
     let reply = state
         .control_plane
@@ -166,60 +167,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         )));
     }
     Ok(Some(key.to_string()))
-}
-
-/// The W3C trace context to carry into the queue message: a well-formed `traceparent`, and with
-/// it `tracestate` (which means nothing without a valid parent, W3C Trace Context §3.3).
-fn trace_context(headers: &HeaderMap) -> HashMap<String, String> {
-    let mut context = HashMap::new();
-    let mut parents = headers.get_all(TRACEPARENT).iter();
-    let (Some(parent), None) = (parents.next(), parents.next()) else {
-        return context;
-    };
-    let Some(parent) = parent
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|p| is_traceparent(p))
-    else {
-        return context;
-    };
-    context.insert(TRACEPARENT.to_string(), parent.to_string());
-    // Several tracestate headers are one list (RFC 9110 §5.3).
-    let state: Vec<&str> = headers
-        .get_all(TRACESTATE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
-    if !state.is_empty() {
-        context.insert(TRACESTATE.to_string(), state.join(","));
-    }
-    context
-}
-
-/// `version-trace_id-parent_id-flags` in lowercase hex, with non-zero ids (W3C Trace Context
-/// §3.2); versions after `00` may append fields.
-fn is_traceparent(value: &str) -> bool {
-    let hex = |s: &str, len: usize| {
-        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    let zero = |s: &str| s.bytes().all(|b| b == b'0');
-    let mut fields = value.split('-');
-    let (Some(version), Some(trace_id), Some(parent_id), Some(flags)) =
-        (fields.next(), fields.next(), fields.next(), fields.next())
-    else {
-        return false;
-    };
-    hex(version, 2)
-        && version != "ff"
-        && hex(trace_id, 32)
-        && !zero(trace_id)
-        && hex(parent_id, 16)
-        && !zero(parent_id)
-        && hex(flags, 2)
-        && (version != "00" || fields.next().is_none())
 }
 
 /// One execution (its user or an admin).
@@ -529,44 +476,6 @@ mod tests {
             let error = idempotency_key(&bad).unwrap_err();
             assert_eq!(error.code(), ErrorCode::InvalidRequest, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn trace_context_keeps_only_a_valid_parent_and_its_state() {
-        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        let context = trace_context(&headers(&[
-            ("traceparent", parent),
-            ("tracestate", "rojo=00f067aa0ba902b7"),
-            ("tracestate", "congo=t61rcWkgMzE"),
-        ]));
-        assert_eq!(context.len(), 2);
-        assert_eq!(context["traceparent"], parent);
-        assert_eq!(
-            context["tracestate"],
-            "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
-        );
-        assert!(is_traceparent(
-            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future"
-        ));
-        for bad in [
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
-            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
-            "garbage",
-        ] {
-            let context = trace_context(&headers(&[("traceparent", bad), ("tracestate", "a=b")]));
-            assert!(context.is_empty(), "{bad}");
-        }
-        assert!(
-            trace_context(&headers(&[
-                ("traceparent", parent),
-                ("traceparent", parent)
-            ]))
-            .is_empty()
-        );
     }
 
     #[test]

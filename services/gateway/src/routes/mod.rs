@@ -174,13 +174,20 @@ fn request_span(request: &Request) -> tracing::Span {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "http_request",
         method = %request.method(),
         route,
         path = %request.uri().path(),
         request_id,
-    )
+        trace_id = tracing::field::Empty,
+    );
+    // The caller's trace, if it sent one; the id lets a log line be matched to the trace.
+    frameos_telemetry::set_parent_from_http(&span, request.headers());
+    if let Some(trace_id) = frameos_telemetry::trace_id(&span) {
+        span.record("trace_id", trace_id);
+    }
+    span
 }
 
 fn overloaded(error: &BoxError, timeout: Duration) -> ApiError {

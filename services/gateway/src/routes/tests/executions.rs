@@ -256,6 +256,33 @@ async fn fake_control_plane(shutdown: CancellationToken, executions: FakeExecuti
     .await
 }
 
+fn traceparent_fields(value: &str) -> Vec<String> {
+    value.split('-').map(str::to_string).collect()
+}
+
+/// The forwarded `traceparent`'s fields, checked to be well formed: version 00, lowercase hex
+/// ids that are not all zero, and the sampled flag.
+fn traceparent(headers: &std::collections::HashMap<String, String>) -> Vec<String> {
+    let fields = traceparent_fields(&headers["traceparent"]);
+    let hex = |s: &str, len| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    assert_eq!(fields.len(), 4, "{fields:?}");
+    assert_eq!(fields[0], "00");
+    assert!(
+        hex(&fields[1], 32) && fields[1] != "0".repeat(32),
+        "{fields:?}"
+    );
+    assert!(
+        hex(&fields[2], 16) && fields[2] != "0".repeat(16),
+        "{fields:?}"
+    );
+    assert_eq!(fields[3], "01");
+    fields
+}
+
 fn authorized(method: &str, path: &str) -> axum::http::request::Builder {
     Request::builder()
         .method(method)
@@ -265,6 +292,7 @@ fn authorized(method: &str, path: &str) -> axum::http::request::Builder {
 
 #[tokio::test]
 async fn creating_an_execution_is_202_and_forwards_the_key_and_trace_context() {
+    frameos_telemetry::init_for_tests();
     let shutdown = CancellationToken::new();
     let fake = FakeExecutions::default();
     let app = app(&fake_control_plane(shutdown.clone(), fake.clone()).await);
@@ -317,8 +345,12 @@ async fn creating_an_execution_is_202_and_forwards_the_key_and_trace_context() {
         assert_eq!(created[0].version, "");
         assert_eq!(created[0].inputs_json, r#"{"text":"a b"}"#);
         assert_eq!(created[0].idempotency_key, "order-17");
+        // The client's trace goes on, from the gateway's own span.
         assert_eq!(created[0].trace_headers.len(), 2);
-        assert_eq!(created[0].trace_headers["traceparent"], TRACEPARENT);
+        let forwarded = traceparent(&created[0].trace_headers);
+        let sent = traceparent_fields(TRACEPARENT);
+        assert_eq!(forwarded[1], sent[1]);
+        assert_ne!(forwarded[2], sent[2]);
         assert_eq!(
             created[0].trace_headers["tracestate"],
             "rojo=00f067aa0ba902b7"
@@ -326,7 +358,11 @@ async fn creating_an_execution_is_202_and_forwards_the_key_and_trace_context() {
         assert_eq!(created[1].version, "1.0.0");
         assert_eq!(created[1].inputs_json, "[1,null]");
         assert_eq!(created[1].idempotency_key, "");
-        assert!(created[1].trace_headers.is_empty());
+        // Without one, the execution starts a trace of its own.
+        assert_eq!(created[1].trace_headers.len(), 1);
+        let started = traceparent(&created[1].trace_headers);
+        assert_ne!(started[1], sent[1]);
+        assert_ne!(started[1], forwarded[1]);
     }
 
     let mut reused = post_json(
