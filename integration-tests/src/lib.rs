@@ -19,6 +19,8 @@ pub use s3::S3Server;
 
 /// A running control plane + gateway.
 pub struct Mesh {
+    /// What execution nodes must present to this control plane.
+    pub node_token: String,
     cp_config: frameos_control_plane::Config,
     cp_token: CancellationToken,
     cp_task: Option<JoinHandle<()>>,
@@ -154,6 +156,7 @@ impl Mesh {
             .await
             .context("control plane start")?;
         let grpc_addr = control_plane.local_addr();
+        let node_token = control_plane.node_token().to_string();
         let mut tasks = Vec::new();
         let cp_token = shutdown.child_token();
         let token = cp_token.clone();
@@ -178,6 +181,7 @@ impl Mesh {
         }));
 
         let mut mesh = Mesh {
+            node_token,
             cp_config,
             cp_token,
             cp_task: Some(cp_task),
@@ -211,6 +215,7 @@ impl Mesh {
         }
         let mut config = self.cp_config.clone();
         config.grpc_addr = self.grpc_addr;
+        config.node_token = Some(self.node_token.clone());
         adjust(&mut config);
         let control_plane = frameos_control_plane::Server::bind(config)
             .await
@@ -237,6 +242,7 @@ impl Mesh {
         let mut config = frameos_execution_node::Config::embedded();
         config.control_plane_url = format!("http://{}", self.grpc_addr);
         config.amqp_url = Some(amqp_url());
+        config.node_token = Some(self.node_token.clone());
         config.queue_name = self.node_base.queue_name.clone();
         config.job_max_attempts = self.node_base.job_max_attempts;
         config.job_retry_base_ms = self.node_base.job_retry_base_ms;
@@ -267,6 +273,7 @@ impl Mesh {
                 format!("http://{}", self.grpc_addr),
             ),
             ("FRAMEOS_AMQP_URL".into(), amqp_url()),
+            ("FRAMEOS_NODE_TOKEN".into(), self.node_token.clone()),
             (
                 "FRAMEOS_QUEUE_NAME".into(),
                 self.node_base.queue_name.clone(),

@@ -11,10 +11,37 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 
-async fn nodes(mesh: &Mesh) -> NodeServiceClient<tonic::transport::Channel> {
-    NodeServiceClient::connect(format!("http://{}", mesh.grpc_addr))
-        .await
+/// Presents a node token, as execution nodes do.
+#[derive(Clone)]
+struct Token(String);
+
+impl tonic::service::Interceptor for Token {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.0).parse().unwrap(),
+        );
+        Ok(request)
+    }
+}
+
+type Nodes =
+    NodeServiceClient<tonic::codegen::InterceptedService<tonic::transport::Channel, Token>>;
+
+async fn nodes_with(mesh: &Mesh, token: &str) -> Nodes {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", mesh.grpc_addr))
         .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    NodeServiceClient::with_interceptor(channel, Token(token.to_string()))
+}
+
+async fn nodes(mesh: &Mesh) -> Nodes {
+    nodes_with(mesh, &mesh.node_token).await
 }
 
 fn report(id: &str, attempt: u32, body: Option<Report>) -> v1::ExecutionReport {
@@ -25,11 +52,7 @@ fn report(id: &str, attempt: u32, body: Option<Report>) -> v1::ExecutionReport {
     }
 }
 
-async fn claim(
-    client: &mut NodeServiceClient<tonic::transport::Channel>,
-    node: &str,
-    id: &str,
-) -> v1::ClaimExecutionResponse {
+async fn claim(client: &mut Nodes, node: &str, id: &str) -> v1::ClaimExecutionResponse {
     client
         .claim_execution(v1::ClaimExecutionRequest {
             node_id: node.into(),
@@ -42,7 +65,7 @@ async fn claim(
 
 /// Sends `reports` on one stream; returns the first reply (or the error).
 async fn send(
-    client: &mut NodeServiceClient<tonic::transport::Channel>,
+    client: &mut Nodes,
     reports: Vec<v1::ExecutionReport>,
 ) -> Result<v1::ReportReply, tonic::Status> {
     let mut replies = client
@@ -68,6 +91,22 @@ async fn reports_from_a_stale_attempt_are_refused() {
         .await
         .unwrap();
     let id = accepted["id"].as_str().unwrap();
+
+    // Without the node token nobody may claim or report.
+    let mut impostor = nodes_with(&mesh, "not-the-token").await;
+    let refused = impostor
+        .claim_execution(v1::ClaimExecutionRequest {
+            node_id: "evil".into(),
+            execution_id: id.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert!(
+        send(&mut impostor, vec![report(id, 1, None)])
+            .await
+            .is_err()
+    );
 
     let mut client = nodes(&mesh).await;
     let first = claim(&mut client, "node-a", id).await;

@@ -39,6 +39,11 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_JOB_RETRY_BASE_MS", default_value_t = 1000)]
     pub job_retry_base_ms: u64,
 
+    /// Shared secret execution nodes present on every NodeService call. Absent → a random one
+    /// per start, which only in-process nodes (`frameos dev`) know.
+    #[arg(long, env = "FRAMEOS_NODE_TOKEN", hide_env_values = true)]
+    pub node_token: Option<String>,
+
     /// If set, an admin account with exactly this API key exists at start.
     #[arg(long, env = "FRAMEOS_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
     pub bootstrap_admin_key: Option<String>,

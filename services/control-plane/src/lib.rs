@@ -10,6 +10,7 @@ pub mod config;
 mod db;
 mod entity;
 mod execution;
+mod node_auth;
 mod paging;
 mod reviews;
 mod server;

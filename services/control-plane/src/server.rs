@@ -53,6 +53,7 @@ pub struct Server {
     generated_admin_key: Option<String>,
     shared_queue: Option<frameos_queue::Queue>,
     billing: Billing,
+    node_token: String,
 }
 
 impl Server {
@@ -73,6 +74,15 @@ impl Server {
         let billing = Billing::start(&db, &config.billing)
             .await
             .map_err(Error::Billing)?;
+        let node_token = match &config.node_token {
+            Some(token) if !token.is_empty() => token.clone(),
+            _ => {
+                tracing::warn!(
+                    "no FRAMEOS_NODE_TOKEN: generated one; only in-process nodes can connect"
+                );
+                crate::auth::generate_key()
+            }
+        };
         let listener = TcpListener::bind(config.grpc_addr)
             .await
             .map_err(|source| Error::Bind {
@@ -86,6 +96,7 @@ impl Server {
             generated_admin_key,
             shared_queue: None,
             billing,
+            node_token,
         })
     }
 
@@ -112,6 +123,11 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or(self.config.grpc_addr)
+    }
+
+    /// The token execution nodes must present (`FRAMEOS_NODE_TOKEN`, or the generated one).
+    pub fn node_token(&self) -> &str {
+        &self.node_token
     }
 
     /// The key of an admin account created at this start, if one was. Show it to the operator
@@ -199,7 +215,10 @@ impl Server {
                     .max_decoding_message_size(max_message),
             )
             .add_service(ExecutionServiceServer::new(executions))
-            .add_service(NodeServiceServer::new(nodes))
+            .add_service(NodeServiceServer::with_interceptor(
+                nodes,
+                crate::node_auth::NodeToken::new(&self.node_token),
+            ))
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.listener),
                 shutdown.clone().cancelled_owned(),

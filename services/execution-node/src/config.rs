@@ -28,6 +28,10 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_JOB_RETRY_BASE_MS", default_value_t = 1000)]
     pub job_retry_base_ms: u64,
 
+    /// The shared secret the control plane expects from nodes.
+    #[arg(long, env = "FRAMEOS_NODE_TOKEN", hide_env_values = true)]
+    pub node_token: Option<String>,
+
     /// Unique per node and Docker host; defaults to the host name.
     #[arg(long, env = "FRAMEOS_NODE_ID")]
     pub node_id: Option<String>,

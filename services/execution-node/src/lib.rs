@@ -15,6 +15,7 @@ use frameos_queue::Queue;
 use frameos_sandbox::{Images, Sandbox};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tonic::codegen::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,26 +28,60 @@ pub enum Error {
     ControlPlaneUrl(#[source] tonic::transport::Error),
     #[error("no queue: set FRAMEOS_AMQP_URL")]
     NoQueue,
+    #[error("FRAMEOS_NODE_TOKEN is not a valid header value")]
+    NodeToken,
 }
 
 /// The gRPC connection to the control plane.
 #[derive(Clone)]
 pub struct ControlPlane {
     channel: Channel,
+    token: NodeToken,
 }
 
+/// Adds the node token (`FRAMEOS_NODE_TOKEN`) to every call.
+#[derive(Clone)]
+pub struct NodeToken(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for NodeToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+type Client = NodeServiceClient<InterceptedService<Channel, NodeToken>>;
+
 impl ControlPlane {
-    fn connect_lazy(url: &str) -> Result<ControlPlane, Error> {
+    fn connect_lazy(url: &str, token: Option<&str>) -> Result<ControlPlane, Error> {
         let channel = Endpoint::from_shared(url.to_string())
             .map_err(Error::ControlPlaneUrl)?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .connect_lazy();
-        Ok(ControlPlane { channel })
+        let token = match token {
+            Some(token) => Some(
+                format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| Error::NodeToken)?,
+            ),
+            None => None,
+        };
+        Ok(ControlPlane {
+            channel,
+            token: NodeToken(token),
+        })
     }
 
-    pub fn nodes(&self) -> NodeServiceClient<Channel> {
-        NodeServiceClient::new(self.channel.clone())
+    pub fn nodes(&self) -> Client {
+        NodeServiceClient::with_interceptor(self.channel.clone(), self.token.clone())
     }
 }
 
@@ -112,7 +147,10 @@ impl Node {
         )?;
         let shared = Shared {
             node_id,
-            control_plane: ControlPlane::connect_lazy(&config.control_plane_url)?,
+            control_plane: ControlPlane::connect_lazy(
+                &config.control_plane_url,
+                config.node_token.as_deref(),
+            )?,
             sandbox,
             cache,
             log_limit_bytes: config.log_limit_bytes,

@@ -58,6 +58,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     node_config.store = store;
     node_config.concurrency = args.concurrency;
     node_config.amqp_url = amqp_url.clone();
+    node_config.node_token = Some(control_plane.node_token().to_string());
     let node_id = node_config.node_id();
     node_config.node_id = Some(node_id.clone());
     let (sandbox, isolated) = sandbox(args.docker_host.as_deref(), &node_id).await;

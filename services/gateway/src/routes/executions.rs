@@ -91,6 +91,7 @@ pub struct EventsQuery {
             headers(("Location" = String, description = "The execution's URL"))),
         (status = 400, description = "Malformed body or Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 402, description = "The payment rail declined the hold for a paid agent (`payment_declined`); nothing was queued", body = ErrorBody),
         (status = 403, description = "The role may not run agents", body = ErrorBody),
         (status = 404, description = "No such published agent or version", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
