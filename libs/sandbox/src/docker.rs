@@ -26,6 +26,9 @@ use crate::{Error, Event, Images, Outcome, Runtime, Spec, Stream};
 const REQUEST_TIMEOUT_SECS: u64 = 60;
 /// How long a killed container may take to be reported stopped.
 const STOP_WAIT: Duration = Duration::from_secs(10);
+/// How often, and how far apart, an exit by SIGKILL is re-inspected for the OOM flag.
+const OOM_RECHECKS: u32 = 10;
+const OOM_RECHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// The runtime images run the runner as this (non-root) user.
 const USER: &str = "10001:10001";
 
@@ -293,13 +296,31 @@ impl DockerSandbox {
         {
             tracing::warn!(container = name, "container did not stop in time");
         }
+        let mut state = self.inspect_state(name).await?;
+        // Docker records `OOMKilled` from the cgroup's OOM notification, which it handles
+        // asynchronously (cgroup v1): a container killed by the OOM killer can be seen exited
+        // with 137 a moment before the flag is set. Docker offers nothing to await for that
+        // flag on an exited container, so look again briefly before calling it a plain kill.
+        for _ in 0..OOM_RECHECKS {
+            if state.exit_code != Some(137) || state.oom_killed.unwrap_or(false) {
+                break;
+            }
+            tokio::time::sleep(OOM_RECHECK_INTERVAL).await;
+            state = self.inspect_state(name).await?;
+            if state.oom_killed.unwrap_or(false) {
+                tracing::debug!(container = name, "oom flag appeared after the exit");
+            }
+        }
+        Ok((state.exit_code, state.oom_killed.unwrap_or(false)))
+    }
+
+    async fn inspect_state(&self, name: &str) -> Result<bollard::models::ContainerState, Error> {
         let info = self
             .docker
             .inspect_container(name, None)
             .await
             .map_err(|e| docker_err("inspect container", e))?;
-        let state = info.state.unwrap_or_default();
-        Ok((state.exit_code, state.oom_killed.unwrap_or(false)))
+        Ok(info.state.unwrap_or_default())
     }
 }
 
