@@ -138,6 +138,34 @@ impl Mesh {
         Ok((events, last))
     }
 
+    /// Follows `/events` until the first event of `kind` (e.g. `progress`: the agent runs).
+    pub async fn wait_for_event(&self, key: &str, id: &str, kind: &str) -> anyhow::Result<()> {
+        let response = self
+            .request(
+                Method::GET,
+                &format!("/v1/executions/{id}/events"),
+                Some(key),
+            )
+            .send()
+            .await?;
+        ensure!(
+            response.status() == 200,
+            "events: {}",
+            response.text().await?
+        );
+        let mut body = response.bytes_stream();
+        let mut seen = String::new();
+        let marker = format!("event: {kind}");
+        while !seen.contains(&marker) {
+            let chunk = body
+                .next()
+                .await
+                .with_context(|| format!("the stream ended before a {kind} event"))??;
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        Ok(())
+    }
+
     /// Runs an execution to its end.
     pub async fn run(
         &self,

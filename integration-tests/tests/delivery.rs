@@ -214,22 +214,7 @@ async fn a_killed_node_leads_to_redelivery_and_exactly_one_result() {
     let id = accepted["id"].as_str().unwrap().to_string();
 
     // Once the first attempt is running (it reported progress), kill its node outright.
-    let response = mesh
-        .request(
-            Method::GET,
-            &format!("/v1/executions/{id}/events"),
-            Some(&user),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mut body = futures::StreamExt::boxed(response.bytes_stream());
-    let mut seen = String::new();
-    while !seen.contains("event: progress") {
-        let chunk = futures::StreamExt::next(&mut body).await.unwrap().unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    drop(body);
+    mesh.wait_for_event(&user, &id, "progress").await.unwrap();
     child.start_kill().unwrap();
     child.wait().await.unwrap();
 

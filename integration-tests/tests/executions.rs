@@ -349,22 +349,7 @@ async fn inputs_idempotency_and_cancel() {
     let accepted = mesh.execute(&user, "slow", json!({})).await.unwrap();
     let id = accepted["id"].as_str().unwrap().to_string();
     // Wait (by events) until the agent reported progress, i.e. it is really running.
-    let response = mesh
-        .request(
-            Method::GET,
-            &format!("/v1/executions/{id}/events"),
-            Some(&user),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mut body = futures::StreamExt::boxed(response.bytes_stream());
-    let mut seen = String::new();
-    while !seen.contains("event: progress") {
-        let chunk = futures::StreamExt::next(&mut body).await.unwrap().unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    drop(body);
+    mesh.wait_for_event(&user, &id, "progress").await.unwrap();
     let started = std::time::Instant::now();
     let canceled = mesh
         .request(
