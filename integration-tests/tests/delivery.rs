@@ -418,3 +418,78 @@ async fn platform_failures_are_retried_then_dead_lettered_never_dropped() {
     assert_eq!(done["attempts"], 2, "{done}");
     mesh.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_skips_outbox_rows_another_replica_is_publishing() {
+    use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+    // The broker is unreachable while the backlog is created.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = amqp_url().replace("127.0.0.1:5672", &format!("127.0.0.1:{port}"));
+    let mesh = Mesh::with_queue(Backend::PostgresS3, |config| config.amqp_url = Some(url))
+        .await
+        .unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    mesh.publish_approved(&dev, "word-count", packages::example("word-count"), None)
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let accepted = mesh
+            .execute(&user, "word-count", json!({"text": format!("job {i}")}))
+            .await
+            .unwrap();
+        ids.push(accepted["id"].as_str().unwrap().to_string());
+    }
+
+    // Another replica's relay holds the first row (it locked it for its own batch).
+    let db = Database::connect(mesh.database_url()).await.unwrap();
+    let other_replica = db.begin().await.unwrap();
+    other_replica
+        .execute_unprepared(&format!(
+            "SELECT id FROM outbox WHERE execution_id = '{}' FOR UPDATE",
+            ids[0]
+        ))
+        .await
+        .unwrap();
+
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let proxy = tokio::spawn(broker_proxy(listener));
+    let probe = frameos_queue::Queue::amqp(&amqp_url(), mesh.queue_topology())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while probe.depth().await.unwrap() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the unlocked rows were not published"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The locked row is left to its holder: only the two others were published.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        probe.depth().await.unwrap(),
+        2,
+        "a row locked by another relay was published"
+    );
+
+    // Once the other replica lets go without publishing, this relay picks the row up.
+    other_replica.rollback().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while probe.depth().await.unwrap() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the released row was not published"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    probe.close().await;
+    db.close().await.unwrap();
+    proxy.abort();
+    mesh.shutdown().await.unwrap();
+}

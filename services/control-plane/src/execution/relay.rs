@@ -8,7 +8,11 @@ use std::time::Duration;
 use chrono::Utc;
 use frameos_queue::{Job, Queue, Topology};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -74,51 +78,22 @@ pub async fn run_relay(
                 }
             },
         };
-        let rows = match outbox::Entity::find()
-            .filter(outbox::Column::SentAt.is_null())
-            .order_by_asc(outbox::Column::Id)
-            .limit(BATCH)
-            .all(&db)
-            .await
-        {
-            Ok(rows) => rows,
+        let (published, failure) = match publish_batch(&db, &current).await {
+            Ok(outcome) => outcome,
             Err(e) => {
-                tracing::warn!(error = %e, "outbox relay cannot read the outbox");
+                tracing::warn!(error = %e, "outbox relay cannot read or mark the outbox");
                 if !pause(&mut backoff, &shutdown).await {
                     break;
                 }
                 continue;
             }
         };
-        let mut published_all = true;
-        for row in &rows {
-            let headers: BTreeMap<String, String> =
-                serde_json::from_str(&row.headers).unwrap_or_default();
-            let job = Job {
-                execution_id: row.execution_id.clone(),
-                priority: u8::try_from(row.priority).unwrap_or(0),
-                attempt: 1,
-                headers,
-            };
-            if let Err(e) = current.publish(&job).await {
-                tracing::warn!(error = %e, execution_id = %row.execution_id, "publish failed; will retry");
-                if e.is_transient() {
-                    queue = None;
-                }
-                published_all = false;
-                break;
+        let published_all = failure.is_none();
+        if let Some(e) = failure {
+            tracing::warn!(error = %e, "publish failed; will retry");
+            if e.is_transient() {
+                queue = None;
             }
-            let marked = outbox::Entity::update_many()
-                .col_expr(outbox::Column::SentAt, Expr::value(Utc::now()))
-                .filter(outbox::Column::Id.eq(row.id))
-                .exec(&db)
-                .await;
-            if let Err(e) = marked {
-                tracing::warn!(error = %e, outbox_id = row.id, "cannot mark an outbox row sent");
-                published_all = false;
-                break;
-            }
-            tracing::debug!(execution_id = %row.execution_id, "job published");
         }
         if !published_all {
             if !pause(&mut backoff, &shutdown).await {
@@ -127,7 +102,7 @@ pub async fn run_relay(
             continue;
         }
         backoff = MIN_BACKOFF;
-        if rows.len() as u64 == BATCH {
+        if published as u64 == BATCH {
             continue;
         }
         tokio::select! {
@@ -137,6 +112,51 @@ pub async fn run_relay(
         }
     }
     tracing::info!("outbox relay stopped");
+}
+
+/// Publishes up to a batch of unsent rows, oldest first, and marks the published ones sent in
+/// the same transaction. On PostgreSQL the rows are locked with SKIP LOCKED, so relays of
+/// several control plane replicas never publish the same row twice. Returns how many were
+/// published and the publish error that stopped the batch early, if any.
+async fn publish_batch(
+    db: &DatabaseConnection,
+    queue: &Queue,
+) -> Result<(usize, Option<frameos_queue::Error>), sea_orm::DbErr> {
+    let txn = db.begin().await?;
+    let mut select = outbox::Entity::find()
+        .filter(outbox::Column::SentAt.is_null())
+        .order_by_asc(outbox::Column::Id)
+        .limit(BATCH);
+    if db.get_database_backend() == DbBackend::Postgres {
+        select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let rows = select.all(&txn).await?;
+    let mut published = 0;
+    let mut failure = None;
+    for row in &rows {
+        let headers: BTreeMap<String, String> =
+            serde_json::from_str(&row.headers).unwrap_or_default();
+        let job = Job {
+            execution_id: row.execution_id.clone(),
+            priority: u8::try_from(row.priority).unwrap_or(0),
+            attempt: 1,
+            headers,
+        };
+        if let Err(e) = queue.publish(&job).await {
+            failure = Some(e);
+            break;
+        }
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::SentAt, Expr::value(Utc::now()))
+            .filter(outbox::Column::Id.eq(row.id))
+            .exec(&txn)
+            .await?;
+        published += 1;
+        tracing::debug!(execution_id = %row.execution_id, "job published");
+    }
+    // A crash before this commit publishes the batch again; claims make that harmless.
+    txn.commit().await?;
+    Ok((published, failure))
 }
 
 /// Jobs that exhausted their attempts end here: their executions fail, never silently vanish.
