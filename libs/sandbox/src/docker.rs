@@ -110,6 +110,10 @@ impl DockerSandbox {
             }
         }
         tracing::info!(node_id = %self.node_id, removed, "removed stale containers");
+        let swept = crate::egress::sweep_orphans(&self.egress_base);
+        if swept > 0 {
+            tracing::info!(swept, "removed egress directories of dead processes");
+        }
         Ok(removed)
     }
 

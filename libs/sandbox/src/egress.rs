@@ -235,6 +235,37 @@ impl Log {
     }
 }
 
+/// Removes the per-execution directories of processes that no longer exist (a node killed
+/// with SIGKILL never ran its cleanup). Directories of live processes are left alone, so
+/// nodes sharing a host do not disturb each other. Returns how many were removed.
+pub fn sweep_orphans(base: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = owner_pid(&name.to_string_lossy()) else {
+            continue;
+        };
+        if Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        if std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The pid in `<name>-<pid>-<n>-<nanos>` (see [`fresh_dir`]).
+fn owner_pid(dir_name: &str) -> Option<u32> {
+    let mut parts = dir_name.rsplitn(4, '-');
+    let (_nanos, _n, pid) = (parts.next()?, parts.next()?, parts.next()?);
+    parts.next()?;
+    pid.parse().ok()
+}
+
 /// A new directory (0755, so uid 10001 can reach the socket) under a base only we can write.
 fn fresh_dir(base: &Path, name: &str) -> Result<PathBuf, Error> {
     std::fs::DirBuilder::new()

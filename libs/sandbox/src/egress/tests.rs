@@ -233,3 +233,25 @@ async fn a_dropped_proxy_removes_its_directory() {
     drop(f.proxy);
     assert!(!dir.exists());
 }
+
+#[test]
+fn sweeping_removes_only_directories_of_dead_processes() {
+    let base = tempfile::tempdir().unwrap();
+    // No pid above the kernel's maximum (4194304) can be alive.
+    let dead = base.path().join("frameos-exec-a1-4194399-0-123");
+    let alive = base
+        .path()
+        .join(format!("frameos-exec-b2-{}-1-456", std::process::id()));
+    let foreign = base.path().join("not-ours");
+    for dir in [&dead, &alive, &foreign] {
+        std::fs::create_dir(dir).unwrap();
+    }
+    std::fs::write(dead.join("egress.sock"), b"").unwrap();
+    assert_eq!(super::sweep_orphans(base.path()), 1);
+    assert!(!dead.exists());
+    assert!(alive.exists() && foreign.exists());
+    assert_eq!(super::owner_pid("frameos-exec-x-42-7-99"), Some(42));
+    assert_eq!(super::owner_pid("garbage"), None);
+    // A missing base is nothing to sweep.
+    assert_eq!(super::sweep_orphans(&base.path().join("missing")), 0);
+}
