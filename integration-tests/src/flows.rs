@@ -93,41 +93,10 @@ impl Mesh {
 
     /// Follows `/events` until the execution ends; returns every event and the final execution.
     pub async fn follow(&self, key: &str, id: &str) -> anyhow::Result<(Vec<SseEvent>, Value)> {
-        let response = self
-            .request(
-                Method::GET,
-                &format!("/v1/executions/{id}/events"),
-                Some(key),
-            )
-            .send()
-            .await?;
-        ensure!(
-            response.status() == 200,
-            "events: {}",
-            response.text().await?
-        );
-        let mut body = response.bytes_stream();
-        let mut buffer = String::new();
+        let mut stream = self.events(key, id).await?;
         let mut events = Vec::new();
-        while let Some(chunk) = body.next().await {
-            buffer.push_str(&String::from_utf8_lossy(&chunk?));
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
-                let mut kind = String::new();
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        kind = v.trim().to_string();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                if kind.is_empty() {
-                    continue;
-                }
-                let data: Value = serde_json::from_str(&data).unwrap_or(Value::String(data));
-                events.push(SseEvent { kind, data });
-            }
+        while let Some(event) = stream.next_event().await? {
+            events.push(event);
         }
         let last = events
             .iter()
@@ -140,6 +109,16 @@ impl Mesh {
 
     /// Follows `/events` until the first event of `kind` (e.g. `progress`: the agent runs).
     pub async fn wait_for_event(&self, key: &str, id: &str, kind: &str) -> anyhow::Result<()> {
+        let mut stream = self.events(key, id).await?;
+        while let Some(event) = stream.next_event().await? {
+            if event.kind == kind {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("the stream ended before a {kind} event")
+    }
+
+    async fn events(&self, key: &str, id: &str) -> anyhow::Result<EventStream> {
         let response = self
             .request(
                 Method::GET,
@@ -153,17 +132,10 @@ impl Mesh {
             "events: {}",
             response.text().await?
         );
-        let mut body = response.bytes_stream();
-        let mut seen = String::new();
-        let marker = format!("event: {kind}");
-        while !seen.contains(&marker) {
-            let chunk = body
-                .next()
-                .await
-                .with_context(|| format!("the stream ended before a {kind} event"))??;
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-        }
-        Ok(())
+        Ok(EventStream {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        })
     }
 
     /// Runs an execution to its end.
@@ -176,6 +148,41 @@ impl Mesh {
         let accepted = self.execute(key, slug, inputs).await?;
         let id = accepted["id"].as_str().context("id")?.to_string();
         self.follow(key, &id).await
+    }
+}
+
+/// A Server-Sent Events body, read event by event.
+struct EventStream {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl EventStream {
+    /// The next named event, or `None` when the stream ends.
+    async fn next_event(&mut self) -> anyhow::Result<Option<SseEvent>> {
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut kind = String::new();
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        kind = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                // Keep-alive comments carry no event name.
+                if !kind.is_empty() {
+                    let data = serde_json::from_str(&data).unwrap_or(Value::String(data));
+                    return Ok(Some(SseEvent { kind, data }));
+                }
+            }
+            match self.body.next().await {
+                Some(chunk) => self.buffer.push_str(&String::from_utf8_lossy(&chunk?)),
+                None => return Ok(None),
+            }
+        }
     }
 }
 

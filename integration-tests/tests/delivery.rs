@@ -228,6 +228,27 @@ async fn a_killed_node_leads_to_redelivery_and_exactly_one_result() {
     mesh.shutdown().await.unwrap();
 }
 
+/// A free local port and the AMQP URL through it: nothing listens there until the test
+/// starts [`broker_proxy`] on it, so until then the broker is "down".
+fn broker_down() -> (u16, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = amqp_url().replace("127.0.0.1:5672", &format!("127.0.0.1:{port}"));
+    (port, url)
+}
+
+/// Waits (bounded; the broker offers no event for it) until the job queue holds `n` messages.
+async fn wait_for_depth(probe: &frameos_queue::Queue, n: u32, within: Duration, what: &str) {
+    let deadline = std::time::Instant::now() + within;
+    while probe.depth().await.unwrap() < n {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Forwards connections to RabbitMQ while it runs: stopping it makes the broker unreachable.
 async fn broker_proxy(listener: TcpListener) {
     loop {
@@ -245,12 +266,7 @@ async fn broker_proxy(listener: TcpListener) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_outbox_publishes_what_was_committed_while_the_broker_was_down() {
     // A port where nothing listens yet: the control plane's broker is "down".
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = amqp_url().replace("127.0.0.1:5672", &format!("127.0.0.1:{port}"));
+    let (port, url) = broker_down();
     assert_ne!(
         url,
         amqp_url(),
@@ -345,14 +361,13 @@ async fn paid_jobs_run_before_a_backlog_of_free_ones() {
     let probe = frameos_queue::Queue::amqp(&amqp_url(), mesh.queue_topology())
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while probe.depth().await.unwrap() < 4 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "jobs were not published"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_depth(
+        &probe,
+        4,
+        Duration::from_secs(10),
+        "jobs were not published",
+    )
+    .await;
     probe.close().await;
 
     // One node, one job at a time: the paid job goes first.
@@ -423,12 +438,7 @@ async fn platform_failures_are_retried_then_dead_lettered_never_dropped() {
 async fn a_relay_skips_outbox_rows_another_replica_is_publishing() {
     use sea_orm::{ConnectionTrait, Database, TransactionTrait};
     // The broker is unreachable while the backlog is created.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = amqp_url().replace("127.0.0.1:5672", &format!("127.0.0.1:{port}"));
+    let (port, url) = broker_down();
     let mesh = Mesh::with_queue(Backend::PostgresS3, |config| config.amqp_url = Some(url))
         .await
         .unwrap();
@@ -462,14 +472,13 @@ async fn a_relay_skips_outbox_rows_another_replica_is_publishing() {
     let probe = frameos_queue::Queue::amqp(&amqp_url(), mesh.queue_topology())
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while probe.depth().await.unwrap() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the unlocked rows were not published"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_depth(
+        &probe,
+        2,
+        Duration::from_secs(20),
+        "the unlocked rows were not published",
+    )
+    .await;
     // The locked row is left to its holder: only the two others were published.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
@@ -480,14 +489,13 @@ async fn a_relay_skips_outbox_rows_another_replica_is_publishing() {
 
     // Once the other replica lets go without publishing, this relay picks the row up.
     other_replica.rollback().await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while probe.depth().await.unwrap() < 3 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the released row was not published"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_depth(
+        &probe,
+        3,
+        Duration::from_secs(20),
+        "the released row was not published",
+    )
+    .await;
     probe.close().await;
     db.close().await.unwrap();
     proxy.abort();
