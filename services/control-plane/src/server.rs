@@ -226,10 +226,16 @@ impl Server {
             .await
             .map_err(Error::Serve);
         shutdown.cancel();
-        let _ = health_task.await;
-        let _ = relay_task.await;
-        let _ = dead_letter_task.await;
-        let _ = reconciler.await;
+        for (task, handle) in [
+            ("health", health_task),
+            ("outbox relay", relay_task),
+            ("dead letters", dead_letter_task),
+            ("reconciler", reconciler),
+        ] {
+            if let Err(e) = handle.await {
+                tracing::error!(task, error = %e, "background task failed");
+            }
+        }
         let _ = self.db.close().await;
         tracing::info!("control plane stopped");
         result

@@ -36,13 +36,14 @@ pub fn spawn(
             }
         };
         let execution_id = first.execution_id.clone();
-        let attempt = i32::try_from(first.attempt).unwrap_or(i32::MAX);
+        let stream_attempt = first.attempt;
+        let attempt = i32::try_from(stream_attempt).unwrap_or(i32::MAX);
         let mut subscription = hub.subscribe(&execution_id);
         let mut cancel_sent = false;
         let mut next = Some(first);
         loop {
             if let Some(report) = next.take() {
-                if report.execution_id != execution_id || report.attempt != first_attempt(attempt) {
+                if report.execution_id != execution_id || report.attempt != stream_attempt {
                     let _ = replies
                         .send(Err(to_status(&Error::new(
                             ErrorCode::InvalidRequest,
@@ -95,10 +96,6 @@ pub fn spawn(
             }
         }
     });
-}
-
-fn first_attempt(attempt: i32) -> u32 {
-    u32::try_from(attempt).unwrap_or(0)
 }
 
 async fn canceled(db: &DatabaseConnection, execution_id: &str) -> bool {
