@@ -1,23 +1,26 @@
 //! Static scanner run on every uploaded agent version.
 //!
 //! It looks for code that tries to leave the sandbox (spawning processes, evaluating strings,
-//! native code) and for wallet addresses. A High finding fails the scan; Medium findings are
+//! native code, raw sockets), for wallet addresses and for key-like hex literals. A High finding fails the scan; Medium findings are
 //! shown to the admin reviewer. The sandbox stays the real boundary: this is a cheap first filter.
 
+mod hex_key;
 mod native;
 mod patterns;
 mod rules;
+mod search;
 mod wallet;
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 pub use rules::{Language, Rule, rules};
 
-/// Only the first MiB of each file is read by the text rules, to bound the work per upload.
-pub const MAX_SCANNED_BYTES: usize = 1 << 20;
+/// At most this many lines are reported per rule and file (the first ones): a file full of
+/// `eval(` would otherwise make a report of millions of findings. The verdict is unaffected.
+pub const MAX_LINES_PER_RULE: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -40,101 +43,60 @@ pub struct Violation {
 pub struct Report {
     /// No High finding.
     pub passed: bool,
-    /// One per (rule, path, line), ordered by path, line, rule.
+    /// One per (rule, path, line), the first [`MAX_LINES_PER_RULE`] lines of each rule in a
+    /// file, ordered by path, line, rule.
     pub violations: Vec<Violation>,
 }
 
-/// Scans `(path, contents)` pairs. Nothing is skipped (node_modules is code too).
+/// Scans `(path, contents)` pairs, every byte of every file: the package limits
+/// (`FRAMEOS_MAX_UNPACKED_BYTES`) bound the work, and each pattern runs in linear time.
+/// Nothing is skipped (node_modules is code too).
 pub fn scan<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Report {
-    let mut found: BTreeSet<(&'a str, u32, &'static str)> = BTreeSet::new();
+    let mut found: BTreeMap<(&'a str, &'static str), BTreeSet<u32>> = BTreeMap::new();
     for (path, contents) in files {
         if native::is_native(path, contents) {
-            found.insert((path, 1, "binary.native_code"));
+            found
+                .entry((path, "binary.native_code"))
+                .or_default()
+                .insert(1);
         }
-        let head = &contents[..contents.len().min(MAX_SCANNED_BYTES)];
         let language = Language::of(path);
-        // Source files are read even if not quite UTF-8, so a stray byte cannot hide a call.
+        // Source files are read even if not quite UTF-8, so a stray byte cannot hide a call;
+        // other files are text only if they are UTF-8 throughout.
         let text = match language {
-            Some(_) => String::from_utf8_lossy(head),
-            None => match utf8_prefix(head) {
-                Some(text) => Cow::Borrowed(text),
-                None => continue,
+            Some(_) => String::from_utf8_lossy(contents),
+            None => match std::str::from_utf8(contents) {
+                Ok(text) => Cow::Borrowed(text),
+                Err(_) => continue,
             },
         };
-        let lines = LineIndex::new(&text);
-        let mut apply = |patterns: &[patterns::Pattern]| {
-            for (rule, offset) in matches(patterns, &text) {
-                found.insert((path, lines.line_of(offset), rule));
-            }
+        let patterns = match language {
+            Some(Language::Node) => &*patterns::NODE,
+            Some(Language::Python) => &*patterns::PYTHON,
+            _ => &*patterns::TEXT,
         };
-        apply(&patterns::TEXT);
-        match language {
-            Some(Language::Node) => apply(&patterns::NODE),
-            Some(Language::Python) => apply(&patterns::PYTHON),
-            _ => {}
+        for pattern in patterns.matching(&text) {
+            search::collect(
+                pattern,
+                &text,
+                found.entry((path, pattern.rule)).or_default(),
+            );
         }
     }
-    let violations: Vec<Violation> = found
+    let mut violations: Vec<Violation> = found
         .into_iter()
-        .map(|(path, line, rule)| Violation {
-            rule: rule.to_owned(),
-            severity: rules::severity_of(rule),
-            path: path.to_owned(),
-            line,
+        .flat_map(|((path, rule), lines)| {
+            lines.into_iter().map(move |line| Violation {
+                rule: rule.to_owned(),
+                severity: rules::severity_of(rule),
+                path: path.to_owned(),
+                line,
+            })
         })
         .collect();
+    violations.sort_by(|a, b| (&a.path, a.line, &a.rule).cmp(&(&b.path, b.line, &b.rule)));
     Report {
         passed: violations.iter().all(|v| v.severity != Severity::High),
         violations,
-    }
-}
-
-/// The UTF-8 text of `head`, tolerating a character cut in half by the size cap.
-fn utf8_prefix(head: &[u8]) -> Option<&str> {
-    match std::str::from_utf8(head) {
-        Ok(text) => Some(text),
-        Err(error) if error.error_len().is_none() => {
-            std::str::from_utf8(&head[..error.valid_up_to()]).ok()
-        }
-        Err(_) => None,
-    }
-}
-
-/// Every (rule, byte offset) hit of `patterns` in `text`.
-fn matches<'p>(
-    patterns: &'p [patterns::Pattern],
-    text: &'p str,
-) -> impl Iterator<Item = (&'static str, usize)> + 'p {
-    patterns.iter().flat_map(move |pattern| {
-        pattern
-            .regex
-            .captures_iter(text)
-            .filter_map(move |captures| {
-                if captures.name("skip").is_some() {
-                    return None;
-                }
-                let hit = captures.name("at").or_else(|| captures.get(0))?;
-                if pattern.verify.is_some_and(|verify| !verify(hit.as_str())) {
-                    return None;
-                }
-                Some((pattern.rule, hit.start()))
-            })
-    })
-}
-
-/// Byte offset → 1-based line number.
-struct LineIndex {
-    newlines: Vec<usize>,
-}
-
-impl LineIndex {
-    fn new(text: &str) -> Self {
-        let newlines = text.match_indices('\n').map(|(i, _)| i).collect();
-        LineIndex { newlines }
-    }
-
-    fn line_of(&self, offset: usize) -> u32 {
-        let line = self.newlines.partition_point(|&newline| newline < offset) + 1;
-        u32::try_from(line).unwrap_or(u32::MAX)
     }
 }

@@ -12,7 +12,7 @@ pub enum Language {
     Node,
     /// .py .pyw
     Python,
-    /// Every file whose (first MiB) is UTF-8 text, and every source file.
+    /// Every file that is UTF-8 text throughout, and every source file.
     AnyText,
     /// Every file, text or not.
     AnyFile,
@@ -64,6 +64,16 @@ static RULES: &[Rule] = &[
         languages: NODE,
     },
     Rule {
+        id: "node.raw_socket",
+        severity: Severity::High,
+        description: "Opens raw sockets: imports net, dgram or tls, uses net.connect / \
+                      net.createConnection / net.createServer / net.Socket, tls.connect / \
+                      tls.TLSSocket, dgram.createSocket, or the tcp/udp/pipe/tls_wrap bindings. \
+                      Containers have no network; egress is HTTP(S) through the platform's \
+                      proxy (http, https, fetch).",
+        languages: NODE,
+    },
+    Rule {
         id: "node.fs",
         severity: Severity::Medium,
         description: "Imports fs, fs/promises or node:fs; reported for review.",
@@ -101,9 +111,14 @@ static RULES: &[Rule] = &[
         languages: PYTHON,
     },
     Rule {
-        id: "python.socket",
-        severity: Severity::Medium,
-        description: "Imports socket (raw network access); reported for review.",
+        id: "python.raw_socket",
+        severity: Severity::High,
+        description: "Opens raw sockets: imports socket, _socket or socketserver, calls \
+                      socket.socket / create_connection / create_server, \
+                      asyncio.open_connection / start_server, an event loop's \
+                      create_connection / create_datagram_endpoint / sock_connect, or \
+                      wrap_socket. Containers have no network; egress is HTTP(S) through the \
+                      platform's proxy (urllib.request).",
         languages: PYTHON,
     },
     Rule {
@@ -111,6 +126,17 @@ static RULES: &[Rule] = &[
         severity: Severity::High,
         description: "Contains a cryptocurrency wallet address (Ethereum 0x + 40 hex digits, \
                       Bitcoin bech32 bc1... with a valid checksum).",
+        languages: &[Language::AnyText],
+    },
+    Rule {
+        id: "crypto.hex_key",
+        severity: Severity::High,
+        description: "Contains a key-like hex literal: exactly 64 hex digits (32 bytes, \
+                      optionally 0x-prefixed) that look random (at least 3 bits of entropy per \
+                      digit, no run of 8, no repeated block) and are not labelled as a digest \
+                      (sha256:/sha256=/sha256-, a key named *sha256, *digest, *checksum, *hash, \
+                      *integrity, *etag or *fingerprint, BSD or sha256sum checksum lines, a \
+                      comparison with a computed digest, or SHA-256 of the empty string).",
         languages: &[Language::AnyText],
     },
     Rule {

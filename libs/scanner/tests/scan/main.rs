@@ -1,9 +1,12 @@
 //! One test binary for the scanner.
 #![allow(clippy::unwrap_used)]
 
+mod agreement;
+mod keys;
 mod node;
 mod other;
 mod python;
+mod whole_file;
 
 use frameos_scanner::scan;
 

@@ -116,3 +116,45 @@ fn matches_spanning_lines_report_the_line_of_the_call() {
         ]
     );
 }
+
+#[test]
+fn raw_sockets_are_high() {
+    for source in [
+        "const net = require('net');",
+        "const net = require(\"node:net\")",
+        "import net from 'net';",
+        "import { createSocket } from 'node:dgram';",
+        "import tls from 'tls'",
+        "const tls = await import('node:tls');",
+        "const s = net.connect(443, 'example.com');",
+        "const s = net.createConnection({ port: 80 });",
+        "const s = new net.Socket();",
+        "const s = new net.Socket;",
+        "const server = net.createServer(onConnection);",
+        "const c = net.connect; c(80, 'example.com');",
+        "const d = dgram.createSocket('udp4');",
+        "const t = tls.connect(443, 'example.com');",
+        "const t = new tls.TLSSocket(socket);",
+        "const { TCP } = process.binding('tcp_wrap');",
+        "const { UDP } = process._linkedBinding(\"udp_wrap\");",
+    ] {
+        assert_hit("index.ts", source, "node.raw_socket");
+        assert!(!frameos_scanner::scan([("a.js", source.as_bytes())]).passed);
+    }
+    for source in [
+        // HTTP(S) goes through the platform's proxy.
+        "const https = require('https'); https.get(url);",
+        "import http from 'node:http';",
+        "const r = await fetch('https://api.example.com/v1');",
+        // Other modules and names that merely contain net, tls or dgram.
+        "const a = require('net-utils'); const b = require('dotnet');",
+        "import { io } from 'socket.io-client';",
+        "const network = new Network(); network.connect();",
+        "magnet.connect(); internet.Socket; cabinet.createServer()",
+        "const tlsOptions = { minVersion: 'TLSv1.2' };",
+        "ws.send(x); socket.emit('event'); page.connect();",
+        "const b = process.binding('fs');",
+    ] {
+        assert_clean("index.js", source);
+    }
+}

@@ -65,6 +65,7 @@ fn eval_and_exec_builtins_but_not_methods() {
         "eval('1 + 1')",
         "result = exec(code, {})",
         "x = [eval (s) for s in items]",
+        "def run(self, s): return eval(s)",
         "builtins.exec(code)",
         "__builtins__['eval']",
     ] {
@@ -75,6 +76,7 @@ fn eval_and_exec_builtins_but_not_methods() {
         "cursor.execute('select 1')",
         "def eval(self, data):",
         "    def exec(self):",
+        "async def  eval(self, data):",
         "evaluate(x); executor(x)",
         "retrieval(x)",
     ] {
@@ -110,20 +112,45 @@ fn ctypes_and_cffi() {
 }
 
 #[test]
-fn socket_is_medium() {
+fn raw_sockets_are_high() {
     for source in [
         "import socket",
-        "from socket import create_connection",
         "import ssl, socket",
+        "from socket import create_connection",
+        "import _socket",
+        "import socketserver",
+        "mod = importlib.import_module('socket')",
+        "s = mod.socket.socket(AF_INET, SOCK_STREAM)",
+        "s = socket.create_connection(('example.com', 443))",
+        "r, w = await asyncio.open_connection('example.com', 443)",
+        "server = await asyncio.start_server(handle, '127.0.0.1', 8080)",
+        "from asyncio import open_connection",
+        "from asyncio import (\n    sleep,\n    open_connection,\n)",
+        "t, p = await loop.create_connection(Proto, 'example.com', 80)",
+        "await asyncio.get_running_loop().create_connection(Proto, 'h', 80)",
+        "await self._loop.create_datagram_endpoint(Proto, remote_addr=('h', 53))",
+        "await loop.sock_connect(sock, ('h', 80))",
+        "tls = context.wrap_socket(sock, server_hostname='h')",
+        "tls = ssl.wrap_socket(sock)",
     ] {
-        assert_hit("main.py", source, "python.socket");
+        assert_hit("main.py", source, "python.raw_socket");
+        assert!(!frameos_scanner::scan([("main.py", source.as_bytes())]).passed);
     }
-    let report = frameos_scanner::scan([("main.py", &b"import socket"[..])]);
-    assert!(report.passed);
-    assert_clean(
-        "main.py",
+    for source in [
+        // HTTP(S) goes through the platform's proxy.
+        "import urllib.request\nurllib.request.urlopen(url)",
+        "import ssl\nctx = ssl.create_default_context()",
+        // Look-alikes: other modules, user functions, the sqlite tutorial's helper.
         "import socketserver_like\nfrom websocket import x",
-    );
+        "conn = create_connection(db_file)\nconn = db.create_connection()",
+        "await asyncio.sleep(1); asyncio.run(main())",
+        "socket_count = socket_count + 1\nwebsocket.send(x)",
+        "print('import socket')  # we do not import socket",
+        "loop.run_until_complete(main())",
+        "from asyncio import sleep, gather",
+    ] {
+        assert_clean("main.py", source);
+    }
 }
 
 #[test]
