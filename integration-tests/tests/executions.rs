@@ -194,8 +194,11 @@ async fn the_sandbox_holds_through_the_whole_mesh() {
     let mesh = Mesh::with_node(Backend::PostgresS3).await.unwrap();
     let dev = mesh.account("dev", "developer").await.unwrap();
     let user = mesh.account("uma", "user").await.unwrap();
+    // The socket import is hidden from the scanner (python.raw_socket rejects it) the way a
+    // hostile developer would hide it: the container must hold anyway.
     let probe = r#"
-import os, socket
+import os, importlib
+net = importlib.import_module("so" + "cket")
 def attempt(f):
     try:
         f()
@@ -210,7 +213,7 @@ def fill_tmp():
         for _ in range(200):
             f.write(b"\0" * (1 << 20))
 def connect():
-    s = socket.create_connection(("1.1.1.1", 53), timeout=2)
+    s = net.create_connection(("1.1.1.1", 53), timeout=2)
     s.close()
 def run(inputs, ctx):
     print("x" * 1000 + "\n", end="")
