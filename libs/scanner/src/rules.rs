@@ -65,7 +65,7 @@ static RULES: &[Rule] = &[
     },
     Rule {
         id: "node.raw_socket",
-        severity: Severity::High,
+        severity: Severity::Medium,
         description: "Opens raw sockets: imports net, dgram or tls, uses net.connect / \
                       net.createConnection / net.createServer / net.Socket, tls.connect / \
                       tls.TLSSocket, dgram.createSocket, or the tcp/udp/pipe/tls_wrap bindings. \
@@ -112,7 +112,7 @@ static RULES: &[Rule] = &[
     },
     Rule {
         id: "python.raw_socket",
-        severity: Severity::High,
+        severity: Severity::Medium,
         description: "Opens raw sockets: imports socket, _socket or socketserver, calls \
                       socket.socket / create_connection / create_server, \
                       asyncio.open_connection / start_server, an event loop's \

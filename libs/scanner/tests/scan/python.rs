@@ -112,7 +112,7 @@ fn ctypes_and_cffi() {
 }
 
 #[test]
-fn raw_sockets_are_high() {
+fn raw_sockets_are_reported_for_review() {
     for source in [
         "import socket",
         "import ssl, socket",
@@ -134,7 +134,10 @@ fn raw_sockets_are_high() {
         "tls = ssl.wrap_socket(sock)",
     ] {
         assert_hit("main.py", source, "python.raw_socket");
-        assert!(!frameos_scanner::scan([("main.py", source.as_bytes())]).passed);
+        assert!(
+            frameos_scanner::scan([("main.py", source.as_bytes())]).passed,
+            "medium, not a rejection"
+        );
     }
     for source in [
         // HTTP(S) goes through the platform's proxy.
