@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use http::Uri;
+use http::uri::Authority;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
@@ -11,9 +13,14 @@ use super::policy::{EgressPolicy, Refusal};
 
 /// The request line and headers together.
 pub(crate) const HEAD_LIMIT: usize = 16 * 1024;
+/// Header fields in one request head.
+pub(crate) const MAX_HEADERS: usize = 100;
 /// A connection (or the head of a request) quiet for this long is closed.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much, and how long, a refused client's remaining bytes are read before closing.
+const LINGER_BYTES: usize = 64 * 1024;
+const LINGER_TIME: Duration = Duration::from_secs(2);
 /// Request headers that concern only the hop to the proxy.
 const HOP_BY_HOP: &[&str] = &[
     "connection",
@@ -51,36 +58,47 @@ struct Head {
     method: String,
     /// CONNECT: `host:port`; otherwise the absolute URI.
     target: String,
-    /// Header lines, without the request line and the final empty line.
-    headers: Vec<String>,
+    /// Header fields in the order received, without the request line.
+    headers: Vec<(String, Vec<u8>)>,
 }
 
-/// Reads the head, decides, and returns the decision as soon as it is made; the tunnel then
-/// runs in `rest`, which the caller awaits after logging.
-pub(crate) async fn handle(
-    mut client: UnixStream,
-    policy: &EgressPolicy,
-) -> (Decision, Option<Tunnel>) {
+/// Where a request goes, from its target.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    host: String,
+    port: u16,
+    /// Origin-form path and query for plain HTTP; empty for CONNECT.
+    path: String,
+}
+
+/// Reads the head, decides, and returns the decision as soon as it is made; what follows
+/// (the tunnel, or closing) runs in [`Then`], which the caller awaits after logging.
+pub(crate) async fn handle(mut client: UnixStream, policy: &EgressPolicy) -> (Decision, Then) {
     let (head, leftover) = match tokio::time::timeout(IDLE_TIMEOUT, read_head(&mut client)).await {
         Ok(Ok(read)) => read,
         Ok(Err(status)) => {
-            let reason = status.reason().to_string();
+            let reason = status.reason();
             respond(&mut client, status.code(), &reason).await;
-            return (failed("-", "-", reason), None);
+            return (failed("-", "-", reason), Then::Close(client));
         }
-        Err(_) => return (failed("-", "-", "no request head within 30 s".into()), None),
+        Err(_) => {
+            let reason = "no request head within 30 s".to_string();
+            return (failed("-", "-", reason), Then::Close(client));
+        }
     };
     let connect = head.method.eq_ignore_ascii_case("CONNECT");
     let parsed = if connect {
-        parse_authority(&head.target, None)
+        parse_authority(&head.target)
     } else {
         parse_absolute(&head.target)
-    };
-    let (host, port, path) = match parsed {
-        Ok(parts) => parts,
+    }
+    .and_then(|target| check_host_header(&head.headers, &target).map(|()| target));
+    let Target { host, port, path } = match parsed {
+        Ok(target) => target,
         Err(reason) => {
             respond(&mut client, "400 Bad Request", &reason).await;
-            return (failed(&head.method, &head.target, reason), None);
+            let decision = failed(&head.method, &shown(&head.target), reason);
+            return (decision, Then::Close(client));
         }
     };
     let target = format!("{host}:{port}");
@@ -92,7 +110,7 @@ pub(crate) async fn handle(
         Ok(origin) => origin,
         Err(reason) => {
             respond(&mut client, "502 Bad Gateway", &reason).await;
-            return (failed(&head.method, &target, reason), None);
+            return (failed(&head.method, &target, reason), Then::Close(client));
         }
     };
     let preamble = if connect {
@@ -111,7 +129,26 @@ pub(crate) async fn handle(
         preamble,
         leftover,
     };
-    (decision, Some(tunnel))
+    (decision, Then::Tunnel(tunnel))
+}
+
+/// What becomes of the connection once its decision is logged.
+pub(crate) enum Then {
+    Tunnel(Tunnel),
+    /// Refused and answered: read what the client still sends, then close.
+    Close(UnixStream),
+}
+
+impl Then {
+    pub(crate) async fn run(self) -> std::io::Result<()> {
+        match self {
+            Then::Tunnel(tunnel) => tunnel.run().await,
+            Then::Close(mut client) => {
+                linger(&mut client).await;
+                Ok(())
+            }
+        }
+    }
 }
 
 /// An allowed connection, ready to carry bytes.
@@ -144,22 +181,20 @@ async fn refuse(
     method: &str,
     target: &str,
     refusal: Refusal,
-) -> (Decision, Option<Tunnel>) {
+) -> (Decision, Then) {
     let reason = refusal.to_string();
-    if refusal.is_policy() {
+    let decision = if refusal.is_policy() {
         respond(&mut client, "403 Forbidden", &reason).await;
-        (
-            Decision::Refused {
-                method: method.to_string(),
-                target: target.to_string(),
-                reason,
-            },
-            None,
-        )
+        Decision::Refused {
+            method: method.to_string(),
+            target: target.to_string(),
+            reason,
+        }
     } else {
         respond(&mut client, "502 Bad Gateway", &reason).await;
-        (failed(method, target, reason), None)
-    }
+        failed(method, target, reason)
+    };
+    (decision, Then::Close(client))
 }
 
 fn failed(method: &str, target: &str, reason: String) -> Decision {
@@ -173,7 +208,7 @@ fn failed(method: &str, target: &str, reason: String) -> Decision {
 /// Why a head could not be read.
 enum HeadError {
     TooLarge,
-    Malformed(&'static str),
+    Malformed(String),
     Closed,
 }
 
@@ -185,11 +220,13 @@ impl HeadError {
         }
     }
 
-    fn reason(&self) -> &'static str {
+    fn reason(&self) -> String {
         match self {
-            HeadError::TooLarge => "request head exceeds 16 KiB",
-            HeadError::Malformed(why) => why,
-            HeadError::Closed => "connection closed before a complete request head",
+            HeadError::TooLarge => {
+                format!("request head exceeds 16 KiB or {MAX_HEADERS} header fields")
+            }
+            HeadError::Malformed(why) => format!("malformed request head: {why}"),
+            HeadError::Closed => "connection closed before a complete request head".to_string(),
         }
     }
 }
@@ -197,89 +234,163 @@ impl HeadError {
 async fn read_head<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Head, Vec<u8>), HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
-    let end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > HEAD_LIMIT {
-            return Err(HeadError::TooLarge);
-        }
+    loop {
         match r.read(&mut chunk).await {
             Ok(0) | Err(_) => return Err(HeadError::Closed),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
+        if let Some(parsed) = parse_head(&buf)? {
+            return Ok(parsed);
+        }
+        if buf.len() > HEAD_LIMIT {
+            return Err(HeadError::TooLarge);
+        }
+    }
+}
+
+/// The head and the bytes after it, `None` while incomplete. httparse does the parsing: no
+/// hand-rolled HTTP at the boundary an agent controls.
+fn parse_head(buf: &[u8]) -> Result<Option<(Head, Vec<u8>)>, HeadError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut fields);
+    let len = match request.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(e) => return Err(HeadError::Malformed(e.to_string())),
     };
-    if end + 4 > HEAD_LIMIT {
+    if len > HEAD_LIMIT {
         return Err(HeadError::TooLarge);
     }
-    let leftover = buf.split_off(end + 4);
-    let text = std::str::from_utf8(&buf[..end]).map_err(|_| HeadError::Malformed("not UTF-8"))?;
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().unwrap_or_default();
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(HeadError::Malformed("malformed request line"));
+    let (Some(method), Some(target)) = (request.method, request.path) else {
+        return Err(HeadError::Malformed("no request line".to_string()));
     };
-    if !version.starts_with("HTTP/1.") || method.is_empty() || !method.bytes().all(is_token) {
-        return Err(HeadError::Malformed("malformed request line"));
-    }
-    let headers: Vec<String> = lines.map(str::to_string).collect();
-    if headers.iter().any(|h| !h.contains(':') || h.contains('\n')) {
-        return Err(HeadError::Malformed("malformed header line"));
-    }
+    let headers = request
+        .headers
+        .iter()
+        .map(|h| (h.name.to_string(), h.value.to_vec()))
+        .collect();
     let head = Head {
         method: method.to_string(),
         target: target.to_string(),
         headers,
     };
-    Ok((head, leftover))
+    Ok(Some((head, buf[len..].to_vec())))
 }
 
-fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// `host[:port]`; a bracketed IPv6 literal is kept whole so the policy refuses it.
-fn parse_authority(
-    authority: &str,
-    default_port: Option<u16>,
-) -> Result<(String, u16, String), String> {
-    let bad = || format!("bad authority {authority:?}");
-    if authority.contains('@') {
-        return Err(format!("credentials in {authority:?} are not supported"));
-    }
-    let (host, port) = match authority.rfind(':') {
-        Some(i) if !authority[i..].contains(']') => {
-            let port = authority[i + 1..].parse::<u16>().map_err(|_| bad())?;
-            (&authority[..i], port)
-        }
-        _ => (authority, default_port.ok_or_else(bad)?),
-    };
-    if host.is_empty() {
-        return Err(bad());
-    }
-    Ok((host.to_string(), port, String::new()))
+/// CONNECT's `host:port`. A bracketed IPv6 literal is kept whole so the policy refuses it.
+fn parse_authority(target: &str) -> Result<Target, String> {
+    let authority: Authority = target
+        .parse()
+        .map_err(|_| format!("bad authority {:?}", shown(target)))?;
+    let (host, port) = host_and_port(&authority)?;
+    let port = port.ok_or_else(|| format!("CONNECT target {:?} has no port", shown(target)))?;
+    Ok(Target {
+        host,
+        port,
+        path: String::new(),
+    })
 }
 
 /// `http://host[:port]/path?query` → host, port, origin-form path.
-fn parse_absolute(uri: &str) -> Result<(String, u16, String), String> {
-    let lower = uri.get(..7).map(str::to_ascii_lowercase);
-    let Some(rest) = (lower.as_deref() == Some("http://")).then(|| &uri[7..]) else {
+fn parse_absolute(target: &str) -> Result<Target, String> {
+    let not_absolute = || {
+        format!(
+            "{:?} is not an absolute http:// URI (use CONNECT for https)",
+            shown(target)
+        )
+    };
+    let uri: Uri = target.parse().map_err(|_| not_absolute())?;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(not_absolute());
+    };
+    if !scheme.eq_ignore_ascii_case("http") {
+        return Err(not_absolute());
+    }
+    let (host, port) = host_and_port(authority)?;
+    let path = match uri.path_and_query().map(|pq| pq.as_str()) {
+        None | Some("") => "/".to_string(),
+        Some(p) if p.starts_with('/') => p.to_string(),
+        Some(p) => format!("/{p}"),
+    };
+    Ok(Target {
+        host,
+        port: port.unwrap_or(80),
+        path,
+    })
+}
+
+/// Host and port of an authority; user information (`allowed.example@10.0.0.1`) is refused,
+/// it is how one name is made to look like another.
+fn host_and_port(authority: &Authority) -> Result<(String, Option<u16>), String> {
+    let text = authority.as_str();
+    if text.contains('@') {
         return Err(format!(
-            "{uri:?} is not an absolute http:// URI (use CONNECT for https)"
+            "credentials in {:?} are not supported",
+            shown(text)
         ));
+    }
+    let host = authority.host();
+    if host.is_empty() {
+        return Err(format!("no host in {:?}", shown(text)));
+    }
+    // Not `Authority::port`: it reads an out-of-range port as no port at all.
+    let port = match text.strip_prefix(host) {
+        Some("") => None,
+        Some(rest) => Some(
+            rest.strip_prefix(':')
+                .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|p| p.parse::<u16>().ok())
+                .ok_or_else(|| format!("bad port in {:?}", shown(text)))?,
+        ),
+        None => return Err(format!("bad authority {:?}", shown(text))),
     };
-    let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(split);
-    let (host, port, _) = parse_authority(authority, Some(80))?;
-    let path = match path.split('#').next().unwrap_or_default() {
-        "" => "/".to_string(),
-        p if p.starts_with('?') => format!("/{p}"),
-        p => p.to_string(),
+    Ok((host.to_string(), port))
+}
+
+/// A Host header must name the target: a proxy that forwarded by one and checked the other
+/// would be fooled.
+fn check_host_header(headers: &[(String, Vec<u8>)], target: &Target) -> Result<(), String> {
+    let mut hosts = headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("host"));
+    let Some((_, value)) = hosts.next() else {
+        return Ok(());
     };
-    Ok((host, port, path))
+    if hosts.next().is_some() {
+        return Err("more than one Host header".to_string());
+    }
+    let value = String::from_utf8_lossy(value);
+    let mismatch = || {
+        format!(
+            "Host header {:?} does not match the request target {}:{}",
+            shown(&value),
+            target.host,
+            target.port
+        )
+    };
+    let authority: Authority = value.trim().parse().map_err(|_| mismatch())?;
+    let (host, port) = host_and_port(&authority).map_err(|_| mismatch())?;
+    let same_host = host
+        .trim_end_matches('.')
+        .eq_ignore_ascii_case(target.host.trim_end_matches('.'));
+    if !same_host || port.is_some_and(|p| p != target.port) {
+        return Err(mismatch());
+    }
+    Ok(())
+}
+
+/// Agent-chosen text as it appears in a log line or an answer: bounded.
+fn shown(text: &str) -> String {
+    const MAX: usize = 200;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// The request as the origin must see it: origin-form, our Host, no proxy headers, one shot.
@@ -289,16 +400,18 @@ fn origin_request(head: &Head, host: &str, port: u16, path: &str) -> Vec<u8> {
     } else {
         format!("{host}:{port}")
     };
-    let mut out = format!("{} {path} HTTP/1.1\r\nHost: {host_header}\r\n", head.method);
-    for line in &head.headers {
-        let name = line.split(':').next().unwrap_or_default().trim();
+    let mut out =
+        format!("{} {path} HTTP/1.1\r\nHost: {host_header}\r\n", head.method).into_bytes();
+    for (name, value) in &head.headers {
         if !HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
-            out.push_str(line);
-            out.push_str("\r\n");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
         }
     }
-    out.push_str("Connection: close\r\n\r\n");
-    out.into_bytes()
+    out.extend_from_slice(b"Connection: close\r\n\r\n");
+    out
 }
 
 async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, String> {
@@ -323,6 +436,23 @@ pub(crate) async fn respond<W: AsyncWrite + Unpin>(w: &mut W, status: &str, reas
     let _ = tokio::time::timeout(IDLE_TIMEOUT, async {
         w.write_all(response.as_bytes()).await?;
         w.shutdown().await
+    })
+    .await;
+}
+
+/// Reads what the client still sends, within bounds, so that closing with unread bytes (the
+/// rest of an oversized head) does not reset the connection before the client has read the
+/// answer: a lingering close (RFC 9112 §9.6).
+async fn linger<R: AsyncRead + Unpin>(r: &mut R) {
+    let mut buf = [0u8; 4096];
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while left > 0 {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
     })
     .await;
 }
@@ -357,41 +487,5 @@ async fn pipe(client: UnixStream, origin: TcpStream) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn absolute_uris_become_origin_form() {
-        let p = parse_absolute;
-        assert_eq!(
-            p("http://a.example.com/x?y"),
-            Ok(("a.example.com".into(), 80, "/x?y".into()))
-        );
-        assert_eq!(
-            p("HTTP://a.example.com"),
-            Ok(("a.example.com".into(), 80, "/".into()))
-        );
-        assert_eq!(
-            p("http://a.example.com:443?q"),
-            Ok(("a.example.com".into(), 443, "/?q".into()))
-        );
-        assert_eq!(p("http://[::1]:80/").map(|r| r.0), Ok("[::1]".into()));
-        assert!(p("https://a.example.com/").is_err());
-        assert!(p("/relative").is_err());
-        assert!(p("http://user@a.example.com/").is_err());
-        assert!(p("http://a.example.com:99999/").is_err());
-    }
-
-    #[test]
-    fn connect_targets_need_a_port() {
-        assert_eq!(
-            parse_authority("a.example.com:443", None),
-            Ok(("a.example.com".into(), 443, String::new()))
-        );
-        assert!(parse_authority("a.example.com", None).is_err());
-        assert_eq!(
-            parse_authority("[::1]:443", None).map(|r| r.0),
-            Ok("[::1]".into())
-        );
-    }
-}
+#[path = "conn_tests.rs"]
+mod tests;
