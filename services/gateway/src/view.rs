@@ -855,8 +855,8 @@ mod tests {
 
     #[test]
     fn the_log_stream_is_documented_as_its_three_values() {
-        let schema = serde_json::to_value(<LogLineView as utoipa::PartialSchema>::schema())
-            .unwrap();
+        let schema =
+            serde_json::to_value(<LogLineView as utoipa::PartialSchema>::schema()).unwrap();
         assert_eq!(
             schema["properties"]["stream"]["enum"],
             json!(["stdout", "stderr", "system"]),

@@ -46,7 +46,8 @@ pub enum Refusal {
     Internal {
         host: String,
         addr: IpAddr,
-        reason: Reason,
+        /// Boxed: the registry rows would make every `Result` of this type large.
+        reason: Box<Reason>,
     },
     #[error("{host} could not be resolved: {reason}")]
     Unresolved { host: String, reason: String },
@@ -109,6 +110,7 @@ impl EgressPolicy {
                 .iter()
                 .find_map(|a| special_purpose(a.ip()).map(|r| (a.ip(), r)))
         {
+            let reason = Box::new(reason);
             return Err(Refusal::Internal { host, addr, reason });
         }
         Ok((host, addrs))

@@ -205,21 +205,25 @@ async fn append_logs(
         return Ok(());
     }
     let first = row.log_seq - count + 1;
-    let rows = lines.into_iter().zip(streams).zip(first..).map(|((line, stream), seq)| {
-        let ts = line
-            .ts
-            .and_then(|t| {
-                DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
-            })
-            .unwrap_or_else(Utc::now);
-        execution_log::ActiveModel {
-            execution_id: Set(execution_id.to_string()),
-            seq: Set(seq),
-            stream: Set(stream.as_str().to_string()),
-            line: Set(line.line),
-            ts: Set(ts),
-        }
-    });
+    let rows = lines
+        .into_iter()
+        .zip(streams)
+        .zip(first..)
+        .map(|((line, stream), seq)| {
+            let ts = line
+                .ts
+                .and_then(|t| {
+                    DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+                })
+                .unwrap_or_else(Utc::now);
+            execution_log::ActiveModel {
+                execution_id: Set(execution_id.to_string()),
+                seq: Set(seq),
+                stream: Set(stream.as_str().to_string()),
+                line: Set(line.line),
+                ts: Set(ts),
+            }
+        });
     execution_log::Entity::insert_many(rows)
         .exec(&txn)
         .await
@@ -360,14 +364,21 @@ mod tests {
         let known = [line("stdout"), line("stderr"), line("system")];
         assert_eq!(
             streams_of(&known),
-            Ok(vec![LogStream::Stdout, LogStream::Stderr, LogStream::System])
+            Ok(vec![
+                LogStream::Stdout,
+                LogStream::Stderr,
+                LogStream::System
+            ])
         );
         // Before, anything but "stderr" was silently stored as stdout.
         for bad in ["", "STDERR", "platform", "system ", "stdin"] {
             let batch = [line("stdout"), line(bad)];
             let refused = streams_of(&batch).unwrap_err();
             assert_eq!(refused.code, ErrorCode::InvalidRequest, "{bad:?}");
-            assert!(refused.message.contains("unknown log stream"), "{refused:?}");
+            assert!(
+                refused.message.contains("unknown log stream"),
+                "{refused:?}"
+            );
         }
     }
 }
