@@ -6,6 +6,7 @@
 //! lands in the execution's log as a `system` line, which nothing the agent prints can be.
 
 mod conn;
+mod head;
 mod policy;
 mod special;
 
