@@ -4,7 +4,9 @@
 //! agree on what a failure means and how it is reported on each protocol.
 
 pub mod error;
+pub mod log_stream;
 pub mod role;
 
 pub use error::{Error, ErrorCode};
+pub use log_stream::LogStream;
 pub use role::Role;

@@ -19,8 +19,8 @@ use tracing::Instrument;
 
 use crate::drive::{Ended, decide, drive};
 use crate::egress::{self, EgressPolicy, EgressProxy};
-use crate::frames::Pump;
-use crate::{Error, Event, Images, Outcome, Runtime, Spec, Stream};
+use crate::frames::{Pipe, Pump};
+use crate::{Error, Event, Images, Outcome, Runtime, Spec};
 
 /// Seconds bollard waits for a response's headers.
 const REQUEST_TIMEOUT_SECS: u64 = 60;
@@ -185,9 +185,9 @@ impl DockerSandbox {
 
         let chunks = io.output.filter_map(|item| async move {
             match item {
-                Ok(LogOutput::StdErr { message }) => Some((Stream::Stderr, message)),
+                Ok(LogOutput::StdErr { message }) => Some((Pipe::Stderr, message)),
                 Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
-                    Some((Stream::Stdout, message))
+                    Some((Pipe::Stdout, message))
                 }
                 Ok(LogOutput::StdIn { .. }) => None,
                 Err(e) => {

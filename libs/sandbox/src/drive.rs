@@ -10,8 +10,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use crate::frames::{Pump, Terminal};
-use crate::{Outcome, Stream};
+use crate::Outcome;
+use crate::frames::{Pipe, Pump, Terminal};
 
 /// After the terminal frame the process should exit at once; give it this long.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -38,7 +38,7 @@ pub(crate) async fn drive<C, W, X>(
     cancel: &CancellationToken,
 ) -> Ended
 where
-    C: FuturesStream<Item = (Stream, Bytes)> + Unpin,
+    C: FuturesStream<Item = (Pipe, Bytes)> + Unpin,
     W: AsyncWrite + Unpin,
     X: Future<Output = ()>,
 {

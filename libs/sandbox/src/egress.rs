@@ -3,10 +3,12 @@
 //! The container keeps `--network=none`. This proxy listens on a Unix socket in a fresh host
 //! directory that is bind-mounted at `/run/frameos`; the runner inside pipes
 //! `127.0.0.1:3128` to it. Every request is checked against [`EgressPolicy`] and every decision
-//! lands in the execution's log.
+//! lands in the execution's log as a `system` line, which nothing the agent prints can be.
 
 mod conn;
+mod head;
 mod policy;
+mod special;
 
 pub(crate) use policy::is_valid_pattern;
 pub use policy::{EgressPolicy, Refusal, Resolver};
@@ -139,11 +141,9 @@ async fn serve(
         let (policy, log) = (policy.clone(), log.clone());
         conns.spawn(
             async move {
-                let (decision, tunnel) = conn::handle(stream, &policy).await;
+                let (decision, then) = conn::handle(stream, &policy).await;
                 log.record(&decision).await;
-                if let Some(tunnel) = tunnel
-                    && let Err(e) = tunnel.run().await
-                {
+                if let Err(e) = then.run().await {
                     tracing::debug!(error = %e, "egress tunnel ended with an error");
                 }
             }
@@ -224,12 +224,12 @@ impl Log {
         };
         let n = self.logged.fetch_add(1, Ordering::Relaxed);
         let line = match n {
-            n if n < LOG_LIMIT => format!("[frameos egress] {text}"),
-            LOG_LIMIT => "[frameos egress] further decisions are not logged".to_string(),
+            n if n < LOG_LIMIT => format!("egress {text}"),
+            LOG_LIMIT => format!("egress: decisions after the first {LOG_LIMIT} are not logged"),
             _ => return None,
         };
         Some(Event::Log {
-            stream: Stream::Stderr,
+            stream: Stream::System,
             line,
         })
     }

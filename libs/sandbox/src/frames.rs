@@ -1,6 +1,7 @@
 //! The in-container protocol. Each stdout line that is a frame
 //! (`{"frameos":1,"type":"log"|"progress"|"result"|"error",…}`) is decoded; any other stdout
-//! line is a plain stdout log line and every stderr line a stderr log line.
+//! line is a plain stdout log line and every stderr line a stderr log line. Whatever the agent
+//! writes becomes one of its own two streams, never a platform (`system`) line.
 
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -10,6 +11,24 @@ use crate::{Event, LINE_LIMIT_BYTES, OUTPUT_LIMIT_BYTES, Stream};
 /// A stdout line may carry a whole result frame, so it may grow past the log line limit.
 const FRAME_LINE_LIMIT: usize = OUTPUT_LIMIT_BYTES + LINE_LIMIT_BYTES;
 const RESULT_PREFIX: &[u8] = br#"{"frameos":1,"type":"result""#;
+
+/// The agent's two output pipes, and the only streams a log frame may name: a frame naming
+/// `system` does not parse and stays a plain stdout line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Pipe {
+    Stdout,
+    Stderr,
+}
+
+impl From<Pipe> for Stream {
+    fn from(pipe: Pipe) -> Stream {
+        match pipe {
+            Pipe::Stdout => Stream::Stdout,
+            Pipe::Stderr => Stream::Stderr,
+        }
+    }
+}
 
 /// How the agent said it ended: the first terminal frame wins.
 #[derive(Debug)]
@@ -30,7 +49,7 @@ struct Envelope {
 #[serde(tag = "type", rename_all = "lowercase")]
 enum Frame {
     Log {
-        stream: Stream,
+        stream: Pipe,
         line: String,
     },
     Progress {
@@ -146,30 +165,30 @@ impl Pump {
         self.terminal
     }
 
-    pub(crate) async fn feed(&mut self, stream: Stream, data: &[u8]) {
+    pub(crate) async fn feed(&mut self, pipe: Pipe, data: &[u8]) {
         let mut lines = Vec::new();
-        match stream {
-            Stream::Stdout => self.stdout.push(data, &mut lines),
-            Stream::Stderr => self.stderr.push(data, &mut lines),
+        match pipe {
+            Pipe::Stdout => self.stdout.push(data, &mut lines),
+            Pipe::Stderr => self.stderr.push(data, &mut lines),
         }
-        self.handle(stream, lines).await;
+        self.handle(pipe, lines).await;
     }
 
     /// Flushes unfinished last lines once the output has ended.
     pub(crate) async fn finish(&mut self) {
         let mut lines = Vec::new();
         self.stdout.finish(&mut lines);
-        self.handle(Stream::Stdout, lines).await;
+        self.handle(Pipe::Stdout, lines).await;
         let mut lines = Vec::new();
         self.stderr.finish(&mut lines);
-        self.handle(Stream::Stderr, lines).await;
+        self.handle(Pipe::Stderr, lines).await;
     }
 
-    async fn handle(&mut self, stream: Stream, lines: Vec<Line>) {
+    async fn handle(&mut self, pipe: Pipe, lines: Vec<Line>) {
         for line in lines {
-            match stream {
-                Stream::Stdout => self.stdout_line(line).await,
-                Stream::Stderr => self.log(Stream::Stderr, lossy_cut(&line.bytes)).await,
+            match pipe {
+                Pipe::Stdout => self.stdout_line(line).await,
+                Pipe::Stderr => self.log(Pipe::Stderr, lossy_cut(&line.bytes)).await,
             }
         }
     }
@@ -180,13 +199,13 @@ impl Pump {
             if self.terminal.is_none() && is_result_prefix(&line.bytes) {
                 self.terminal = Some(Terminal::OutputTooLarge);
             } else {
-                self.log(Stream::Stdout, lossy_cut(&line.bytes)).await;
+                self.log(Pipe::Stdout, lossy_cut(&line.bytes)).await;
             }
             return;
         }
         let frame = match parse(&line.bytes) {
             Some(frame) => frame,
-            None => return self.log(Stream::Stdout, lossy_cut(&line.bytes)).await,
+            None => return self.log(Pipe::Stdout, lossy_cut(&line.bytes)).await,
         };
         match frame {
             Frame::Log { stream, line } => self.log(stream, cut_str(line)).await,
@@ -225,8 +244,9 @@ impl Pump {
         }
     }
 
-    async fn log(&mut self, stream: Stream, line: String) {
+    async fn log(&mut self, pipe: Pipe, line: String) {
         if self.spend(line.len() as u64).await {
+            let stream = pipe.into();
             self.send(Event::Log { stream, line }).await;
         }
     }
@@ -239,11 +259,11 @@ impl Pump {
         if self.log_bytes.saturating_add(bytes) > self.log_limit {
             self.capped = true;
             let line = format!(
-                "[frameos] log limit of {} bytes reached; further output dropped",
+                "log limit of {} bytes reached; further output dropped",
                 self.log_limit
             );
             self.send(Event::Log {
-                stream: Stream::Stderr,
+                stream: Stream::System,
                 line,
             })
             .await;

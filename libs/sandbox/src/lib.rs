@@ -13,6 +13,9 @@ mod local;
 
 pub use docker::DockerSandbox;
 pub use egress::{EgressPolicy, EgressProxy, Refusal, Resolver};
+/// Who wrote a log line: the agent (`Stdout`, `Stderr`) or the platform (`System`). What the
+/// agent writes can only ever become one of its own two streams (see `frames::Pipe`).
+pub use frameos_core::LogStream as Stream;
 pub use local::LocalSandbox;
 
 use std::path::PathBuf;
@@ -169,22 +172,6 @@ impl Spec {
             return Err(Error::InvalidSpec(format!("bad allowed domain {bad:?}")));
         }
         Ok(())
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-impl Stream {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
     }
 }
 

@@ -11,8 +11,8 @@ use tokio_util::io::ReaderStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::drive::{Ended, decide, drive};
-use crate::frames::Pump;
-use crate::{Error, Event, Outcome, Runtime, Spec, Stream};
+use crate::frames::{Pipe, Pump};
+use crate::{Error, Event, Outcome, Runtime, Spec};
 
 const NOT_ISOLATED: &str = "NOT ISOLATED — development only: agents run as local processes";
 
@@ -91,10 +91,10 @@ impl LocalSandbox {
                 source: std::io::Error::other("stdio pipes missing"),
             });
         };
-        let tagged = |stream: Stream| {
+        let tagged = |pipe: Pipe| {
             move |item: std::io::Result<bytes::Bytes>| async move {
                 match item {
-                    Ok(data) => Some((stream, data)),
+                    Ok(data) => Some((pipe, data)),
                     Err(e) => {
                         tracing::warn!(error = %e, "reading agent output failed");
                         None
@@ -103,8 +103,8 @@ impl LocalSandbox {
             }
         };
         let chunks = futures::stream::select(
-            ReaderStream::new(stdout).filter_map(tagged(Stream::Stdout)),
-            ReaderStream::new(stderr).filter_map(tagged(Stream::Stderr)),
+            ReaderStream::new(stdout).filter_map(tagged(Pipe::Stdout)),
+            ReaderStream::new(stderr).filter_map(tagged(Pipe::Stderr)),
         );
         let mut pump = Pump::new(events, spec.log_limit_bytes);
         let mut status = None;

@@ -44,11 +44,9 @@ def run(inputs, ctx):
     }
 "#;
 
+/// The platform's lines: every one of them here is an egress decision.
 fn egress_lines(events: &[frameos_sandbox::Event]) -> Vec<String> {
-    logs(events)
-        .into_iter()
-        .filter(|l| l.starts_with("[frameos egress] "))
-        .collect()
+    system_lines(events)
 }
 
 /// No directory of this execution is left behind.
@@ -103,17 +101,16 @@ async fn python_urllib_goes_through_the_proxy_and_the_policy_applies() {
     let lines = egress_lines(&events);
     assert_eq!(lines.len(), 4, "{lines:?}");
     assert!(
-        lines[0].starts_with(
-            "[frameos egress] failed GET example.com:80: example.com could not be resolved"
-        ) || lines[0] == "[frameos egress] allowed GET example.com:80",
+        lines[0].starts_with("egress failed GET example.com:80: example.com could not be resolved")
+            || lines[0] == "egress allowed GET example.com:80",
         "{lines:?}"
     );
     assert_eq!(
         lines[1..],
         [
-            "[frameos egress] refused GET not-allowed.test:80: not-allowed.test is not on this agent's allow-list",
-            "[frameos egress] refused CONNECT not-allowed.test:443: not-allowed.test is not on this agent's allow-list",
-            "[frameos egress] refused GET 169.254.169.254:80: \"169.254.169.254\" is an IP address; only allow-listed host names are reachable",
+            "egress refused GET not-allowed.test:80: not-allowed.test is not on this agent's allow-list",
+            "egress refused CONNECT not-allowed.test:443: not-allowed.test is not on this agent's allow-list",
+            "egress refused GET 169.254.169.254:80: \"169.254.169.254\" is an IP address; only allow-listed host names are reachable",
         ]
     );
     assert_no_egress_dir(&id);

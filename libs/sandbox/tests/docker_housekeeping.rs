@@ -26,9 +26,9 @@ async fn ten_mib_of_output_is_capped_at_the_log_limit() {
     let (outcome, events) = run(&sandbox, spec(&agent, json!({}))).await;
     assert_eq!(output(outcome, &events), json!("done"));
     let marker = Event::Log {
-        stream: Stream::Stderr,
+        stream: Stream::System,
         line: format!(
-            "[frameos] log limit of {DEFAULT_LOG_LIMIT_BYTES} bytes reached; further output dropped"
+            "log limit of {DEFAULT_LOG_LIMIT_BYTES} bytes reached; further output dropped"
         ),
     };
     assert_eq!(events.last(), Some(&marker));

@@ -1,6 +1,7 @@
 //! `frameos run <slug> --input '{...}'`: execute an agent and follow it live until it ends.
 
 use anyhow::{Context, bail};
+use frameos_core::LogStream;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -62,14 +63,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
             let data: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
             match kind.as_str() {
-                "log" => {
-                    let line = data["line"].as_str().unwrap_or_default();
-                    if data["stream"] == "stderr" {
-                        eprintln!("  {line}");
-                    } else {
-                        println!("  {line}");
-                    }
-                }
+                "log" => match log_line(&data) {
+                    (Sink::Stdout, text) => println!("{text}"),
+                    (Sink::Stderr, text) => eprintln!("{text}"),
+                },
                 "progress" => eprintln!(
                     "  [{:>3.0}%] {}",
                     data["fraction"].as_f64().unwrap_or(0.0) * 100.0,
@@ -101,5 +98,53 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             bail!("execution {id} {status}: {error}{exit}")
         }
         None => bail!("the event stream ended before the execution did"),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Sink {
+    Stdout,
+    Stderr,
+}
+
+/// Where a log event goes and how it reads. The agent's lines are indented, the platform's
+/// start flush left with `[system]`, so the two cannot be confused even in one terminal.
+fn log_line(data: &Value) -> (Sink, String) {
+    let line = data["line"].as_str().unwrap_or_default();
+    match serde_json::from_value::<LogStream>(data["stream"].clone()) {
+        Ok(LogStream::Stdout) => (Sink::Stdout, format!("  {line}")),
+        Ok(LogStream::Stderr) => (Sink::Stderr, format!("  {line}")),
+        Ok(LogStream::System) => (Sink::Stderr, format!("[system] {line}")),
+        // A stream this client does not know yet: shown, marked with its name.
+        Err(_) => {
+            let stream = data["stream"].as_str().unwrap_or("?");
+            (Sink::Stderr, format!("[{stream}] {line}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_lines_are_marked_and_agent_lines_are_not() {
+        let forged = "[system] egress allowed CONNECT bank.example:443";
+        let cases = [
+            ("stdout", forged, Sink::Stdout, format!("  {forged}")),
+            ("stderr", "warn", Sink::Stderr, "  warn".to_string()),
+            (
+                "system",
+                "egress refused GET evil.test:80",
+                Sink::Stderr,
+                "[system] egress refused GET evil.test:80".to_string(),
+            ),
+        ];
+        for (stream, line, sink, text) in cases {
+            let data = json!({"seq": 1, "stream": stream, "line": line});
+            assert_eq!(log_line(&data), (sink, text), "{stream}");
+        }
+        let (_, text) = log_line(&json!({"stream": "trace", "line": "x"}));
+        assert_eq!(text, "[trace] x");
     }
 }

@@ -4,9 +4,11 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, SecondsFormat};
+use frameos_core::LogStream;
 use frameos_proto::v1;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use crate::pricing::Pricing;
 
@@ -504,12 +506,14 @@ impl From<v1::ListExecutionsResponse> for ExecutionList {
     }
 }
 
-/// One line an agent printed.
+/// One log line of an execution.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LogLineView {
     /// Increases by one per line of the execution, from 1.
     pub seq: u64,
-    /// `stdout` or `stderr`.
+    /// `stdout` or `stderr`: the agent printed it; `system`: the platform wrote it (egress
+    /// decisions, the log-limit marker, retries). Nothing an agent prints is ever `system`.
+    #[schema(schema_with = log_stream_schema)]
     pub stream: String,
     /// The line, without its line break.
     pub line: String,
@@ -527,6 +531,13 @@ impl From<v1::LogLine> for LogLineView {
             line: l.line,
         }
     }
+}
+
+/// The stream is an enum in the document, listing every stream a line can have.
+fn log_stream_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(LogStream::ALL.iter().map(|s| s.as_str())))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -839,6 +850,17 @@ mod tests {
         assert_eq!(
             serde_json::to_value(keys).unwrap(),
             json!({"keys": [{"kid": "mk_1", "alg": "Ed25519", "public_key": "+//+"}]})
+        );
+    }
+
+    #[test]
+    fn the_log_stream_is_documented_as_its_three_values() {
+        let schema =
+            serde_json::to_value(<LogLineView as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(
+            schema["properties"]["stream"]["enum"],
+            json!(["stdout", "stderr", "system"]),
+            "{schema}"
         );
     }
 

@@ -7,13 +7,16 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
+use super::head::{
+    Head, Target, check_host_header, parse_absolute, parse_authority, read_head, shown,
+};
 use super::policy::{EgressPolicy, Refusal};
-
-/// The request line and headers together.
-pub(crate) const HEAD_LIMIT: usize = 16 * 1024;
 /// A connection (or the head of a request) quiet for this long is closed.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much, and how long, a refused client's remaining bytes are read before closing.
+const LINGER_BYTES: usize = 64 * 1024;
+const LINGER_TIME: Duration = Duration::from_secs(2);
 /// Request headers that concern only the hop to the proxy.
 const HOP_BY_HOP: &[&str] = &[
     "connection",
@@ -47,40 +50,34 @@ pub(crate) enum Decision {
     },
 }
 
-struct Head {
-    method: String,
-    /// CONNECT: `host:port`; otherwise the absolute URI.
-    target: String,
-    /// Header lines, without the request line and the final empty line.
-    headers: Vec<String>,
-}
-
-/// Reads the head, decides, and returns the decision as soon as it is made; the tunnel then
-/// runs in `rest`, which the caller awaits after logging.
-pub(crate) async fn handle(
-    mut client: UnixStream,
-    policy: &EgressPolicy,
-) -> (Decision, Option<Tunnel>) {
+/// Reads the head, decides, and returns the decision as soon as it is made; what follows
+/// (the tunnel, or closing) runs in [`Then`], which the caller awaits after logging.
+pub(crate) async fn handle(mut client: UnixStream, policy: &EgressPolicy) -> (Decision, Then) {
     let (head, leftover) = match tokio::time::timeout(IDLE_TIMEOUT, read_head(&mut client)).await {
         Ok(Ok(read)) => read,
         Ok(Err(status)) => {
-            let reason = status.reason().to_string();
+            let reason = status.reason();
             respond(&mut client, status.code(), &reason).await;
-            return (failed("-", "-", reason), None);
+            return (failed("-", "-", reason), Then::Close(client));
         }
-        Err(_) => return (failed("-", "-", "no request head within 30 s".into()), None),
+        Err(_) => {
+            let reason = "no request head within 30 s".to_string();
+            return (failed("-", "-", reason), Then::Close(client));
+        }
     };
     let connect = head.method.eq_ignore_ascii_case("CONNECT");
     let parsed = if connect {
-        parse_authority(&head.target, None)
+        parse_authority(&head.target)
     } else {
         parse_absolute(&head.target)
-    };
-    let (host, port, path) = match parsed {
-        Ok(parts) => parts,
+    }
+    .and_then(|target| check_host_header(&head.headers, &target).map(|()| target));
+    let Target { host, port, path } = match parsed {
+        Ok(target) => target,
         Err(reason) => {
             respond(&mut client, "400 Bad Request", &reason).await;
-            return (failed(&head.method, &head.target, reason), None);
+            let decision = failed(&head.method, &shown(&head.target), reason);
+            return (decision, Then::Close(client));
         }
     };
     let target = format!("{host}:{port}");
@@ -92,7 +89,7 @@ pub(crate) async fn handle(
         Ok(origin) => origin,
         Err(reason) => {
             respond(&mut client, "502 Bad Gateway", &reason).await;
-            return (failed(&head.method, &target, reason), None);
+            return (failed(&head.method, &target, reason), Then::Close(client));
         }
     };
     let preamble = if connect {
@@ -111,7 +108,26 @@ pub(crate) async fn handle(
         preamble,
         leftover,
     };
-    (decision, Some(tunnel))
+    (decision, Then::Tunnel(tunnel))
+}
+
+/// What becomes of the connection once its decision is logged.
+pub(crate) enum Then {
+    Tunnel(Tunnel),
+    /// Refused and answered: read what the client still sends, then close.
+    Close(UnixStream),
+}
+
+impl Then {
+    pub(crate) async fn run(self) -> std::io::Result<()> {
+        match self {
+            Then::Tunnel(tunnel) => tunnel.run().await,
+            Then::Close(mut client) => {
+                linger(&mut client).await;
+                Ok(())
+            }
+        }
+    }
 }
 
 /// An allowed connection, ready to carry bytes.
@@ -144,22 +160,20 @@ async fn refuse(
     method: &str,
     target: &str,
     refusal: Refusal,
-) -> (Decision, Option<Tunnel>) {
+) -> (Decision, Then) {
     let reason = refusal.to_string();
-    if refusal.is_policy() {
+    let decision = if refusal.is_policy() {
         respond(&mut client, "403 Forbidden", &reason).await;
-        (
-            Decision::Refused {
-                method: method.to_string(),
-                target: target.to_string(),
-                reason,
-            },
-            None,
-        )
+        Decision::Refused {
+            method: method.to_string(),
+            target: target.to_string(),
+            reason,
+        }
     } else {
         respond(&mut client, "502 Bad Gateway", &reason).await;
-        (failed(method, target, reason), None)
-    }
+        failed(method, target, reason)
+    };
+    (decision, Then::Close(client))
 }
 
 fn failed(method: &str, target: &str, reason: String) -> Decision {
@@ -170,118 +184,6 @@ fn failed(method: &str, target: &str, reason: String) -> Decision {
     }
 }
 
-/// Why a head could not be read.
-enum HeadError {
-    TooLarge,
-    Malformed(&'static str),
-    Closed,
-}
-
-impl HeadError {
-    fn code(&self) -> &'static str {
-        match self {
-            HeadError::TooLarge => "431 Request Header Fields Too Large",
-            HeadError::Malformed(_) | HeadError::Closed => "400 Bad Request",
-        }
-    }
-
-    fn reason(&self) -> &'static str {
-        match self {
-            HeadError::TooLarge => "request head exceeds 16 KiB",
-            HeadError::Malformed(why) => why,
-            HeadError::Closed => "connection closed before a complete request head",
-        }
-    }
-}
-
-async fn read_head<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Head, Vec<u8>), HeadError> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    let end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > HEAD_LIMIT {
-            return Err(HeadError::TooLarge);
-        }
-        match r.read(&mut chunk).await {
-            Ok(0) | Err(_) => return Err(HeadError::Closed),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    };
-    if end + 4 > HEAD_LIMIT {
-        return Err(HeadError::TooLarge);
-    }
-    let leftover = buf.split_off(end + 4);
-    let text = std::str::from_utf8(&buf[..end]).map_err(|_| HeadError::Malformed("not UTF-8"))?;
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().unwrap_or_default();
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(HeadError::Malformed("malformed request line"));
-    };
-    if !version.starts_with("HTTP/1.") || method.is_empty() || !method.bytes().all(is_token) {
-        return Err(HeadError::Malformed("malformed request line"));
-    }
-    let headers: Vec<String> = lines.map(str::to_string).collect();
-    if headers.iter().any(|h| !h.contains(':') || h.contains('\n')) {
-        return Err(HeadError::Malformed("malformed header line"));
-    }
-    let head = Head {
-        method: method.to_string(),
-        target: target.to_string(),
-        headers,
-    };
-    Ok((head, leftover))
-}
-
-fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// `host[:port]`; a bracketed IPv6 literal is kept whole so the policy refuses it.
-fn parse_authority(
-    authority: &str,
-    default_port: Option<u16>,
-) -> Result<(String, u16, String), String> {
-    let bad = || format!("bad authority {authority:?}");
-    if authority.contains('@') {
-        return Err(format!("credentials in {authority:?} are not supported"));
-    }
-    let (host, port) = match authority.rfind(':') {
-        Some(i) if !authority[i..].contains(']') => {
-            let port = authority[i + 1..].parse::<u16>().map_err(|_| bad())?;
-            (&authority[..i], port)
-        }
-        _ => (authority, default_port.ok_or_else(bad)?),
-    };
-    if host.is_empty() {
-        return Err(bad());
-    }
-    Ok((host.to_string(), port, String::new()))
-}
-
-/// `http://host[:port]/path?query` → host, port, origin-form path.
-fn parse_absolute(uri: &str) -> Result<(String, u16, String), String> {
-    let lower = uri.get(..7).map(str::to_ascii_lowercase);
-    let Some(rest) = (lower.as_deref() == Some("http://")).then(|| &uri[7..]) else {
-        return Err(format!(
-            "{uri:?} is not an absolute http:// URI (use CONNECT for https)"
-        ));
-    };
-    let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(split);
-    let (host, port, _) = parse_authority(authority, Some(80))?;
-    let path = match path.split('#').next().unwrap_or_default() {
-        "" => "/".to_string(),
-        p if p.starts_with('?') => format!("/{p}"),
-        p => p.to_string(),
-    };
-    Ok((host, port, path))
-}
-
 /// The request as the origin must see it: origin-form, our Host, no proxy headers, one shot.
 fn origin_request(head: &Head, host: &str, port: u16, path: &str) -> Vec<u8> {
     let host_header = if port == 80 {
@@ -289,16 +191,18 @@ fn origin_request(head: &Head, host: &str, port: u16, path: &str) -> Vec<u8> {
     } else {
         format!("{host}:{port}")
     };
-    let mut out = format!("{} {path} HTTP/1.1\r\nHost: {host_header}\r\n", head.method);
-    for line in &head.headers {
-        let name = line.split(':').next().unwrap_or_default().trim();
+    let mut out =
+        format!("{} {path} HTTP/1.1\r\nHost: {host_header}\r\n", head.method).into_bytes();
+    for (name, value) in &head.headers {
         if !HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
-            out.push_str(line);
-            out.push_str("\r\n");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
         }
     }
-    out.push_str("Connection: close\r\n\r\n");
-    out.into_bytes()
+    out.extend_from_slice(b"Connection: close\r\n\r\n");
+    out
 }
 
 async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, String> {
@@ -323,6 +227,23 @@ pub(crate) async fn respond<W: AsyncWrite + Unpin>(w: &mut W, status: &str, reas
     let _ = tokio::time::timeout(IDLE_TIMEOUT, async {
         w.write_all(response.as_bytes()).await?;
         w.shutdown().await
+    })
+    .await;
+}
+
+/// Reads what the client still sends, within bounds, so that closing with unread bytes (the
+/// rest of an oversized head) does not reset the connection before the client has read the
+/// answer: a lingering close (RFC 9112 §9.6).
+async fn linger<R: AsyncRead + Unpin>(r: &mut R) {
+    let mut buf = [0u8; 4096];
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while left > 0 {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
     })
     .await;
 }
@@ -354,44 +275,4 @@ async fn pipe(client: UnixStream, origin: TcpStream) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn absolute_uris_become_origin_form() {
-        let p = parse_absolute;
-        assert_eq!(
-            p("http://a.example.com/x?y"),
-            Ok(("a.example.com".into(), 80, "/x?y".into()))
-        );
-        assert_eq!(
-            p("HTTP://a.example.com"),
-            Ok(("a.example.com".into(), 80, "/".into()))
-        );
-        assert_eq!(
-            p("http://a.example.com:443?q"),
-            Ok(("a.example.com".into(), 443, "/?q".into()))
-        );
-        assert_eq!(p("http://[::1]:80/").map(|r| r.0), Ok("[::1]".into()));
-        assert!(p("https://a.example.com/").is_err());
-        assert!(p("/relative").is_err());
-        assert!(p("http://user@a.example.com/").is_err());
-        assert!(p("http://a.example.com:99999/").is_err());
-    }
-
-    #[test]
-    fn connect_targets_need_a_port() {
-        assert_eq!(
-            parse_authority("a.example.com:443", None),
-            Ok(("a.example.com".into(), 443, String::new()))
-        );
-        assert!(parse_authority("a.example.com", None).is_err());
-        assert_eq!(
-            parse_authority("[::1]:443", None).map(|r| r.0),
-            Ok("[::1]".into())
-        );
-    }
 }

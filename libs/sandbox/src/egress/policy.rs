@@ -2,8 +2,10 @@
 //! refused when any address is internal (as Stripe's Smokescreen does).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+
+use super::special::{Reason, special_purpose};
 
 /// A name that takes longer to resolve is treated as unresolvable.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,8 +40,15 @@ pub enum Refusal {
     NotAllowed(String),
     #[error("port {0} is not allowed (only 80 and 443)")]
     Port(u16),
-    #[error("{host} resolves to the internal address {addr}")]
-    Internal { host: String, addr: IpAddr },
+    #[error("{0} names this machine")]
+    LocalName(String),
+    #[error("{host} resolves to the internal address {addr} ({reason})")]
+    Internal {
+        host: String,
+        addr: IpAddr,
+        /// Boxed: the registry rows would make every `Result` of this type large.
+        reason: Box<Reason>,
+    },
     #[error("{host} could not be resolved: {reason}")]
     Unresolved { host: String, reason: String },
 }
@@ -79,6 +88,9 @@ impl EgressPolicy {
         if !is_dns_name(&host) {
             return Err(Refusal::BadHost(host));
         }
+        if is_local_name(&host) {
+            return Err(Refusal::LocalName(host));
+        }
         if !self.allow_domains.iter().any(|p| matches(p, &host)) {
             return Err(Refusal::NotAllowed(host));
         }
@@ -94,12 +106,12 @@ impl EgressPolicy {
         let host = self.check_name(host, port)?;
         let addrs = self.resolve(&host, port).await?;
         if !self.allow_private
-            && let Some(bad) = addrs.iter().find(|a| is_internal(a.ip()))
+            && let Some((addr, reason)) = addrs
+                .iter()
+                .find_map(|a| special_purpose(a.ip()).map(|r| (a.ip(), r)))
         {
-            return Err(Refusal::Internal {
-                host,
-                addr: bad.ip(),
-            });
+            let reason = Box::new(reason);
+            return Err(Refusal::Internal { host, addr, reason });
         }
         Ok((host, addrs))
     }
@@ -178,61 +190,9 @@ fn is_dns_name(host: &str) -> bool {
         })
 }
 
-/// Loopback, private, link-local (incl. cloud metadata), CGNAT, multicast, reserved and the
-/// like: nothing an agent may reach. IPv6 forms that embed an IPv4 address are judged by it.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_internal_v4(v4),
-        IpAddr::V6(v6) => is_internal_v6(v6),
-    }
-}
-
-fn is_internal_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    a == 0                                      // "this network", incl. unspecified
-        || a == 10                              // RFC 1918
-        || a == 127                             // loopback
-        || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
-        || (a == 169 && b == 254)               // link-local, metadata 169.254.169.254
-        || (a == 172 && (16..32).contains(&b))  // RFC 1918
-        || (a == 192 && b == 168)               // RFC 1918
-        || (a == 192 && b == 0 && c == 0)       // IETF protocol assignments
-        || (a == 198 && (b == 18 || b == 19))   // benchmarking
-        || a >= 224 // multicast, reserved, broadcast
-}
-
-fn is_internal_v6(ip: Ipv6Addr) -> bool {
-    let seg = ip.segments();
-    if let Some(v4) = embedded_v4(ip) {
-        return is_internal_v4(v4);
-    }
-    ip.is_unspecified()
-        || ip.is_loopback()
-        || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
-        || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
-        || (seg[0] & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
-        || (seg[0] & 0xff00) == 0xff00 // multicast
-}
-
-/// The IPv4 address inside IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d, not ::
-/// or ::1), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) addresses.
-fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
-    let seg = ip.segments();
-    let o = ip.octets();
-    let low = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return Some(v4);
-    }
-    if seg[..6] == [0; 6] && !ip.is_unspecified() && !ip.is_loopback() {
-        return Some(low);
-    }
-    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        return Some(low);
-    }
-    if seg[0] == 0x2002 {
-        return Some(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
-    }
-    None
+/// `localhost` and its subdomains always mean this machine (RFC 6761), whatever a resolver says.
+fn is_local_name(host: &str) -> bool {
+    host == "localhost" || host.ends_with(".localhost")
 }
 
 #[cfg(test)]
@@ -309,50 +269,19 @@ mod tests {
     }
 
     #[test]
-    fn internal_ranges_are_refused() {
-        for ip in [
-            "0.0.0.0",
-            "10.1.2.3",
-            "100.64.0.1",
-            "100.127.255.255",
-            "127.0.0.1",
-            "127.255.0.1",
-            "169.254.169.254",
-            "172.16.0.1",
-            "172.31.255.255",
-            "192.168.1.1",
-            "192.0.0.8",
-            "198.18.0.1",
-            "224.0.0.1",
-            "239.255.255.250",
-            "255.255.255.255",
-            "::",
-            "::1",
-            "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254",
-            "::ffff:10.0.0.1",
-            "::127.0.0.1",
-            "64:ff9b::a9fe:a9fe",
-            "2002:7f00:1::",
-            "fc00::1",
-            "fd12:3456::1",
-            "fe80::1",
-            "ff02::1",
-        ] {
-            let addr: IpAddr = ip.parse().unwrap();
-            assert!(is_internal(addr), "{ip} should be internal");
+    fn names_of_this_machine_are_refused_even_when_allow_listed() {
+        let p = EgressPolicy::new(&["localhost".to_string(), "*.localhost".to_string()]);
+        for name in ["localhost", "LOCALHOST.", "a.localhost", "a.b.localhost."] {
+            assert!(
+                matches!(p.check_name(name, 443), Err(Refusal::LocalName(_))),
+                "{name}"
+            );
         }
-        for ip in [
-            "93.184.216.34",
-            "1.1.1.1",
-            "100.128.0.1",
-            "172.32.0.1",
-            "2606:2800:220:1::1",
-            "::ffff:93.184.216.34",
-        ] {
-            let addr: IpAddr = ip.parse().unwrap();
-            assert!(!is_internal(addr), "{ip} should be public");
-        }
+        // Only the label itself, not names that merely end in it.
+        assert!(matches!(
+            p.check_name("notlocalhost", 443),
+            Err(Refusal::NotAllowed(_))
+        ));
     }
 
     #[tokio::test]
@@ -369,7 +298,11 @@ mod tests {
         assert_eq!(host, "api.example.com");
         assert_eq!(addrs, vec!["93.184.216.34:443".parse().unwrap()]);
         let refused = p.check("a.example.org", 443).await.unwrap_err();
-        assert!(matches!(refused, Refusal::Internal { .. }), "{refused}");
+        assert_eq!(
+            refused.to_string(),
+            "a.example.org resolves to the internal address 169.254.169.254 \
+             (link local 169.254.0.0/16)"
+        );
         let unresolved = p.check("b.example.org", 443).await.unwrap_err();
         assert!(!unresolved.is_policy(), "{unresolved}");
     }

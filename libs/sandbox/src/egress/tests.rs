@@ -84,7 +84,7 @@ async fn request(proxy: &EgressProxy, raw: &str) -> String {
 fn drain(events: &mut mpsc::Receiver<Event>) -> Vec<String> {
     let mut lines = Vec::new();
     while let Ok(Event::Log { stream, line }) = events.try_recv() {
-        assert_eq!(stream, Stream::Stderr);
+        assert_eq!(stream, Stream::System);
         lines.push(line);
     }
     lines
@@ -110,7 +110,7 @@ async fn connect_tunnels_to_an_allowed_name() {
     f.proxy.stop().await;
     assert_eq!(
         drain(&mut f.events),
-        ["[frameos egress] allowed CONNECT echo.test:443"]
+        ["egress allowed CONNECT echo.test:443"]
     );
 }
 
@@ -120,7 +120,7 @@ async fn plain_http_is_forwarded_in_origin_form() {
     let mut f = start(&[("api.web.test", web)], true).await;
     let response = request(
         &f.proxy,
-        "GET http://api.web.test/hello?x=1 HTTP/1.1\r\nHost: evil.test\r\n\
+        "GET http://api.web.test/hello?x=1 HTTP/1.1\r\nHost: API.web.test\r\n\
          Proxy-Connection: keep-alive\r\nAccept: */*\r\n\r\n",
     )
     .await;
@@ -131,10 +131,7 @@ async fn plain_http_is_forwarded_in_origin_form() {
         "GET /hello?x=1 HTTP/1.1\r\nHost: api.web.test\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     );
     f.proxy.stop().await;
-    assert_eq!(
-        drain(&mut f.events),
-        ["[frameos egress] allowed GET api.web.test:80"]
-    );
+    assert_eq!(drain(&mut f.events), ["egress allowed GET api.web.test:80"]);
 }
 
 #[tokio::test]
@@ -159,6 +156,10 @@ async fn refusals_answer_403_with_the_reason() {
         ),
         ("CONNECT echo.test:22 HTTP/1.1\r\n\r\n", "port 22"),
         (
+            "CONNECT a.localhost:443 HTTP/1.1\r\n\r\n",
+            "a.localhost names this machine",
+        ),
+        (
             "CONNECT echo.test:443 HTTP/1.1\r\n\r\n",
             "internal address 127.0.0.1",
         ),
@@ -181,16 +182,32 @@ async fn refusals_answer_403_with_the_reason() {
     );
     let huge = request(&f.proxy, &huge).await;
     assert!(huge.starts_with("HTTP/1.1 431 "), "{huge}");
+    // The Host header names an internal address the allow-listed target does not.
+    let mismatch = request(
+        &f.proxy,
+        "CONNECT echo.test:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n",
+    )
+    .await;
+    assert!(mismatch.starts_with("HTTP/1.1 400 "), "{mismatch}");
+    assert!(mismatch.contains("does not match"), "{mismatch}");
     f.proxy.stop().await;
     let lines = drain(&mut f.events);
-    assert_eq!(lines.len(), cases.len() + 3, "{lines:?}");
+    assert_eq!(lines.len(), cases.len() + 4, "{lines:?}");
     assert_eq!(
         lines[0],
-        "[frameos egress] refused CONNECT evil.test:443: evil.test is not on this agent's allow-list"
+        "egress refused CONNECT evil.test:443: evil.test is not on this agent's allow-list"
     );
-    assert!(lines[6].starts_with("[frameos egress] refused CONNECT echo.test:443: echo.test resolves to the internal address 127.0.0.1"));
+    assert_eq!(
+        lines[7],
+        "egress refused CONNECT echo.test:443: echo.test resolves to the internal address \
+         127.0.0.1 (loopback 127.0.0.0/8)"
+    );
     assert!(
-        lines[8].starts_with("[frameos egress] failed CONNECT nowhere.web.test:443:"),
+        lines[9].starts_with("egress failed CONNECT nowhere.web.test:443:"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[11].starts_with("egress failed CONNECT echo.test:443: Host header"),
         "{lines:?}"
     );
 }
@@ -221,7 +238,7 @@ async fn connections_are_bounded_and_stop_removes_everything() {
     assert_eq!(idle[0].read(&mut buf).await.unwrap_or(0), 0);
     assert_eq!(
         drain(&mut f.events),
-        ["[frameos egress] failed - -: more than 16 concurrent connections"]
+        ["egress failed - -: more than 16 concurrent connections"]
     );
 }
 

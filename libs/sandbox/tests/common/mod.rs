@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptionsBuilder;
-use frameos_sandbox::{Event, Images, Outcome, Runtime, Sandbox, Spec};
+use frameos_sandbox::{Event, Images, Outcome, Runtime, Sandbox, Spec, Stream};
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -128,6 +128,20 @@ pub fn logs(events: &[Event]) -> Vec<String> {
         .filter_map(|e| match e {
             Event::Log { line, .. } => Some(line.clone()),
             Event::Progress { .. } => None,
+        })
+        .collect()
+}
+
+/// The lines the platform wrote (`system`), never anything the agent printed.
+pub fn system_lines(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Log {
+                stream: Stream::System,
+                line,
+            } => Some(line.clone()),
+            _ => None,
         })
         .collect()
 }

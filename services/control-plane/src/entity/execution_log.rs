@@ -7,6 +7,7 @@ pub struct Model {
     pub execution_id: String,
     #[sea_orm(primary_key, auto_increment = false)]
     pub seq: i64,
+    /// A `frameos_core::LogStream`, checked when the line is recorded.
     pub stream: String,
     pub line: String,
     pub ts: DateTimeUtc,

@@ -3,7 +3,7 @@
 //! node to stop when the user cancels.
 
 use chrono::{DateTime, Utc};
-use frameos_core::{Error, ErrorCode};
+use frameos_core::{Error, ErrorCode, LogStream};
 use frameos_proto::status::to_status;
 use frameos_proto::v1::{self, execution_report::Report};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -170,6 +170,8 @@ async fn append_logs(
     if lines.is_empty() {
         return Ok(());
     }
+    // A whole batch or nothing: a line of an unknown stream is the node's mistake.
+    let streams = streams_of(&lines)?;
     let count = i64::try_from(lines.len()).unwrap_or(i64::MAX);
     let bytes: i64 = lines.iter().map(|l| l.line.len() as i64).sum();
     let txn = db.begin().await.map_err(db::error)?;
@@ -203,32 +205,36 @@ async fn append_logs(
         return Ok(());
     }
     let first = row.log_seq - count + 1;
-    let rows = lines.into_iter().zip(first..).map(|(line, seq)| {
-        let ts = line
-            .ts
-            .and_then(|t| {
-                DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
-            })
-            .unwrap_or_else(Utc::now);
-        execution_log::ActiveModel {
-            execution_id: Set(execution_id.to_string()),
-            seq: Set(seq),
-            stream: Set(if line.stream == "stderr" {
-                "stderr"
-            } else {
-                "stdout"
+    let rows = lines
+        .into_iter()
+        .zip(streams)
+        .zip(first..)
+        .map(|((line, stream), seq)| {
+            let ts = line
+                .ts
+                .and_then(|t| {
+                    DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+                })
+                .unwrap_or_else(Utc::now);
+            execution_log::ActiveModel {
+                execution_id: Set(execution_id.to_string()),
+                seq: Set(seq),
+                stream: Set(stream.as_str().to_string()),
+                line: Set(line.line),
+                ts: Set(ts),
             }
-            .to_string()),
-            line: Set(line.line),
-            ts: Set(ts),
-        }
-    });
+        });
     execution_log::Entity::insert_many(rows)
         .exec(&txn)
         .await
         .map_err(db::error)?;
     txn.commit().await.map_err(db::error)?;
     Ok(())
+}
+
+/// Each line's stream, or the refusal naming the first unknown one.
+fn streams_of(lines: &[v1::NodeLogLine]) -> Result<Vec<LogStream>, Error> {
+    lines.iter().map(|line| line.stream.parse()).collect()
 }
 
 async fn record_progress(
@@ -338,5 +344,41 @@ async fn check_output(
             Ok(frameos_package::manifest::validate_json(schema, &value))
         }
         _ => Ok(Ok(())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(stream: &str) -> v1::NodeLogLine {
+        v1::NodeLogLine {
+            stream: stream.to_string(),
+            line: "x".to_string(),
+            ts: None,
+        }
+    }
+
+    #[test]
+    fn only_the_known_streams_are_recorded() {
+        let known = [line("stdout"), line("stderr"), line("system")];
+        assert_eq!(
+            streams_of(&known),
+            Ok(vec![
+                LogStream::Stdout,
+                LogStream::Stderr,
+                LogStream::System
+            ])
+        );
+        // Before, anything but "stderr" was silently stored as stdout.
+        for bad in ["", "STDERR", "platform", "system ", "stdin"] {
+            let batch = [line("stdout"), line(bad)];
+            let refused = streams_of(&batch).unwrap_err();
+            assert_eq!(refused.code, ErrorCode::InvalidRequest, "{bad:?}");
+            assert!(
+                refused.message.contains("unknown log stream"),
+                "{refused:?}"
+            );
+        }
     }
 }
