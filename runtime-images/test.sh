@@ -1,46 +1,57 @@
 #!/usr/bin/env bash
 # Tests for the runtime runners and images.
 #
-#   runtime-images/test.sh [--host-only] [--no-build] [--bench]
+#   runtime-images/test.sh [--host-only] [--no-build] [--bench] [--jobs N]
 #
 # 1. Runs node/runner.js and python/runner.py directly on the host (node + python3 needed)
 #    against small agents and asserts the frames exactly.
-# 2. If Docker answers: builds the images if needed (build.sh, skipped when up to date;
-#    --no-build to skip that) and runs the same cases inside frameos/runtime-node:1 and
-#    frameos/runtime-python:1 with the execution node's lockdown flags, plus a lockdown case.
+# 2. Builds the images if needed (build.sh, skipped when up to date; --no-build to skip that)
+#    and runs the same cases inside frameos/runtime-node:1 and frameos/runtime-python:1 with
+#    the execution node's lockdown flags, plus a lockdown case per runtime. Docker must
+#    answer: without it these cases fail. Only --host-only leaves them out, and says so.
 # 3. --bench: median wall time of 20 `docker run --rm` of a trivial agent per runtime.
 #
-# Last line: "N passed, M failed"; exit status 1 when anything failed.
+# Cases run N at a time (--jobs, default 4; FRAMEOS_RUNNER_TEST_JOBS). The output ends with
+# what ran per place and runtime, then the last line "N passed, M failed"; exit status 1 when
+# anything failed.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HOST_ONLY=0
 BUILD=1
 BENCH=0
-for arg in "$@"; do
-  case "$arg" in
+JOBS=${FRAMEOS_RUNNER_TEST_JOBS:-4}
+while [ $# -gt 0 ]; do
+  case "$1" in
     --host-only) HOST_ONLY=1 ;;
     --no-build) BUILD=0 ;;
     --bench) BENCH=1 ;;
+    --jobs) shift; JOBS=${1:-} ;;
     -h|--help) sed -n '2,/^set -/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "unknown argument: $arg" >&2; exit 2 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
+  shift
 done
+case "$JOBS" in ''|*[!0-9]*|0) echo "--jobs needs a positive number" >&2; exit 2 ;; esac
 
 command -v python3 >/dev/null || { echo "python3 is required to run the tests" >&2; echo "0 passed, 1 failed"; exit 1; }
 
+# docker: 1 = run the container cases, 0 = --host-only, missing = they fail
 DOCKER=0
-if [ "$HOST_ONLY" -eq 0 ] && command -v docker >/dev/null && docker info >/dev/null 2>&1; then
-  DOCKER=1
-  if [ "$BUILD" -eq 1 ]; then
-    if [ "$(id -u)" -eq 0 ]; then
-      "$HERE/build.sh" >/dev/null || { echo "build.sh failed" >&2; echo "0 passed, 1 failed"; exit 1; }
-    else
-      sudo "$HERE/build.sh" >/dev/null || { echo "build.sh failed" >&2; echo "0 passed, 1 failed"; exit 1; }
+if [ "$HOST_ONLY" -eq 0 ]; then
+  if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    DOCKER=1
+    if [ "$BUILD" -eq 1 ]; then
+      if [ "$(id -u)" -eq 0 ]; then
+        "$HERE/build.sh" >/dev/null || { echo "build.sh failed" >&2; echo "0 passed, 1 failed"; exit 1; }
+      else
+        sudo "$HERE/build.sh" >/dev/null || { echo "build.sh failed" >&2; echo "0 passed, 1 failed"; exit 1; }
+      fi
     fi
+  else
+    DOCKER=missing
+    echo "docker does not answer: every container case fails (use --host-only to leave them out)" >&2
   fi
-elif [ "$HOST_ONLY" -eq 0 ]; then
-  echo "docker does not answer: container checks skipped" >&2
 fi
 
 WORK=$(mktemp -d /tmp/frameos-runtime-test.XXXXXX)
@@ -48,9 +59,9 @@ trap 'rm -rf "$WORK"' EXIT
 chmod 0755 "$WORK"
 
 cat >"$WORK/driver.py" <<'PYEOF'
-import json, os, statistics, subprocess, sys, time, uuid
+import concurrent.futures, json, os, statistics, subprocess, sys, threading, time, uuid
 
-HERE, WORK, DOCKER, BENCH = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4] == "1"
+HERE, WORK, DOCKER, BENCH, JOBS = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1", int(sys.argv[5])
 IMAGES = {"node": "frameos/runtime-node:1", "python": "frameos/runtime-python:1"}
 RUNNERS = {
     "node": ["node", os.path.join(HERE, "node", "runner.js")],
@@ -122,9 +133,10 @@ def well_formed(v):
 CASES = []
 
 
-def case(name, runtime, files, entry, rc, frames, stdin=b"{}", env=None, where="both", max_seconds=None):
+# max_exit_seconds: how long the process may take to exit after its terminal frame.
+def case(name, runtime, files, entry, rc, frames, stdin=b"{}", env=None, where="both", max_exit_seconds=None):
     CASES.append(dict(name=name, runtime=runtime, files=files, entry=entry, rc=rc, frames=frames,
-                      stdin=stdin, env=env or {}, where=where, max_seconds=max_seconds))
+                      stdin=stdin, env=env or {}, where=where, max_exit_seconds=max_exit_seconds))
 
 
 # --- success with output ------------------------------------------------------------------
@@ -339,13 +351,13 @@ def run(i, ctx):
 
 # --- exits promptly after the result despite dangling work -------------------------------
 case("dangling_timer", "node", {"index.js": "module.exports = async () => { setInterval(() => {}, 1000); return 'done'; };\n"},
-     "index.js", 0, [R("done")], max_seconds=3)
+     "index.js", 0, [R("done")], max_exit_seconds=10)
 case("dangling_thread", "python", {"main.py": """
 import threading, time
 def run(i, ctx):
     threading.Thread(target=time.sleep, args=(30,)).start()
     return "done"
-"""}, "main.py", 0, [R("done")], max_seconds=3)
+"""}, "main.py", 0, [R("done")], max_exit_seconds=10)
 
 # --- nothing lost when the process exits right after a flood of output ---------------------
 N = 20000
@@ -394,14 +406,19 @@ def run(i, ctx):
 
 
 # --------------------------------------------------------------------------------------------
-def write_agent(c, idx):
-    d = os.path.join(WORK, "agents", "%03d-%s-%s" % (idx, c["runtime"], c["name"]))
+def write_agent(c, idx, mode):
+    # One directory per case and place: cases run concurrently.
+    agents = os.path.join(WORK, "agents")
+    os.makedirs(agents, mode=0o755, exist_ok=True)
+    os.chmod(agents, 0o755)
+    d = os.path.join(agents, "%s-%03d-%s-%s" % (mode, idx, c["runtime"], c["name"]))
     for rel, content in c["files"].items():
         p = os.path.join(d, rel)
         os.makedirs(os.path.dirname(p), exist_ok=True)
         with open(p, "w") as fh:
             fh.write(content)
-    for root, dirs, files in os.walk(os.path.join(WORK, "agents")):
+    os.makedirs(d, exist_ok=True)
+    for root, dirs, files in os.walk(d):
         os.chmod(root, 0o755)
         for f in files:
             os.chmod(os.path.join(root, f), 0o644)
@@ -424,7 +441,7 @@ def command(c, d, mode):
     return cmd + [IMAGES[c["runtime"]]], dict(os.environ), name
 
 
-def check(c, out, err, rc, elapsed):
+def check(c, out, err, rc, lingered):
     problems = []
     if rc != c["rc"]:
         problems.append("exit code %r, expected %r" % (rc, c["rc"]))
@@ -461,22 +478,54 @@ def check(c, out, err, rc, elapsed):
                 problems.append("frame %d (of %d, expected %d): got %s, expected %r"
                                 % (i, len(frames), len(exp), json.dumps(a, ensure_ascii=True)[:400], e))
                 break
-    if c["max_seconds"] and elapsed > c["max_seconds"]:
-        problems.append("took %.1f s (max %s)" % (elapsed, c["max_seconds"]))
+    if c["max_exit_seconds"] and (lingered is None or lingered > c["max_exit_seconds"]):
+        problems.append("exited %s s after its terminal frame (max %s)"
+                        % ("?" if lingered is None else "%.1f" % lingered, c["max_exit_seconds"]))
     return problems
+
+
+def is_terminal(line):
+    if b'"result"' not in line and b'"error"' not in line:
+        return False
+    try:
+        return json.loads(line).get("type") in ("result", "error")
+    except Exception:
+        return False
 
 
 def run_case(c, d, mode):
     cmd, env, name = command(c, d, mode)
-    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    lines, err = [], []  # stdout lines with the time each arrived; stderr
+
+    def read_out():
+        for line in iter(p.stdout.readline, b""):
+            lines.append((time.monotonic(), line))
+
+    def write_in():
+        try:
+            p.stdin.write(c["stdin"])
+            p.stdin.close()
+        except OSError:
+            pass  # the runner may exit without reading its inputs
+
+    io = [threading.Thread(target=f, daemon=True) for f in (read_out, lambda: err.append(p.stderr.read()), write_in)]
+    for t in io:
+        t.start()
     try:
-        p = subprocess.run(cmd, input=c["stdin"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=60)
-        out, err, rc = p.stdout, p.stderr.decode("utf-8", "replace"), p.returncode
+        rc = p.wait(timeout=60)
     except subprocess.TimeoutExpired:
+        p.kill()
         if name:
             subprocess.run(["docker", "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return ["timed out after 60 s"]
-    return check(c, out, err, rc, time.monotonic() - t0)
+    exited = time.monotonic()
+    for t in io:
+        t.join()
+    terminal_at = next((t for t, line in lines if is_terminal(line)), None)
+    lingered = None if terminal_at is None else exited - terminal_at
+    out = b"".join(line for _, line in lines)
+    return check(c, out, b"".join(err).decode("utf-8", "replace"), rc, lingered)
 
 
 def bench():
@@ -504,15 +553,31 @@ def bench():
               % (rt, statistics.median(times), min(times), max(times), int(size) / 1e6))
 
 
-passed = failed = 0
-modes = ["host"] + (["docker"] if DOCKER else [])
+modes = ["host"] + (["docker"] if DOCKER != "0" else [])
+runs = []
 for mode in modes:
     for idx, c in enumerate(CASES):
-        if c["where"] not in ("both", mode):
-            continue
-        d = write_agent(c, idx)
-        problems = run_case(c, d, mode)
+        if c["where"] in ("both", mode):
+            runs.append((mode, idx, c))
+
+
+def one(run):
+    mode, idx, c = run
+    if mode == "docker" and DOCKER == "missing":
+        return ["docker does not answer"]
+    return run_case(c, write_agent(c, idx, mode), mode)
+
+
+counts = {}
+passed = failed = 0
+started = time.monotonic()
+with concurrent.futures.ThreadPoolExecutor(max_workers=JOBS) as pool:
+    # Results are printed in case order, each as soon as it and those before it are done.
+    for (mode, idx, c), problems in zip(runs, pool.map(one, runs)):
         label = "%-6s %-6s %s" % (mode, c["runtime"], c["name"])
+        key = (mode, c["runtime"])
+        ran, bad = counts.get(key, (0, 0))
+        counts[key] = (ran + 1, bad + (1 if problems else 0))
         if problems:
             failed += 1
             print("FAIL " + label)
@@ -522,10 +587,17 @@ for mode in modes:
             passed += 1
             print("ok   " + label)
         sys.stdout.flush()
-if BENCH and DOCKER:
+if BENCH and DOCKER == "1":
     bench()
+print("ran in %.0f s, %d at a time:" % (time.monotonic() - started, JOBS))
+for mode in ("host", "docker"):
+    if mode not in modes:
+        print("  %-6s  not run (--host-only)" % mode)
+        continue
+    per = ", ".join("%s %d (%d failed)" % (rt, *counts.get((mode, rt), (0, 0))) for rt in ("node", "python"))
+    print("  %-6s  %d cases: %s" % (mode, sum(counts.get((mode, rt), (0, 0))[0] for rt in ("node", "python")), per))
 print("%d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)
 PYEOF
 
-python3 "$WORK/driver.py" "$HERE" "$WORK" "$DOCKER" "$BENCH"
+python3 "$WORK/driver.py" "$HERE" "$WORK" "$DOCKER" "$BENCH" "$JOBS"

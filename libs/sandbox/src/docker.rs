@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::drive::{Ended, decide, drive};
+use crate::drive::{Ended, decide, drive, out_of_memory, runner_command};
 use crate::egress::{self, EgressPolicy, EgressProxy};
 use crate::frames::{Pipe, Pump};
 use crate::{Error, Event, Images, Outcome, Runtime, Spec};
@@ -230,7 +230,8 @@ impl DockerSandbox {
                     tracing::info!("agent did not exit after its terminal frame; killing it");
                     self.kill(&name).await;
                 }
-                let (exit_code, oom) = self.final_state(&name).await?;
+                let (exit_code, oom_killed) = self.final_state(&name).await?;
+                let oom = out_of_memory(oom_killed, &pump, exit_code);
                 decide(pump.into_terminal(), exit_code, oom)
             }
         };
@@ -329,9 +330,9 @@ impl DockerSandbox {
 }
 
 fn container_body(spec: &Spec, image: &str, node_id: &str) -> ContainerCreateBody {
-    let cmd = match spec.runtime {
-        Runtime::Node => ["node", "/opt/frameos/runner.js"],
-        Runtime::Python => ["python3", "/opt/frameos/runner.py"],
+    let runner = match spec.runtime {
+        Runtime::Node => "/opt/frameos/runner.js",
+        Runtime::Python => "/opt/frameos/runner.py",
     };
     let labels = HashMap::from([
         ("frameos.managed".to_string(), "true".to_string()),
@@ -368,7 +369,7 @@ fn container_body(spec: &Spec, image: &str, node_id: &str) -> ContainerCreateBod
     };
     ContainerCreateBody {
         image: Some(image.to_string()),
-        cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+        cmd: Some(runner_command(spec.runtime, runner, spec.memory_mb)),
         env: Some(vec![
             format!("FRAMEOS_ENTRYPOINT={}", spec.entrypoint),
             format!("FRAMEOS_EXECUTION_ID={}", spec.execution_id),

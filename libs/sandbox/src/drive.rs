@@ -10,11 +10,38 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use crate::Outcome;
 use crate::frames::{Pipe, Pump, Terminal};
+use crate::{Outcome, Runtime};
 
 /// After the terminal frame the process should exit at once; give it this long.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// The exit code of a process killed by SIGABRT, as V8 aborts when its heap is exhausted.
+const ABORTED: i64 = 128 + 6;
+
+/// The runner's command line: the interpreter and its arguments. Node gets V8's heap limit at
+/// three quarters of the memory limit, so a heap that grows without bound meets V8's limit
+/// (reported as out of memory) before the kernel's OOM killer (measured in ADR 0011: at 64 MB
+/// and above V8 aborts first every time; below, the cgroup kills first, also out of memory).
+pub(crate) fn runner_command(runtime: Runtime, runner: &str, memory_mb: u64) -> Vec<String> {
+    let program = runtime.interpreter().to_string();
+    match runtime {
+        Runtime::Node => vec![
+            program,
+            format!("--max-old-space-size={}", node_heap_limit_mb(memory_mb)),
+            runner.to_string(),
+        ],
+        Runtime::Python => vec![program, runner.to_string()],
+    }
+}
+
+fn node_heap_limit_mb(memory_mb: u64) -> u64 {
+    (memory_mb.saturating_mul(3) / 4).max(1)
+}
+
+/// The kernel killed it for memory, or V8 aborted on its heap limit.
+pub(crate) fn out_of_memory(oom_killed: bool, pump: &Pump, exit_code: Option<i64>) -> bool {
+    oom_killed || (pump.heap_exhausted() && exit_code == Some(ABORTED))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Ended {

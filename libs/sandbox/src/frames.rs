@@ -11,6 +11,10 @@ use crate::{Event, LINE_LIMIT_BYTES, OUTPUT_LIMIT_BYTES, Stream};
 /// A stdout line may carry a whole result frame, so it may grow past the log line limit.
 const FRAME_LINE_LIMIT: usize = OUTPUT_LIMIT_BYTES + LINE_LIMIT_BYTES;
 const RESULT_PREFIX: &[u8] = br#"{"frameos":1,"type":"result""#;
+/// What V8 writes to the process's own stderr when the heap reaches its limit, just before it
+/// aborts. The runner frames everything the agent prints, so a raw stderr line is V8's.
+const V8_FATAL: &[u8] = b"FATAL ERROR:";
+const V8_HEAP_OUT_OF_MEMORY: &[u8] = b"JavaScript heap out of memory";
 
 /// The agent's two output pipes, and the only streams a log frame may name: a frame naming
 /// `system` does not parse and stays a plain stdout line.
@@ -141,6 +145,7 @@ pub(crate) struct Pump {
     stdout: Lines,
     stderr: Lines,
     terminal: Option<Terminal>,
+    heap_exhausted: bool,
 }
 
 impl Pump {
@@ -154,7 +159,13 @@ impl Pump {
             stdout: Lines::new(FRAME_LINE_LIMIT),
             stderr: Lines::new(LINE_LIMIT_BYTES),
             terminal: None,
+            heap_exhausted: false,
         }
+    }
+
+    /// Whether V8 reported its heap limit reached (Node's `--max-old-space-size`).
+    pub(crate) fn heap_exhausted(&self) -> bool {
+        self.heap_exhausted
     }
 
     pub(crate) fn has_terminal(&self) -> bool {
@@ -188,7 +199,12 @@ impl Pump {
         for line in lines {
             match pipe {
                 Pipe::Stdout => self.stdout_line(line).await,
-                Pipe::Stderr => self.log(Pipe::Stderr, lossy_cut(&line.bytes)).await,
+                Pipe::Stderr => {
+                    if is_v8_heap_fatal(&line.bytes) {
+                        self.heap_exhausted = true;
+                    }
+                    self.log(Pipe::Stderr, lossy_cut(&line.bytes)).await
+                }
             }
         }
     }
@@ -291,6 +307,13 @@ fn parse(line: &[u8]) -> Option<Frame> {
         Ok(env) if env.frameos == 1 => Some(env.frame),
         _ => None,
     }
+}
+
+fn is_v8_heap_fatal(line: &[u8]) -> bool {
+    line.starts_with(V8_FATAL)
+        && line
+            .windows(V8_HEAP_OUT_OF_MEMORY.len())
+            .any(|w| w == V8_HEAP_OUT_OF_MEMORY)
 }
 
 /// Tolerates whitespace after separators, as Python's `json.dumps` writes by default.

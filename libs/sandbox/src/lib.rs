@@ -10,6 +10,7 @@ mod drive;
 mod egress;
 mod frames;
 mod local;
+mod selection;
 
 pub use docker::DockerSandbox;
 pub use egress::{EgressPolicy, EgressProxy, Refusal, Resolver};
@@ -17,6 +18,7 @@ pub use egress::{EgressPolicy, EgressProxy, Refusal, Resolver};
 /// agent writes can only ever become one of its own two streams (see `frames::Pipe`).
 pub use frameos_core::LogStream as Stream;
 pub use local::LocalSandbox;
+pub use selection::{SandboxKind, Unavailable, UnknownSandboxKind};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,6 +46,14 @@ impl Runtime {
         match self {
             Runtime::Node => "node",
             Runtime::Python => "python",
+        }
+    }
+
+    /// The program that runs its runner.
+    pub(crate) fn interpreter(self) -> &'static str {
+        match self {
+            Runtime::Node => "node",
+            Runtime::Python => "python3",
         }
     }
 }
@@ -238,11 +248,13 @@ pub enum Error {
     },
 }
 
-/// Where executions run. An enum rather than a trait object: there are exactly two backends.
+/// Where executions run. An enum rather than a trait object: there are exactly two backends,
+/// plus the stand-in for a Docker that `frameos dev` could not reach.
 #[derive(Clone, Debug)]
 pub enum Sandbox {
     Docker(DockerSandbox),
     Local(LocalSandbox),
+    Unavailable(Unavailable),
 }
 
 impl Sandbox {
@@ -266,9 +278,10 @@ impl Sandbox {
         ))
     }
 
-    /// False for the local-process runner, which production must refuse.
+    /// False for the local-process runner, which production must refuse. An unavailable
+    /// sandbox runs nothing at all, so nothing runs unisolated.
     pub fn is_isolated(&self) -> bool {
-        matches!(self, Sandbox::Docker(_))
+        !matches!(self, Sandbox::Local(_))
     }
 
     /// Fails naming the first missing runtime image (or runner file).
@@ -276,6 +289,7 @@ impl Sandbox {
         match self {
             Sandbox::Docker(d) => d.check_images().await,
             Sandbox::Local(l) => l.check_runners(),
+            Sandbox::Unavailable(_) => Ok(()),
         }
     }
 
@@ -283,7 +297,7 @@ impl Sandbox {
     pub async fn remove_stale(&self) -> Result<usize, Error> {
         match self {
             Sandbox::Docker(d) => d.remove_stale().await,
-            Sandbox::Local(_) => Ok(0),
+            Sandbox::Local(_) | Sandbox::Unavailable(_) => Ok(0),
         }
     }
 
@@ -299,6 +313,7 @@ impl Sandbox {
         match self {
             Sandbox::Docker(d) => d.run(spec, events, cancel).await,
             Sandbox::Local(l) => l.run(spec, events, cancel).await,
+            Sandbox::Unavailable(u) => Ok(u.outcome()),
         }
     }
 }

@@ -1,4 +1,6 @@
-//! Development only: the runner as a plain local process, with no isolation whatsoever.
+//! Development only: the runner as a plain local process, with no isolation whatsoever. It
+//! gets no more than a container would: the runner protocol's variables (never the platform's
+//! environment, which holds its keys) and a scratch directory as its working and home directory.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -10,11 +12,13 @@ use tokio::sync::mpsc;
 use tokio_util::io::ReaderStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::drive::{Ended, decide, drive};
+use crate::drive::{Ended, decide, drive, out_of_memory, runner_command};
 use crate::frames::{Pipe, Pump};
 use crate::{Error, Event, Outcome, Runtime, Spec};
 
 const NOT_ISOLATED: &str = "NOT ISOLATED — development only: agents run as local processes";
+/// Where the interpreters are looked for when this process has no `PATH`.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 #[derive(Clone, Debug)]
 pub struct LocalSandbox {
@@ -38,16 +42,16 @@ impl LocalSandbox {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runtime-images")
     }
 
-    fn runner(&self, runtime: Runtime) -> (&'static str, PathBuf) {
+    fn runner(&self, runtime: Runtime) -> PathBuf {
         match runtime {
-            Runtime::Node => ("node", self.runner_dir.join("node/runner.js")),
-            Runtime::Python => ("python3", self.runner_dir.join("python/runner.py")),
+            Runtime::Node => self.runner_dir.join("node/runner.js"),
+            Runtime::Python => self.runner_dir.join("python/runner.py"),
         }
     }
 
     pub(crate) fn check_runners(&self) -> Result<(), Error> {
         for runtime in [Runtime::Node, Runtime::Python] {
-            let (_, path) = self.runner(runtime);
+            let path = self.runner(runtime);
             if !path.is_file() {
                 return Err(Error::RunnerMissing { path });
             }
@@ -66,17 +70,21 @@ impl LocalSandbox {
             // No proxy here: a local process reaches whatever the host reaches.
             tracing::warn!(execution_id = %spec.execution_id, "allow_domains is not enforced by the local runner");
         }
-        let (program, runner) = self.runner(spec.runtime);
+        let runner = self.runner(spec.runtime);
         if !runner.is_file() {
             return Err(Error::RunnerMissing { path: runner });
         }
-        let mut child = Command::new(program)
-            .arg(&runner)
-            .current_dir(&spec.package_dir)
-            // The runner reads the package from /agent unless told otherwise.
-            .env("FRAMEOS_AGENT_DIR", &spec.package_dir)
-            .env("FRAMEOS_ENTRYPOINT", &spec.entrypoint)
-            .env("FRAMEOS_EXECUTION_ID", &spec.execution_id)
+        let program = spec.runtime.interpreter();
+        let scratch = tempfile::Builder::new()
+            .prefix("frameos-local-")
+            .tempdir()
+            .map_err(|source| Error::Spawn { program, source })?;
+        let mut command = runner_command(spec.runtime, &runner.to_string_lossy(), spec.memory_mb);
+        let mut child = Command::new(command.remove(0))
+            .args(command)
+            .env_clear()
+            .envs(protocol_env(&spec, scratch.path()))
+            .current_dir(scratch.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -125,13 +133,40 @@ impl LocalSandbox {
             status = child.wait().await.ok();
         }
         // A signal death reads like a container's exit code: 128 + signal.
-        let exit_code = status.and_then(|s| s.code().or(s.signal().map(|n| 128 + n)));
+        let exit_code = status
+            .and_then(|s| s.code().or(s.signal().map(|n| 128 + n)))
+            .map(i64::from);
+        let scratch_path = scratch.path().to_path_buf();
+        if let Err(e) = scratch.close() {
+            tracing::warn!(dir = %scratch_path.display(), error = %e, "removing the scratch directory failed");
+        }
         Ok(match ended {
             Ended::TimedOut => Outcome::TimedOut,
             Ended::Canceled => Outcome::Canceled,
             Ended::Exited | Ended::Lingered => {
-                decide(pump.into_terminal(), exit_code.map(i64::from), false)
+                let oom = out_of_memory(false, &pump, exit_code);
+                decide(pump.into_terminal(), exit_code, oom)
             }
         })
     }
+}
+
+/// All the agent's process gets: what the runtime images set, the runner protocol's variables
+/// (`FRAMEOS_AGENT_DIR` points the runner at the package instead of `/agent`), and `scratch`
+/// as its home.
+fn protocol_env(spec: &Spec, scratch: &Path) -> Vec<(&'static str, std::ffi::OsString)> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+    let mut env = vec![
+        ("PATH", path),
+        ("HOME", scratch.as_os_str().to_owned()),
+        ("LANG", "C.UTF-8".into()),
+        ("FRAMEOS_AGENT_DIR", spec.package_dir.as_os_str().to_owned()),
+        ("FRAMEOS_ENTRYPOINT", spec.entrypoint.clone().into()),
+        ("FRAMEOS_EXECUTION_ID", spec.execution_id.clone().into()),
+    ];
+    if spec.runtime == Runtime::Python {
+        env.push(("PYTHONDONTWRITEBYTECODE", "1".into()));
+        env.push(("PYTHONUNBUFFERED", "1".into()));
+    }
+    env
 }

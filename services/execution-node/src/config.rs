@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use frameos_blobstore::StoreConfig;
+use frameos_sandbox::{Images, Sandbox, SandboxKind};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
@@ -44,6 +45,10 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_DOCKER_HOST")]
     pub docker_host: Option<String>,
 
+    /// `docker`, or `local` to run agents as plain processes: NOT ISOLATED, development only.
+    #[arg(long, env = "FRAMEOS_SANDBOX", default_value_t = SandboxKind::Docker)]
+    pub sandbox: SandboxKind,
+
     /// Unpacked packages, by digest.
     #[arg(
         long,
@@ -76,6 +81,24 @@ impl Config {
             .unwrap_or_else(|| format!("node-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]))
     }
 
+    /// The sandbox `FRAMEOS_SANDBOX` selects. Docker that does not answer is an error naming
+    /// it: a node without an engine must not take jobs, and never falls back to local processes.
+    pub async fn sandbox(&self, node_id: &str) -> Result<Sandbox, frameos_sandbox::Error> {
+        if self.sandbox == SandboxKind::Local {
+            tracing::warn!(
+                node_id,
+                "FRAMEOS_SANDBOX=local: agents run as local processes, NOT ISOLATED; development only"
+            );
+        }
+        Sandbox::select(
+            self.sandbox,
+            self.docker_host.as_deref(),
+            Images::default(),
+            node_id,
+        )
+        .await
+    }
+
     pub fn concurrency(&self) -> u16 {
         self.concurrency.filter(|c| *c > 0).unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -101,5 +124,57 @@ impl Config {
             config: Config,
         }
         Wrapper::parse_from(["execution-node"]).config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        Wrapper::try_parse_from(std::iter::once("execution-node").chain(args.iter().copied()))
+            .map(|w| w.config)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_sandbox_is_docker_unless_local_is_named() {
+        assert_eq!(parse(&[]).sandbox, SandboxKind::Docker);
+        assert_eq!(parse(&["--sandbox", "local"]).sandbox, SandboxKind::Local);
+        use clap::Parser;
+        #[derive(clap::Parser, Debug)]
+        struct Wrapper {
+            #[command(flatten)]
+            _config: Config,
+        }
+        let err = Wrapper::try_parse_from(["execution-node", "--sandbox", "process"]).unwrap_err();
+        assert!(err.to_string().contains("FRAMEOS_SANDBOX"), "{err}");
+    }
+
+    /// A node whose Docker does not answer must not take jobs it cannot run, and must not run
+    /// them as local processes: it refuses to start, naming the engine.
+    #[tokio::test]
+    async fn a_node_without_an_engine_refuses_to_start_naming_it() {
+        let host = "unix:///nonexistent/frameos-node-test.sock";
+        let mut config = parse(&["--docker-host", host, "--node-id", "n1"]);
+        config.amqp_url = Some("amqp://127.0.0.1:1/%2f".to_string());
+        let err = match crate::Node::start(config).await {
+            Ok(_) => panic!("a node started without its sandbox"),
+            Err(e) => e,
+        };
+        assert!(
+            matches!(
+                err,
+                crate::Error::Sandbox(frameos_sandbox::Error::Unreachable { .. })
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(host), "{err}");
     }
 }

@@ -12,7 +12,7 @@ pub use config::Config;
 use frameos_proto::v1::node_service_client::NodeServiceClient;
 use frameos_proto::v1::{HeartbeatRequest, RegisterNodeRequest};
 use frameos_queue::Queue;
-use frameos_sandbox::{Images, Sandbox};
+use frameos_sandbox::Sandbox;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::codegen::InterceptedService;
@@ -113,8 +113,7 @@ impl Node {
     /// A production node: Docker (images checked, stale containers removed) and RabbitMQ.
     pub async fn start(config: Config) -> Result<Node, Error> {
         let node_id = config.node_id();
-        let sandbox =
-            Sandbox::docker(config.docker_host.as_deref(), Images::default(), &node_id).await?;
+        let sandbox = config.sandbox(&node_id).await?;
         let url = config.amqp_url.clone().ok_or(Error::NoQueue)?;
         let source = Source::Amqp {
             url,

@@ -1,9 +1,9 @@
 //! `frameos dev`: control plane, gateway and an execution node in one process, on the embedded
-//! defaults (SQLite, a local package directory, an in-process queue, Docker when it answers).
+//! defaults (SQLite, a local package directory, an in-process queue, the Docker sandbox).
 
 use std::path::Path;
 
-use frameos_sandbox::{Images, Sandbox};
+use frameos_sandbox::{Images, Sandbox, SandboxKind};
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
@@ -16,6 +16,9 @@ pub struct Args {
     /// Docker socket or URL.
     #[arg(long, env = "FRAMEOS_DOCKER_HOST")]
     docker_host: Option<String>,
+    /// `docker`, or `local` to run agents as plain processes: NOT ISOLATED.
+    #[arg(long, env = "FRAMEOS_SANDBOX", default_value_t = SandboxKind::Docker)]
+    sandbox: SandboxKind,
     /// Executions run at once by the in-process node.
     #[arg(long, env = "FRAMEOS_NODE_CONCURRENCY")]
     concurrency: Option<u16>,
@@ -61,7 +64,10 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     node_config.node_token = Some(control_plane.node_token().to_string());
     let node_id = node_config.node_id();
     node_config.node_id = Some(node_id.clone());
-    let (sandbox, isolated) = sandbox(args.docker_host.as_deref(), &node_id).await;
+    node_config.sandbox = args.sandbox;
+    node_config.docker_host = args.docker_host.clone();
+    let sandbox = sandbox(args.sandbox, args.docker_host.as_deref(), &node_id).await;
+    let sandbox_shown = sandbox.clone();
     let node = match amqp_url {
         Some(_) => frameos_execution_node::Node::start(node_config).await?,
         None => frameos_execution_node::Node::start_with(node_config, sandbox, queue).await?,
@@ -71,10 +77,17 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     println!("  FrameOS is running (development mode)");
     println!("  REST API      http://{http_addr}/v1   (OpenAPI: http://{http_addr}/openapi.json)");
     println!("  gRPC          http://{grpc_addr}");
-    if isolated {
-        println!("  sandbox       Docker");
-    } else {
-        println!("  sandbox       local processes — NOT ISOLATED, development only");
+    match &sandbox_shown {
+        Sandbox::Docker(_) => println!("  sandbox       Docker"),
+        Sandbox::Local(_) => {
+            println!("  sandbox       local processes — NOT ISOLATED, development only")
+        }
+        Sandbox::Unavailable(u) => {
+            println!(
+                "  sandbox       UNAVAILABLE — every execution fails: {}",
+                u.reason()
+            )
+        }
     }
     println!("  admin API key {admin_key}");
     println!();
@@ -99,37 +112,45 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Docker when it answers (building the runtime images first if they are missing); otherwise
-/// the local-process runner, which is not isolated at all.
-async fn sandbox(docker_host: Option<&str>, node_id: &str) -> (Sandbox, bool) {
-    match Sandbox::docker(docker_host, Images::default(), node_id).await {
-        Ok(docker) => {
-            if docker.check_images().await.is_err() {
-                let script = Path::new("runtime-images/build.sh");
-                if script.exists() {
-                    println!("building the runtime images (first start only; a few minutes)…");
-                    let status = tokio::process::Command::new("bash")
-                        .arg(script)
-                        .status()
-                        .await;
-                    if !matches!(status, Ok(s) if s.success()) {
-                        eprintln!(
-                            "runtime-images/build.sh failed; falling back to local processes"
-                        );
-                        return (Sandbox::local_unisolated(node_id), false);
-                    }
-                } else {
-                    eprintln!(
-                        "runtime images missing and runtime-images/build.sh not found (run from the repository root)"
-                    );
-                    return (Sandbox::local_unisolated(node_id), false);
-                }
-            }
-            (docker, true)
+/// What `FRAMEOS_SANDBOX` asks for, never anything else. Docker that does not answer, or whose
+/// runtime images cannot be built, gives a sandbox that fails every execution naming why: this
+/// node is the only one, so nothing else could run them, and they must never run unisolated.
+async fn sandbox(kind: SandboxKind, docker_host: Option<&str>, node_id: &str) -> Sandbox {
+    let sandbox = match Sandbox::select(kind, docker_host, Images::default(), node_id).await {
+        Ok(sandbox) => sandbox,
+        Err(e) => return unavailable(format!("FRAMEOS_SANDBOX=docker, but {e}")),
+    };
+    if kind == SandboxKind::Local {
+        eprintln!(
+            "WARNING: FRAMEOS_SANDBOX=local: agents run as local processes, NOT ISOLATED; \
+             never use this with agents you do not trust"
+        );
+        return sandbox;
+    }
+    if let Err(missing) = sandbox.check_images().await {
+        let script = Path::new("runtime-images/build.sh");
+        if !script.exists() {
+            return unavailable(format!(
+                "{missing}, and runtime-images/build.sh is not here (run from the repository root)"
+            ));
         }
-        Err(e) => {
-            eprintln!("Docker is not available ({e}); agents run as local processes, NOT ISOLATED");
-            (Sandbox::local_unisolated(node_id), false)
+        println!("building the runtime images (first start only; a few minutes)…");
+        let status = tokio::process::Command::new("bash")
+            .arg(script)
+            .status()
+            .await;
+        if !matches!(status, Ok(s) if s.success()) {
+            return unavailable(format!("{missing}, and runtime-images/build.sh failed"));
         }
     }
+    sandbox
+}
+
+fn unavailable(reason: String) -> Sandbox {
+    eprintln!(
+        "ERROR: the Docker sandbox is unavailable ({reason}).\n\
+         Every execution will fail until Docker answers and frameos dev is restarted;\n\
+         FRAMEOS_SANDBOX=local runs agents as local processes instead, NOT ISOLATED."
+    );
+    Sandbox::unavailable(reason)
 }

@@ -18,6 +18,9 @@ const MAX_MANIFEST_BYTES: usize = 1 << 20;
 const MAX_DESCRIPTION_CHARS: usize = 2000;
 const MAX_ALLOWED_DOMAINS: usize = 100;
 const MIN_MEMORY_MB: u64 = 16;
+/// Docker refuses fewer than 0.01 cores outright, and a runtime starts painfully slowly on
+/// a few hundredths, so the floor is 0.05: a manifest that passes always runs.
+pub const MIN_CPU_CORES: f64 = 0.05;
 const MIN_TIMEOUT_MS: u64 = 100;
 
 const FIELDS: &[&str] = &[
@@ -296,10 +299,10 @@ fn resources(value: Option<&Value>, maxima: &PlatformMaxima) -> Result<Resources
     if let Some(value) = fields::optional(object, "cpu_cores") {
         let field = "resources.cpu_cores";
         let cores = fields::number(value, field)?;
-        if cores <= 0.0 {
+        if cores < MIN_CPU_CORES {
             return Err(Error::manifest(
                 field,
-                format!("must be above 0, got {cores}"),
+                format!("must be at least {MIN_CPU_CORES}, got {cores}"),
             ));
         }
         at_most(field, cores, maxima.cpu_cores)?;

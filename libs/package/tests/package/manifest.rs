@@ -278,6 +278,15 @@ fn resources_have_floors_and_platform_maxima() {
     let res = |value: Value| with("resources", value);
     refused(&res(json!({ "cpu_cores": 0 })), &["resources.cpu_cores"]);
     refused(&res(json!({ "cpu_cores": -1.5 })), &["resources.cpu_cores"]);
+    // Above 0 is not enough: Docker refuses below 0.01 and every run would fail.
+    for tiny in [0.001, 0.0099, 0.01, 0.049] {
+        refused(
+            &res(json!({ "cpu_cores": tiny })),
+            &["resources.cpu_cores", "at least 0.05", &tiny.to_string()],
+        );
+    }
+    let floor = parse(&res(json!({ "cpu_cores": 0.05 }))).unwrap();
+    assert_eq!(floor.resources.cpu_cores, 0.05);
     refused(
         &res(json!({ "cpu_cores": "1" })),
         &["resources.cpu_cores", "number"],

@@ -186,3 +186,33 @@ async fn long_log_lines_are_cut() {
         assert!(line.starts_with("éé"));
     }
 }
+
+#[tokio::test]
+async fn v8_heap_fatal_on_raw_stderr_is_noticed() {
+    let fatal = b"\n<--- JS stacktrace --->\n\nFATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n 1: 0xb7a940 node::Abort() [node]\n";
+    let (tx, _rx) = mpsc::channel(100);
+    let mut pump = Pump::new(tx, 1024 * 1024);
+    pump.feed(Pipe::Stderr, fatal).await;
+    pump.finish().await;
+    assert!(pump.heap_exhausted());
+
+    // Not from a log frame (what the agent prints), nor without V8's prefix.
+    let framed = br#"{"frameos":1,"type":"log","stream":"stderr","line":"FATAL ERROR: x - JavaScript heap out of memory"}"#;
+    for (stream, data) in [
+        (Pipe::Stdout, &framed[..]),
+        (Pipe::Stderr, b"oops: JavaScript heap out of memory\n"),
+        (Pipe::Stderr, b"FATAL ERROR: something else\n"),
+    ] {
+        let (tx, _rx) = mpsc::channel(100);
+        let mut pump = Pump::new(tx, 1024 * 1024);
+        pump.feed(stream, data).await;
+        pump.finish().await;
+        assert!(!pump.heap_exhausted(), "{}", String::from_utf8_lossy(data));
+    }
+
+    // Noticed even once the log budget is spent.
+    let (tx, _rx) = mpsc::channel(100);
+    let mut pump = Pump::new(tx, 4);
+    pump.feed(Pipe::Stderr, fatal).await;
+    assert!(pump.heap_exhausted());
+}
