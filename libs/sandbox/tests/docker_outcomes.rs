@@ -148,15 +148,30 @@ async fn cancel_stops_the_run_within_a_second() {
          \x20   print('started', flush=True)\n\
          \x20   time.sleep(60)\n",
     );
+    let spec = spec(&agent, json!({}));
+    let id = spec.execution_id.clone();
     let cancel = CancellationToken::new();
     let trigger = cancel.clone();
-    let canceled_at = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        trigger.cancel();
-        Instant::now()
+    // Canceled as soon as the agent runs (its first line arrives), not after a guessed delay.
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(64);
+    let collector = tokio::spawn(async move {
+        let mut events = Vec::new();
+        let mut canceled_at = None;
+        while let Some(event) = events_rx.recv().await {
+            if canceled_at.is_none()
+                && matches!(&event, Event::Log { line, .. } if line == "started")
+            {
+                trigger.cancel();
+                canceled_at = Some(Instant::now());
+            }
+            events.push(event);
+        }
+        (events, canceled_at)
     });
-    let (outcome, events) = run_with_cancel(&sandbox, spec(&agent, json!({})), cancel).await;
-    let took = canceled_at.await.unwrap().elapsed();
+    let outcome = sandbox.run(spec, events_tx, cancel).await.unwrap();
+    let (events, canceled_at) = collector.await.unwrap();
+    let took = canceled_at.expect("the agent never started").elapsed();
+    assert_no_container(&id).await;
     assert_eq!(outcome, Outcome::Canceled);
     assert_eq!(logs(&events), ["started"]);
     eprintln!("cancel to return (container removed): {took:?}");
