@@ -2,7 +2,12 @@
 //! production runs) against real PostgreSQL and a real S3 protocol server (s3s-fs), or against
 //! the embedded defaults (SQLite and a local directory).
 
+pub mod audit;
+pub mod broker_proxy;
+mod cleanup;
 pub mod flows;
+pub mod instances;
+pub mod load;
 pub mod packages;
 mod postgres;
 mod s3;
@@ -31,6 +36,10 @@ pub struct Mesh {
     http: reqwest::Client,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    /// The control plane's socket, kept for its whole life: a restart serves on it again.
+    grpc_listener: std::net::TcpListener,
+    /// Nodes started by this mesh, and their Docker host, for the cleanup of a failed test.
+    nodes: Vec<(String, Option<String>)>,
     database: Option<TestDatabase>,
     _s3: Option<S3Server>,
     _dirs: Vec<tempfile::TempDir>,
@@ -43,7 +52,7 @@ struct NodeBase {
     queue_name: String,
     job_max_attempts: u32,
     job_retry_base_ms: u64,
-    amqp: bool,
+    amqp_url: Option<String>,
 }
 
 /// The RabbitMQ of the tests (`FRAMEOS_TEST_AMQP_URL`).
@@ -56,6 +65,8 @@ pub fn amqp_url() -> String {
 pub enum Backend {
     /// PostgreSQL on `FRAMEOS_TEST_POSTGRES_URL` (a fresh database) + s3s-fs.
     PostgresS3,
+    /// A fresh database on the PostgreSQL server of this URL (e.g. a test's private one) + s3s-fs.
+    PostgresS3On(String),
     /// SQLite file + local directory, as `frameos dev`.
     Embedded,
 }
@@ -103,13 +114,19 @@ impl Mesh {
     ) -> anyhow::Result<Mesh> {
         let admin_key = frameos_control_plane::generate_api_key();
         let mut config = frameos_control_plane::Config::embedded();
-        config.grpc_addr = "127.0.0.1:0".parse()?;
+        let grpc_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        config.grpc_addr = grpc_listener.local_addr()?;
         config.migrate = true;
         config.bootstrap_admin_key = Some(admin_key.clone());
         let mut dirs = Vec::new();
-        let (database, s3, store) = match backend {
-            Backend::PostgresS3 => {
-                let database = TestDatabase::create().await?;
+        let server_url = match &backend {
+            Backend::PostgresS3 => Some(postgres::server_url()),
+            Backend::PostgresS3On(url) => Some(url.clone()),
+            Backend::Embedded => None,
+        };
+        let (database, s3, store) = match server_url {
+            Some(server_url) => {
+                let database = TestDatabase::create_on(&server_url).await?;
                 let s3 = S3Server::start().await?;
                 config.database_url = database.url.clone();
                 config.store.s3_endpoint = Some(s3.endpoint.clone());
@@ -128,7 +145,7 @@ impl Mesh {
                 }));
                 (Some(database), Some(s3), store)
             }
-            Backend::Embedded => {
+            None => {
                 let dir = tempfile::tempdir()?;
                 config.database_url = format!("sqlite://{}/frameos.db", dir.path().display());
                 config.store.package_dir = dir.path().join("packages");
@@ -147,14 +164,15 @@ impl Mesh {
             queue_name: config.queue_name.clone(),
             job_max_attempts: config.job_max_attempts,
             job_retry_base_ms: config.job_retry_base_ms,
-            amqp: config.amqp_url.is_some(),
+            amqp_url: config.amqp_url.clone(),
         };
 
         let shutdown = CancellationToken::new();
         let cp_config = config.clone();
-        let control_plane = frameos_control_plane::Server::bind(config)
-            .await
-            .context("control plane start")?;
+        let control_plane =
+            frameos_control_plane::Server::bind_to(config, listener_of(&grpc_listener)?)
+                .await
+                .context("control plane start")?;
         let grpc_addr = control_plane.local_addr();
         let node_token = control_plane.node_token().to_string();
         let mut tasks = Vec::new();
@@ -192,6 +210,8 @@ impl Mesh {
             http: reqwest::Client::new(),
             shutdown,
             tasks,
+            grpc_listener,
+            nodes: Vec::new(),
             database,
             _s3: s3,
             _dirs: dirs,
@@ -217,7 +237,8 @@ impl Mesh {
         config.grpc_addr = self.grpc_addr;
         config.node_token = Some(self.node_token.clone());
         adjust(&mut config);
-        let control_plane = frameos_control_plane::Server::bind(config)
+        let listener = listener_of(&self.grpc_listener)?;
+        let control_plane = frameos_control_plane::Server::bind_to(config, listener)
             .await
             .context("control plane restart")?;
         self.cp_token = self.shutdown.child_token();
@@ -237,11 +258,25 @@ impl Mesh {
 
     /// Starts a Docker execution node on this mesh's queue.
     pub async fn start_node(&mut self, concurrency: u16) -> anyhow::Result<String> {
-        anyhow::ensure!(self.node_base.amqp, "start the mesh with a queue first");
+        self.start_node_with(concurrency, |_| {}).await
+    }
+
+    /// Starts a Docker execution node on this mesh's queue, with a chance to adjust its
+    /// configuration (e.g. another Docker engine).
+    pub async fn start_node_with(
+        &mut self,
+        concurrency: u16,
+        adjust: impl FnOnce(&mut frameos_execution_node::Config),
+    ) -> anyhow::Result<String> {
+        let amqp_url = self
+            .node_base
+            .amqp_url
+            .clone()
+            .context("start the mesh with a queue first")?;
         let cache = tempfile::tempdir()?;
         let mut config = frameos_execution_node::Config::embedded();
         config.control_plane_url = format!("http://{}", self.grpc_addr);
-        config.amqp_url = Some(amqp_url());
+        config.amqp_url = Some(amqp_url);
         config.node_token = Some(self.node_token.clone());
         config.queue_name = self.node_base.queue_name.clone();
         config.job_max_attempts = self.node_base.job_max_attempts;
@@ -251,6 +286,10 @@ impl Mesh {
         config.concurrency = Some(concurrency);
         let node_id = format!("it-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         config.node_id = Some(node_id.clone());
+        adjust(&mut config);
+        let node_id = config.node_id();
+        self.nodes
+            .push((node_id.clone(), config.docker_host.clone()));
         let node = frameos_execution_node::Node::start(config)
             .await
             .context("execution node start")?;
@@ -272,7 +311,10 @@ impl Mesh {
                 "FRAMEOS_CONTROL_PLANE_URL".into(),
                 format!("http://{}", self.grpc_addr),
             ),
-            ("FRAMEOS_AMQP_URL".into(), amqp_url()),
+            (
+                "FRAMEOS_AMQP_URL".into(),
+                self.node_base.amqp_url.clone().unwrap_or_else(amqp_url),
+            ),
             ("FRAMEOS_NODE_TOKEN".into(), self.node_token.clone()),
             (
                 "FRAMEOS_QUEUE_NAME".into(),
@@ -360,15 +402,41 @@ impl Mesh {
         if let Some(database) = self.database.take() {
             database.drop_database().await?;
         }
-        if self.node_base.amqp {
-            frameos_queue::delete_amqp_topology(&amqp_url(), &self.queue_topology()).await?;
+        if let Some(url) = self.node_base.amqp_url.take() {
+            frameos_queue::delete_amqp_topology(&url, &self.queue_topology()).await?;
         }
+        // The nodes stopped cleanly and removed their containers.
+        self.nodes.clear();
         Ok(())
     }
+
+    /// The RabbitMQ this mesh's control plane and nodes use, if any.
+    pub fn broker_url(&self) -> Option<&str> {
+        self.node_base.amqp_url.as_deref()
+    }
+}
+
+/// A tokio listener on the same socket as `kept` (a duplicate of its descriptor).
+fn listener_of(kept: &std::net::TcpListener) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = kept.try_clone()?;
+    listener.set_nonblocking(true)?;
+    Ok(tokio::net::TcpListener::from_std(listener)?)
 }
 
 impl Drop for Mesh {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        // What a test that failed before `shutdown` leaves behind: its queues, its database
+        // and its nodes' containers.
+        cleanup::Leftovers {
+            amqp: self
+                .node_base
+                .amqp_url
+                .take()
+                .map(|url| (url, self.queue_topology())),
+            database: self.database.take(),
+            nodes: std::mem::take(&mut self.nodes),
+        }
+        .remove();
     }
 }

@@ -8,14 +8,19 @@ pub struct TestDatabase {
     name: String,
 }
 
-fn server_url() -> String {
+pub(crate) fn server_url() -> String {
     std::env::var("FRAMEOS_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }
 
 impl TestDatabase {
     pub async fn create() -> anyhow::Result<TestDatabase> {
-        let admin_url = server_url();
+        Self::create_on(&server_url()).await
+    }
+
+    /// A fresh database on the server of `admin_url` (any database of that server).
+    pub async fn create_on(admin_url: &str) -> anyhow::Result<TestDatabase> {
+        let admin_url = admin_url.to_string();
         let name = format!("frameos_it_{}", uuid::Uuid::new_v4().simple());
         let admin = Database::connect(&admin_url).await?;
         admin

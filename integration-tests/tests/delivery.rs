@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
+use frameos_integration_tests::broker_proxy::BrokerProxy;
 use frameos_integration_tests::{Backend, Mesh, amqp_url, packages};
 use frameos_proto::v1::{self, execution_report::Report, node_service_client::NodeServiceClient};
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
 
 /// Presents a node token, as execution nodes do.
 #[derive(Clone)]
@@ -228,18 +228,6 @@ async fn a_killed_node_leads_to_redelivery_and_exactly_one_result() {
     mesh.shutdown().await.unwrap();
 }
 
-/// A free local port and the AMQP URL through it: nothing listens there until the test
-/// starts [`broker_proxy`] on it, so until then the broker is "down".
-fn broker_down() -> (u16, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = amqp_url().replace("127.0.0.1:5672", &format!("127.0.0.1:{port}"));
-    (port, url)
-}
-
 /// Waits (bounded; the broker offers no event for it) until the job queue holds `n` messages.
 async fn wait_for_depth(probe: &frameos_queue::Queue, n: u32, within: Duration, what: &str) {
     let deadline = std::time::Instant::now() + within;
@@ -249,29 +237,11 @@ async fn wait_for_depth(probe: &frameos_queue::Queue, n: u32, within: Duration, 
     }
 }
 
-/// Forwards connections to RabbitMQ while it runs: stopping it makes the broker unreachable.
-async fn broker_proxy(listener: TcpListener) {
-    loop {
-        let Ok((mut inbound, _)) = listener.accept().await else {
-            return;
-        };
-        tokio::spawn(async move {
-            if let Ok(mut outbound) = TcpStream::connect("127.0.0.1:5672").await {
-                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-            }
-        });
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_outbox_publishes_what_was_committed_while_the_broker_was_down() {
-    // A port where nothing listens yet: the control plane's broker is "down".
-    let (port, url) = broker_down();
-    assert_ne!(
-        url,
-        amqp_url(),
-        "FRAMEOS_TEST_AMQP_URL must point at 127.0.0.1:5672 for this test"
-    );
+    // The control plane reaches the broker only through a proxy that is "down" for now.
+    let proxy = BrokerProxy::start(&amqp_url(), false).await.unwrap();
+    let url = proxy.url().to_string();
     let mut mesh = Mesh::with_queue(Backend::PostgresS3, |config| config.amqp_url = Some(url))
         .await
         .unwrap();
@@ -289,7 +259,9 @@ async fn the_outbox_publishes_what_was_committed_while_the_broker_was_down() {
     let id = accepted["id"].as_str().unwrap().to_string();
     assert_eq!(accepted["status"], "queued");
     // A node connected straight to RabbitMQ sees nothing yet.
-    mesh.start_node(1).await.unwrap();
+    mesh.start_node_with(1, |node| node.amqp_url = Some(amqp_url()))
+        .await
+        .unwrap();
     let probe = frameos_queue::Queue::amqp(&amqp_url(), mesh.queue_topology())
         .await
         .unwrap();
@@ -307,15 +279,13 @@ async fn the_outbox_publishes_what_was_committed_while_the_broker_was_down() {
     assert_eq!(status["status"], "queued");
 
     // The broker comes back: the relay reconnects, publishes, and the execution runs.
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    let proxy = tokio::spawn(broker_proxy(listener));
+    proxy.set_up(true);
     let (_, done) = tokio::time::timeout(Duration::from_secs(30), mesh.follow(&user, &id))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["output"]["words"], 2);
-    proxy.abort();
     probe.close().await;
     mesh.shutdown().await.unwrap();
 }
@@ -438,7 +408,8 @@ async fn platform_failures_are_retried_then_dead_lettered_never_dropped() {
 async fn a_relay_skips_outbox_rows_another_replica_is_publishing() {
     use sea_orm::{ConnectionTrait, Database, TransactionTrait};
     // The broker is unreachable while the backlog is created.
-    let (port, url) = broker_down();
+    let proxy = BrokerProxy::start(&amqp_url(), false).await.unwrap();
+    let url = proxy.url().to_string();
     let mesh = Mesh::with_queue(Backend::PostgresS3, |config| config.amqp_url = Some(url))
         .await
         .unwrap();
@@ -467,8 +438,7 @@ async fn a_relay_skips_outbox_rows_another_replica_is_publishing() {
         .await
         .unwrap();
 
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    let proxy = tokio::spawn(broker_proxy(listener));
+    proxy.set_up(true);
     let probe = frameos_queue::Queue::amqp(&amqp_url(), mesh.queue_topology())
         .await
         .unwrap();
@@ -498,6 +468,5 @@ async fn a_relay_skips_outbox_rows_another_replica_is_publishing() {
     .await;
     probe.close().await;
     db.close().await.unwrap();
-    proxy.abort();
     mesh.shutdown().await.unwrap();
 }

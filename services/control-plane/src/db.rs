@@ -1,8 +1,15 @@
 //! Connecting, migrating, and turning database failures into public errors.
 
+use std::time::Duration;
+
 use frameos_core::{Error, ErrorCode};
 use frameos_migrations::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, SqlErr};
+
+/// How long a request waits for a connection to a networked database. While the database is
+/// down, sqlx retries connecting until then (30 s by default): the request then gets a clear
+/// `unavailable` in seconds instead of hanging.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     if let Some(path) = url
@@ -20,8 +27,12 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     } else {
         url.to_string()
     };
+    let networked = !url.starts_with("sqlite:");
     let mut options = ConnectOptions::new(url);
     options.sqlx_logging(false);
+    if networked {
+        options.acquire_timeout(ACQUIRE_TIMEOUT);
+    }
     Database::connect(options).await
 }
 
@@ -32,15 +43,32 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// A database failure as the caller sees it. Unique violations are the caller's business and
 /// are mapped by the call site; everything else is ours.
 pub fn error(e: DbErr) -> Error {
+    if is_unavailable(&e) {
+        tracing::warn!(error = %e, "database unavailable");
+        Error::unavailable("the database is unavailable; try again")
+    } else {
+        tracing::error!(error = %e, "database error");
+        Error::internal("database error")
+    }
+}
+
+/// Whether the database could not be reached or went away mid-statement (a restart, a
+/// failover): the request may succeed when retried, and is not a bug of ours.
+fn is_unavailable(e: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
     match e {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
-            tracing::warn!(error = %e, "database unavailable");
-            Error::unavailable("the database is unavailable; try again")
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match e.as_ref() {
+                Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+                // admin_shutdown, crash_shutdown, cannot_connect_now (starting up)
+                Sqlx::Database(db) => {
+                    matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03"))
+                }
+                _ => false,
+            }
         }
-        e => {
-            tracing::error!(error = %e, "database error");
-            Error::internal("database error")
-        }
+        _ => false,
     }
 }
 

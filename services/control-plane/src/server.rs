@@ -60,6 +60,16 @@ impl Server {
     /// Connects to the database (migrating if asked), checks the package store, makes sure an
     /// admin exists and binds the listener. Nothing is served yet.
     pub async fn bind(config: Config) -> Result<Server, Error> {
+        Self::bind_with(config, None).await
+    }
+
+    /// As [`Server::bind`], serving on a listener the caller bound: a restart in the same
+    /// process keeps its socket instead of releasing the port and binding it again.
+    pub async fn bind_to(config: Config, listener: TcpListener) -> Result<Server, Error> {
+        Self::bind_with(config, Some(listener)).await
+    }
+
+    async fn bind_with(config: Config, listener: Option<TcpListener>) -> Result<Server, Error> {
         let db = db::connect(&config.database_url)
             .await
             .map_err(Error::Database)?;
@@ -83,12 +93,15 @@ impl Server {
                 crate::auth::generate_key()
             }
         };
-        let listener = TcpListener::bind(config.grpc_addr)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: config.grpc_addr,
-                source,
-            })?;
+        let listener = match listener {
+            Some(listener) => listener,
+            None => TcpListener::bind(config.grpc_addr)
+                .await
+                .map_err(|source| Error::Bind {
+                    addr: config.grpc_addr,
+                    source,
+                })?,
+        };
         Ok(Server {
             config,
             db,
