@@ -5,6 +5,7 @@
 pub mod flows;
 pub mod packages;
 mod postgres;
+pub mod processes;
 mod s3;
 
 use std::net::SocketAddr;
