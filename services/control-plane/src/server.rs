@@ -175,6 +175,11 @@ impl Server {
             .unwrap_or(usize::MAX)
             .saturating_add(64 * 1024);
 
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(frameos_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(Error::Reflection)?;
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
             .set_service_status("", ServingStatus::Serving)
@@ -193,11 +198,6 @@ impl Server {
             health_reporter,
             unready.clone(),
         ));
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(frameos_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .map_err(Error::Reflection)?;
 
         let hub = Hub::default();
         let outbox = std::sync::Arc::new(tokio::sync::Notify::new());

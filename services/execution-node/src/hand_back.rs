@@ -20,7 +20,7 @@ const SYSTEM_STREAM: &str = "system";
 const CALL_WITHIN: Duration = Duration::from_secs(3);
 
 /// The node's stop, as one job sees it.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Stop {
     /// The node stopped taking jobs.
     pub no_new_jobs: CancellationToken,
