@@ -3,6 +3,7 @@
 //! the embedded defaults (SQLite and a local directory).
 
 pub mod flows;
+pub mod node_client;
 pub mod packages;
 mod postgres;
 pub mod processes;

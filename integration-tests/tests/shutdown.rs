@@ -335,3 +335,107 @@ async fn the_control_plane_reports_not_serving_before_it_stops_serving() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_back_is_fenced_by_the_attempt_and_queues_the_job_again() {
+    use frameos_proto::v1;
+
+    let mesh = Mesh::with_queue(Backend::PostgresS3, |_| {}).await.unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    mesh.publish_approved(
+        &dev,
+        "sleeper",
+        packages::node_agent_with("sleeper", &sleeper(10), 60_000, 128),
+        None,
+    )
+    .await
+    .unwrap();
+    let id = mesh.execute(&user, "sleeper", json!({})).await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let probe = frameos_queue::Queue::amqp(
+        &frameos_integration_tests::amqp_url(),
+        mesh.queue_topology(),
+    )
+    .await
+    .unwrap();
+    let depth_reaches = |n: u32| {
+        let probe = probe.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while probe.depth().await.unwrap() < n {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "depth never reached {n}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    depth_reaches(1).await;
+
+    let mut nodes = mesh.node_client().await.unwrap();
+    let claim = |node: &'static str| v1::ClaimExecutionRequest {
+        node_id: node.into(),
+        execution_id: id.clone(),
+    };
+    let release = |attempt: u32| v1::ReleaseExecutionRequest {
+        node_id: "node-a".into(),
+        execution_id: id.clone(),
+        attempt,
+        reason: "test".into(),
+    };
+    assert_eq!(
+        nodes
+            .claim_execution(claim("node-a"))
+            .await
+            .unwrap()
+            .into_inner()
+            .attempt,
+        1
+    );
+    assert_eq!(
+        nodes
+            .claim_execution(claim("node-b"))
+            .await
+            .unwrap()
+            .into_inner()
+            .attempt,
+        2
+    );
+
+    // Attempt 1 no longer owns the execution: its hand-back changes nothing.
+    let stale = nodes.release_execution(release(1)).await.unwrap_err();
+    assert_eq!(stale.code(), tonic::Code::FailedPrecondition, "{stale:?}");
+    let error = frameos_proto::status::from_status(&stale);
+    assert_eq!(error.code.as_str(), "stale_attempt", "{error}");
+    let running = execution(&mesh, &user, &id).await;
+    assert_eq!(
+        (running["status"].as_str(), running["attempts"].as_u64()),
+        (Some("running"), Some(2))
+    );
+
+    // The current attempt's hand-back queues it again, with a new message for the next node.
+    let released = nodes
+        .release_execution(release(2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(released.status, "queued");
+    let queued = execution(&mesh, &user, &id).await;
+    assert_eq!(
+        (queued["status"].as_str(), queued["attempts"].as_u64()),
+        (Some("queued"), Some(2))
+    );
+    depth_reaches(2).await;
+    // Twice is refused: it is not running any more.
+    let again = nodes.release_execution(release(2)).await.unwrap_err();
+    assert_eq!(
+        frameos_proto::status::from_status(&again).code.as_str(),
+        "conflict"
+    );
+    probe.close().await;
+    mesh.shutdown().await.unwrap();
+}
