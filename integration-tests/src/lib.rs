@@ -8,8 +8,10 @@ mod cleanup;
 pub mod flows;
 pub mod instances;
 pub mod load;
+pub mod node_client;
 pub mod packages;
 mod postgres;
+pub mod processes;
 mod s3;
 
 use std::net::SocketAddr;

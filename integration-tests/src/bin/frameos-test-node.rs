@@ -1,7 +1,7 @@
-//! The production execution node as a separate process, for tests that kill it (SIGKILL).
+//! The production execution node as a separate process, for tests that signal or kill it: the
+//! same lifecycle as `services/execution-node/src/main.rs`.
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 struct Args {
@@ -10,8 +10,13 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    frameos_telemetry::init_for("frameos-test-node");
     let args = Args::parse();
-    frameos_execution_node::run(args.config, CancellationToken::new()).await?;
-    Ok(())
+    let grace = args.config.shutdown_grace();
+    frameos_lifecycle::run_service("execution node", grace, |shutdown| {
+        frameos_execution_node::run(args.config, shutdown)
+    })
+    .await
+    .into()
 }

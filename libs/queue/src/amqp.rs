@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    BasicRejectOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Acker, Channel, Confirmation, Connection, ConnectionProperties};
@@ -284,6 +285,28 @@ impl AmqpConsumer {
     }
 }
 
+impl AmqpConsumer {
+    /// basic.cancel, then hands back what the broker had already pushed to us: after the
+    /// cancel-ok the stream ends, so everything it still yields was prefetched and never run.
+    pub(crate) async fn cancel(mut self) -> Result<usize, Error> {
+        self.channel
+            .basic_cancel(self.inner.tag(), BasicCancelOptions::default())
+            .await?;
+        let mut returned = 0;
+        while let Some(delivery) = self.inner.next().await {
+            let delivery = delivery?;
+            let requeue = BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            };
+            delivery.acker.nack(requeue).await?;
+            returned += 1;
+        }
+        info!(queue = %self.shared.topology.name, returned, "consumer canceled");
+        Ok(returned)
+    }
+}
+
 pub(crate) struct AmqpHandle {
     acker: Acker,
     /// The job as delivered: what a retry or dead letter republishes.
@@ -316,7 +339,7 @@ impl AmqpHandle {
 
     pub(crate) async fn retry(self, reason: &str) -> Result<(), Error> {
         if self.source == Source::Dead {
-            return self.requeue_dead_letter().await;
+            return self.requeue().await;
         }
         let topology = &self.shared.topology;
         match topology.retry_step(self.job.attempt) {
@@ -340,7 +363,7 @@ impl AmqpHandle {
 
     pub(crate) async fn dead_letter(self, reason: &str) -> Result<(), Error> {
         if self.source == Source::Dead {
-            return self.requeue_dead_letter().await;
+            return self.requeue().await;
         }
         let dead = self.shared.topology.dead_queue();
         self.shared.publish(&dead, &self.job, Some(reason)).await?;
@@ -348,8 +371,8 @@ impl AmqpHandle {
         self.ack().await
     }
 
-    /// A dead letter has nowhere further to go: back into the dead-letter queue.
-    async fn requeue_dead_letter(mut self) -> Result<(), Error> {
+    /// Back into the queue it came from, as it was (a dead letter has nowhere further to go).
+    pub(crate) async fn requeue(mut self) -> Result<(), Error> {
         self.settled = true;
         let requeue = BasicNackOptions {
             multiple: false,

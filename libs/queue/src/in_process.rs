@@ -298,7 +298,7 @@ impl InProcessHandle {
     }
 
     /// Back where it was, flagged as redelivered (RabbitMQ's requeue).
-    fn requeue(&mut self) {
+    pub(crate) fn requeue(&mut self) {
         let message = Message {
             redelivered: true,
             ..self.message.clone()

@@ -16,6 +16,8 @@ mod in_process;
 mod topology;
 
 #[cfg(test)]
+mod cancel_tests;
+#[cfg(test)]
 mod tests;
 
 pub use amqp::AmqpQueue;
@@ -190,6 +192,18 @@ impl Consumer {
             ConsumerInner::InProcess(c) => c.next().await.map(Ok),
         }
     }
+
+    /// Stops consuming (a node that shuts down). The broker sends this consumer nothing more,
+    /// and deliveries it had already sent that `next` never returned go back to the queue now,
+    /// not when the channel closes (the channel stays open while returned deliveries are held).
+    /// Returns how many went back; deliveries already returned stay with their holders.
+    pub async fn cancel(self) -> Result<usize, Error> {
+        match self.inner {
+            ConsumerInner::Amqp(c) => c.cancel().await,
+            // It takes a job from the queue only when `next` is called.
+            ConsumerInner::InProcess(_) => Ok(0),
+        }
+    }
 }
 
 /// One delivered job. Settle it with exactly one of `ack`, `retry` or `dead_letter`; dropped
@@ -229,6 +243,18 @@ impl Delivery {
             Handle::Amqp(h) => h.retry(reason).await,
             Handle::InProcess(h) => {
                 h.retry(reason);
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives the job back unstarted: requeued as it was, no retry counted (RabbitMQ's nack with
+    /// requeue), so the next consumer gets it at once with `redelivered = true`.
+    pub async fn requeue(self) -> Result<(), Error> {
+        match self.handle {
+            Handle::Amqp(h) => h.requeue().await,
+            Handle::InProcess(mut h) => {
+                h.requeue();
                 Ok(())
             }
         }

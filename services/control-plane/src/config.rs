@@ -44,6 +44,11 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_NODE_TOKEN", hide_env_values = true)]
     pub node_token: Option<String>,
 
+    /// Seconds a stop may take after SIGTERM/SIGINT (API.md §4.3): readiness off, the outbox
+    /// flushed, requests in flight finished.
+    #[arg(long, env = "FRAMEOS_SHUTDOWN_GRACE_SECS", default_value_t = frameos_lifecycle::SERVICE_GRACE_SECS)]
+    pub shutdown_grace_secs: u64,
+
     /// If set, an admin account with exactly this API key exists at start.
     #[arg(long, env = "FRAMEOS_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
     pub bootstrap_admin_key: Option<String>,
@@ -94,6 +99,10 @@ impl LimitsConfig {
 }
 
 impl Config {
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_secs)
+    }
+
     pub fn topology(&self) -> frameos_queue::Topology {
         frameos_queue::Topology::configured(
             &self.queue_name,

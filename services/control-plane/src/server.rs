@@ -1,8 +1,11 @@
 //! Binding and serving the control plane's gRPC API until the shutdown token fires.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use frameos_lifecycle::{StopSequence, Supervisor};
 use frameos_proto::v1::account_service_server::AccountServiceServer;
 use frameos_proto::v1::agent_service_server::AgentServiceServer;
 use frameos_proto::v1::billing_service_server::BillingServiceServer;
@@ -43,6 +46,8 @@ pub enum Error {
     Reflection(#[source] tonic_reflection::server::Error),
     #[error("grpc server failed: {0}")]
     Serve(#[source] tonic::transport::Error),
+    #[error("{0}")]
+    Component(#[from] frameos_lifecycle::Failure),
 }
 
 /// A control plane that is bound and ready to serve.
@@ -54,6 +59,8 @@ pub struct Server {
     shared_queue: Option<frameos_queue::Queue>,
     billing: Billing,
     node_token: String,
+    /// Fires before `shutdown` when readiness must go first (`frameos dev`).
+    not_ready: Option<CancellationToken>,
 }
 
 impl Server {
@@ -110,6 +117,7 @@ impl Server {
             shared_queue: None,
             billing,
             node_token,
+            not_ready: None,
         })
     }
 
@@ -117,6 +125,13 @@ impl Server {
     /// connecting to `FRAMEOS_AMQP_URL`.
     pub fn with_queue(mut self, queue: frameos_queue::Queue) -> Self {
         self.shared_queue = Some(queue);
+        self
+    }
+
+    /// Turns readiness off (NOT_SERVING) when `token` fires, even while the server still
+    /// serves: `frameos dev` keeps it serving until its node has drained.
+    pub fn not_ready_on(mut self, token: CancellationToken) -> Self {
+        self.not_ready = Some(token);
         self
     }
 
@@ -149,7 +164,18 @@ impl Server {
         self.generated_admin_key.take()
     }
 
+    /// Serves until `shutdown` fires (or a background task fails), then stops in stages within
+    /// `FRAMEOS_SHUTDOWN_GRACE_SECS`: readiness flips to NOT_SERVING → the outbox relay
+    /// publishes what was committed → the gRPC server closes (report and watch streams end) →
+    /// the background tasks end.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        let supervisor = Supervisor::new(&shutdown);
+        let stopping = supervisor.stopping();
+        // Each part stops in its stage, on its own token.
+        let unready = stopping.child_token();
+        let relay_stop = CancellationToken::new();
+        let serve_stop = CancellationToken::new();
+
         let limits = &self.config.limits;
         let publisher = Publisher {
             db: self.db.clone(),
@@ -162,20 +188,29 @@ impl Server {
             .unwrap_or(usize::MAX)
             .saturating_add(64 * 1024);
 
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_service_status("", ServingStatus::Serving)
-            .await;
-        let health_task = tokio::spawn(watch_database(
-            self.db.clone(),
-            health_reporter,
-            shutdown.clone(),
-        ));
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(frameos_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(Error::Reflection)?;
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_service_status("", ServingStatus::Serving)
+            .await;
+        if let Some(not_ready) = self.not_ready.clone() {
+            let unready = unready.clone();
+            supervisor.tracker().spawn(async move {
+                tokio::select! {
+                    () = not_ready.cancelled() => unready.cancel(),
+                    () = unready.cancelled() => {}
+                }
+            });
+        }
+        let mut health_task = supervisor.tracker().spawn(watch_database(
+            self.db.clone(),
+            health_reporter,
+            unready.clone(),
+        ));
 
         let hub = Hub::default();
         let outbox = std::sync::Arc::new(tokio::sync::Notify::new());
@@ -184,38 +219,50 @@ impl Server {
             hub.clone(),
             self.billing.clone(),
             outbox.clone(),
-            shutdown.clone(),
+            serve_stop.clone(),
+            supervisor.tracker(),
         );
         let nodes = Nodes::new(
             self.db.clone(),
             hub.clone(),
             self.billing.clone(),
-            shutdown.clone(),
-        );
-        let reconciler = tokio::spawn(crate::billing::run_reconciler(
-            self.db.clone(),
-            self.billing.clone(),
-            Duration::from_secs(self.config.billing.reconcile_interval_secs.max(1)),
-            shutdown.clone(),
-        ));
-        let source = self.queue_source();
-        let relay_task = tokio::spawn(relay::run_relay(
-            self.db.clone(),
-            source.clone(),
+            serve_stop.clone(),
+            supervisor.tracker(),
             outbox.clone(),
-            shutdown.clone(),
-        ));
-        let dead_letter_task = tokio::spawn(relay::run_dead_letters(
-            self.db.clone(),
-            hub.clone(),
-            self.billing.clone(),
-            source,
-            shutdown.clone(),
-        ));
+        );
+        supervisor.component(
+            "billing reconciler",
+            ended(crate::billing::run_reconciler(
+                self.db.clone(),
+                self.billing.clone(),
+                Duration::from_secs(self.config.billing.reconcile_interval_secs.max(1)),
+                serve_stop.clone(),
+            )),
+        );
+        let source = self.queue_source();
+        let mut relay_task = supervisor.component(
+            "outbox relay",
+            ended(relay::run_relay(
+                self.db.clone(),
+                source.clone(),
+                outbox.clone(),
+                relay_stop.clone(),
+            )),
+        );
+        supervisor.component(
+            "dead-letter consumer",
+            ended(relay::run_dead_letters(
+                self.db.clone(),
+                hub.clone(),
+                self.billing.clone(),
+                source,
+                serve_stop.clone(),
+            )),
+        );
 
         let addr = self.local_addr();
         tracing::info!(%addr, store = %publisher.store.describe(), "control plane serving");
-        let result = tonic::transport::Server::builder()
+        let server = tonic::transport::Server::builder()
             .timeout(Duration::from_secs(60))
             .add_service(health_service)
             .add_service(reflection)
@@ -234,40 +281,78 @@ impl Server {
             ))
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.listener),
-                shutdown.clone().cancelled_owned(),
-            )
+                serve_stop.clone().cancelled_owned(),
+            );
+        let mut server_task =
+            supervisor.component(
+                "grpc server",
+                async move { server.await.map_err(Error::Serve) },
+            );
+
+        stopping.cancelled().await;
+        let stop = StopSequence::begin("control plane", self.config.shutdown_grace());
+        stop.stage("stop accepting", STAGE_LIMIT, async {
+            unready.cancel();
+            let _ = (&mut health_task).await;
+        })
+        .await;
+        relay_stop.cancel();
+        if stop
+            .stage("outbox relay flushes", STAGE_LIMIT, &mut relay_task)
             .await
-            .map_err(Error::Serve);
-        shutdown.cancel();
-        for (task, handle) in [
-            ("health", health_task),
-            ("outbox relay", relay_task),
-            ("dead letters", dead_letter_task),
-            ("reconciler", reconciler),
-        ] {
-            if let Err(e) = handle.await {
-                tracing::error!(task, error = %e, "background task failed");
-            }
+            .is_none()
+        {
+            relay_task.abort();
         }
+        serve_stop.cancel();
+        let close_limit = stop.left().saturating_sub(STAGE_LIMIT).max(STAGE_LIMIT);
+        if stop
+            .stage("servers close", close_limit, &mut server_task)
+            .await
+            .is_none()
+        {
+            server_task.abort();
+        }
+        stop.stage(
+            "background tasks end",
+            STAGE_LIMIT,
+            supervisor.wait(STAGE_LIMIT),
+        )
+        .await;
         let _ = self.db.close().await;
-        tracing::info!("control plane stopped");
-        result
+        stop.finish();
+        match supervisor.failure() {
+            Some(failure) => Err(Error::Component(failure)),
+            None => Ok(()),
+        }
     }
 }
 
-/// Reports NOT_SERVING while the database does not answer, so readiness follows it.
+/// Limit of each short stop stage (the server's close gets what is left of the grace).
+const STAGE_LIMIT: Duration = Duration::from_secs(5);
+
+/// A background loop that only ends when told to, as a component.
+async fn ended(work: impl Future<Output = ()>) -> Result<(), Infallible> {
+    work.await;
+    Ok(())
+}
+
+/// Reports NOT_SERVING while the database does not answer, so readiness follows it, and from
+/// `unready` on for good (the stop began). The only writer of the health status.
 async fn watch_database(
     db: DatabaseConnection,
     reporter: tonic_health::server::HealthReporter,
-    shutdown: CancellationToken,
+    unready: CancellationToken,
 ) {
     let mut serving = true;
     loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(5)) => {}
-        }
-        let ok = db.ping().await.is_ok();
+        let ok = tokio::select! {
+            () = unready.cancelled() => break,
+            ok = async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                db.ping().await.is_ok()
+            } => ok,
+        };
         if ok != serving {
             serving = ok;
             let status = if ok {
@@ -279,4 +364,8 @@ async fn watch_database(
             reporter.set_service_status("", status).await;
         }
     }
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    tracing::info!("readiness off: NOT_SERVING");
 }

@@ -61,6 +61,11 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_LOG_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     pub log_limit_bytes: u64,
 
+    /// Seconds a stop may take after SIGTERM/SIGINT (API.md §4.3): running executions finish,
+    /// and those still running when it runs out are handed back to the queue.
+    #[arg(long, env = "FRAMEOS_SHUTDOWN_GRACE_SECS", default_value_t = frameos_lifecycle::NODE_GRACE_SECS)]
+    pub shutdown_grace_secs: u64,
+
     #[command(flatten)]
     pub store: StoreConfig,
 }
@@ -97,6 +102,10 @@ impl Config {
             node_id,
         )
         .await
+    }
+
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_secs)
     }
 
     pub fn concurrency(&self) -> u16 {

@@ -4,15 +4,18 @@
 
 mod cache;
 pub mod config;
+mod hand_back;
 mod worker;
 
 use std::time::Duration;
 
 pub use config::Config;
+use frameos_lifecycle::{StopSequence, Supervisor};
 use frameos_proto::v1::node_service_client::NodeServiceClient;
 use frameos_proto::v1::{HeartbeatRequest, RegisterNodeRequest};
 use frameos_queue::Queue;
 use frameos_sandbox::Sandbox;
+use hand_back::Stop;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::codegen::InterceptedService;
@@ -30,6 +33,8 @@ pub enum Error {
     NoQueue,
     #[error("FRAMEOS_NODE_TOKEN is not a valid header value")]
     NodeToken,
+    #[error("{0}")]
+    Component(#[from] frameos_lifecycle::Failure),
 }
 
 /// The gRPC connection to the control plane.
@@ -107,6 +112,7 @@ pub struct Node {
     shared: std::sync::Arc<Shared>,
     source: Source,
     concurrency: u16,
+    grace: Duration,
 }
 
 impl Node {
@@ -158,6 +164,7 @@ impl Node {
             shared: std::sync::Arc::new(shared),
             source,
             concurrency: config.concurrency(),
+            grace: config.shutdown_grace(),
         })
     }
 
@@ -165,19 +172,106 @@ impl Node {
         &self.shared.node_id
     }
 
-    /// Consumes until `shutdown`, then stops taking jobs and waits for the running ones.
+    /// Consumes until `shutdown` (or a failed component), then stops in stages within
+    /// `FRAMEOS_SHUTDOWN_GRACE_SECS`: stop taking jobs (those the broker had already sent go
+    /// back unstarted) → running executions finish → when the grace is nearly over, those still
+    /// running are handed back → heartbeats and the queue connection end.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
-        let heartbeat = tokio::spawn(heartbeat(
-            self.shared.clone(),
-            self.concurrency,
-            shutdown.clone(),
-        ));
+        let supervisor = Supervisor::new(&shutdown);
+        // Heartbeats go on while executions drain: the node still owns them.
+        let heartbeat_stop = CancellationToken::new();
+        supervisor.component(
+            "heartbeat",
+            ended(heartbeat(
+                self.shared.clone(),
+                self.concurrency,
+                heartbeat_stop.clone(),
+            )),
+        );
+        let stop = Stop {
+            no_new_jobs: supervisor.stopping(),
+            hand_back: CancellationToken::new(),
+        };
         let mut running = JoinSet::new();
+        let consuming = self.consume(&stop, &mut running).await;
+
+        let sequence = StopSequence::begin("execution node", self.grace);
+        if let Some(consumer) = consuming.consumer {
+            sequence
+                .stage("stop accepting", STAGE_LIMIT, async {
+                    match consumer.cancel().await {
+                        Ok(returned) => tracing::info!(returned, "stopped taking jobs"),
+                        Err(e) => tracing::warn!(error = %e, "canceling the consumer failed; the broker returns its jobs when the connection closes"),
+                    }
+                })
+                .await;
+        }
+        // The hand-back must fit in the grace too, unless the grace is tiny.
+        let drain_limit = sequence
+            .left()
+            .saturating_sub(HAND_BACK_LIMIT.min(self.grace / 2));
+        tracing::info!(running = running.len(), "draining running executions");
+        let drained = sequence
+            .stage(
+                "running executions finish",
+                drain_limit,
+                join_all(&mut running),
+            )
+            .await
+            .is_some();
+        if !drained {
+            tracing::warn!(
+                running = running.len(),
+                "grace over; handing back the executions still running"
+            );
+            stop.hand_back.cancel();
+            let handed_back = sequence
+                .stage("hand back", HAND_BACK_LIMIT, join_all(&mut running))
+                .await;
+            if handed_back.is_none() {
+                // Their containers stop with them; the broker redelivers their jobs.
+                running.abort_all();
+                sequence
+                    .stage("remove containers", STAGE_LIMIT, async {
+                        join_all(&mut running).await;
+                        if let Err(e) = self.shared.sandbox.remove_stale().await {
+                            tracing::warn!(error = %e, "removing this node's containers failed");
+                        }
+                    })
+                    .await;
+            }
+        }
+        heartbeat_stop.cancel();
+        if let Some(queue) = consuming.owned_queue {
+            sequence
+                .stage("queue connection closes", STAGE_LIMIT, queue.close())
+                .await;
+        }
+        sequence
+            .stage(
+                "background tasks end",
+                STAGE_LIMIT,
+                supervisor.wait(STAGE_LIMIT),
+            )
+            .await;
+        sequence.finish();
+        match supervisor.failure() {
+            Some(failure) => Err(Error::Component(failure)),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes jobs, each in its own task in `running`, until the node stops taking them.
+    async fn consume(&self, stop: &Stop, running: &mut JoinSet<()>) -> Consuming {
         let mut backoff = Duration::from_millis(100);
-        'connect: while !shutdown.is_cancelled() {
+        'connect: while !stop.no_new_jobs.is_cancelled() {
             let queue = match &self.source {
                 Source::Shared(queue) => Ok(queue.clone()),
                 Source::Amqp { url, topology } => Queue::amqp(url, topology.clone()).await,
+            };
+            let owned_queue = match (&queue, &self.source) {
+                (Ok(queue), Source::Amqp { .. }) => Some(queue.clone()),
+                _ => None,
             };
             let consumer = match queue {
                 Ok(queue) => queue.consume(&self.shared.node_id, self.concurrency).await,
@@ -189,7 +283,7 @@ impl Node {
                     tracing::warn!(error = %e, "cannot consume jobs; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
-                        () = shutdown.cancelled() => break,
+                        () = stop.no_new_jobs.cancelled() => break,
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
@@ -199,11 +293,14 @@ impl Node {
             tracing::info!(node_id = %self.shared.node_id, concurrency = self.concurrency, "consuming jobs");
             loop {
                 tokio::select! {
-                    () = shutdown.cancelled() => break 'connect,
+                    () = stop.no_new_jobs.cancelled() => {
+                        return Consuming { consumer: Some(consumer), owned_queue };
+                    }
                     next = consumer.next() => match next {
                         Some(Ok(delivery)) => {
                             let shared = self.shared.clone();
-                            running.spawn(async move { worker::handle(&shared, delivery).await });
+                            let stop = stop.clone();
+                            running.spawn(async move { worker::handle(&shared, delivery, stop).await });
                         }
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "job consumer failed; reconnecting");
@@ -211,16 +308,50 @@ impl Node {
                         }
                         None => continue 'connect,
                     },
-                    Some(_) = running.join_next(), if !running.is_empty() => {}
+                    Some(joined) = running.join_next(), if !running.is_empty() => log_ended(joined),
                 }
             }
         }
-        tracing::info!(running = running.len(), "draining running executions");
-        while running.join_next().await.is_some() {}
-        let _ = heartbeat.await;
-        tracing::info!("execution node stopped");
-        Ok(())
+        Consuming {
+            consumer: None,
+            owned_queue: None,
+        }
     }
+}
+
+/// Where the stop finds the node's consumption.
+struct Consuming {
+    consumer: Option<frameos_queue::Consumer>,
+    /// The broker connection this node opened (never the in-process queue it shares).
+    owned_queue: Option<Queue>,
+}
+
+/// Limit of each short stop stage.
+const STAGE_LIMIT: Duration = Duration::from_secs(5);
+/// Time kept at the end of the grace to hand back what still runs.
+const HAND_BACK_LIMIT: Duration = Duration::from_secs(10);
+
+async fn join_all(running: &mut JoinSet<()>) {
+    while let Some(joined) = running.join_next().await {
+        log_ended(joined);
+    }
+}
+
+fn log_ended(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined
+        && e.is_panic()
+    {
+        // The job's message was dropped unsettled: the broker redelivers it.
+        tracing::error!(error = %e, "a job handler panicked");
+    }
+}
+
+/// A background loop that only ends when told to, as a component.
+async fn ended(
+    work: impl std::future::Future<Output = ()>,
+) -> Result<(), std::convert::Infallible> {
+    work.await;
+    Ok(())
 }
 
 /// Registers (until the control plane answers) and then heart-beats.

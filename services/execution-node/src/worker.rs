@@ -5,27 +5,40 @@ use std::time::Duration;
 
 use frameos_proto::v1::{self, execution_report::Report, report_reply::Reply};
 use frameos_queue::Delivery;
-use frameos_sandbox::{Event, Outcome, Runtime, Spec, Stream};
+use frameos_sandbox::{Event, Outcome, Runtime, Spec};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::Shared;
+use crate::hand_back::{self, Stop};
 
 /// Log lines sent in one report at most.
 const BATCH_LINES: usize = 200;
 
 /// Runs a job in a span `execution` that continues the trace of the REST call that queued it.
-pub async fn handle(shared: &Shared, delivery: Delivery) {
+pub async fn handle(shared: &Shared, delivery: Delivery, stop: Stop) {
     let span = tracing::info_span!("execution", execution_id = %delivery.job.execution_id);
     frameos_telemetry::set_parent(&span, &delivery.job.headers);
-    settle(shared, delivery).instrument(span).await;
+    settle(shared, delivery, &stop).instrument(span).await;
 }
 
-async fn settle(shared: &Shared, delivery: Delivery) {
+async fn settle(shared: &Shared, delivery: Delivery, stop: &Stop) {
     let execution_id = delivery.job.execution_id.clone();
-    match run(shared, &delivery).await {
+    // The node stopped taking jobs before this one started: another node runs it.
+    let outcome = if stop.no_new_jobs.is_cancelled() {
+        tracing::info!(%execution_id, "node stopping; job returned to the queue unstarted");
+        Ok(Settle::Requeue)
+    } else {
+        run(shared, &delivery, stop).await
+    };
+    match outcome {
+        Ok(Settle::Requeue) => {
+            if let Err(e) = delivery.requeue().await {
+                tracing::warn!(%execution_id, error = %e, "requeue failed; the job will be redelivered");
+            }
+        }
         Ok(Settle::Ack) => {
             if let Err(e) = delivery.ack().await {
                 tracing::warn!(%execution_id, error = %e, "ack failed; the job will be redelivered");
@@ -40,12 +53,14 @@ async fn settle(shared: &Shared, delivery: Delivery) {
     }
 }
 
-enum Settle {
+pub(crate) enum Settle {
     Ack,
     Retry(String),
+    /// Back to the queue as it was, no retry counted (not started, or handed back).
+    Requeue,
 }
 
-async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
+async fn run(shared: &Shared, delivery: &Delivery, stop: &Stop) -> Result<Settle, String> {
     let execution_id = &delivery.job.execution_id;
     let claim = shared
         .control_plane
@@ -85,11 +100,14 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
         .map_err(|s| format!("report stream refused: {}", s.message()))?
         .into_inner();
 
-    let package_dir = shared
-        .cache
-        .get(&claim.package_key, &claim.package_sha256)
-        .await
-        .map_err(|e| e.to_string())?;
+    let package_dir = tokio::select! {
+        fetched = shared.cache.get(&claim.package_key, &claim.package_sha256) => {
+            fetched.map_err(|e| e.to_string())?
+        }
+        () = stop.hand_back.cancelled() => {
+            return Ok(hand_back::hand_back(shared, execution_id, attempt, reports, replies).await);
+        }
+    };
     let resources = claim.resources.unwrap_or_default();
     let spec = Spec {
         execution_id: execution_id.clone(),
@@ -111,6 +129,8 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
     let timeout_ms = resources.timeout_ms;
 
     let cancel = CancellationToken::new();
+    // Dropped unfinished (the node's last stop stage gave up on it): the container stops too.
+    let _stop_container = cancel.clone().drop_guard();
     let (events, mut event_rx) = mpsc::channel::<Event>(256);
     let sandbox = shared.sandbox.clone();
     let running = tokio::spawn({
@@ -118,6 +138,8 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
         async move { sandbox.run(spec, events, cancel).await }.in_current_span()
     });
     let mut stale = false;
+    let mut user_canceled = false;
+    let mut handing_back = false;
     // Forward events until the sandbox closes its side (the run ended).
     loop {
         tokio::select! {
@@ -137,6 +159,7 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
             reply = replies.message(), if !stale => match reply {
                 Ok(Some(v1::ReportReply { reply: Some(Reply::Cancel(_)) })) => {
                     tracing::info!(%execution_id, "canceled by its user");
+                    user_canceled = true;
                     cancel.cancel();
                 }
                 Ok(_) => {}
@@ -148,6 +171,11 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
                     cancel.cancel();
                 }
             },
+            () = stop.hand_back.cancelled(), if !handing_back => {
+                tracing::info!(%execution_id, attempt, "grace over; stopping the run to hand it back");
+                handing_back = true;
+                cancel.cancel();
+            }
         }
     }
     let outcome = running
@@ -158,6 +186,10 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
         return Ok(Settle::Retry(
             "the control plane refused this attempt's reports".into(),
         ));
+    }
+    // A run that ended on its own meanwhile, or that its user canceled, reports as usual.
+    if handing_back && !user_canceled && matches!(outcome, Outcome::Canceled) {
+        return Ok(hand_back::hand_back(shared, execution_id, attempt, reports, replies).await);
     }
     tracing::info!(%execution_id, attempt, outcome = outcome.label(), "run ended");
     reports
@@ -193,11 +225,13 @@ fn batch(first: Event, rx: &mut mpsc::Receiver<Event>) -> (Report, Option<Event>
             (Report::Progress(v1::Progress { fraction, message }), None)
         }
         Event::Log { stream, line } => {
-            let mut lines = vec![log_line(stream, line)];
+            let mut lines = vec![log_line(stream.as_str(), line)];
             let mut rest = None;
             while lines.len() < BATCH_LINES {
                 match rx.try_recv() {
-                    Ok(Event::Log { stream, line }) => lines.push(log_line(stream, line)),
+                    Ok(Event::Log { stream, line }) => {
+                        lines.push(log_line(stream.as_str(), line));
+                    }
                     Ok(other) => {
                         rest = Some(other);
                         break;
@@ -210,10 +244,10 @@ fn batch(first: Event, rx: &mut mpsc::Receiver<Event>) -> (Report, Option<Event>
     }
 }
 
-fn log_line(stream: Stream, line: String) -> v1::NodeLogLine {
+pub(crate) fn log_line(stream: &str, line: String) -> v1::NodeLogLine {
     let now = chrono::Utc::now();
     v1::NodeLogLine {
-        stream: stream.as_str().to_string(),
+        stream: stream.to_string(),
         line,
         ts: Some(prost_types::Timestamp {
             seconds: now.timestamp(),

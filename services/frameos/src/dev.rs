@@ -2,7 +2,9 @@
 //! defaults (SQLite, a local package directory, an in-process queue, the Docker sandbox).
 
 use std::path::Path;
+use std::time::Duration;
 
+use frameos_lifecycle::{StopSequence, Supervisor};
 use frameos_sandbox::{Images, Sandbox, SandboxKind};
 use tokio_util::sync::CancellationToken;
 
@@ -37,9 +39,9 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
             key
         }
     };
-    let shutdown = CancellationToken::new();
     let max_package_bytes = args.control_plane.limits.max_package_bytes;
     let topology = args.control_plane.topology();
+    let control_plane_grace = args.control_plane.shutdown_grace();
     let amqp_url = args.control_plane.amqp_url.clone();
     let store = args.control_plane.store.clone();
     let queue = frameos_queue::Queue::in_process(topology);
@@ -53,6 +55,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     gateway_config.http_addr = args.http_addr;
     gateway_config.control_plane_url = format!("http://{grpc_addr}");
     gateway_config.max_package_bytes = max_package_bytes;
+    gateway_config.shutdown_grace_secs = control_plane_grace.as_secs();
     let gateway = frameos_gateway::Gateway::bind(gateway_config).await?;
     let http_addr = gateway.local_addr();
 
@@ -68,6 +71,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     node_config.docker_host = args.docker_host.clone();
     let sandbox = sandbox(args.sandbox, args.docker_host.as_deref(), &node_id).await;
     let sandbox_shown = sandbox.clone();
+    let node_grace = node_config.shutdown_grace();
     let node = match amqp_url {
         Some(_) => frameos_execution_node::Node::start(node_config).await?,
         None => frameos_execution_node::Node::start_with(node_config, sandbox, queue).await?,
@@ -92,25 +96,80 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     println!("  admin API key {admin_key}");
     println!();
     println!("  export FRAMEOS_API_URL=http://{http_addr} FRAMEOS_API_KEY={admin_key}");
-    println!("  stop with Ctrl-C");
+    println!("  stop with Ctrl-C (twice to skip the graceful stop)");
     println!();
 
-    let cp = tokio::spawn(control_plane.run(shutdown.clone()));
-    let gw = tokio::spawn(gateway.run(shutdown.clone()));
-    let nd = tokio::spawn(node.run(shutdown.clone()));
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-        signal.cancel();
-    });
-    let (cp, gw, nd) = tokio::join!(cp, gw, nd);
-    shutdown.cancel();
-    cp??;
-    gw??;
-    nd??;
-    Ok(())
+    serve(
+        control_plane,
+        gateway,
+        node,
+        control_plane_grace,
+        node_grace,
+    )
+    .await
 }
+
+/// Runs the three services until SIGTERM/SIGINT or until one fails, then stops them in the
+/// order of one service lifecycle (ADR 0009): readiness off and no new requests or jobs → the
+/// node drains (or hands back) its executions while the control plane still records them →
+/// the control plane flushes its outbox and closes.
+async fn serve(
+    control_plane: frameos_control_plane::Server,
+    gateway: frameos_gateway::Gateway,
+    node: frameos_execution_node::Node,
+    control_plane_grace: Duration,
+    node_grace: Duration,
+) -> anyhow::Result<()> {
+    let process = CancellationToken::new();
+    let _signals = frameos_lifecycle::cancel_on_signal(process.clone())?;
+    let supervisor = Supervisor::new(&process);
+    let stopping = supervisor.stopping();
+    let (cp_stop, gw_stop, node_stop) = (
+        CancellationToken::new(),
+        CancellationToken::new(),
+        CancellationToken::new(),
+    );
+    let control_plane = control_plane.not_ready_on(stopping.clone());
+    let mut cp = supervisor.component("control plane", control_plane.run(cp_stop.clone()));
+    let mut gw = supervisor.component("gateway", gateway.run(gw_stop.clone()));
+    let mut nd = supervisor.component("execution node", node.run(node_stop.clone()));
+
+    stopping.cancelled().await;
+    let stop = StopSequence::begin("frameos dev", node_grace + control_plane_grace);
+    gw_stop.cancel();
+    node_stop.cancel();
+    if stop
+        .stage("gateway stops", control_plane_grace + MARGIN, &mut gw)
+        .await
+        .is_none()
+    {
+        gw.abort();
+    }
+    if stop
+        .stage("node drains", node_grace + MARGIN, &mut nd)
+        .await
+        .is_none()
+    {
+        nd.abort();
+    }
+    cp_stop.cancel();
+    if stop
+        .stage("control plane stops", control_plane_grace + MARGIN, &mut cp)
+        .await
+        .is_none()
+    {
+        cp.abort();
+    }
+    supervisor.wait(MARGIN).await;
+    stop.finish();
+    match supervisor.failure() {
+        Some(failure) => Err(failure.into()),
+        None => Ok(()),
+    }
+}
+
+/// Room for each service's last short stages beyond its grace.
+const MARGIN: Duration = Duration::from_secs(30);
 
 /// What `FRAMEOS_SANDBOX` asks for, never anything else. Docker that does not answer, or whose
 /// runtime images cannot be built, gives a sandbox that fails every execution naming why: this

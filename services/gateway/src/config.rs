@@ -41,6 +41,10 @@ pub struct Config {
     /// A stream lasts as long as its execution, so these are counted apart from requests.
     #[arg(long, env = "FRAMEOS_MAX_EVENT_STREAMS", default_value_t = 1024)]
     pub max_event_streams: usize,
+
+    /// Seconds a stop may take after SIGTERM/SIGINT (API.md §4.3): requests in flight finish.
+    #[arg(long, env = "FRAMEOS_SHUTDOWN_GRACE_SECS", default_value_t = frameos_lifecycle::SERVICE_GRACE_SECS)]
+    pub shutdown_grace_secs: u64,
 }
 
 impl Config {
@@ -58,6 +62,10 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
     }
 
     pub fn control_plane_timeout(&self) -> Duration {

@@ -1,8 +1,10 @@
 //! Binding and serving the REST API until the shutdown token fires.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
+use frameos_lifecycle::{StopSequence, Supervisor};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +26,8 @@ pub enum Error {
     },
     #[error("http server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("{0}")]
+    Component(#[from] frameos_lifecycle::Failure),
 }
 
 /// A gateway that is bound and ready to serve.
@@ -32,6 +36,8 @@ pub struct Gateway {
     listener: TcpListener,
     app: Router,
     streams: EventStreams,
+    /// `AppState::stopping`: readiness.
+    unready: CancellationToken,
 }
 
 impl Gateway {
@@ -43,6 +49,7 @@ impl Gateway {
             source,
         })?;
         let streams = state.streams.clone();
+        let unready = state.stopping.clone();
         let app = routes::router(state, &config);
         let listener = TcpListener::bind(config.http_addr)
             .await
@@ -55,6 +62,7 @@ impl Gateway {
             listener,
             app,
             streams,
+            unready,
         })
     }
 
@@ -62,20 +70,56 @@ impl Gateway {
         self.listener.local_addr().unwrap_or(self.config.http_addr)
     }
 
-    /// Serves until `shutdown` fires, then lets requests in flight finish. Event streams end
-    /// at once: they could last as long as an execution, and their clients resume elsewhere.
+    /// Serves until `shutdown` fires (or the server fails), then stops within
+    /// `FRAMEOS_SHUTDOWN_GRACE_SECS`: readiness off, no new connections and event streams ended
+    /// at once (they could last as long as an execution; their clients resume elsewhere), then
+    /// requests in flight finish.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        let supervisor = Supervisor::new(&shutdown);
+        let stopping = supervisor.stopping();
         let addr = self.local_addr();
         tracing::info!(%addr, control_plane = %self.config.control_plane_url, "gateway serving");
-        let streams = self.streams;
-        axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(async move {
-                shutdown.cancelled().await;
-                streams.close_all();
-            })
+        let close = CancellationToken::new();
+        let server = axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(close.clone().cancelled_owned());
+        let mut server_task =
+            supervisor.component(
+                "http server",
+                async move { server.await.map_err(Error::Serve) },
+            );
+
+        stopping.cancelled().await;
+        let stop = StopSequence::begin("gateway", self.config.shutdown_grace());
+        stop.stage("stop accepting", STAGE_LIMIT, async {
+            self.unready.cancel();
+            self.streams.close_all();
+            close.cancel();
+        })
+        .await;
+        if stop
+            .stage(
+                "servers close",
+                stop.left().max(STAGE_LIMIT),
+                &mut server_task,
+            )
             .await
-            .map_err(Error::Serve)?;
-        tracing::info!("gateway stopped");
-        Ok(())
+            .is_none()
+        {
+            server_task.abort();
+        }
+        stop.stage(
+            "background tasks end",
+            STAGE_LIMIT,
+            supervisor.wait(STAGE_LIMIT),
+        )
+        .await;
+        stop.finish();
+        match supervisor.failure() {
+            Some(failure) => Err(Error::Component(failure)),
+            None => Ok(()),
+        }
     }
 }
+
+/// Limit of each short stop stage (requests in flight get what is left of the grace).
+const STAGE_LIMIT: Duration = Duration::from_secs(5);

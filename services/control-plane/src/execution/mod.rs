@@ -6,6 +6,7 @@ mod hub;
 mod node_service;
 mod query;
 pub mod relay;
+mod release;
 mod reports;
 mod service;
 mod view;

@@ -2,6 +2,7 @@
 //! (which hands out the attempt number that fences every later report), and the report stream.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use chrono::Utc;
 use frameos_core::{Error, ErrorCode};
@@ -9,12 +10,13 @@ use frameos_proto::status::to_status;
 use frameos_proto::v1::{self, node_service_server::NodeService};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{Hub, reports};
+use super::{Hub, release, reports};
 use crate::db;
 use crate::entity::{agent_version, execution, node};
 
@@ -25,6 +27,10 @@ pub struct Nodes {
     hub: Hub,
     billing: crate::billing::Billing,
     shutdown: CancellationToken,
+    /// Owns the report stream tasks: the stop waits for them.
+    tasks: TaskTracker,
+    /// Wakes the outbox relay when a handed-back execution was queued again.
+    relay: Arc<Notify>,
 }
 
 impl Nodes {
@@ -33,12 +39,16 @@ impl Nodes {
         hub: Hub,
         billing: crate::billing::Billing,
         shutdown: CancellationToken,
+        tasks: TaskTracker,
+        relay: Arc<Notify>,
     ) -> Self {
         Nodes {
             db,
             hub,
             billing,
             shutdown,
+            tasks,
+            relay,
         }
     }
 
@@ -218,6 +228,7 @@ impl NodeService for Nodes {
         let inbound = request.into_inner();
         let (sender, receiver) = mpsc::channel(8);
         reports::spawn(
+            &self.tasks,
             self.db.clone(),
             self.hub.clone(),
             self.billing.clone(),
@@ -226,5 +237,18 @@ impl NodeService for Nodes {
             self.shutdown.clone(),
         );
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn release_execution(
+        &self,
+        request: Request<v1::ReleaseExecutionRequest>,
+    ) -> Result<Response<v1::ReleaseExecutionResponse>, Status> {
+        let body = request.into_inner();
+        let result = async {
+            check_node_id(&body.node_id)?;
+            release::release(&self.db, &self.hub, &self.relay, body).await
+        }
+        .await;
+        result.map(Response::new).map_err(|e| to_status(&e))
     }
 }

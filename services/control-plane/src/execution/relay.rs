@@ -111,7 +111,33 @@ pub async fn run_relay(
             () = shutdown.cancelled() => break,
         }
     }
+    if let Some(queue) = queue {
+        flush(&db, &queue).await;
+    }
     tracing::info!("outbox relay stopped");
+}
+
+/// On the way out: publishes what was committed until now, so a job does not wait for the
+/// next relay to start. The stop stage bounds how long this may take.
+async fn flush(db: &DatabaseConnection, queue: &Queue) {
+    loop {
+        match publish_batch(db, queue).await {
+            Ok((published, None)) => {
+                tracing::info!(published, "outbox flushed before stopping");
+                if published as u64 != BATCH {
+                    return;
+                }
+            }
+            Ok((_, Some(e))) => {
+                tracing::warn!(error = %e, "outbox flush failed; the rows wait for the next relay");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox flush cannot read the outbox");
+                return;
+            }
+        }
+    }
 }
 
 /// Publishes up to a batch of unsent rows, oldest first, and marks the published ones sent in

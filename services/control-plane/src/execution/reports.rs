@@ -10,6 +10,7 @@ use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::{Status, Streaming};
 
 use super::{Hub, MAX_STORED_LOG_BYTES};
@@ -18,7 +19,9 @@ use crate::entity::{agent_version, execution, execution_log};
 
 type Reply = Result<v1::ReportReply, Status>;
 
+/// Handles one report stream in a task owned by `tasks`.
 pub fn spawn(
+    tasks: &TaskTracker,
     db: DatabaseConnection,
     hub: Hub,
     billing: crate::billing::Billing,
@@ -26,7 +29,7 @@ pub fn spawn(
     replies: mpsc::Sender<Reply>,
     shutdown: CancellationToken,
 ) {
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let first = match inbound.message().await {
             Ok(Some(first)) => first,
             Ok(None) => return,
@@ -135,7 +138,7 @@ async fn handle(
 }
 
 /// The row of this execution while `attempt` owns it and it runs: the fence of every write.
-fn current_attempt(execution_id: &str, attempt: i32) -> sea_orm::Condition {
+pub(super) fn current_attempt(execution_id: &str, attempt: i32) -> sea_orm::Condition {
     sea_orm::Condition::all()
         .add(execution::Column::Id.eq(execution_id))
         .add(execution::Column::Attempts.eq(attempt))
@@ -143,7 +146,7 @@ fn current_attempt(execution_id: &str, attempt: i32) -> sea_orm::Condition {
 }
 
 /// Explains a guarded update that changed nothing.
-async fn refused(db: &DatabaseConnection, execution_id: &str, attempt: i32) -> Error {
+pub(super) async fn refused(db: &DatabaseConnection, execution_id: &str, attempt: i32) -> Error {
     match execution::Entity::find_by_id(execution_id).one(db).await {
         Ok(Some(row)) if row.attempts != attempt => Error::new(
             ErrorCode::StaleAttempt,

@@ -9,6 +9,7 @@ use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -22,6 +23,8 @@ pub struct Executions {
     /// Wakes the outbox relay when a job was committed.
     outbox: std::sync::Arc<Notify>,
     shutdown: CancellationToken,
+    /// Owns the watcher tasks: the stop waits for them.
+    tasks: TaskTracker,
 }
 
 impl Executions {
@@ -31,6 +34,7 @@ impl Executions {
         billing: crate::billing::Billing,
         outbox: std::sync::Arc<Notify>,
         shutdown: CancellationToken,
+        tasks: TaskTracker,
     ) -> Self {
         Executions {
             db,
@@ -38,6 +42,7 @@ impl Executions {
             billing,
             outbox,
             shutdown,
+            tasks,
         }
     }
 }
@@ -188,6 +193,7 @@ impl ExecutionService for Executions {
         // Bounded: a slow client slows its watcher down, never the control plane.
         let (sender, receiver) = mpsc::channel(64);
         watch::spawn(
+            &self.tasks,
             self.db.clone(),
             self.hub.clone(),
             row.id,

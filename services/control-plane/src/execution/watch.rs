@@ -8,6 +8,7 @@ use frameos_proto::v1::{self, execution_event::Event};
 use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{Hub, query, view};
 use crate::entity::execution;
@@ -17,9 +18,10 @@ const POLL: Duration = Duration::from_millis(500);
 
 pub type EventResult = Result<v1::ExecutionEvent, tonic::Status>;
 
-/// Starts a watcher task feeding `sender`; it ends when the execution ends, the receiver goes
-/// away, or the server shuts down.
+/// Starts a watcher task (owned by `tasks`) feeding `sender`; it ends when the execution ends,
+/// the receiver goes away, or the server shuts down.
 pub fn spawn(
+    tasks: &TaskTracker,
     db: DatabaseConnection,
     hub: Hub,
     execution_id: String,
@@ -27,7 +29,7 @@ pub fn spawn(
     sender: mpsc::Sender<EventResult>,
     shutdown: CancellationToken,
 ) {
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut subscription = hub.subscribe(&execution_id);
         let mut last_seq = after_seq;
         let mut last_progress: Option<(Option<f64>, Option<String>)> = None;

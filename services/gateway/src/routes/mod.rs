@@ -39,6 +39,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub limits: Limits,
     pub streams: EventStreams,
+    /// Fires when the gateway starts to stop: `/readyz` answers 503 from then on.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +63,7 @@ impl AppState {
                 max_package_bytes: config.max_package_bytes,
             },
             streams: EventStreams::new(config.max_event_streams),
+            stopping: tokio_util::sync::CancellationToken::new(),
         })
     }
 }

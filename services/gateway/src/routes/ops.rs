@@ -32,17 +32,24 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Readiness: the control plane answers its gRPC health check with SERVING.
+/// Readiness: the gateway is not stopping and the control plane answers its gRPC health check
+/// with SERVING.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "The control plane is unreachable or not serving", body = ErrorBody),
+        (status = 503, description = "The gateway is stopping, or the control plane is unreachable or not serving", body = ErrorBody),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    if state.stopping.is_cancelled() {
+        return Err(ApiError::new(
+            frameos_core::ErrorCode::Unavailable,
+            "the gateway is stopping",
+        ));
+    }
     state.control_plane.check_ready(READY_WITHIN).await?;
     Ok(Json(Health { status: "ok" }))
 }

@@ -5,6 +5,7 @@ mod billing;
 mod executions;
 mod forwarding;
 mod offline;
+mod readiness;
 
 use axum::Router;
 use axum::body::Body;

@@ -1,0 +1,106 @@
+//! Handing an execution back: a node that stops before a run ends gives up its attempt's claim,
+//! and the execution is queued again at once — through a new outbox row committed with the
+//! status change — so another node runs it as the next attempt. Fenced like every report.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use frameos_core::{Error, ErrorCode};
+use frameos_proto::v1;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
+};
+use tokio::sync::Notify;
+
+use super::Hub;
+use super::reports::{current_attempt, refused};
+use crate::db;
+use crate::entity::{execution, outbox};
+
+/// Longest reason kept for the log.
+const MAX_REASON_CHARS: usize = 200;
+
+pub async fn release(
+    db: &DatabaseConnection,
+    hub: &Hub,
+    relay: &Arc<Notify>,
+    request: v1::ReleaseExecutionRequest,
+) -> Result<v1::ReleaseExecutionResponse, Error> {
+    let execution_id = request.execution_id.as_str();
+    let attempt = i32::try_from(request.attempt)
+        .ok()
+        .filter(|a| *a > 0)
+        .ok_or_else(|| Error::new(ErrorCode::InvalidRequest, "attempt must be at least 1"))?;
+    let reason: String = request.reason.chars().take(MAX_REASON_CHARS).collect();
+
+    let txn = db.begin().await.map_err(db::error)?;
+    let changed = execution::Entity::update_many()
+        .col_expr(execution::Column::Status, Expr::value(execution::QUEUED))
+        .col_expr(
+            execution::Column::NodeId,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            execution::Column::Progress,
+            Expr::value(Option::<f64>::None),
+        )
+        .col_expr(
+            execution::Column::ProgressMessage,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(current_attempt(execution_id, attempt))
+        .exec(&txn)
+        .await
+        .map_err(db::error)?
+        .rows_affected;
+    if changed == 0 {
+        drop(txn);
+        // Ended meanwhile under this very attempt (e.g. canceled): nothing to hand back.
+        if let Ok(Some(row)) = execution::Entity::find_by_id(execution_id).one(db).await
+            && row.attempts == attempt
+            && execution::is_terminal(&row.status)
+        {
+            return Ok(v1::ReleaseExecutionResponse { status: row.status });
+        }
+        return Err(refused(db, execution_id, attempt).await);
+    }
+    let row = execution::Entity::find_by_id(execution_id)
+        .one(&txn)
+        .await
+        .map_err(db::error)?
+        .ok_or_else(|| Error::internal("execution vanished"))?;
+    // The new message continues the trace of the request that queued the execution.
+    let headers = outbox::Entity::find()
+        .filter(outbox::Column::ExecutionId.eq(execution_id))
+        .order_by_desc(outbox::Column::Id)
+        .one(&txn)
+        .await
+        .map_err(db::error)?
+        .map_or_else(|| "{}".to_string(), |latest| latest.headers);
+    outbox::ActiveModel {
+        execution_id: Set(execution_id.to_string()),
+        priority: Set(row.priority),
+        headers: Set(headers),
+        created_at: Set(Utc::now()),
+        sent_at: Set(None),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await
+    .map_err(db::error)?;
+    txn.commit().await.map_err(db::error)?;
+    relay.notify_one();
+    hub.touch(execution_id);
+    tracing::info!(
+        execution_id,
+        node_id = %request.node_id,
+        attempt,
+        %reason,
+        "execution handed back; queued again"
+    );
+    Ok(v1::ReleaseExecutionResponse {
+        status: execution::QUEUED.to_string(),
+    })
+}
