@@ -2,9 +2,11 @@
 //! production runs) against real PostgreSQL and a real S3 protocol server (s3s-fs), or against
 //! the embedded defaults (SQLite and a local directory).
 
+pub mod control_plane_process;
 pub mod flows;
 pub mod packages;
 mod postgres;
+pub mod rail;
 mod s3;
 
 use std::net::SocketAddr;

@@ -22,10 +22,11 @@ pub(crate) async fn block_after_capture(execution_id: &str) {
         execution_id,
         "fault injected: blocking after the rail's capture"
     );
-    let mut out = std::io::stdout().lock();
-    // If stdout is gone the test is gone too; blocking is all that is left either way.
-    let _ = writeln!(out, "{CAPTURED_MARKER} {execution_id}");
-    let _ = out.flush();
-    drop(out);
+    {
+        let mut out = std::io::stdout().lock();
+        // If stdout is gone the test is gone too; blocking is all that is left either way.
+        let _ = writeln!(out, "{CAPTURED_MARKER} {execution_id}");
+        let _ = out.flush();
+    }
     std::future::pending::<()>().await;
 }
