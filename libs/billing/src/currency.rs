@@ -58,6 +58,20 @@ impl Currency {
             .map_or(2, u32::from)
     }
 
+    /// `minor` units as a decimal amount with this currency's places: 7000 INR → `70.00`,
+    /// 700 JPY → `700`, 1234 KWD → `1.234`.
+    pub fn format_minor(&self, minor: i64) -> String {
+        let places = self.exponent();
+        let sign = if minor < 0 { "-" } else { "" };
+        let amount = minor.unsigned_abs();
+        if places == 0 {
+            return format!("{sign}{amount}");
+        }
+        let unit = 10u64.pow(places);
+        let width = places as usize;
+        format!("{sign}{}.{:0width$}", amount / unit, amount % unit)
+    }
+
     /// `minor` units of `from` as units of `self` of the same nominal value (no exchange rate:
     /// 200 paise, ₹2.00, become $2.00 = 200 cents, ¥2, or 2.000 KWD = 2000 fils). Rounded up
     /// when `self` has fewer decimals (250 paise → ¥3), so a fee never shrinks by rounding.
@@ -166,6 +180,21 @@ mod tests {
         ] {
             assert_eq!(c(code).exponent(), exponent, "{code}");
         }
+    }
+
+    #[test]
+    fn amounts_print_with_the_currencys_places() {
+        assert_eq!(Currency::INR.format_minor(7000), "70.00");
+        assert_eq!(Currency::INR.format_minor(-10_005), "-100.05");
+        assert_eq!(Currency::INR.format_minor(7), "0.07");
+        assert_eq!(
+            Currency::INR.format_minor(i64::MIN),
+            "-92233720368547758.08"
+        );
+        assert_eq!(c("JPY").format_minor(700), "700");
+        assert_eq!(c("JPY").format_minor(-3), "-3");
+        assert_eq!(c("KWD").format_minor(1234), "1.234");
+        assert_eq!(c("BHD").format_minor(5), "0.005");
     }
 
     #[test]
