@@ -100,10 +100,37 @@ pub async fn plant_hold(
         "auth_{}",
         &hex::encode(Sha256::digest(key.as_bytes()))[..24]
     );
+    edit_records(database_url, |state| {
+        state["authorizations"][&id] = json!({
+            "id": id,
+            "idempotency_key": key,
+            "payer": "planted-payer",
+            "amount_minor": amount_minor,
+            "currency": "INR",
+            "state": {"status": "authorized"},
+            "created_at": chrono::Utc::now() - age,
+        });
+    })
+    .await?;
+    Ok(id)
+}
+
+/// Releases a hold at the rail behind the platform's back (as an operator's dashboard could).
+pub async fn void_at_the_rail(database_url: &str, hold: &str) -> anyhow::Result<()> {
+    edit_records(database_url, |state| {
+        state["authorizations"][hold]["state"] = json!({"status": "voided"});
+    })
+    .await
+}
+
+/// Changes the rail's records under the rail's own lock, so no call of it interleaves.
+async fn edit_records(
+    database_url: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> anyhow::Result<()> {
     let db = Database::connect(database_url).await?;
     let backend = db.get_database_backend();
     let txn = db.begin().await?;
-    // The rail's own lock on its records (PostgreSQL), so no call of it interleaves.
     let lock = if backend == DatabaseBackend::Postgres {
         " FOR UPDATE"
     } else {
@@ -115,15 +142,7 @@ pub async fn plant_hold(
         .context("the rail has no records")?;
     let record: String = row.try_get("", "record")?;
     let mut state: serde_json::Value = serde_json::from_str(&record)?;
-    state["authorizations"][&id] = json!({
-        "id": id,
-        "idempotency_key": key,
-        "payer": "planted-payer",
-        "amount_minor": amount_minor,
-        "currency": "INR",
-        "state": {"status": "authorized"},
-        "created_at": chrono::Utc::now() - age,
-    });
+    edit(&mut state);
     let sql = match backend {
         DatabaseBackend::Postgres => {
             "UPDATE sandbox_rail_authorizations SET record = $1 WHERE id = 'state'"
@@ -138,5 +157,5 @@ pub async fn plant_hold(
     .await?;
     txn.commit().await?;
     db.close().await?;
-    Ok(id)
+    Ok(())
 }

@@ -152,3 +152,48 @@ async fn an_orphan_hold_at_the_rail_is_voided_by_reconciliation() {
     assert_eq!(report.transactions, 0);
     mesh.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hold_released_before_its_capture_leaves_the_charge_voided_not_open() {
+    let mesh = Mesh::with_node(Backend::PostgresS3).await.unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    let slow = packages::node_agent_with(
+        "slow",
+        "module.exports = async (i, ctx) => { ctx.progress(0.5, 'half'); await new Promise(r => setTimeout(r, 1500)); return { done: true }; };",
+        60_000,
+        128,
+    );
+    mesh.publish_approved(&dev, "slow", slow, Some(PRICE))
+        .await
+        .unwrap();
+    let accepted = mesh.execute(&user, "slow", json!({})).await.unwrap();
+    let id = accepted["id"].as_str().unwrap().to_string();
+    mesh.wait_for_event(&user, &id, "progress").await.unwrap();
+    // While it runs, its hold goes (an orphan sweep that took a slow request's hold for
+    // abandoned would do this): nothing can be collected any more.
+    let holds = rail::holds(mesh.database_url()).await.unwrap();
+    let hold = holds
+        .iter()
+        .find(|h| h.idempotency_key == format!("authorize:{id}"))
+        .unwrap();
+    rail::void_at_the_rail(mesh.database_url(), &hold.id)
+        .await
+        .unwrap();
+
+    let (_, done) = mesh.follow(&user, &id).await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["charge"]["status"], "voided", "{done}");
+    let captures: Vec<_> = rail::calls(mesh.database_url())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.operation == "capture")
+        .map(|c| c.outcome)
+        .collect();
+    assert_eq!(captures, vec!["invalid_state".to_string()]);
+    let report = verify_ledger(&mesh).await;
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.transactions, 0);
+    mesh.shutdown().await.unwrap();
+}
