@@ -112,17 +112,19 @@ async fn capture(
     if billing.faults.block_after_capture {
         crate::faults::block_after_capture(&open.execution_id).await;
     }
-    let currency = Currency::parse(&open.currency)
-        .map_err(|e| Error::internal(format!("charge {}: {e}", open.execution_id)))?;
     let month_before =
-        month_gross_before(db, &open.payee_account, currency, &open.execution_id).await?;
+        month_gross_before(db, &open.payee_account, &open.currency, &open.execution_id).await?;
     // The tier bounds are in the platform currency's minor units; a month in another currency
-    // is compared at the same nominal amount (no exchange rate).
-    let month_before = billing
-        .policy
-        .fee
-        .currency
-        .rescale_from(month_before, currency);
+    // is compared at the same nominal amount (no exchange rate). A charge from before the
+    // currency list (an unknown code) is compared as it is rather than left unsettled.
+    let month_before = match Currency::parse(&open.currency) {
+        Ok(currency) => billing
+            .policy
+            .fee
+            .currency
+            .rescale_from(month_before, currency),
+        Err(_) => month_before,
+    };
     let split = billing
         .policy
         .split(
@@ -212,10 +214,10 @@ async fn mark_voided(db: &DatabaseConnection, execution_id: &str) -> Result<(), 
 
 /// The developer's gross captured in `currency` in the current UTC month, before this charge
 /// (the tier). Charges in other currencies are not added in: there is no exchange rate.
-pub(crate) async fn month_gross_before(
+async fn month_gross_before(
     db: &DatabaseConnection,
     payee: &str,
-    currency: Currency,
+    currency: &str,
     execution_id: &str,
 ) -> Result<i64, Error> {
     let now = Utc::now();
@@ -227,7 +229,7 @@ pub(crate) async fn month_gross_before(
         .select_only()
         .column(charge::Column::AmountMinor)
         .filter(charge::Column::PayeeAccount.eq(payee))
-        .filter(charge::Column::Currency.eq(currency.as_str()))
+        .filter(charge::Column::Currency.eq(currency))
         .filter(charge::Column::Status.eq(charge::CAPTURED))
         .filter(charge::Column::SettledAt.gte(month_start))
         .filter(charge::Column::ExecutionId.ne(execution_id))
