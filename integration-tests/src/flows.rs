@@ -28,6 +28,18 @@ impl Mesh {
             None => json!({"model": "free"}),
             Some(p) => json!({"model": "per_execution", "price_minor": p, "currency": "INR"}),
         };
+        self.publish_priced(developer_key, slug, package, pricing)
+            .await
+    }
+
+    /// Like [`Mesh::publish_approved`], with `pricing` as the API takes it.
+    pub async fn publish_priced(
+        &self,
+        developer_key: &str,
+        slug: &str,
+        package: Vec<u8>,
+        pricing: Value,
+    ) -> anyhow::Result<()> {
         let created = self
             .request(Method::POST, "/v1/agents", Some(developer_key))
             .json(&json!({"slug": slug, "name": slug, "pricing": pricing}))

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod broker_proxy;
 mod cleanup;
+pub mod control_plane_process;
 pub mod flows;
 pub mod instances;
 pub mod load;
@@ -12,6 +13,7 @@ pub mod node_client;
 pub mod packages;
 mod postgres;
 pub mod processes;
+pub mod rail;
 mod s3;
 
 use std::net::SocketAddr;

@@ -3,6 +3,7 @@
 //! the ledger and the calls; everything here is deterministic given its inputs (key generation
 //! and nonces aside), so it can be tested exhaustively.
 
+pub mod currency;
 pub mod mandate;
 pub mod money;
 pub mod rail;
@@ -16,8 +17,8 @@ pub use split::{FeeSchedule, Split, SplitPolicy, Tier};
 /// Errors of money arithmetic and of the split. Mandates and rails have their own.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    #[error("invalid currency {0:?}: expected three uppercase ISO 4217 letters")]
-    InvalidCurrency(String),
+    #[error("invalid currency {code:?}: {reason}")]
+    InvalidCurrency { code: String, reason: String },
     #[error("invalid amount: {0}")]
     InvalidAmount(String),
     #[error("amount arithmetic overflowed")]

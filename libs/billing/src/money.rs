@@ -3,67 +3,14 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::Error;
+pub use crate::currency::Currency;
 
 /// The largest amount accepted at a boundary: 10^12 minor units (₹10 billion). Far below
 /// `i64::MAX`, so sums of many amounts stay exact and overflow checks are a backstop.
 pub const MAX_MINOR: i64 = 1_000_000_000_000;
-
-/// An ISO 4217 alphabetic code: three uppercase ASCII letters.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Currency([u8; 3]);
-
-impl Currency {
-    pub const INR: Currency = Currency(*b"INR");
-
-    /// Accepts exactly three uppercase ASCII letters; "inr" is refused rather than normalised so
-    /// that one currency has one spelling in signed payloads and in the ledger.
-    pub fn parse(code: &str) -> Result<Currency, Error> {
-        match <[u8; 3]>::try_from(code.as_bytes()) {
-            Ok(bytes) if bytes.iter().all(u8::is_ascii_uppercase) => Ok(Currency(bytes)),
-            _ => Err(Error::InvalidCurrency(code.to_string())),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        // Only `parse` and the constants build a Currency, so the bytes are ASCII.
-        std::str::from_utf8(&self.0).unwrap_or("???")
-    }
-}
-
-impl fmt::Display for Currency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Debug for Currency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Currency({})", self.as_str())
-    }
-}
-
-impl std::str::FromStr for Currency {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        Currency::parse(s)
-    }
-}
-
-impl Serialize for Currency {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Currency {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let code = String::deserialize(d)?;
-        Currency::parse(&code).map_err(serde::de::Error::custom)
-    }
-}
 
 /// A non-negative amount in minor units of one currency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -152,18 +99,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn currency_codes_are_three_uppercase_letters() {
-        assert_eq!(Currency::parse("INR").unwrap(), Currency::INR);
-        assert_eq!(Currency::parse("USD").unwrap().as_str(), "USD");
-        for bad in ["", "inr", "IN", "INRR", "I1R", "ÄBC", " IN"] {
-            assert!(Currency::parse(bad).is_err(), "{bad:?}");
-        }
-        let json = serde_json::to_string(&Currency::INR).unwrap();
-        assert_eq!(json, "\"INR\"");
-        assert!(serde_json::from_str::<Currency>("\"inr\"").is_err());
-    }
 
     #[test]
     fn money_is_non_negative_and_checked() {

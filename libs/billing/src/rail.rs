@@ -4,12 +4,16 @@
 //! charge twice. [`SandboxRail`] is the built-in test-mode rail; real processors implement
 //! [`PaymentRail`] too.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 mod sandbox;
 #[cfg(test)]
 mod tests;
 
+mod journal;
+
+pub use journal::{CallOutcome, RailCall, RailOperation};
 pub use sandbox::{
     SandboxRail, SandboxState, TEST_DECLINE, TEST_FAIL_AUTHORIZE, TEST_FAIL_CAPTURE,
     TEST_FAIL_CAPTURE_ONCE,
@@ -72,6 +76,10 @@ pub struct Authorization {
     pub amount_minor: i64,
     pub currency: String,
     pub state: AuthState,
+    /// When the hold was placed; reconciliation releases holds nobody claimed after a while.
+    /// Records saved before it existed read as the epoch (old).
+    #[serde(default)]
+    pub created_at: DateTime<Utc>,
 }
 
 /// A payment processor. Synchronous: a networked one is called from `spawn_blocking`. Every

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::{Currency, Error};
 
 #[cfg(test)]
 mod tests;
@@ -17,10 +17,13 @@ const WHOLE_BP: u32 = 10_000;
 const MAX_PRICE_SCAN: i64 = 200_000;
 
 /// What the payment rail keeps of a charge: `ceil(G × bp / 10000) + fixed`, never more than G.
+/// `fixed_minor` is in minor units of `currency` (the platform's); for a charge in another
+/// currency [`FeeSchedule::in_currency`] rescales it by the minor-unit exponents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeeSchedule {
     pub basis_points: u32,
     pub fixed_minor: i64,
+    pub currency: Currency,
 }
 
 impl Default for FeeSchedule {
@@ -29,6 +32,7 @@ impl Default for FeeSchedule {
         FeeSchedule {
             basis_points: 290,
             fixed_minor: 200,
+            currency: Currency::INR,
         }
     }
 }
@@ -43,6 +47,17 @@ impl FeeSchedule {
         let fee = (percent + i128::from(self.fixed_minor.max(0))).min(g);
         // `fee <= g`, which came from an i64.
         i64::try_from(fee).unwrap_or(gross)
+    }
+
+    /// The schedule for charges in `currency`: the same percentage, and the fixed part as the
+    /// same nominal amount in that currency's minor units (₹2 = 200 paise → $2 = 200 cents,
+    /// ¥2, 2.000 KWD = 2000 fils), rounded up. No exchange rate is applied.
+    pub fn in_currency(&self, currency: Currency) -> FeeSchedule {
+        FeeSchedule {
+            basis_points: self.basis_points,
+            fixed_minor: currency.rescale_from(self.fixed_minor.max(0), self.currency),
+            currency,
+        }
     }
 }
 
@@ -117,7 +132,7 @@ impl SplitPolicy {
                 crate::MAX_MINOR
             )));
         }
-        let minimum = self.minimum_price();
+        let minimum = self.minimum_price(self.fee.currency);
         if minimum > crate::MAX_MINOR {
             return Err(Error::InvalidPolicy(format!(
                 "the fee of {} bp + {} leaves no price up to {} at which the platform's share \
@@ -130,9 +145,10 @@ impl SplitPolicy {
         Ok(())
     }
 
-    /// The rail fee of a charge of `gross` under this policy's schedule.
-    pub fn fee(&self, gross: i64) -> i64 {
-        self.fee.fee(gross)
+    /// The rail fee of a charge of `gross` minor units of `currency` under this policy's
+    /// schedule.
+    pub fn fee(&self, gross: i64, currency: Currency) -> i64 {
+        self.fee.in_currency(currency).fee(gross)
     }
 
     /// The developer's share for a month whose captured gross so far is `month_gross_before`.
@@ -186,22 +202,24 @@ impl SplitPolicy {
         })
     }
 
-    /// The smallest price from which on every charge can be split: the fee of this schedule never
-    /// exceeds the platform's share at any tier, orchestrated or not. The worst case is the top
-    /// tier orchestrated (the platform keeps least there), since a developer can reach it after
-    /// the agent was priced. `i64::MAX` when no price is enough.
-    pub fn minimum_price(&self) -> i64 {
+    /// The smallest price in `currency` from which on every charge can be split: the fee of
+    /// this schedule (in that currency, see [`FeeSchedule::in_currency`]) never exceeds the
+    /// platform's share at any tier, orchestrated or not. The worst case is the top tier
+    /// orchestrated (the platform keeps least there), since a developer can reach it after the
+    /// agent was priced. `i64::MAX` when no price is enough.
+    pub fn minimum_price(&self, currency: Currency) -> i64 {
+        let fee = self.fee.in_currency(currency);
         let Some(top_bp) = self.tiers.iter().map(|t| t.developer_bp).max() else {
             return i64::MAX;
         };
         let platform_bp = i64::from(WHOLE_BP) - i64::from(top_bp) - i64::from(self.orchestrator_bp);
-        let slack_bp = platform_bp - i64::from(self.fee.basis_points);
+        let slack_bp = platform_bp - i64::from(fee.basis_points);
         if slack_bp <= 0 {
             return i64::MAX;
         }
         // From here on the share (> G·p − 1) beats the fee (< G·f + 1 + fixed) whatever the
         // rounding: G·(p − f) ≥ fixed + 2.
-        let fixed = i128::from(self.fee.fixed_minor.max(0));
+        let fixed = i128::from(fee.fixed_minor.max(0));
         let sure = ceil_div((fixed + 2) * i128::from(WHOLE_BP), i128::from(slack_bp));
         let Ok(sure) = i64::try_from(sure) else {
             return i64::MAX;
@@ -210,7 +228,7 @@ impl SplitPolicy {
         // failing price, not the first price that works.
         let mut price = sure - 1;
         while price >= 1 {
-            if !self.affordable(price) {
+            if !self.affordable(price, &fee) {
                 return price + 1;
             }
             if sure - price > MAX_PRICE_SCAN {
@@ -221,9 +239,9 @@ impl SplitPolicy {
         1
     }
 
-    /// Whether a charge of `gross` with this schedule's fee splits at every tier and either way.
-    fn affordable(&self, gross: i64) -> bool {
-        let fee = self.fee(gross);
+    /// Whether a charge of `gross` with `fee`'s fee splits at every tier and either way.
+    fn affordable(&self, gross: i64, fee: &FeeSchedule) -> bool {
+        let fee = fee.fee(gross);
         self.tiers.iter().all(|tier| {
             [true, false].into_iter().all(|orchestrated| {
                 let [_, _, available] = self.shares(gross, tier.developer_bp, orchestrated);

@@ -45,15 +45,16 @@ pub async fn create(
                         "pricing.price_minor must be a positive integer number of minor units",
                     ));
                 }
-                if p.currency.len() != 3 || !p.currency.chars().all(|c| c.is_ascii_uppercase()) {
-                    return Err(invalid(
-                        "pricing.currency must be an ISO 4217 code such as INR or USD",
-                    ));
-                }
+                let currency = frameos_billing::Currency::parse(&p.currency).map_err(|e| {
+                    Error::new(
+                        ErrorCode::ValidationFailed,
+                        format!("pricing.currency: {e}"),
+                    )
+                })?;
                 if p.price_minor > frameos_billing::MAX_MINOR {
                     return Err(invalid("pricing.price_minor is too large"));
                 }
-                billing.check_price(p.price_minor)?;
+                billing.check_price(p.price_minor, currency)?;
                 (
                     "per_execution",
                     Some(p.price_minor),

@@ -10,6 +10,8 @@ pub mod config;
 mod db;
 mod entity;
 mod execution;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 mod node_auth;
 mod paging;
 mod reviews;

@@ -135,6 +135,13 @@ impl Server {
         self
     }
 
+    /// Starts with test-only faults (feature `fault-injection`, integration tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn with_faults(mut self, faults: crate::faults::Faults) -> Self {
+        self.billing.set_faults(faults);
+        self
+    }
+
     fn queue_source(&self) -> QueueSource {
         match (&self.shared_queue, &self.config.amqp_url) {
             (Some(queue), _) => QueueSource::Shared(queue.clone()),

@@ -95,17 +95,20 @@ pub async fn ledger(command: LedgerCommand) -> anyhow::Result<()> {
                     "/v1/accounts/{account}/balance?currency={currency}"
                 ))
                 .await?;
+            let currency = balance["currency"].as_str().unwrap_or("?");
             println!(
-                "{account}: {} {}",
-                format_minor(balance["balance_minor"].as_i64().unwrap_or(0)),
-                balance["currency"].as_str().unwrap_or("?")
+                "{account}: {} {currency}",
+                format_minor(balance["balance_minor"].as_i64().unwrap_or(0), currency),
             );
             for e in balance["entries"].as_array().into_iter().flatten() {
                 println!(
                     "  {}  {:<6} {:>12}  {}  execution {}",
                     e["created_at"].as_str().unwrap_or("?"),
                     e["direction"].as_str().unwrap_or("?"),
-                    format_minor(e["amount_minor"].as_i64().unwrap_or(0)),
+                    format_minor(
+                        e["amount_minor"].as_i64().unwrap_or(0),
+                        e["currency"].as_str().unwrap_or(currency)
+                    ),
                     e["account"].as_str().unwrap_or("?"),
                     e["execution_id"].as_str().unwrap_or("?"),
                 );
@@ -128,14 +131,11 @@ pub async fn ledger(command: LedgerCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Minor units as a decimal amount with two places (paise → rupees).
-fn format_minor(minor: i64) -> String {
-    let sign = if minor < 0 { "-" } else { "" };
-    format!(
-        "{sign}{}.{:02}",
-        minor.unsigned_abs() / 100,
-        minor.unsigned_abs() % 100
-    )
+/// Minor units as a decimal amount with the currency's places (paise → rupees, yen as they
+/// are); the bare number for a code the platform does not know.
+fn format_minor(minor: i64, currency: &str) -> String {
+    frameos_billing::Currency::parse(currency)
+        .map_or_else(|_| minor.to_string(), |c| c.format_minor(minor))
 }
 
 #[derive(Subcommand)]
@@ -354,10 +354,11 @@ mod tests {
     use super::format_minor;
 
     #[test]
-    fn minor_units_print_as_two_decimals() {
-        assert_eq!(format_minor(7000), "70.00");
-        assert_eq!(format_minor(-10_005), "-100.05");
-        assert_eq!(format_minor(7), "0.07");
-        assert_eq!(format_minor(i64::MIN), "-92233720368547758.08");
+    fn minor_units_print_with_the_currencys_places() {
+        assert_eq!(format_minor(7000, "INR"), "70.00");
+        assert_eq!(format_minor(-10_005, "INR"), "-100.05");
+        assert_eq!(format_minor(700, "JPY"), "700");
+        assert_eq!(format_minor(1234, "KWD"), "1.234");
+        assert_eq!(format_minor(42, "???"), "42");
     }
 }

@@ -11,14 +11,19 @@
 //! - `test_fail_capture…` (otherwise): every capture is `Failed`; the hold can still be voided.
 //!
 //! Any other payer is authorized, captured and voided normally.
+//!
+//! Every call is also written to a request log ([`SandboxRail::take_journal`]), replays and
+//! refusals included, the way a processor logs the requests it receives.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
+use super::journal::{RailCall, RailOperation};
 use super::{AuthState, Authorization, PaymentRail, RailError};
 use crate::split::FeeSchedule;
 use crate::{Currency, MAX_MINOR};
@@ -54,7 +59,14 @@ enum OperationKind {
 #[derive(Debug, Clone)]
 pub struct SandboxRail {
     fee: FeeSchedule,
-    state: Arc<Mutex<SandboxState>>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    state: SandboxState,
+    /// Calls received since the last [`SandboxRail::take_journal`].
+    journal: Vec<RailCall>,
 }
 
 impl SandboxRail {
@@ -66,13 +78,22 @@ impl SandboxRail {
     pub fn with_state(fee: FeeSchedule, state: SandboxState) -> SandboxRail {
         SandboxRail {
             fee,
-            state: Arc::new(Mutex::new(state)),
+            inner: Arc::new(Mutex::new(Inner {
+                state,
+                journal: Vec::new(),
+            })),
         }
     }
 
     /// A snapshot to persist after each call.
     pub fn state(&self) -> SandboxState {
-        self.lock().clone()
+        self.lock().state.clone()
+    }
+
+    /// The calls received since the last time this was asked, oldest first, to append to the
+    /// rail's request log.
+    pub fn take_journal(&self) -> Vec<RailCall> {
+        std::mem::take(&mut self.lock().journal)
     }
 
     /// `auth_` and the first 24 hex digits of SHA-256 of the key: the same key, the same id.
@@ -81,10 +102,29 @@ impl SandboxRail {
         format!("auth_{}", &hex::encode(digest)[..24])
     }
 
-    fn lock(&self) -> MutexGuard<'_, SandboxState> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // Every change is a single insert or assignment, so a panicking holder cannot leave the
         // state half-updated.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs one call under the lock and logs it.
+    fn logged(
+        &self,
+        operation: RailOperation,
+        key: &str,
+        authorization_id: &str,
+        call: impl FnOnce(&mut SandboxState) -> Result<(Authorization, bool), RailError>,
+    ) -> Result<Authorization, RailError> {
+        let mut inner = self.lock();
+        let result = call(&mut inner.state);
+        inner.journal.push(RailCall::of(
+            operation,
+            key,
+            Some(authorization_id),
+            &result,
+        ));
+        result.map(|(auth, _)| auth)
     }
 
     /// Replays an earlier capture or void under `key`, or says the key is free.
@@ -120,14 +160,16 @@ fn check_key(key: &str) -> Result<(), RailError> {
     Ok(())
 }
 
-impl PaymentRail for SandboxRail {
-    fn authorize(
+impl SandboxRail {
+    /// Authorize; `true` when the hold is new.
+    fn place_hold(
         &self,
+        state: &mut SandboxState,
         idempotency_key: &str,
         payer: &str,
         amount_minor: i64,
         currency: &str,
-    ) -> Result<Authorization, RailError> {
+    ) -> Result<(Authorization, bool), RailError> {
         check_key(idempotency_key)?;
         if payer.is_empty() {
             return Err(invalid("empty payer".into()));
@@ -138,14 +180,13 @@ impl PaymentRail for SandboxRail {
         Currency::parse(currency).map_err(|e| invalid(e.to_string()))?;
 
         let id = SandboxRail::authorization_id(idempotency_key);
-        let mut state = self.lock();
         if let Some(existing) = state.authorizations.get(&id) {
             let same = existing.idempotency_key == idempotency_key
                 && existing.payer == payer
                 && existing.amount_minor == amount_minor
                 && existing.currency == currency;
             return if same {
-                Ok(existing.clone())
+                Ok((existing.clone(), false))
             } else {
                 Err(invalid(format!(
                     "idempotency key {idempotency_key:?} was used with other parameters"
@@ -171,22 +212,24 @@ impl PaymentRail for SandboxRail {
             amount_minor,
             currency: currency.to_string(),
             state: AuthState::Authorized,
+            created_at: Utc::now(),
         };
         state.authorizations.insert(id, authorization.clone());
         info!(authorization_id = %authorization.id, payer, amount_minor, currency, "sandbox rail authorized");
-        Ok(authorization)
+        Ok((authorization, true))
     }
 
-    fn capture(
+    /// Capture; `true` when this call captured (not a replay).
+    fn take_payment(
         &self,
+        state: &mut SandboxState,
         authorization_id: &str,
         idempotency_key: &str,
-    ) -> Result<Authorization, RailError> {
+    ) -> Result<(Authorization, bool), RailError> {
         check_key(idempotency_key)?;
-        let mut state = self.lock();
         let kind = OperationKind::Capture;
-        if let Some(done) = Self::replay(&state, idempotency_key, kind, authorization_id)? {
-            return Ok(done);
+        if let Some(done) = Self::replay(state, idempotency_key, kind, authorization_id)? {
+            return Ok((done, false));
         }
         let mut auth = state
             .authorizations
@@ -215,7 +258,11 @@ impl PaymentRail for SandboxRail {
                 reason: "sandbox outage on capture (test payer)".into(),
             });
         }
-        let fee_minor = self.fee.fee(auth.amount_minor);
+        // The schedule's fixed part is in the platform's currency; the hold may be in another.
+        let fee_minor = match Currency::parse(&auth.currency) {
+            Ok(currency) => self.fee.in_currency(currency).fee(auth.amount_minor),
+            Err(_) => self.fee.fee(auth.amount_minor),
+        };
         auth.state = AuthState::Captured { fee_minor };
         state.authorizations.insert(auth.id.clone(), auth.clone());
         state.operations.insert(
@@ -231,19 +278,19 @@ impl PaymentRail for SandboxRail {
             fee_minor,
             "sandbox rail captured"
         );
-        Ok(auth)
+        Ok((auth, true))
     }
 
-    fn void(
-        &self,
+    /// Void; `true` when this call released the hold (not a replay).
+    fn release_hold(
+        state: &mut SandboxState,
         authorization_id: &str,
         idempotency_key: &str,
-    ) -> Result<Authorization, RailError> {
+    ) -> Result<(Authorization, bool), RailError> {
         check_key(idempotency_key)?;
-        let mut state = self.lock();
         let kind = OperationKind::Void;
-        if let Some(done) = Self::replay(&state, idempotency_key, kind, authorization_id)? {
-            return Ok(done);
+        if let Some(done) = Self::replay(state, idempotency_key, kind, authorization_id)? {
+            return Ok((done, false));
         }
         let auth = state
             .authorizations
@@ -264,14 +311,60 @@ impl PaymentRail for SandboxRail {
             },
         );
         info!(authorization_id, "sandbox rail voided");
-        Ok(auth)
+        Ok((auth, true))
+    }
+}
+
+impl PaymentRail for SandboxRail {
+    fn authorize(
+        &self,
+        idempotency_key: &str,
+        payer: &str,
+        amount_minor: i64,
+        currency: &str,
+    ) -> Result<Authorization, RailError> {
+        let id = SandboxRail::authorization_id(idempotency_key);
+        self.logged(RailOperation::Authorize, idempotency_key, &id, |state| {
+            self.place_hold(state, idempotency_key, payer, amount_minor, currency)
+        })
+    }
+
+    fn capture(
+        &self,
+        authorization_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Authorization, RailError> {
+        self.logged(
+            RailOperation::Capture,
+            idempotency_key,
+            authorization_id,
+            |state| self.take_payment(state, authorization_id, idempotency_key),
+        )
+    }
+
+    fn void(
+        &self,
+        authorization_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Authorization, RailError> {
+        self.logged(
+            RailOperation::Void,
+            idempotency_key,
+            authorization_id,
+            |state| Self::release_hold(state, authorization_id, idempotency_key),
+        )
     }
 
     fn get(&self, authorization_id: &str) -> Result<Option<Authorization>, RailError> {
-        Ok(self.lock().authorizations.get(authorization_id).cloned())
+        Ok(self
+            .lock()
+            .state
+            .authorizations
+            .get(authorization_id)
+            .cloned())
     }
 
     fn list(&self) -> Result<Vec<Authorization>, RailError> {
-        Ok(self.lock().authorizations.values().cloned().collect())
+        Ok(self.lock().state.authorizations.values().cloned().collect())
     }
 }

@@ -70,6 +70,7 @@ fn authorize_refuses_bad_requests() {
         ("k", "p", -1, "INR"),
         ("k", "p", crate::MAX_MINOR + 1, "INR"),
         ("k", "p", 1, "inr"),
+        ("k", "p", 1, "ZZZ"),
     ] {
         assert!(invalid(rail.authorize(key, payer, amount, currency)));
     }
@@ -232,4 +233,103 @@ fn concurrent_retries_hold_and_capture_once() {
     let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     assert!(results.windows(2).all(|w| w[0] == w[1]));
     assert_eq!(rail.list().unwrap().len(), 1);
+}
+
+#[test]
+fn every_call_is_logged_with_what_came_of_it() {
+    let rail = rail();
+    let before = chrono::Utc::now();
+    let a = rail
+        .authorize("auth:e", "acct_user", 10_000, "INR")
+        .unwrap();
+    assert!(a.created_at >= before && a.created_at <= chrono::Utc::now());
+    rail.authorize("auth:e", "acct_user", 10_000, "INR")
+        .unwrap();
+    rail.capture(&a.id, "capture:e").unwrap();
+    rail.capture(&a.id, "capture:e").unwrap();
+    assert!(rail.capture(&a.id, "capture:again").is_err());
+    assert!(rail.void(&a.id, "void:e").is_err());
+    assert!(
+        rail.authorize("auth:d", "test_decline_x", 10, "INR")
+            .is_err()
+    );
+    assert!(rail.capture("auth_nope", "capture:n").is_err());
+    let log: Vec<_> = rail
+        .take_journal()
+        .into_iter()
+        .map(|c| {
+            (
+                c.operation.as_str(),
+                c.idempotency_key,
+                c.outcome.as_str(),
+                c.amount_minor,
+            )
+        })
+        .collect();
+    let entry = |op: &'static str, key: &str, outcome: &'static str, amount: Option<i64>| {
+        (op, key.to_string(), outcome, amount)
+    };
+    assert_eq!(
+        log,
+        vec![
+            entry("authorize", "auth:e", "authorized", Some(10_000)),
+            entry("authorize", "auth:e", "replayed", Some(10_000)),
+            entry("capture", "capture:e", "captured", Some(10_000)),
+            entry("capture", "capture:e", "replayed", Some(10_000)),
+            entry("capture", "capture:again", "invalid_state", None),
+            entry("void", "void:e", "invalid_state", None),
+            entry("authorize", "auth:d", "declined", None),
+            entry("capture", "capture:n", "not_found", None),
+        ]
+    );
+    assert!(rail.take_journal().is_empty(), "taking the log drains it");
+    // Only a fresh capture counts as one: a second, under another key, would be logged as
+    // `captured` too, which is what a crash test counts.
+    let b = rail.authorize("auth:f", "acct_user", 5000, "INR").unwrap();
+    rail.void(&b.id, "void:f").unwrap();
+    rail.void(&b.id, "void:f").unwrap();
+    let outcomes: Vec<_> = rail
+        .take_journal()
+        .iter()
+        .map(|c| (c.outcome.as_str(), c.authorization_id.clone()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("authorized", Some(b.id.clone())),
+            ("voided", Some(b.id.clone())),
+            ("replayed", Some(b.id.clone())),
+        ]
+    );
+}
+
+#[test]
+fn the_fee_of_a_capture_is_in_the_holds_currency() {
+    let rail = rail();
+    // 2.9% + the fixed ₹2 as ¥2, $2.00 and 2.000 KWD.
+    for (currency, amount, fee) in [
+        ("INR", 10_000, 290 + 200),
+        ("JPY", 1000, 29 + 2),
+        ("USD", 10_000, 290 + 200),
+        ("KWD", 100_000, 2900 + 2000),
+    ] {
+        let a = rail
+            .authorize(&format!("auth:{currency}"), "acct_user", amount, currency)
+            .unwrap();
+        let captured = rail.capture(&a.id, &format!("capture:{currency}")).unwrap();
+        assert_eq!(
+            captured.state,
+            AuthState::Captured { fee_minor: fee },
+            "{currency}"
+        );
+    }
+    assert!(invalid(rail.authorize("auth:btc", "acct_user", 100, "BTC")));
+}
+
+#[test]
+fn records_without_a_creation_time_read_as_old() {
+    let json = r#"{"id":"auth_1","idempotency_key":"authorize:x","payer":"p","amount_minor":5,
+        "currency":"INR","state":{"status":"authorized"}}"#;
+    let a: Authorization = serde_json::from_str(json).unwrap();
+    assert_eq!(a.created_at, chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
 }

@@ -4,6 +4,8 @@ use proptest::prelude::*;
 
 use super::*;
 
+const INR: Currency = Currency::INR;
+
 /// Month totals that land in each default tier.
 const TIER_MONTHS: [i64; 3] = [0, 1_000_000, 10_000_000];
 
@@ -12,6 +14,7 @@ fn policy_with_fee(basis_points: u32, fixed_minor: i64) -> SplitPolicy {
         fee: FeeSchedule {
             basis_points,
             fixed_minor,
+            currency: INR,
         },
         ..SplitPolicy::default()
     }
@@ -19,10 +22,14 @@ fn policy_with_fee(basis_points: u32, fixed_minor: i64) -> SplitPolicy {
 
 /// Whether a charge of `gross`, with the schedule's fee, splits at every tier and either way.
 fn splits_everywhere(policy: &SplitPolicy, gross: i64) -> bool {
+    splits_everywhere_in(policy, gross, INR)
+}
+
+fn splits_everywhere_in(policy: &SplitPolicy, gross: i64, currency: Currency) -> bool {
     TIER_MONTHS.iter().all(|&month| {
         [true, false].into_iter().all(|orchestrated| {
             policy
-                .split(gross, month, orchestrated, policy.fee(gross))
+                .split(gross, month, orchestrated, policy.fee(gross, currency))
                 .is_ok()
         })
     })
@@ -144,6 +151,7 @@ fn fee_schedule_rounds_up_and_never_exceeds_gross() {
     let no_fixed = FeeSchedule {
         basis_points: 290,
         fixed_minor: 0,
+        currency: INR,
     };
     assert_eq!(no_fixed.fee(1), 1);
     assert_eq!(no_fixed.fee(i64::MAX), 267_477_789_068_788_499);
@@ -152,20 +160,61 @@ fn fee_schedule_rounds_up_and_never_exceeds_gross() {
 #[test]
 fn default_minimum_price_is_tight_at_the_top_tier() {
     let policy = SplitPolicy::default();
-    let minimum = policy.minimum_price();
+    let minimum = policy.minimum_price(INR);
     // 2.9% + ₹2 against the 10% the platform keeps at the 80% tier, orchestrated: ≈ 200 / 0.071.
     assert_eq!(minimum, 2817);
     assert!(!splits_everywhere(&policy, minimum - 1));
     assert!((minimum..minimum + 20_000).all(|g| splits_everywhere(&policy, g)));
     // At the lowest tier alone a smaller price would do, but a developer can climb tiers after
     // pricing an agent, and a capture that cannot be split is not an option.
-    assert!(policy.split(1200, 0, true, policy.fee(1200)).is_ok());
+    assert!(policy.split(1200, 0, true, policy.fee(1200, INR)).is_ok());
     assert!(
         policy
-            .split(1200, 10_000_000, true, policy.fee(1200))
+            .split(1200, 10_000_000, true, policy.fee(1200, INR))
             .is_err()
     );
     policy.validate().unwrap();
+}
+
+#[test]
+fn minimum_price_follows_the_currency_exponent() {
+    // The fixed ₹2 (200 paise) is ¥2, $2.00 and 2.000 KWD/BHD. The minima were computed apart
+    // from this code: exact fractions, every price up to 200 000 tried at every tier.
+    let policy = SplitPolicy::default();
+    for (code, fixed, minimum) in [
+        ("JPY", 2, 37),
+        ("INR", 200, 2817),
+        ("USD", 200, 2817),
+        ("KWD", 2000, 28_177),
+        ("BHD", 2000, 28_177),
+    ] {
+        let currency = Currency::parse(code).unwrap();
+        assert_eq!(
+            policy.fee.in_currency(currency).fixed_minor,
+            fixed,
+            "{code}"
+        );
+        assert_eq!(policy.minimum_price(currency), minimum, "{code}");
+        assert!(
+            !splits_everywhere_in(&policy, minimum - 1, currency),
+            "{code}"
+        );
+        assert!(
+            (minimum..minimum + 5_000).all(|g| splits_everywhere_in(&policy, g, currency)),
+            "{code}"
+        );
+    }
+    // A fixed fee configured in yen is worth 100 paise per yen.
+    let in_yen = SplitPolicy {
+        fee: FeeSchedule {
+            currency: Currency::parse("JPY").unwrap(),
+            fixed_minor: 2,
+            ..FeeSchedule::default()
+        },
+        ..SplitPolicy::default()
+    };
+    assert_eq!(in_yen.minimum_price(INR), 2817);
+    in_yen.validate().unwrap();
 }
 
 #[test]
@@ -208,7 +257,7 @@ fn invalid_policies_are_refused() {
         with_tiers(vec![]).split(100, 0, true, 0),
         Err(Error::InvalidPolicy(_))
     ));
-    assert_eq!(policy_with_fee(1000, 1).minimum_price(), i64::MAX);
+    assert_eq!(policy_with_fee(1000, 1).minimum_price(INR), i64::MAX);
 }
 
 proptest! {
@@ -222,7 +271,7 @@ proptest! {
         fee_fraction in 0.0..=1.0f64,
     ) {
         let policy = policy_with_fee(bp, fixed);
-        for rail_fee in [policy.fee(gross), (gross as f64 * fee_fraction) as i64] {
+        for rail_fee in [policy.fee(gross, INR), (gross as f64 * fee_fraction) as i64] {
             match policy.split(gross, month, orchestrated, rail_fee) {
                 Ok(s) => {
                     prop_assert_eq!(s.developer + s.orchestrator + s.platform + s.rail_fee, gross);
@@ -245,8 +294,8 @@ proptest! {
                     };
                     prop_assert_eq!(available, gross - developer - orchestrator);
                     // The schedule's own fee never fails from the minimum price on.
-                    if rail_fee == policy.fee(gross) {
-                        prop_assert!(gross < policy.minimum_price());
+                    if rail_fee == policy.fee(gross, INR) {
+                        prop_assert!(gross < policy.minimum_price(INR));
                     }
                 }
                 Err(e) => prop_assert!(false, "unexpected {e}"),
@@ -276,7 +325,7 @@ proptest! {
         above in 0..=1_000_000i64,
     ) {
         let policy = policy_with_fee(bp, fixed);
-        let minimum = policy.minimum_price();
+        let minimum = policy.minimum_price(INR);
         prop_assert!((1..=crate::MAX_MINOR).contains(&minimum));
         prop_assert!(splits_everywhere(&policy, minimum));
         prop_assert!(splits_everywhere(&policy, minimum + above));

@@ -1,6 +1,6 @@
 //! Billing settings: the mandate signing key, the payment rail and the revenue split.
 
-use frameos_billing::{FeeSchedule, SplitPolicy, Tier};
+use frameos_billing::{Currency, FeeSchedule, SplitPolicy, Tier};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct BillingConfig {
@@ -20,9 +20,13 @@ pub struct BillingConfig {
     /// The rail's fee: basis points of the gross...
     #[arg(long, env = "FRAMEOS_RAIL_FEE_BP", default_value_t = 290)]
     pub rail_fee_bp: u32,
-    /// ...plus a fixed amount in minor units.
+    /// ...plus a fixed amount in minor units of the platform currency. A charge in another
+    /// currency pays the same nominal amount in its own minor units (₹2 → $2, ¥2, 2.000 KWD).
     #[arg(long, env = "FRAMEOS_RAIL_FEE_FIXED_MINOR", default_value_t = 200)]
     pub rail_fee_fixed_minor: i64,
+    /// The currency `FRAMEOS_RAIL_FEE_FIXED_MINOR` is expressed in (ISO 4217).
+    #[arg(long, env = "FRAMEOS_PLATFORM_CURRENCY", default_value = "INR")]
+    pub platform_currency: String,
     /// Developer share by the month's captured gross before a charge:
     /// `below_minor:basis_points,…,*:basis_points`.
     #[arg(
@@ -37,15 +41,6 @@ pub struct BillingConfig {
     /// How often authorizations left open (e.g. by a crash) are settled.
     #[arg(long, env = "FRAMEOS_RECONCILE_INTERVAL_SECS", default_value_t = 30)]
     pub reconcile_interval_secs: u64,
-    /// TEST ONLY: stop settling right after the rail's capture, before the ledger commit, as a
-    /// crash there would.
-    #[arg(
-        long,
-        env = "FRAMEOS_FAULT_HALT_AFTER_CAPTURE",
-        default_value_t = false,
-        hide = true
-    )]
-    pub fault_halt_after_capture: bool,
 }
 
 impl BillingConfig {
@@ -77,6 +72,8 @@ impl BillingConfig {
             fee: FeeSchedule {
                 basis_points: self.rail_fee_bp,
                 fixed_minor: self.rail_fee_fixed_minor,
+                currency: Currency::parse(self.platform_currency.trim())
+                    .map_err(|e| format!("FRAMEOS_PLATFORM_CURRENCY: {e}"))?,
             },
         };
         policy.validate().map_err(|e| e.to_string())?;

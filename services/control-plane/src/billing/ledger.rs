@@ -1,17 +1,18 @@
 //! The append-only double-entry ledger. Every transaction's debits equal its credits; entries
 //! are only inserted; balances are derived from entries.
 
-use std::collections::HashMap;
-
 use chrono::Utc;
 use frameos_core::{Error, ErrorCode};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 
 use crate::db;
-use crate::entity::{charge, ledger_entry, ledger_transaction};
+use crate::entity::{ledger_entry, ledger_transaction};
+
+mod verify;
+
+pub use verify::{Verification, verify};
 
 pub const PLATFORM: &str = "platform";
 pub const ORCHESTRATOR: &str = "orchestrator";
@@ -46,17 +47,7 @@ pub async fn post_capture<C: ConnectionTrait>(
     developer: &str,
     parts: Parts,
 ) -> Result<String, Error> {
-    let mut postings = vec![(user_account(payer), ledger_entry::DEBIT, parts.gross)];
-    for (account, amount) in [
-        (developer_account(developer), parts.developer),
-        (ORCHESTRATOR.to_string(), parts.orchestrator),
-        (PLATFORM.to_string(), parts.platform),
-        (RAIL_FEES.to_string(), parts.rail_fee),
-    ] {
-        if amount > 0 {
-            postings.push((account, ledger_entry::CREDIT, amount));
-        }
-    }
+    let postings = postings(payer, developer, parts);
     check_balanced(&postings)?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = Utc::now();
@@ -92,6 +83,26 @@ pub async fn post_capture<C: ConnectionTrait>(
         .await
         .map_err(db::error)?;
     Ok(id)
+}
+
+/// The entries of a capture: the payer debited the gross, every non-zero part credited.
+pub(crate) fn postings(
+    payer: &str,
+    developer: &str,
+    parts: Parts,
+) -> Vec<(String, &'static str, i64)> {
+    let mut postings = vec![(user_account(payer), ledger_entry::DEBIT, parts.gross)];
+    for (account, amount) in [
+        (developer_account(developer), parts.developer),
+        (ORCHESTRATOR.to_string(), parts.orchestrator),
+        (PLATFORM.to_string(), parts.platform),
+        (RAIL_FEES.to_string(), parts.rail_fee),
+    ] {
+        if amount > 0 {
+            postings.push((account, ledger_entry::CREDIT, amount));
+        }
+    }
+    postings
 }
 
 fn check_balanced(postings: &[(String, &str, i64)]) -> Result<(), Error> {
@@ -154,93 +165,6 @@ pub async fn balance(
         balance_minor: balance,
         entries,
     })
-}
-
-/// What `frameos ledger verify` checks.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct Verification {
-    pub transactions: u64,
-    pub entries: u64,
-    pub total_debits: i64,
-    pub total_credits: i64,
-    pub unbalanced_transactions: Vec<String>,
-    pub captures_without_transaction: Vec<String>,
-    pub transactions_without_capture: Vec<String>,
-    pub voided_with_transaction: Vec<String>,
-}
-
-impl Verification {
-    pub fn is_clean(&self) -> bool {
-        self.total_debits == self.total_credits
-            && self.unbalanced_transactions.is_empty()
-            && self.captures_without_transaction.is_empty()
-            && self.transactions_without_capture.is_empty()
-            && self.voided_with_transaction.is_empty()
-    }
-}
-
-pub async fn verify(db: &DatabaseConnection) -> Result<Verification, Error> {
-    let mut report = Verification::default();
-    let mut sums: HashMap<String, (i64, i64)> = HashMap::new();
-    let entries = ledger_entry::Entity::find()
-        .select_only()
-        .columns([
-            ledger_entry::Column::TransactionId,
-            ledger_entry::Column::Direction,
-            ledger_entry::Column::AmountMinor,
-        ])
-        .into_tuple::<(String, String, i64)>()
-        .all(db)
-        .await
-        .map_err(db::error)?;
-    for (transaction, direction, amount) in entries {
-        report.entries += 1;
-        let sum = sums.entry(transaction).or_default();
-        if direction == ledger_entry::DEBIT {
-            sum.0 += amount;
-            report.total_debits += amount;
-        } else {
-            sum.1 += amount;
-            report.total_credits += amount;
-        }
-    }
-    let transactions = ledger_transaction::Entity::find()
-        .all(db)
-        .await
-        .map_err(db::error)?;
-    report.transactions = transactions.len() as u64;
-    let mut posted: HashMap<String, String> = HashMap::new();
-    for t in transactions {
-        let (debits, credits) = sums.get(&t.id).copied().unwrap_or_default();
-        if debits != credits || debits == 0 {
-            report.unbalanced_transactions.push(t.id.clone());
-        }
-        posted.insert(t.execution_id, t.id);
-    }
-    let charges = charge::Entity::find().all(db).await.map_err(db::error)?;
-    let mut captured = std::collections::HashSet::new();
-    for c in charges {
-        match c.status.as_str() {
-            charge::CAPTURED => {
-                captured.insert(c.execution_id.clone());
-                if !posted.contains_key(&c.execution_id) {
-                    report.captures_without_transaction.push(c.execution_id);
-                }
-            }
-            charge::VOIDED if posted.contains_key(&c.execution_id) => {
-                report.voided_with_transaction.push(c.execution_id);
-            }
-            _ => {}
-        }
-    }
-    for execution_id in posted.keys() {
-        if !captured.contains(execution_id) {
-            report
-                .transactions_without_capture
-                .push(execution_id.clone());
-        }
-    }
-    Ok(report)
 }
 
 #[cfg(test)]

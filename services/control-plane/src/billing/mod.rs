@@ -6,20 +6,22 @@
 pub mod config;
 pub mod ledger;
 mod rail;
+mod reconcile;
 pub mod service;
 mod settle;
 
 use std::sync::Arc;
 
 use chrono::Utc;
-use frameos_billing::{Keyring, MandatePayload, SplitPolicy};
+use frameos_billing::{Currency, Keyring, MandatePayload, SplitPolicy};
 use frameos_core::{Error, ErrorCode};
 use rand::RngCore;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{DatabaseConnection, EntityTrait, Set};
 
 pub use config::BillingConfig;
-pub use settle::{reconcile, run_reconciler, settle};
+pub use reconcile::{Reconciled, reconcile, run_reconciler};
+pub use settle::settle;
 
 use crate::db;
 use crate::entity::{charge, mandate_key};
@@ -30,7 +32,9 @@ pub struct Billing {
     rail: rail::Rail,
     policy: SplitPolicy,
     mandate_ttl: chrono::Duration,
-    halt_after_capture: bool,
+    /// Test-only faults; the feature is enabled by the integration tests alone.
+    #[cfg(feature = "fault-injection")]
+    faults: crate::faults::Faults,
 }
 
 /// What an accepted paid execution is charged, and who is paid.
@@ -119,7 +123,8 @@ impl Billing {
             mandate_ttl: chrono::Duration::seconds(
                 i64::try_from(config.mandate_ttl_secs).unwrap_or(86_400),
             ),
-            halt_after_capture: config.fault_halt_after_capture,
+            #[cfg(feature = "fault-injection")]
+            faults: crate::faults::Faults::default(),
         })
     }
 
@@ -127,14 +132,20 @@ impl Billing {
         &self.policy
     }
 
-    /// Refuses a price the rail's fee would eat the platform's share of.
-    pub fn check_price(&self, price_minor: i64) -> Result<(), Error> {
-        let minimum = self.policy.minimum_price();
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn set_faults(&mut self, faults: crate::faults::Faults) {
+        self.faults = faults;
+    }
+
+    /// Refuses a price the rail's fee would eat the platform's share of. The minimum depends
+    /// on the currency's minor-unit exponent, since the fixed part of the fee does.
+    pub fn check_price(&self, price_minor: i64, currency: Currency) -> Result<(), Error> {
+        let minimum = self.policy.minimum_price(currency);
         if price_minor < minimum {
             return Err(Error::new(
                 ErrorCode::ValidationFailed,
                 format!(
-                    "pricing.price_minor {price_minor} is below the minimum of {minimum}: the payment rail's fee would exceed the platform's share"
+                    "pricing.price_minor {price_minor} is below the minimum of {minimum} {currency} minor units: the payment rail's fee would exceed the platform's share"
                 ),
             ));
         }
@@ -214,18 +225,24 @@ impl Billing {
         })
     }
 
-    /// Releases a hold whose execution was never recorded (its insert failed).
-    pub async fn release(&self, execution_id: &str, authorization_id: &str) {
+    /// Releases a hold no execution was recorded for: its insert failed, it lost an
+    /// idempotency race, or the process died before the commit. Whether it is released now.
+    pub async fn release(&self, execution_id: &str, authorization_id: &str) -> bool {
         let key = format!("void:{execution_id}");
-        match self.rail.void(authorization_id, &key).await {
-            Ok(Ok(_)) => tracing::info!(execution_id, "orphan authorization voided"),
-            Ok(Err(e)) => {
-                tracing::warn!(execution_id, error = %e, "orphan authorization not voided; reconciliation will retry")
+        let error = match self.rail.void(authorization_id, &key).await {
+            Ok(Ok(_)) => {
+                tracing::info!(
+                    execution_id,
+                    authorization_id,
+                    "orphan authorization voided"
+                );
+                return true;
             }
-            Err(e) => {
-                tracing::warn!(execution_id, error = %e, "orphan authorization not voided; reconciliation will retry")
-            }
-        }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(execution_id, authorization_id, %error, "orphan authorization not voided; reconciliation will retry");
+        false
     }
 
     pub fn public_keys(&self) -> Vec<(String, [u8; 32])> {

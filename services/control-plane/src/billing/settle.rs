@@ -3,16 +3,13 @@
 //! the charge moves by a guarded update, the ledger holds one transaction per execution), so
 //! running it again after a crash completes what was started and never charges twice.
 
-use std::time::Duration;
-
 use chrono::{Datelike, TimeZone, Utc};
-use frameos_billing::{AuthState, SignedMandate};
+use frameos_billing::{AuthState, Currency, RailError, SignedMandate};
 use frameos_core::Error;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
 };
-use tokio_util::sync::CancellationToken;
 
 use super::Billing;
 use super::ledger::{self, Parts};
@@ -98,20 +95,36 @@ async fn capture(
     open: &charge::Model,
 ) -> Result<(), Error> {
     let key = format!("capture:{}", open.execution_id);
-    let captured = billing
-        .rail
-        .capture(&open.authorization_id, &key)
-        .await?
-        .map_err(|e| Error::unavailable(format!("capture failed: {e}")))?;
+    let captured = match billing.rail.capture(&open.authorization_id, &key).await? {
+        Ok(captured) => captured,
+        Err(RailError::InvalidState { state }) if state == AuthState::Voided.as_str() => {
+            // The hold was released (an orphan sweep took it for abandoned): nothing can be
+            // collected any more, so the books say what the rail says.
+            tracing::error!(execution_id = %open.execution_id, "the hold was voided before its capture; recording the charge as voided");
+            return mark_voided(db, &open.execution_id).await;
+        }
+        Err(e) => return Err(Error::unavailable(format!("capture failed: {e}"))),
+    };
     let AuthState::Captured { fee_minor } = captured.state else {
         return Err(Error::internal("the rail did not capture"));
     };
-    if billing.halt_after_capture {
-        // Test-only fault: what a crash right here leaves behind.
-        tracing::error!(execution_id = %open.execution_id, "fault injected: halting after capture");
-        return Err(Error::unavailable("halted after capture (fault injection)"));
+    #[cfg(feature = "fault-injection")]
+    if billing.faults.block_after_capture {
+        crate::faults::block_after_capture(&open.execution_id).await;
     }
-    let month_before = month_gross_before(db, &open.payee_account, &open.execution_id).await?;
+    let month_before =
+        month_gross_before(db, &open.payee_account, &open.currency, &open.execution_id).await?;
+    // The tier bounds are in the platform currency's minor units; a month in another currency
+    // is compared at the same nominal amount (no exchange rate). A charge from before the
+    // currency list (an unknown code) is compared as it is rather than left unsettled.
+    let month_before = match Currency::parse(&open.currency) {
+        Ok(currency) => billing
+            .policy
+            .fee
+            .currency
+            .rescale_from(month_before, currency),
+        Err(_) => month_before,
+    };
     let split = billing
         .policy
         .split(
@@ -183,22 +196,28 @@ async fn void(
         .void(&open.authorization_id, &key)
         .await?
         .map_err(|e| Error::unavailable(format!("void failed: {e}")))?;
+    mark_voided(db, &open.execution_id).await
+}
+
+async fn mark_voided(db: &DatabaseConnection, execution_id: &str) -> Result<(), Error> {
     charge::Entity::update_many()
         .col_expr(charge::Column::Status, Expr::value(charge::VOIDED))
         .col_expr(charge::Column::SettledAt, Expr::value(Utc::now()))
-        .filter(charge::Column::ExecutionId.eq(&open.execution_id))
+        .filter(charge::Column::ExecutionId.eq(execution_id))
         .filter(charge::Column::Status.eq(charge::AUTHORIZED))
         .exec(db)
         .await
         .map_err(db::error)?;
-    tracing::info!(execution_id = %open.execution_id, "charge voided");
+    tracing::info!(execution_id, "charge voided");
     Ok(())
 }
 
-/// The developer's captured gross in the current UTC month, before this charge (the tier).
+/// The developer's gross captured in `currency` in the current UTC month, before this charge
+/// (the tier). Charges in other currencies are not added in: there is no exchange rate.
 async fn month_gross_before(
     db: &DatabaseConnection,
     payee: &str,
+    currency: &str,
     execution_id: &str,
 ) -> Result<i64, Error> {
     let now = Utc::now();
@@ -210,6 +229,7 @@ async fn month_gross_before(
         .select_only()
         .column(charge::Column::AmountMinor)
         .filter(charge::Column::PayeeAccount.eq(payee))
+        .filter(charge::Column::Currency.eq(currency))
         .filter(charge::Column::Status.eq(charge::CAPTURED))
         .filter(charge::Column::SettledAt.gte(month_start))
         .filter(charge::Column::ExecutionId.ne(execution_id))
@@ -221,98 +241,6 @@ async fn month_gross_before(
         .into_iter()
         .try_fold(0i64, i64::checked_add)
         .ok_or_else(|| Error::internal("monthly gross overflow"))
-}
-
-/// One pass: every open charge of an ended execution is settled. With `release_orphans` (at
-/// start, when no execution of this control plane can be between its authorization and its
-/// insert), every rail hold without a charge is released too.
-pub async fn reconcile(
-    db: &DatabaseConnection,
-    billing: &Billing,
-    release_orphans: bool,
-) -> Result<usize, Error> {
-    let open = charge::Entity::find()
-        .filter(charge::Column::Status.eq(charge::AUTHORIZED))
-        .all(db)
-        .await
-        .map_err(db::error)?;
-    let ended: std::collections::HashSet<String> = execution::Entity::find()
-        .select_only()
-        .column(execution::Column::Id)
-        .filter(execution::Column::Id.is_in(open.iter().map(|c| c.execution_id.as_str())))
-        .filter(execution::Column::Status.is_in(execution::TERMINAL))
-        .into_tuple::<String>()
-        .all(db)
-        .await
-        .map_err(db::error)?
-        .into_iter()
-        .collect();
-    let mut settled = 0;
-    for c in open.iter().filter(|c| ended.contains(&c.execution_id)) {
-        match settle(db, billing, &c.execution_id).await {
-            Ok(()) => settled += 1,
-            Err(e) => {
-                tracing::warn!(execution_id = %c.execution_id, error = %e, "settlement failed; will retry")
-            }
-        }
-    }
-    if !release_orphans {
-        return Ok(settled);
-    }
-    let known: std::collections::HashSet<String> = charge::Entity::find()
-        .select_only()
-        .column(charge::Column::AuthorizationId)
-        .into_tuple::<String>()
-        .all(db)
-        .await
-        .map_err(db::error)?
-        .into_iter()
-        .collect();
-    let holds = billing
-        .rail
-        .list()
-        .map_err(|e| Error::unavailable(format!("the rail cannot list authorizations: {e}")))?;
-    for hold in holds {
-        let stale = matches!(hold.state, AuthState::Authorized) && !known.contains(&hold.id);
-        let Some(execution_id) = hold
-            .idempotency_key
-            .strip_prefix("authorize:")
-            .filter(|_| stale)
-        else {
-            continue;
-        };
-        let committed = execution::Entity::find_by_id(execution_id)
-            .one(db)
-            .await
-            .map_err(db::error)?
-            .is_some();
-        if !committed {
-            billing.release(execution_id, &hold.id).await;
-        }
-    }
-    Ok(settled)
-}
-
-/// Reconciles at start and then every `interval` until shutdown.
-pub async fn run_reconciler(
-    db: DatabaseConnection,
-    billing: Billing,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut first = true;
-    loop {
-        match reconcile(&db, &billing, first).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(charges = n, "reconciliation settled open charges"),
-            Err(e) => tracing::warn!(error = %e, "reconciliation failed; will retry"),
-        }
-        first = false;
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = shutdown.cancelled() => return,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -14,3 +14,4 @@ pub mod node;
 pub mod outbox;
 pub mod review;
 pub mod sandbox_rail_authorization;
+pub mod sandbox_rail_call;

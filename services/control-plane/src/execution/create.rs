@@ -124,8 +124,10 @@ pub async fn create(
                 Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
             ) =>
         {
-            // A concurrent request with the same key won the race; answer as it did.
+            // A concurrent request with the same key won the race: release this request's own
+            // hold before answering as the winner did, or the payer keeps a second hold.
             drop(txn);
+            release(billing, &id, charge.as_ref()).await;
             let existing = find_by_key(db, caller, key)
                 .await?
                 .ok_or_else(|| Error::internal("idempotent execution vanished"))?;
@@ -176,7 +178,8 @@ pub async fn create(
     Ok((created, true))
 }
 
-/// Releases the rail hold of an execution whose insert failed.
+/// Releases the rail hold of an execution that was not recorded (an insert failed or lost the
+/// idempotency race); reconciliation retries what fails here.
 async fn release(
     billing: &crate::billing::Billing,
     id: &str,

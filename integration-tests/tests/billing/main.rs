@@ -1,8 +1,17 @@
 //! Paying for executions end to end: mandates, authorization before queueing, capture only on
-//! success, the split in the ledger, idempotency, and crash recovery between the rail's capture
-//! and the ledger commit. Real PostgreSQL, RabbitMQ, Docker and S3 protocol server.
+//! success, the split in the ledger, idempotency races and orphan holds, crash recovery between
+//! the rail's capture and the ledger commit (a real SIGKILL), currencies, the developer's tier,
+//! the embedded backend, and `ledger verify` on corrupted ledgers. Real PostgreSQL (or SQLite),
+//! RabbitMQ, Docker and S3 protocol server.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod crash;
+mod currency;
+mod embedded;
+mod holds;
+mod tiers;
+mod verify;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -225,149 +234,4 @@ async fn failures_cancels_free_agents_and_declines_cost_nothing() {
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.transactions, 0);
     mesh.shutdown().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_idempotency_key_sent_twenty_times_at_once_is_one_execution_and_one_capture() {
-    let mesh = Mesh::with_node(Backend::PostgresS3).await.unwrap();
-    let dev = mesh.account("dev", "developer").await.unwrap();
-    let user = mesh.account("uma", "user").await.unwrap();
-    mesh.publish_approved(
-        &dev,
-        "word-count",
-        packages::example("word-count"),
-        Some(PRICE),
-    )
-    .await
-    .unwrap();
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let request = mesh
-            .request(
-                Method::POST,
-                "/v1/agents/word-count/executions",
-                Some(&user),
-            )
-            .header("idempotency-key", "checkout-42")
-            .json(&json!({"inputs": {"text": "once"}}));
-        tasks.push(tokio::spawn(async move {
-            let response = request.send().await.unwrap();
-            (
-                response.status().as_u16(),
-                response.json::<Value>().await.unwrap(),
-            )
-        }));
-    }
-    let mut ids = std::collections::HashSet::new();
-    for task in tasks {
-        let (status, body) = task.await.unwrap();
-        assert_eq!(status, 202, "{body}");
-        ids.insert(body["id"].as_str().unwrap().to_string());
-    }
-    assert_eq!(ids.len(), 1, "{ids:?}");
-    let id = ids.into_iter().next().unwrap();
-    let (_, done) = mesh.follow(&user, &id).await.unwrap();
-    assert_eq!(done["status"], "succeeded");
-    let (_, list) = get(&mesh, Some(&user), "/v1/executions").await;
-    assert_eq!(list["items"].as_array().unwrap().len(), 1);
-    let report = verify_ledger(&mesh).await;
-    assert!(report.is_clean(), "{report:?}");
-    assert_eq!(report.transactions, 1);
-    // A different body under the same key is refused.
-    let response = mesh
-        .request(
-            Method::POST,
-            "/v1/agents/word-count/executions",
-            Some(&user),
-        )
-        .header("idempotency-key", "checkout-42")
-        .json(&json!({"inputs": {"text": "twice"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 422);
-    mesh.shutdown().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_crash_between_capture_and_ledger_is_completed_by_reconciliation() {
-    let mut mesh = Mesh::with_node(Backend::PostgresS3).await.unwrap();
-    // The first control plane "crashes" right after the rail's capture.
-    mesh.restart_control_plane(|config| {
-        config.billing.fault_halt_after_capture = true;
-        config.billing.reconcile_interval_secs = 3600;
-    })
-    .await
-    .unwrap();
-    let dev = mesh.account("dev", "developer").await.unwrap();
-    let user = mesh.account("uma", "user").await.unwrap();
-    let dev_id = me(&mesh, &dev).await;
-    mesh.publish_approved(
-        &dev,
-        "word-count",
-        packages::example("word-count"),
-        Some(PRICE),
-    )
-    .await
-    .unwrap();
-    let (_, done) = mesh
-        .run(&user, "word-count", json!({"text": "crash"}))
-        .await
-        .unwrap();
-    assert_eq!(done["status"], "succeeded");
-    let id = done["id"].as_str().unwrap().to_string();
-
-    // Captured at the rail, not in the ledger.
-    let (_, halted) = get(&mesh, Some(&user), &format!("/v1/executions/{id}")).await;
-    assert_eq!(halted["charge"]["status"], "authorized", "{halted}");
-    assert_eq!(verify_ledger(&mesh).await.transactions, 0);
-    assert_eq!(rail_captures(&mesh).await, 1);
-
-    // Restarted without the fault: reconciliation at start completes the settlement.
-    mesh.restart_control_plane(|config| {
-        config.billing.fault_halt_after_capture = false;
-    })
-    .await
-    .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let (_, now) = get(&mesh, Some(&user), &format!("/v1/executions/{id}")).await;
-        if now["charge"]["status"] == "captured" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not reconciled: {now}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(rail_captures(&mesh).await, 1, "captured twice at the rail");
-    let report = verify_ledger(&mesh).await;
-    assert!(report.is_clean(), "{report:?}");
-    assert_eq!(report.transactions, 1);
-    assert_eq!(balance(&mesh, &dev, &dev_id).await, 7000);
-    mesh.shutdown().await.unwrap();
-}
-
-/// Captured authorizations in the sandbox rail's own records.
-async fn rail_captures(mesh: &Mesh) -> usize {
-    use sea_orm::{ConnectionTrait, Database, Statement};
-    let db = Database::connect(mesh.database_url()).await.unwrap();
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT record FROM sandbox_rail_authorizations WHERE id = 'state'",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    let record: String = row.try_get("", "record").unwrap();
-    let state: Value = serde_json::from_str(&record).unwrap();
-    db.close().await.unwrap();
-    state["authorizations"]
-        .as_object()
-        .unwrap()
-        .values()
-        .filter(|a| a["state"]["status"] == "captured")
-        .count()
 }

@@ -1,0 +1,167 @@
+//! `frameos ledger verify`: the ledger's invariants, checked from the tables alone. Every
+//! transaction balances; every entry is a positive debit or credit of a known currency that
+//! belongs to an existing transaction; a captured charge has exactly the capture transaction its
+//! recorded split implies (so an edited, missing or extra entry shows even when the sums still
+//! balance); nothing else has one.
+
+use std::collections::{HashMap, HashSet};
+
+use frameos_core::Error;
+use sea_orm::{DatabaseConnection, EntityTrait};
+
+use super::{Parts, postings};
+use crate::db;
+use crate::entity::{charge, ledger_entry, ledger_transaction};
+
+/// What `frameos ledger verify` found. Clean when every list is empty and the totals agree.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Verification {
+    pub transactions: u64,
+    pub entries: u64,
+    pub total_debits: i64,
+    pub total_credits: i64,
+    /// Transactions whose debits differ from their credits, or that move nothing.
+    pub unbalanced_transactions: Vec<String>,
+    /// Captured charges (execution ids) with no capture transaction.
+    pub captures_without_transaction: Vec<String>,
+    /// Capture transactions (execution ids) whose charge is not captured, or missing.
+    pub transactions_without_capture: Vec<String>,
+    /// Voided charges (execution ids) with a capture transaction.
+    pub voided_with_transaction: Vec<String>,
+    /// Capture transactions (execution ids) whose entries are not the ones the charge's
+    /// recorded split implies: an entry edited, missing, added or moved to another account.
+    pub transactions_not_matching_charge: Vec<String>,
+    /// Entries (ids) that are not a positive debit or credit in a known currency.
+    pub malformed_entries: Vec<i64>,
+    /// Entries (ids) whose transaction does not exist.
+    pub entries_without_transaction: Vec<i64>,
+}
+
+impl Verification {
+    pub fn is_clean(&self) -> bool {
+        self.total_debits == self.total_credits
+            && self.unbalanced_transactions.is_empty()
+            && self.captures_without_transaction.is_empty()
+            && self.transactions_without_capture.is_empty()
+            && self.voided_with_transaction.is_empty()
+            && self.transactions_not_matching_charge.is_empty()
+            && self.malformed_entries.is_empty()
+            && self.entries_without_transaction.is_empty()
+    }
+}
+
+/// One entry as compared with what a charge implies.
+type Posting = (String, String, i64, String);
+
+pub async fn verify(db: &DatabaseConnection) -> Result<Verification, Error> {
+    let mut report = Verification::default();
+    let transactions = ledger_transaction::Entity::find()
+        .all(db)
+        .await
+        .map_err(db::error)?;
+    report.transactions = transactions.len() as u64;
+    let known: HashSet<&str> = transactions.iter().map(|t| t.id.as_str()).collect();
+
+    // Per transaction: debits, credits and the entries themselves.
+    let mut sums: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut entries_of: HashMap<String, Vec<Posting>> = HashMap::new();
+    let entries = ledger_entry::Entity::find()
+        .all(db)
+        .await
+        .map_err(db::error)?;
+    for e in entries {
+        report.entries += 1;
+        let well_formed = e.amount_minor > 0
+            && [ledger_entry::DEBIT, ledger_entry::CREDIT].contains(&e.direction.as_str())
+            && frameos_billing::Currency::parse(&e.currency).is_ok();
+        if !well_formed {
+            report.malformed_entries.push(e.id);
+        }
+        if !known.contains(e.transaction_id.as_str()) {
+            report.entries_without_transaction.push(e.id);
+        }
+        let sum = sums.entry(e.transaction_id.clone()).or_default();
+        if e.direction == ledger_entry::DEBIT {
+            sum.0 = sum.0.saturating_add(e.amount_minor);
+            report.total_debits = report.total_debits.saturating_add(e.amount_minor);
+        } else {
+            sum.1 = sum.1.saturating_add(e.amount_minor);
+            report.total_credits = report.total_credits.saturating_add(e.amount_minor);
+        }
+        entries_of.entry(e.transaction_id).or_default().push((
+            e.account,
+            e.direction,
+            e.amount_minor,
+            e.currency,
+        ));
+    }
+
+    let mut posted: HashMap<String, String> = HashMap::new();
+    for t in transactions {
+        let (debits, credits) = sums.get(&t.id).copied().unwrap_or_default();
+        if debits != credits || debits == 0 {
+            report.unbalanced_transactions.push(t.id.clone());
+        }
+        posted.insert(t.execution_id, t.id);
+    }
+
+    let charges = charge::Entity::find().all(db).await.map_err(db::error)?;
+    let mut captured = HashSet::new();
+    for c in charges {
+        match c.status.as_str() {
+            charge::CAPTURED => {
+                captured.insert(c.execution_id.clone());
+                match posted.get(&c.execution_id) {
+                    None => report.captures_without_transaction.push(c.execution_id),
+                    Some(transaction) => {
+                        let mut found = entries_of.remove(transaction).unwrap_or_default();
+                        let mut expected = implied_postings(&c);
+                        found.sort();
+                        expected.sort();
+                        if found != expected {
+                            report.transactions_not_matching_charge.push(c.execution_id);
+                        }
+                    }
+                }
+            }
+            charge::VOIDED if posted.contains_key(&c.execution_id) => {
+                report.voided_with_transaction.push(c.execution_id);
+            }
+            _ => {}
+        }
+    }
+    for execution_id in posted.into_keys() {
+        if !captured.contains(&execution_id) {
+            report.transactions_without_capture.push(execution_id);
+        }
+    }
+    for list in [
+        &mut report.unbalanced_transactions,
+        &mut report.captures_without_transaction,
+        &mut report.transactions_without_capture,
+        &mut report.voided_with_transaction,
+        &mut report.transactions_not_matching_charge,
+    ] {
+        list.sort();
+    }
+    report.malformed_entries.sort_unstable();
+    report.entries_without_transaction.sort_unstable();
+    Ok(report)
+}
+
+/// The entries a captured charge's recorded split implies, in its currency.
+fn implied_postings(c: &charge::Model) -> Vec<Posting> {
+    let parts = Parts {
+        gross: c.amount_minor,
+        developer: c.developer_minor.unwrap_or_default(),
+        orchestrator: c.orchestrator_minor.unwrap_or_default(),
+        platform: c.platform_minor.unwrap_or_default(),
+        rail_fee: c.rail_fee_minor.unwrap_or_default(),
+    };
+    postings(&c.payer_account, &c.payee_account, parts)
+        .into_iter()
+        .map(|(account, direction, amount)| {
+            (account, direction.to_string(), amount, c.currency.clone())
+        })
+        .collect()
+}
