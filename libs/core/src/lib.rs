@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod role;
+pub mod slots;
 
 pub use error::{Error, ErrorCode};
 pub use role::Role;

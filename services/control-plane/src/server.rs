@@ -164,15 +164,16 @@ impl Server {
             .build_v1()
             .map_err(Error::Reflection)?;
 
-        let hub = Hub::default();
         let outbox = std::sync::Arc::new(tokio::sync::Notify::new());
+        let hub = Hub::new(outbox.clone());
         let executions = Executions::new(
             self.db.clone(),
             hub.clone(),
             self.billing.clone(),
             outbox.clone(),
             shutdown.clone(),
-        );
+        )
+        .with_stream_limits(&self.config.fair_use);
         let nodes = Nodes::new(
             self.db.clone(),
             hub.clone(),
@@ -188,6 +189,7 @@ impl Server {
         let source = self.queue_source();
         let relay_task = tokio::spawn(relay::run_relay(
             self.db.clone(),
+            self.config.fair_use.account_max_running,
             source.clone(),
             outbox.clone(),
             shutdown.clone(),

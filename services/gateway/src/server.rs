@@ -68,7 +68,9 @@ impl Gateway {
         let addr = self.local_addr();
         tracing::info!(%addr, control_plane = %self.config.control_plane_url, "gateway serving");
         let streams = self.streams;
-        axum::serve(self.listener, self.app)
+        // The client's address keys the limits of callers without a valid key.
+        let app = self.app.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.cancelled().await;
                 streams.close_all();
