@@ -24,11 +24,13 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// SHA-256 of the key: the map never holds a key itself.
 type Fingerprint = [u8; 32];
+/// Each key's account and when it was learnt.
+type Known = HashMap<Fingerprint, (Arc<str>, Instant)>;
 
 #[derive(Clone, Debug)]
 pub struct Accounts {
     control_plane: ControlPlane,
-    known: Arc<Mutex<HashMap<Fingerprint, (Arc<str>, Instant)>>>,
+    known: Arc<Mutex<Known>>,
 }
 
 impl Accounts {

@@ -61,7 +61,11 @@ impl<C: Clock + Clone> RequestRate<C> {
 
     /// Takes one request from `caller`'s bucket, or tells how long until one is there.
     pub fn check(&self, caller: &Caller) -> Result<(), Duration> {
-        if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == 0 {
+        if self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY)
+        {
             self.prune();
         }
         self.limiter
