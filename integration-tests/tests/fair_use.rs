@@ -355,3 +355,84 @@ async fn one_accounts_backlog_never_holds_back_another_accounts_run() {
     }
     mesh.shutdown().await.unwrap();
 }
+
+/// Whether the relay has published `execution_id` (one of its outbox rows is sent).
+async fn published(db: &sea_orm::DatabaseConnection, execution_id: &str) -> bool {
+    use sea_orm::ConnectionTrait;
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!(
+                "SELECT COUNT(*) AS n FROM outbox \
+                 WHERE execution_id = '{execution_id}' AND sent_at IS NOT NULL"
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap() > 0
+}
+
+async fn wait_published(db: &sea_orm::DatabaseConnection, execution_id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !published(db, execution_id).await {
+        assert!(
+            Instant::now() < deadline,
+            "{execution_id} was not published"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_row_another_relay_holds_keeps_its_place_in_its_accounts_turn() {
+    use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+    // No node: what is published stays out until it is canceled.
+    let mesh = Mesh::with_queue(Backend::PostgresS3, |config| {
+        config.fair_use.account_max_running = 2;
+    })
+    .await
+    .unwrap();
+    let (alice, bob) = publish_agents(&mesh).await;
+    let db = Database::connect(mesh.database_url()).await.unwrap();
+    let mut a = Vec::new();
+    for _ in 0..4 {
+        a.push(execute(&mesh, &alice, "slow", json!({"ms": 1})).await);
+    }
+    wait_published(&db, &a[1]).await;
+
+    // Another replica's relay is publishing Alice's third when her first ends.
+    let other_relay = db.begin().await.unwrap();
+    other_relay
+        .execute_unprepared(&format!(
+            "SELECT id FROM outbox WHERE execution_id = '{}' FOR UPDATE",
+            a[2]
+        ))
+        .await
+        .unwrap();
+    cancel(&mesh, &alice, &a[0]).await;
+    // Bob's run is picked in the same statement as Alice's fourth would be: once it is out,
+    // that pass has decided, and Alice's fourth stayed behind the third, which holds her place.
+    let b1 = execute(&mesh, &bob, "slow", json!({"ms": 1})).await;
+    wait_published(&db, &b1).await;
+    assert!(!published(&db, &a[3]).await, "two relays filled one place");
+
+    // The other relay commits: Alice is at her cap again, with her second and third.
+    other_relay
+        .execute_unprepared(&format!(
+            "UPDATE outbox SET sent_at = CURRENT_TIMESTAMP WHERE execution_id = '{}'",
+            a[2]
+        ))
+        .await
+        .unwrap();
+    other_relay.commit().await.unwrap();
+    let b2 = execute(&mesh, &bob, "slow", json!({"ms": 1})).await;
+    wait_published(&db, &b2).await;
+    assert!(!published(&db, &a[3]).await, "published past the cap");
+
+    // Her second ends: the fourth goes, woken by the end.
+    cancel(&mesh, &alice, &a[1]).await;
+    wait_published(&db, &a[3]).await;
+    db.close().await.unwrap();
+    mesh.shutdown().await.unwrap();
+}
