@@ -223,15 +223,16 @@ impl ExecutionService for Executions {
         let caller = auth::require(&self.db, request.metadata(), Role::User)
             .await
             .map_err(|e| to_status(&e))?;
-        let body = request.into_inner();
-        let row = query::owned(&self.db, &caller, &body.id)
-            .await
-            .map_err(|e| to_status(&e))?;
-        // Held by the watcher: its place is freed when the stream ends or the client goes.
+        // Before any further query: a flood of refused streams should cost as little as it can.
+        // The slot is held by the watcher and freed when the stream ends or the client goes.
         let slot = self
             .streams
             .acquire(&caller.account_id)
             .map_err(|refused| to_status(&stream_refused(&caller.account_id, refused)))?;
+        let body = request.into_inner();
+        let row = query::owned(&self.db, &caller, &body.id)
+            .await
+            .map_err(|e| to_status(&e))?;
         // Bounded: a slow client slows its watcher down, never the control plane.
         let (sender, receiver) = mpsc::channel(64);
         watch::spawn(
