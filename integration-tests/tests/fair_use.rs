@@ -417,14 +417,17 @@ async fn a_row_another_relay_holds_keeps_its_place_in_its_accounts_turn() {
     wait_published(&db, &b1).await;
     assert!(!published(&db, &a[3]).await, "two relays filled one place");
 
-    // The other relay commits: Alice is at her cap again, with her second and third.
-    other_relay
-        .execute_unprepared(&format!(
-            "UPDATE outbox SET sent_at = CURRENT_TIMESTAMP WHERE execution_id = '{}'",
-            a[2]
-        ))
-        .await
-        .unwrap();
+    // The other relay commits what a relay does: Alice is at her cap again, with her second
+    // and third.
+    for statement in [
+        "UPDATE outbox SET sent_at = CURRENT_TIMESTAMP WHERE execution_id = '{id}'",
+        "UPDATE executions SET dispatched_at = CURRENT_TIMESTAMP WHERE id = '{id}'",
+    ] {
+        other_relay
+            .execute_unprepared(&statement.replace("{id}", &a[2]))
+            .await
+            .unwrap();
+    }
     other_relay.commit().await.unwrap();
     let b2 = execute(&mesh, &bob, "slow", json!({"ms": 1})).await;
     wait_published(&db, &b2).await;

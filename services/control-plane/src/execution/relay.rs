@@ -139,11 +139,13 @@ async fn publish_batch(
             failure = Some(e);
             break;
         }
+        let now = Utc::now();
         outbox::Entity::update_many()
-            .col_expr(outbox::Column::SentAt, Expr::value(Utc::now()))
+            .col_expr(outbox::Column::SentAt, Expr::value(now))
             .filter(outbox::Column::Id.eq(row.id))
             .exec(&txn)
             .await?;
+        dispatch::mark_dispatched(&txn, &row.execution_id, now).await?;
         published += 1;
         tracing::debug!(execution_id = %row.execution_id, "job published");
     }

@@ -5,7 +5,7 @@
 use frameos_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 
-use super::next_batch;
+use super::{mark_dispatched, next_batch};
 
 struct Fixture {
     db: DatabaseConnection,
@@ -83,6 +83,9 @@ impl Fixture {
                     "UPDATE outbox SET sent_at = '2025-01-01T00:00:01Z' WHERE id = {}",
                     row.id
                 ))
+                .await
+                .unwrap();
+            mark_dispatched(&self.db, &row.execution_id, chrono::Utc::now())
                 .await
                 .unwrap();
         }
