@@ -85,12 +85,23 @@ impl Mesh {
         backend: Backend,
         adjust: impl FnOnce(&mut frameos_control_plane::Config),
     ) -> anyhow::Result<Mesh> {
-        Self::start_inner(backend, adjust, false).await
+        Self::start_inner(backend, adjust, |_| {}, false).await
     }
 
     /// Starts with RabbitMQ (a queue topology of its own) and a Docker execution node.
     pub async fn with_node(backend: Backend) -> anyhow::Result<Mesh> {
-        Self::start_inner(backend, |_| {}, true).await
+        Self::start_inner(backend, |_| {}, |_| {}, true).await
+    }
+
+    /// Starts with adjusted control plane and gateway configurations; with `node`, also with
+    /// RabbitMQ and a Docker execution node, as [`Mesh::with_node`].
+    pub async fn start_tuned(
+        backend: Backend,
+        node: bool,
+        adjust: impl FnOnce(&mut frameos_control_plane::Config),
+        adjust_gateway: impl FnOnce(&mut frameos_gateway::Config),
+    ) -> anyhow::Result<Mesh> {
+        Self::start_inner(backend, adjust, adjust_gateway, node).await
     }
 
     /// Starts with RabbitMQ (a queue topology of its own) and a chance to adjust the control
@@ -106,6 +117,7 @@ impl Mesh {
                 config.queue_name = format!("frameos.it.{}", uuid::Uuid::new_v4().simple());
                 adjust(config);
             },
+            |_| {},
             false,
         )
         .await
@@ -114,6 +126,7 @@ impl Mesh {
     async fn start_inner(
         backend: Backend,
         adjust: impl FnOnce(&mut frameos_control_plane::Config),
+        adjust_gateway: impl FnOnce(&mut frameos_gateway::Config),
         node: bool,
     ) -> anyhow::Result<Mesh> {
         let admin_key = frameos_control_plane::generate_api_key();
@@ -191,6 +204,7 @@ impl Mesh {
         let mut gateway_config = frameos_gateway::Config::embedded();
         gateway_config.http_addr = "127.0.0.1:0".parse()?;
         gateway_config.control_plane_url = format!("http://{grpc_addr}");
+        adjust_gateway(&mut gateway_config);
         let gateway = frameos_gateway::Gateway::bind(gateway_config)
             .await
             .context("gateway start")?;

@@ -83,6 +83,8 @@ error_codes! {
     IdempotencyKeyReused => ("idempotency_key_reused", 422, 9),
     /// The payment rail declined the authorization.
     PaymentDeclined => ("payment_declined", 402, 9),
+    /// The caller is over its fair-use limit (request rate, open event streams); retry later.
+    RateLimited => ("rate_limited", 429, 8),
     /// A dependency (database, package store, control plane) is unreachable.
     Unavailable => ("unavailable", 503, 14),
     /// A bug or an unexpected failure of the platform itself. Never a client's mistake.

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod log_stream;
 pub mod role;
+pub mod slots;
 
 pub use error::{Error, ErrorCode};
 pub use log_stream::LogStream;

@@ -61,6 +61,28 @@ pub struct Config {
 
     #[command(flatten)]
     pub billing: crate::billing::BillingConfig,
+
+    #[command(flatten)]
+    pub fair_use: FairUseConfig,
+}
+
+/// Shares of the platform one account may hold, so that no account starves the others.
+#[derive(Clone, Debug, clap::Args)]
+pub struct FairUseConfig {
+    /// Executions of one account dispatched to the queue and not yet ended; the account's
+    /// others wait in the outbox, in order (never refused). 0: no cap.
+    #[arg(long, env = "FRAMEOS_ACCOUNT_MAX_RUNNING", default_value_t = 4)]
+    pub account_max_running: u32,
+
+    /// `WatchExecution` streams one account may hold open at once (gateway streams included);
+    /// more are refused with RESOURCE_EXHAUSTED `rate_limited`. 0: only the total applies.
+    #[arg(long, env = "FRAMEOS_MAX_STREAMS_PER_ACCOUNT", default_value_t = 16)]
+    pub max_streams_per_account: usize,
+
+    /// `WatchExecution` streams open at once on this control plane; more are refused with
+    /// UNAVAILABLE.
+    #[arg(long, env = "FRAMEOS_MAX_EVENT_STREAMS", default_value_t = 1024)]
+    pub max_event_streams: usize,
 }
 
 /// Package limits and platform maxima for agent resources.

@@ -219,8 +219,8 @@ impl Server {
             unready.clone(),
         ));
 
-        let hub = Hub::default();
         let outbox = std::sync::Arc::new(tokio::sync::Notify::new());
+        let hub = Hub::new(outbox.clone());
         let executions = Executions::new(
             self.db.clone(),
             hub.clone(),
@@ -228,7 +228,8 @@ impl Server {
             outbox.clone(),
             serve_stop.clone(),
             supervisor.tracker(),
-        );
+        )
+        .with_stream_limits(&self.config.fair_use);
         let nodes = Nodes::new(
             self.db.clone(),
             hub.clone(),
@@ -251,6 +252,7 @@ impl Server {
             "outbox relay",
             ended(relay::run_relay(
                 self.db.clone(),
+                self.config.fair_use.account_max_running,
                 source.clone(),
                 outbox.clone(),
                 relay_stop.clone(),

@@ -47,6 +47,11 @@ impl ApiKey {
         Ok(Some(ApiKey(metadata)))
     }
 
+    /// The header value's bytes, to fingerprint the key (never to log it).
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
     /// Attaches the key to an outgoing gRPC request.
     pub fn authorize<T>(&self, request: &mut tonic::Request<T>) {
         request

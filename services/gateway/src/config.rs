@@ -45,6 +45,19 @@ pub struct Config {
     /// Seconds a stop may take after SIGTERM/SIGINT (API.md §4.3): requests in flight finish.
     #[arg(long, env = "FRAMEOS_SHUTDOWN_GRACE_SECS", default_value_t = frameos_lifecycle::SERVICE_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
+    /// Event streams one account (or one address without a key) may hold open at once; more
+    /// are refused with 429 `rate_limited`. 0: only the total bound applies.
+    #[arg(long, env = "FRAMEOS_MAX_STREAMS_PER_ACCOUNT", default_value_t = 16)]
+    pub max_streams_per_account: usize,
+
+    /// API requests a second per account (or per address without a key); over it, 429
+    /// `rate_limited` with `Retry-After`. 0: no limit.
+    #[arg(long, env = "FRAMEOS_RATE_LIMIT_PER_SEC", default_value_t = 50)]
+    pub rate_limit_per_sec: u32,
+
+    /// Requests an account may send at once above its rate, after a quiet spell.
+    #[arg(long, env = "FRAMEOS_RATE_LIMIT_BURST", default_value_t = 100)]
+    pub rate_limit_burst: u32,
 }
 
 impl Config {

@@ -7,6 +7,7 @@ pub mod config;
 mod control_plane;
 mod error;
 mod extract;
+mod fair_use;
 mod metrics;
 mod openapi;
 mod pricing;

@@ -12,7 +12,9 @@ use crate::view;
     info(
         title = "FrameOS API",
         description = "Publish, review, run and pay for agents. Errors are always \
-            `{\"error\": {\"code\": \"snake_case_code\", \"message\": \"...\"}}`."
+            `{\"error\": {\"code\": \"snake_case_code\", \"message\": \"...\"}}`. \
+            Every `/v1` route may answer 429 `rate_limited` with `Retry-After` (seconds) to a \
+            caller over its request rate; the limits are per account."
     ),
     paths(
         accounts::create_account,

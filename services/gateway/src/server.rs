@@ -80,8 +80,10 @@ impl Gateway {
         let addr = self.local_addr();
         tracing::info!(%addr, control_plane = %self.config.control_plane_url, "gateway serving");
         let close = CancellationToken::new();
-        let server = axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(close.clone().cancelled_owned());
+        // The client's address keys the limits of callers without a valid key.
+        let app = self.app.into_make_service_with_connect_info::<SocketAddr>();
+        let server =
+            axum::serve(self.listener, app).with_graceful_shutdown(close.clone().cancelled_owned());
         let mut server_task =
             supervisor.component(
                 "http server",

@@ -1,17 +1,34 @@
-//! Wakes watchers of an execution when it changes. The database stays the source of truth:
-//! a wake-up only says "read again", so a slow watcher can never miss an event.
+//! Wakes watchers of an execution when it changes, and the outbox relay when one ends (its
+//! account may dispatch another). The database stays the source of truth: a wake-up only says
+//! "read again", so a slow watcher can never miss an event.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 #[derive(Clone, Default)]
 pub struct Hub {
     channels: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
+    relay: Arc<Notify>,
 }
 
 impl Hub {
+    /// A hub that wakes `relay` whenever an execution ends.
+    pub fn new(relay: Arc<Notify>) -> Self {
+        Hub {
+            channels: Arc::default(),
+            relay,
+        }
+    }
+
+    /// The execution ended: its watchers read again, and the relay may dispatch the next
+    /// execution of its account (ADR 0010).
+    pub fn ended(&self, execution_id: &str) {
+        self.touch(execution_id);
+        self.relay.notify_one();
+    }
+
     pub fn subscribe(&self, execution_id: &str) -> Subscription {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         let receiver = channels
@@ -79,5 +96,22 @@ mod tests {
         // Touching an execution nobody watches is a no-op.
         hub.touch("e2");
         assert!(hub.channels.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_ended_execution_wakes_its_watchers_and_the_relay() {
+        let relay = Arc::new(Notify::new());
+        let hub = Hub::new(relay.clone());
+        let mut watcher = hub.subscribe("e1");
+        hub.touch("e1");
+        watcher.changed().await;
+        hub.ended("e1");
+        watcher.changed().await;
+        // Only the end wakes the relay: the permit stored by `ended` is there, and only one.
+        tokio::time::timeout(std::time::Duration::from_secs(1), relay.notified())
+            .await
+            .unwrap();
+        let again = tokio::time::timeout(std::time::Duration::from_millis(50), relay.notified());
+        assert!(again.await.is_err());
     }
 }

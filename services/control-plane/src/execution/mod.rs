@@ -2,6 +2,7 @@
 //! live watching, the node protocol (claim with fencing, reports) and the outbox relay.
 
 mod create;
+mod dispatch;
 mod hub;
 mod node_service;
 mod query;

@@ -136,7 +136,7 @@ pub async fn cancel(
         if let Err(e) = crate::billing::settle(db, billing, id).await {
             tracing::warn!(execution_id = id, error = %e, "settlement after cancel failed");
         }
-        hub.touch(id);
+        hub.ended(id);
     }
     let row = owned(db, caller, id).await?;
     view::one(db, &row).await

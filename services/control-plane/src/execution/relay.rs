@@ -8,15 +8,11 @@ use std::time::Duration;
 use chrono::Utc;
 use frameos_queue::{Job, Queue, Topology};
 use sea_orm::sea_query::Expr;
-use sea_orm::sea_query::{LockBehavior, LockType};
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::Hub;
+use super::{Hub, dispatch};
 use crate::entity::{execution, outbox};
 
 const BATCH: u64 = 100;
@@ -51,9 +47,12 @@ async fn pause(backoff: &mut Duration, shutdown: &CancellationToken) -> bool {
 }
 
 /// Publishes committed outbox rows in order, each confirmed by the broker before it is marked
-/// sent. A crash between the two publishes the row again; claiming is idempotent.
+/// sent. A crash between the two publishes the row again; claiming is idempotent. Each
+/// account has at most `account_max_running` executions out at once (0: no cap); its others
+/// wait in the outbox, and `wake` fires when one ends ([`super::dispatch`]).
 pub async fn run_relay(
     db: DatabaseConnection,
+    account_max_running: u32,
     source: QueueSource,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
@@ -78,7 +77,7 @@ pub async fn run_relay(
                 }
             },
         };
-        let (published, failure) = match publish_batch(&db, &current).await {
+        let (published, failure) = match publish_batch(&db, &current, account_max_running).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 tracing::warn!(error = %e, "outbox relay cannot read or mark the outbox");
@@ -112,16 +111,16 @@ pub async fn run_relay(
         }
     }
     if let Some(queue) = queue {
-        flush(&db, &queue).await;
+        flush(&db, &queue, account_max_running).await;
     }
     tracing::info!("outbox relay stopped");
 }
 
 /// On the way out: publishes what was committed until now, so a job does not wait for the
 /// next relay to start. The stop stage bounds how long this may take.
-async fn flush(db: &DatabaseConnection, queue: &Queue) {
+async fn flush(db: &DatabaseConnection, queue: &Queue, account_max_running: u32) {
     loop {
-        match publish_batch(db, queue).await {
+        match publish_batch(db, queue, account_max_running).await {
             Ok((published, None)) => {
                 tracing::info!(published, "outbox flushed before stopping");
                 if published as u64 != BATCH {
@@ -140,23 +139,17 @@ async fn flush(db: &DatabaseConnection, queue: &Queue) {
     }
 }
 
-/// Publishes up to a batch of unsent rows, oldest first, and marks the published ones sent in
-/// the same transaction. On PostgreSQL the rows are locked with SKIP LOCKED, so relays of
-/// several control plane replicas never publish the same row twice. Returns how many were
-/// published and the publish error that stopped the batch early, if any.
+/// Publishes up to a batch of unsent rows that fair dispatch allows, oldest first, and marks
+/// the published ones sent in the same transaction. On PostgreSQL the rows are locked with
+/// SKIP LOCKED, so relays of several control plane replicas never publish the same row twice.
+/// Returns how many were published and the publish error that stopped the batch early, if any.
 async fn publish_batch(
     db: &DatabaseConnection,
     queue: &Queue,
+    account_max_running: u32,
 ) -> Result<(usize, Option<frameos_queue::Error>), sea_orm::DbErr> {
     let txn = db.begin().await?;
-    let mut select = outbox::Entity::find()
-        .filter(outbox::Column::SentAt.is_null())
-        .order_by_asc(outbox::Column::Id)
-        .limit(BATCH);
-    if db.get_database_backend() == DbBackend::Postgres {
-        select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-    }
-    let rows = select.all(&txn).await?;
+    let rows = dispatch::next_batch(&txn, account_max_running, BATCH).await?;
     let mut published = 0;
     let mut failure = None;
     for row in &rows {
@@ -172,11 +165,13 @@ async fn publish_batch(
             failure = Some(e);
             break;
         }
+        let now = Utc::now();
         outbox::Entity::update_many()
-            .col_expr(outbox::Column::SentAt, Expr::value(Utc::now()))
+            .col_expr(outbox::Column::SentAt, Expr::value(now))
             .filter(outbox::Column::Id.eq(row.id))
             .exec(&txn)
             .await?;
+        dispatch::mark_dispatched(&txn, &row.execution_id, now).await?;
         published += 1;
         tracing::debug!(execution_id = %row.execution_id, "job published");
     }
@@ -244,7 +239,7 @@ pub async fn run_dead_letters(
                 Ok(result) => {
                     if result.rows_affected > 0 {
                         tracing::warn!(execution_id = %id, "execution dead-lettered and failed");
-                        hub.touch(&id);
+                        hub.ended(&id);
                     }
                     if let Err(e) = crate::billing::settle(&db, &billing, &id).await {
                         tracing::warn!(execution_id = %id, error = %e, "settlement after dead letter failed");

@@ -61,7 +61,7 @@ pub fn spawn(
                         if let Err(e) = crate::billing::settle(&db, &billing, &execution_id).await {
                             tracing::warn!(%execution_id, error = %e, "settlement failed; reconciliation will retry");
                         }
-                        hub.touch(&execution_id);
+                        hub.ended(&execution_id);
                         let reply = v1::ReportReply {
                             reply: Some(v1::report_reply::Reply::Recorded(recorded)),
                         };

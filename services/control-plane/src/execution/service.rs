@@ -2,7 +2,8 @@
 
 use std::pin::Pin;
 
-use frameos_core::{Error, Role};
+use frameos_core::slots::{KeyedSlots, Refused};
+use frameos_core::{Error, ErrorCode, Role};
 use frameos_proto::status::to_status;
 use frameos_proto::v1::{self, execution_service_server::ExecutionService};
 use sea_orm::{DatabaseConnection, EntityTrait};
@@ -22,6 +23,8 @@ pub struct Executions {
     billing: crate::billing::Billing,
     /// Wakes the outbox relay when a job was committed.
     outbox: std::sync::Arc<Notify>,
+    /// Open `WatchExecution` streams, by account.
+    streams: KeyedSlots<String>,
     shutdown: CancellationToken,
     /// Owns the watcher tasks: the stop waits for them.
     tasks: TaskTracker,
@@ -41,8 +44,47 @@ impl Executions {
             hub,
             billing,
             outbox,
+            streams: KeyedSlots::new(None, None),
             shutdown,
             tasks,
+        }
+    }
+
+    /// Bounds the open `WatchExecution` streams per account and in total (unbounded without).
+    pub fn with_stream_limits(mut self, limits: &crate::config::FairUseConfig) -> Self {
+        let per_account = limits.max_streams_per_account;
+        self.streams = KeyedSlots::new(
+            (per_account > 0).then_some(per_account),
+            Some(limits.max_event_streams),
+        );
+        self
+    }
+}
+
+/// Why a stream was refused, as the caller should hear it.
+fn stream_refused(account_id: &str, refused: Refused) -> Error {
+    match refused {
+        Refused::PerOwner { limit } => {
+            tracing::info!(
+                account_id,
+                limit,
+                "watch refused: account at its stream limit"
+            );
+            Error::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "this account has {limit} event streams open, the most it may; close one and retry"
+                ),
+            )
+        }
+        Refused::Total { limit } => {
+            tracing::warn!(
+                limit,
+                "watch refused: the control plane holds all the streams it can"
+            );
+            Error::unavailable(format!(
+                "too many event streams are open (at most {limit}); retry later"
+            ))
         }
     }
 }
@@ -186,6 +228,12 @@ impl ExecutionService for Executions {
         let caller = auth::require(&self.db, request.metadata(), Role::User)
             .await
             .map_err(|e| to_status(&e))?;
+        // Before any further query: a flood of refused streams should cost as little as it can.
+        // The slot is held by the watcher and freed when the stream ends or the client goes.
+        let slot = self
+            .streams
+            .acquire(&caller.account_id)
+            .map_err(|refused| to_status(&stream_refused(&caller.account_id, refused)))?;
         let body = request.into_inner();
         let row = query::owned(&self.db, &caller, &body.id)
             .await
@@ -196,8 +244,11 @@ impl ExecutionService for Executions {
             &self.tasks,
             self.db.clone(),
             self.hub.clone(),
-            row.id,
-            body.after_seq,
+            watch::Watch {
+                execution_id: row.id,
+                after_seq: body.after_seq,
+                slot,
+            },
             sender,
             self.shutdown.clone(),
         );

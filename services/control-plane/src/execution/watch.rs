@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use frameos_core::slots::Slot;
 use frameos_proto::v1::{self, execution_event::Event};
 use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::mpsc;
@@ -18,18 +19,30 @@ const POLL: Duration = Duration::from_millis(500);
 
 pub type EventResult = Result<v1::ExecutionEvent, tonic::Status>;
 
-/// Starts a watcher task (owned by `tasks`) feeding `sender`; it ends when the execution ends,
-/// the receiver goes away, or the server shuts down.
+/// What one stream watches, and its place among the open streams (freed with the task).
+pub struct Watch {
+    pub execution_id: String,
+    pub after_seq: u64,
+    pub slot: Slot<String>,
+}
+
+/// Starts a watcher task (owned by `tasks`) feeding `sender`; it ends when the execution ends, the receiver goes
+/// away, or the server shuts down.
 pub fn spawn(
     tasks: &TaskTracker,
     db: DatabaseConnection,
     hub: Hub,
-    execution_id: String,
-    after_seq: u64,
+    watch: Watch,
     sender: mpsc::Sender<EventResult>,
     shutdown: CancellationToken,
 ) {
+    let Watch {
+        execution_id,
+        after_seq,
+        slot,
+    } = watch;
     tasks.spawn(async move {
+        let _slot = slot;
         let mut subscription = hub.subscribe(&execution_id);
         let mut last_seq = after_seq;
         let mut last_progress: Option<(Option<f64>, Option<String>)> = None;

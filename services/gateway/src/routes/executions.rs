@@ -21,6 +21,7 @@ use super::AppState;
 use crate::auth::{self, ApiKey};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathArgs, QueryArgs};
+use crate::fair_use::Caller;
 use crate::streams::StreamSlot;
 use crate::view::{ExecutionList, ExecutionView, LogLineView, LogPage, ProgressView};
 
@@ -317,11 +318,13 @@ pub async fn list_logs(
         (status = 400, description = "Malformed after_seq or Last-Event-ID", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such execution visible to the caller", body = ErrorBody),
-        (status = 503, description = "Too many streams open, or the control plane is unavailable", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: this account has as many streams open as it may, or sends requests too fast", body = ErrorBody),
+        (status = 503, description = "The gateway holds as many streams as it can, or the control plane is unavailable", body = ErrorBody),
     )
 )]
 pub async fn watch_execution(
     State(state): State<AppState>,
+    caller: Caller,
     key: ApiKey,
     PathArgs(id): PathArgs<String>,
     QueryArgs(query): QueryArgs<EventsQuery>,
@@ -336,7 +339,7 @@ pub async fn watch_execution(
                 .await);
         }
     };
-    let slot = state.streams.open()?;
+    let slot = state.streams.open(&caller)?;
     let request = v1::WatchExecutionRequest { id, after_seq };
     // An error before the stream starts (a missing key, someone else's execution) is the
     // usual JSON error; after, it can only be an event.

@@ -29,6 +29,7 @@ use tracing::Level;
 use crate::Config;
 use crate::control_plane::ControlPlane;
 use crate::error::{ApiError, ErrorBody};
+use crate::fair_use::{self, FairUse};
 use crate::metrics::{self, Metrics};
 use crate::streams::EventStreams;
 
@@ -41,6 +42,7 @@ pub struct AppState {
     pub streams: EventStreams,
     /// Fires when the gateway starts to stop: `/readyz` answers 503 from then on.
     pub stopping: tokio_util::sync::CancellationToken,
+    pub fair_use: FairUse,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -51,18 +53,24 @@ pub struct Limits {
 
 impl AppState {
     pub fn new(config: &Config) -> Result<AppState, tonic::transport::Error> {
+        let control_plane = ControlPlane::connect_lazy(
+            &config.control_plane_url,
+            config.control_plane_timeout(),
+            config.max_package_bytes,
+        )?;
         Ok(AppState {
-            control_plane: ControlPlane::connect_lazy(
-                &config.control_plane_url,
-                config.control_plane_timeout(),
-                config.max_package_bytes,
-            )?,
+            fair_use: FairUse::new(
+                control_plane.clone(),
+                config.rate_limit_per_sec,
+                config.rate_limit_burst,
+            ),
+            control_plane,
             metrics: Metrics::new(),
             limits: Limits {
                 max_json_bytes: config.max_json_bytes,
                 max_package_bytes: config.max_package_bytes,
             },
-            streams: EventStreams::new(config.max_event_streams),
+            streams: EventStreams::new(config.max_streams_per_account, config.max_event_streams),
             stopping: tokio_util::sync::CancellationToken::new(),
         })
     }
@@ -71,6 +79,8 @@ impl AppState {
 pub fn router(state: AppState, config: &Config) -> Router {
     let timeout = config.request_timeout();
     let slots = GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests);
+    // Outermost on the API and the streams: a caller over its rate never takes a slot.
+    let fair_use = middleware::from_fn_with_state(state.fair_use.clone(), fair_use::enforce);
     // The API proper: bounded in time and in concurrency. Waiting for a slot counts against the
     // deadline, so a flood ends in 503s rather than an ever-growing queue.
     let api = Router::new()
@@ -116,7 +126,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
                 }))
                 .timeout(timeout)
                 .layer(slots.clone()),
-        );
+        )
+        .layer(fair_use.clone());
     // Event streams last as long as their execution, so no deadline. Starting one takes one of
     // the API's slots but never queues for it (a saturated gateway answers 503 at once); the
     // open streams have a bound of their own (`EventStreams`).
@@ -133,7 +144,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
                 }))
                 .load_shed()
                 .layer(slots),
-        );
+        )
+        .layer(fair_use);
     // Probes and scrapes stay outside the limits: a busy gateway is still alive.
     let ops = Router::new()
         .route("/healthz", get(ops::healthz))

@@ -3,6 +3,7 @@
 
 mod billing;
 mod executions;
+mod fair_use;
 mod forwarding;
 mod offline;
 mod readiness;
