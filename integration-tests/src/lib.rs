@@ -2,6 +2,7 @@
 //! production runs) against real PostgreSQL and a real S3 protocol server (s3s-fs), or against
 //! the embedded defaults (SQLite and a local directory).
 
+pub mod dev_process;
 pub mod flows;
 pub mod packages;
 mod postgres;

@@ -56,6 +56,21 @@ pub struct Config {
 
     #[command(flatten)]
     pub billing: crate::billing::BillingConfig,
+
+    #[command(flatten)]
+    pub recovery: RecoveryConfig,
+}
+
+/// Finding executions the queue or a node lost (the reaper) and telling live claims from dead.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RecoveryConfig {
+    /// Seconds between two passes of the reaper.
+    #[arg(long, env = "FRAMEOS_REAPER_INTERVAL_SECS", default_value_t = 10)]
+    pub reaper_interval_secs: u64,
+    /// A claim its node has not renewed (heartbeat) for this long is dead, and a dispatched
+    /// job the queue does not account for after this long is lost: both are queued again.
+    #[arg(long, env = "FRAMEOS_NODE_DEAD_AFTER_SECS", default_value_t = 30)]
+    pub node_dead_after_secs: u64,
 }
 
 /// Package limits and platform maxima for agent resources.

@@ -18,7 +18,7 @@ use crate::accounts::{self, Accounts};
 use crate::agents::Agents;
 use crate::billing::Billing;
 use crate::execution::relay::{self, QueueSource};
-use crate::execution::{Executions, Hub, Nodes};
+use crate::execution::{Executions, Hub, Liveness, Nodes, dead_letters, reaper};
 use crate::versions::Publisher;
 use crate::{Config, db};
 
@@ -173,10 +173,13 @@ impl Server {
             outbox.clone(),
             shutdown.clone(),
         );
+        let recovery = &self.config.recovery;
+        let liveness = Liveness::new(Duration::from_secs(recovery.node_dead_after_secs));
         let nodes = Nodes::new(
             self.db.clone(),
             hub.clone(),
             self.billing.clone(),
+            liveness,
             shutdown.clone(),
         );
         let reconciler = tokio::spawn(crate::billing::run_reconciler(
@@ -192,11 +195,23 @@ impl Server {
             outbox.clone(),
             shutdown.clone(),
         ));
-        let dead_letter_task = tokio::spawn(relay::run_dead_letters(
+        let dead_letter_task = tokio::spawn(dead_letters::run(
             self.db.clone(),
             hub.clone(),
             self.billing.clone(),
-            source,
+            source.clone(),
+            liveness,
+            shutdown.clone(),
+        ));
+        let reaper_task = tokio::spawn(reaper::run(
+            reaper::Reaper {
+                db: self.db.clone(),
+                hub: hub.clone(),
+                source,
+                liveness,
+                interval: Duration::from_secs(recovery.reaper_interval_secs.max(1)),
+                outbox: outbox.clone(),
+            },
             shutdown.clone(),
         ));
 
@@ -230,6 +245,7 @@ impl Server {
             ("health", health_task),
             ("outbox relay", relay_task),
             ("dead letters", dead_letter_task),
+            ("reaper", reaper_task),
             ("reconciler", reconciler),
         ] {
             if let Err(e) = handle.await {

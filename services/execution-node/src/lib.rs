@@ -4,6 +4,7 @@
 
 mod cache;
 pub mod config;
+mod in_flight;
 mod worker;
 
 use std::time::Duration;
@@ -88,6 +89,10 @@ impl ControlPlane {
 /// What every job handler shares.
 pub struct Shared {
     pub node_id: String,
+    /// Random per process: restarted under the same node id, this is a new registration.
+    pub instance_id: String,
+    /// Executions handled by this process right now.
+    pub(crate) in_flight: in_flight::InFlight,
     pub control_plane: ControlPlane,
     pub sandbox: Sandbox,
     cache: cache::Cache,
@@ -147,6 +152,8 @@ impl Node {
         )?;
         let shared = Shared {
             node_id,
+            instance_id: uuid::Uuid::new_v4().simple().to_string(),
+            in_flight: in_flight::InFlight::default(),
             control_plane: ControlPlane::connect_lazy(
                 &config.control_plane_url,
                 config.node_token.as_deref(),
@@ -234,6 +241,7 @@ async fn heartbeat(shared: std::sync::Arc<Shared>, concurrency: u16, shutdown: C
             .register_node(RegisterNodeRequest {
                 node_id: shared.node_id.clone(),
                 concurrency: u32::from(concurrency),
+                instance_id: shared.instance_id.clone(),
             })
             .await;
         match registered {
@@ -262,7 +270,8 @@ async fn heartbeat(shared: std::sync::Arc<Shared>, concurrency: u16, shutdown: C
             .nodes()
             .heartbeat(HeartbeatRequest {
                 node_id: shared.node_id.clone(),
-                running_execution_ids: Vec::new(),
+                running_execution_ids: shared.in_flight.ids(),
+                instance_id: shared.instance_id.clone(),
             })
             .await;
         if let Err(status) = beat {

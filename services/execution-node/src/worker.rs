@@ -1,8 +1,11 @@
 //! One job, start to finish: claim (which fences), fetch and verify the package, run it in the
-//! sandbox while streaming logs and progress, record the outcome, and only then ack.
+//! sandbox while streaming logs and progress, record the outcome, and only then ack. A
+//! duplicate of a job this node handles is acked at once; an attempt found stale stops its
+//! container and acks; a platform failure hands the execution back, then retries the job.
 
 use std::time::Duration;
 
+use frameos_core::ErrorCode;
 use frameos_proto::v1::{self, execution_report::Report, report_reply::Reply};
 use frameos_queue::Delivery;
 use frameos_sandbox::{Event, Outcome, Runtime, Spec, Stream};
@@ -25,13 +28,24 @@ pub async fn handle(shared: &Shared, delivery: Delivery) {
 
 async fn settle(shared: &Shared, delivery: Delivery) {
     let execution_id = delivery.job.execution_id.clone();
-    match run(shared, &delivery).await {
-        Ok(Settle::Ack) => {
+    let Some(handling) = shared.in_flight.begin(&execution_id) else {
+        // Claiming would take over our own running attempt: the run in progress settles it.
+        tracing::info!(%execution_id, "duplicate delivery of an execution this node is handling; acked");
+        if let Err(e) = delivery.ack().await {
+            tracing::warn!(%execution_id, error = %e, "ack of a duplicate failed");
+        }
+        return;
+    };
+    let settle = run(shared, &delivery).await;
+    // Our own retry of this job may come back here: from now on it is a job like any other.
+    drop(handling);
+    match settle {
+        Settle::Ack => {
             if let Err(e) = delivery.ack().await {
                 tracing::warn!(%execution_id, error = %e, "ack failed; the job will be redelivered");
             }
         }
-        Ok(Settle::Retry(reason)) | Err(reason) => {
+        Settle::Retry(reason) => {
             tracing::warn!(%execution_id, %reason, "platform failure; retrying the job");
             if let Err(e) = delivery.retry(&reason).await {
                 tracing::warn!(%execution_id, error = %e, "retry failed; the job will be redelivered");
@@ -45,7 +59,31 @@ enum Settle {
     Retry(String),
 }
 
-async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
+/// Why an attempt ended without a recorded outcome.
+enum Failure {
+    /// The platform failed here (package, sandbox): hand the execution back, retry the job.
+    Platform(String),
+    /// The report stream is gone (the control plane is unreachable): retry the job.
+    Disconnected(String),
+    /// Another attempt owns the execution now (ADR 0008): ack the job, never re-queue it.
+    Stale(String),
+}
+
+/// Whether the control plane refused this attempt as stale (`stale_attempt`), as opposed to
+/// any other failure that shares its gRPC code.
+fn is_stale(status: &tonic::Status) -> bool {
+    frameos_proto::status::from_status(status).code == ErrorCode::StaleAttempt
+}
+
+fn stream_failure(status: &tonic::Status, what: &str) -> Failure {
+    if is_stale(status) {
+        Failure::Stale(status.message().to_string())
+    } else {
+        Failure::Disconnected(format!("{what}: {}", status.message()))
+    }
+}
+
+async fn run(shared: &Shared, delivery: &Delivery) -> Settle {
     let execution_id = &delivery.job.execution_id;
     let claim = shared
         .control_plane
@@ -53,13 +91,16 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
         .claim_execution(v1::ClaimExecutionRequest {
             node_id: shared.node_id.clone(),
             execution_id: execution_id.clone(),
+            instance_id: shared.instance_id.clone(),
         })
-        .await
-        .map_err(|s| format!("claim failed: {}", s.message()))?
-        .into_inner();
+        .await;
+    let claim = match claim {
+        Ok(claim) => claim.into_inner(),
+        Err(status) => return Settle::Retry(format!("claim failed: {}", status.message())),
+    };
     if claim.decision != v1::ClaimDecision::Run as i32 {
-        tracing::info!(%execution_id, "execution already ended; skipping");
-        return Ok(Settle::Ack);
+        tracing::info!(%execution_id, "execution ended or runs elsewhere; skipping");
+        return Settle::Ack;
     }
     let attempt = claim.attempt;
     // Once per run, to find the job's trace from its log lines.
@@ -68,28 +109,101 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
 
     // Open the report stream first: it is how a cancel reaches us, even while fetching.
     let (reports, outgoing) = mpsc::channel::<v1::ExecutionReport>(32);
-    let report = |body: Option<Report>| v1::ExecutionReport {
+    let report = Reporter {
         execution_id: execution_id.clone(),
         attempt,
-        report: body,
     };
-    reports
-        .send(report(None))
-        .await
-        .map_err(|_| "report stream closed".to_string())?;
-    let mut replies = shared
+    if reports.send(report.make(None)).await.is_err() {
+        return Settle::Retry("report stream closed".into());
+    }
+    let replies = shared
         .control_plane
         .nodes()
         .report_execution(ReceiverStream::new(outgoing))
-        .await
-        .map_err(|s| format!("report stream refused: {}", s.message()))?
-        .into_inner();
+        .await;
+    let mut replies = match replies {
+        Ok(replies) => replies.into_inner(),
+        Err(status) => {
+            return Settle::Retry(format!("report stream refused: {}", status.message()));
+        }
+    };
+    match execute(shared, claim, &report, &reports, &mut replies).await {
+        Ok(()) => Settle::Ack,
+        Err(Failure::Stale(why)) => {
+            tracing::warn!(%execution_id, attempt, %why, "this attempt is stale; container stopped, job acked");
+            Settle::Ack
+        }
+        Err(Failure::Disconnected(reason)) => Settle::Retry(reason),
+        Err(Failure::Platform(reason)) => {
+            hand_back(&report, &reports, &mut replies, &reason).await;
+            Settle::Retry(reason)
+        }
+    }
+}
 
+/// Builds this attempt's reports.
+struct Reporter {
+    execution_id: String,
+    attempt: u32,
+}
+
+impl Reporter {
+    fn make(&self, body: Option<Report>) -> v1::ExecutionReport {
+        v1::ExecutionReport {
+            execution_id: self.execution_id.clone(),
+            attempt: self.attempt,
+            report: body,
+        }
+    }
+}
+
+/// Gives the execution back (it is queued again at once, with `reason` in its log) before the
+/// job is retried, so whichever node gets the retry can claim it.
+async fn hand_back(
+    report: &Reporter,
+    reports: &mpsc::Sender<v1::ExecutionReport>,
+    replies: &mut tonic::Streaming<v1::ReportReply>,
+    reason: &str,
+) {
+    let back = Report::HandBack(v1::HandBack {
+        reason: reason.to_string(),
+    });
+    if reports.send(report.make(Some(back))).await.is_err() {
+        tracing::warn!(execution_id = %report.execution_id, "cannot hand the execution back; its claim expires instead");
+        return;
+    }
+    loop {
+        match replies.message().await {
+            Ok(Some(v1::ReportReply {
+                reply: Some(Reply::Recorded(_)),
+            })) => {
+                tracing::info!(execution_id = %report.execution_id, attempt = report.attempt, "execution handed back");
+                return;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => {
+                tracing::warn!(execution_id = %report.execution_id, "hand-back not confirmed; its claim expires instead");
+                return;
+            }
+        }
+    }
+}
+
+/// Fetches, runs and reports one attempt until its outcome is recorded.
+async fn execute(
+    shared: &Shared,
+    claim: v1::ClaimExecutionResponse,
+    report: &Reporter,
+    reports: &mpsc::Sender<v1::ExecutionReport>,
+    replies: &mut tonic::Streaming<v1::ReportReply>,
+) -> Result<(), Failure> {
+    let execution_id = &report.execution_id;
+    let attempt = report.attempt;
     let package_dir = shared
         .cache
         .get(&claim.package_key, &claim.package_sha256)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failure::Platform(e.to_string()))?;
     let resources = claim.resources.unwrap_or_default();
     let spec = Spec {
         execution_id: execution_id.clone(),
@@ -117,7 +231,8 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
         let cancel = cancel.clone();
         async move { sandbox.run(spec, events, cancel).await }.in_current_span()
     });
-    let mut stale = false;
+    // Set once this attempt can no longer record anything; the agent is stopped then.
+    let mut stopped: Option<Failure> = None;
     // Forward events until the sandbox closes its side (the run ended).
     loop {
         tokio::select! {
@@ -126,7 +241,8 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
                     let mut next = Some(event);
                     while let Some(event) = next.take() {
                         let (body, rest) = batch(event, &mut event_rx);
-                        if reports.send(report(Some(body))).await.is_err() {
+                        if reports.send(report.make(Some(body))).await.is_err() && stopped.is_none() {
+                            stopped = Some(Failure::Disconnected("report stream closed".into()));
                             cancel.cancel();
                         }
                         next = rest;
@@ -134,7 +250,7 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
                 }
                 None => break,
             },
-            reply = replies.message(), if !stale => match reply {
+            reply = replies.message(), if stopped.is_none() => match reply {
                 Ok(Some(v1::ReportReply { reply: Some(Reply::Cancel(_)) })) => {
                     tracing::info!(%execution_id, "canceled by its user");
                     cancel.cancel();
@@ -144,7 +260,7 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
                     // Fenced off (a newer attempt owns it) or the control plane went away:
                     // stop the agent; the outcome cannot be recorded by this attempt.
                     tracing::warn!(%execution_id, %status, "report stream ended; stopping");
-                    stale = true;
+                    stopped = Some(stream_failure(&status, "the report stream failed"));
                     cancel.cancel();
                 }
             },
@@ -152,35 +268,33 @@ async fn run(shared: &Shared, delivery: &Delivery) -> Result<Settle, String> {
     }
     let outcome = running
         .await
-        .map_err(|e| format!("sandbox task failed: {e}"))?
-        .map_err(|e| e.to_string())?;
-    if stale {
-        return Ok(Settle::Retry(
-            "the control plane refused this attempt's reports".into(),
+        .map_err(|e| Failure::Platform(format!("sandbox task failed: {e}")));
+    if let Some(failure) = stopped {
+        return Err(failure);
+    }
+    let outcome = outcome?.map_err(|e| Failure::Platform(e.to_string()))?;
+    tracing::info!(%execution_id, attempt, outcome = outcome.label(), "run ended");
+    let body = Report::Outcome(to_proto(outcome, timeout_ms));
+    if reports.send(report.make(Some(body))).await.is_err() {
+        return Err(Failure::Disconnected(
+            "report stream closed before the outcome".into(),
         ));
     }
-    tracing::info!(%execution_id, attempt, outcome = outcome.label(), "run ended");
-    reports
-        .send(report(Some(Report::Outcome(to_proto(outcome, timeout_ms)))))
-        .await
-        .map_err(|_| "report stream closed before the outcome".to_string())?;
-    drop(reports);
     loop {
         match replies.message().await {
             Ok(Some(v1::ReportReply {
                 reply: Some(Reply::Recorded(recorded)),
             })) => {
                 tracing::info!(%execution_id, status = %recorded.status, "outcome recorded");
-                return Ok(Settle::Ack);
+                return Ok(());
             }
             Ok(Some(_)) => {}
-            Ok(None) => return Ok(Settle::Retry("the outcome was not acknowledged".into())),
-            Err(status) => {
-                return Ok(Settle::Retry(format!(
-                    "recording the outcome failed: {}",
-                    status.message()
-                )));
+            Ok(None) => {
+                return Err(Failure::Disconnected(
+                    "the outcome was not acknowledged".into(),
+                ));
             }
+            Err(status) => return Err(stream_failure(&status, "recording the outcome failed")),
         }
     }
 }
