@@ -161,7 +161,7 @@ async fn handle(
     let result = match report {
         // The opening message only announces the attempt: check that it is current.
         None => match execution::Entity::find_by_id(execution_id).one(db).await {
-            Ok(Some(row)) if row.attempts == attempt => Ok(None),
+            Ok(Some(row)) if row.attempts == attempt && row.status != execution::QUEUED => Ok(None),
             Ok(_) => Err(refused(db, execution_id, attempt).await),
             Err(e) => Err(db::error(e)),
         },
