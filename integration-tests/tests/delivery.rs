@@ -661,3 +661,64 @@ async fn a_handed_back_attempt_is_queued_again_and_fenced() {
     assert_eq!(next.attempt, 2);
     mesh.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_told_its_attempt_is_stale_stops_it_and_acks_the_job() {
+    use sea_orm::{ConnectionTrait, Database};
+    let mut mesh = Mesh::with_queue(Backend::PostgresS3, |config| {
+        config.recovery.reaper_interval_secs = 1;
+        config.recovery.node_dead_after_secs = 3;
+        // A retried job would wait a minute in a delay queue, in plain sight of the probe.
+        config.job_retry_base_ms = 60_000;
+    })
+    .await
+    .unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    let long = "module.exports = async (inputs, ctx) => { console.log('started'); ctx.progress(0.5, 'halfway'); await new Promise(r => setTimeout(r, 2500)); return { done: true }; };";
+    mesh.publish_approved(
+        &dev,
+        "slow",
+        packages::node_agent_with("slow", long, 60_000, 128),
+        None,
+    )
+    .await
+    .unwrap();
+    mesh.start_node(1).await.unwrap();
+    let id = mesh.execute(&user, "slow", json!({})).await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    mesh.wait_for_event(&user, &id, "progress").await.unwrap();
+
+    // The claim now names a registration the node no longer has (as after a partition in
+    // which the node was replaced): it is dead, and the reaper takes the execution back.
+    let db = Database::connect(mesh.database_url()).await.unwrap();
+    let changed = db
+        .execute_unprepared(&format!(
+            "UPDATE execution_claims SET registration = 'superseded' WHERE execution_id = '{id}'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(changed.rows_affected(), 1);
+    db.close().await.unwrap();
+
+    // The node hears that attempt 1 is stale, stops it and acks its job; the job the reaper
+    // queued runs as attempt 2.
+    let (_, done) = mesh.follow(&user, &id).await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["attempts"], 2, "{done}");
+    let lines = logs(&mesh, &user, &id).await;
+    assert!(
+        lines.iter().any(|l| l["stream"] == "system"
+            && l["line"].as_str().unwrap().contains("attempt 1 was lost")),
+        "{lines:?}"
+    );
+    // Acked, not retried: no copy of the job waits out a back-off.
+    let probe = frameos_queue::Queue::amqp(&amqp_url(), mesh.queue_topology())
+        .await
+        .unwrap();
+    assert_eq!(probe.backlog().await.unwrap(), Some(0));
+    probe.close().await;
+    mesh.shutdown().await.unwrap();
+}
