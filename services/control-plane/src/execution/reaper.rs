@@ -22,7 +22,8 @@ use frameos_queue::Queue;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
+    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    TransactionTrait,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -33,7 +34,7 @@ use super::{Hub, system_log};
 use crate::db;
 use crate::entity::{execution, execution_claim, node, outbox};
 
-/// Executions looked at per pass and kind; the rest wait for the next pass.
+/// Executions read at once; lost jobs beyond it wait for the next pass.
 const BATCH: u64 = 500;
 /// Key of the advisory lock that makes one reaper run at a time ("frameos reaper").
 const LOCK_KEY: i64 = 0x6672_616d_6572_6170;
@@ -98,6 +99,8 @@ pub async fn run(reaper: Reaper, shutdown: CancellationToken) {
 struct Backlog {
     waiting: Option<u32>,
     at: DateTime<Utc>,
+    /// The in-process queue: it was empty when this process started.
+    dies_with_process: bool,
 }
 
 async fn backlog(
@@ -118,7 +121,11 @@ async fn backlog(
         tracing::warn!(queue = %current.describe(), "the job queue is gone; declaring it again");
         current.redeclare().await?;
     }
-    Ok(Backlog { waiting, at })
+    Ok(Backlog {
+        waiting,
+        at,
+        dies_with_process: matches!(source, QueueSource::Shared(_)),
+    })
 }
 
 async fn pass(reaper: &Reaper, broker: Option<Backlog>) -> Result<Pass, Error> {
@@ -167,20 +174,37 @@ async fn locked(txn: &DatabaseTransaction) -> Result<bool, sea_orm::DbErr> {
 }
 
 /// Running executions whose claim is dead go back to `queued`, attempt kept (the fence).
+/// Every running execution is looked at, a page at a time: they are bounded by the nodes'
+/// concurrency.
 async fn reap_dead_claims(
     txn: &DatabaseTransaction,
     liveness: Liveness,
     touched: &mut Vec<String>,
 ) -> Result<usize, sea_orm::DbErr> {
-    let running = execution::Entity::find()
-        .filter(execution::Column::Status.eq(execution::RUNNING))
-        .order_by_asc(execution::Column::CreatedAt)
-        .limit(BATCH)
-        .all(txn)
-        .await?;
-    if running.is_empty() {
-        return Ok(0);
+    let mut reaped = 0;
+    let mut after = String::new();
+    loop {
+        let running = execution::Entity::find()
+            .filter(execution::Column::Status.eq(execution::RUNNING))
+            .filter(execution::Column::Id.gt(after.as_str()))
+            .order_by_asc(execution::Column::Id)
+            .limit(BATCH)
+            .all(txn)
+            .await?;
+        let Some(last) = running.last() else {
+            return Ok(reaped);
+        };
+        after = last.id.clone();
+        reaped += reap_page(txn, &running, liveness, touched).await?;
     }
+}
+
+async fn reap_page(
+    txn: &DatabaseTransaction,
+    running: &[execution::Model],
+    liveness: Liveness,
+    touched: &mut Vec<String>,
+) -> Result<usize, sea_orm::DbErr> {
     let claims: HashMap<String, execution_claim::Model> = execution_claim::Entity::find()
         .filter(execution_claim::Column::ExecutionId.is_in(running.iter().map(|r| r.id.clone())))
         .all(txn)
@@ -197,7 +221,7 @@ async fn reap_dead_claims(
         .collect();
     let now = Utc::now();
     let mut reaped = 0;
-    for row in &running {
+    for row in running {
         let claim = claims.get(&row.id);
         let node = claim.and_then(|c| nodes.get(&c.node_id));
         let Verdict::Dead(why) = claims::verdict(claim, node, row.attempts, now, liveness) else {
@@ -250,8 +274,14 @@ async fn redispatch_lost(
     liveness: Liveness,
     touched: &mut Vec<String>,
 ) -> Result<usize, sea_orm::DbErr> {
-    let dispatched = dispatched_unclaimed(txn, backlog.at).await?;
-    let total = u32::try_from(dispatched.len()).unwrap_or(u32::MAX);
+    // Only jobs published before the queue was looked at can be in what it showed.
+    let total = u32::try_from(
+        execution::Entity::find()
+            .filter(dispatched_before(backlog.at))
+            .count(txn)
+            .await?,
+    )
+    .unwrap_or(u32::MAX);
     let why = match backlog.waiting {
         None => "the job queue had been deleted".to_string(),
         Some(waiting) if waiting < total => format!(
@@ -259,13 +289,22 @@ async fn redispatch_lost(
         ),
         Some(_) => return Ok(0),
     };
-    let cutoff = backlog.at
-        - chrono::Duration::from_std(liveness.dead_after).unwrap_or(chrono::Duration::MAX);
+    // Younger ones are probably on their way to a node; a later pass looks at them again.
+    let lost_after =
+        chrono::Duration::from_std(liveness.dead_after).unwrap_or(chrono::Duration::MAX);
+    let mut cutoff = backlog.at - lost_after;
+    if backlog.dies_with_process {
+        // An in-process queue started empty with this process: all it had before is lost.
+        cutoff = Ord::max(cutoff, liveness.since);
+    }
+    let lost = execution::Entity::find()
+        .filter(dispatched_before(cutoff))
+        .order_by_asc(execution::Column::CreatedAt)
+        .limit(BATCH)
+        .all(txn)
+        .await?;
     let mut redispatched = 0;
-    for (row, last_sent) in &dispatched {
-        if *last_sent > cutoff {
-            continue; // probably on its way to a node; a later pass looks again
-        }
+    for row in &lost {
         // Guarded: a claim meanwhile means the job was not lost after all.
         let still = execution::Entity::update_many()
             .col_expr(execution::Column::Attempts, Expr::value(row.attempts))
@@ -287,49 +326,25 @@ async fn redispatch_lost(
     Ok(redispatched)
 }
 
-/// Queued executions whose every outbox row was published before `before`, with the time of
-/// the latest: the ones the queue should hold (or a node is about to claim).
-async fn dispatched_unclaimed(
-    txn: &DatabaseTransaction,
-    before: DateTime<Utc>,
-) -> Result<Vec<(execution::Model, DateTime<Utc>)>, sea_orm::DbErr> {
-    let unsent = Query::select()
+/// Queued executions whose every outbox row was published before `at`: their job is in the
+/// queue (or a node is about to claim it) unless the queue lost it.
+fn dispatched_before(at: DateTime<Utc>) -> sea_orm::Condition {
+    let pending = Query::select()
         .expr(Expr::val(1))
         .from(outbox::Entity)
         .and_where(
             Expr::col((outbox::Entity, outbox::Column::ExecutionId))
                 .equals((execution::Entity, execution::Column::Id)),
         )
-        .and_where(Expr::col((outbox::Entity, outbox::Column::SentAt)).is_null())
+        .cond_where(
+            sea_orm::Condition::any()
+                .add(Expr::col((outbox::Entity, outbox::Column::SentAt)).is_null())
+                .add(Expr::col((outbox::Entity, outbox::Column::SentAt)).gte(at)),
+        )
         .to_owned();
-    let queued = execution::Entity::find()
-        .filter(execution::Column::Status.eq(execution::QUEUED))
-        .filter(Expr::exists(unsent).not())
-        .order_by_asc(execution::Column::CreatedAt)
-        .limit(BATCH)
-        .all(txn)
-        .await?;
-    if queued.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut last_sent: HashMap<String, DateTime<Utc>> = HashMap::new();
-    let sent = outbox::Entity::find()
-        .filter(outbox::Column::ExecutionId.is_in(queued.iter().map(|r| r.id.clone())))
-        .all(txn)
-        .await?;
-    for row in sent {
-        if let Some(at) = row.sent_at {
-            let latest = last_sent.entry(row.execution_id).or_insert(at);
-            *latest = Ord::max(*latest, at);
-        }
-    }
-    Ok(queued
-        .into_iter()
-        .filter_map(|row| {
-            let at = *last_sent.get(&row.id)?;
-            (at < before).then_some((row, at))
-        })
-        .collect())
+    sea_orm::Condition::all()
+        .add(execution::Column::Status.eq(execution::QUEUED))
+        .add(Expr::exists(pending).not())
 }
 
 /// A new outbox row for the execution (with the trace context of its first one) and the
