@@ -6,6 +6,7 @@ pub mod audit;
 pub mod broker_proxy;
 mod cleanup;
 pub mod control_plane_process;
+pub mod dev_process;
 pub mod flows;
 pub mod instances;
 pub mod load;

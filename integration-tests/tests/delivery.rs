@@ -1,5 +1,6 @@
-//! Delivery guarantees: fencing of stale attempts, redelivery after a node is killed, the
-//! transactional outbox across a broker outage, and priorities.
+//! Delivery guarantees: fencing of stale attempts, duplicated jobs that never steal a live
+//! claim, hand-backs, the transactional outbox across a broker outage and a control plane
+//! restart, priorities, retries and dead letters. (Lost jobs and dead nodes: `recovery.rs`.)
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -52,15 +53,32 @@ fn report(id: &str, attempt: u32, body: Option<Report>) -> v1::ExecutionReport {
     }
 }
 
-async fn claim(client: &mut Nodes, node: &str, id: &str) -> v1::ClaimExecutionResponse {
+/// Claims as the process `instance` of node `node`.
+async fn claim(
+    client: &mut Nodes,
+    node: &str,
+    instance: &str,
+    id: &str,
+) -> v1::ClaimExecutionResponse {
     client
         .claim_execution(v1::ClaimExecutionRequest {
             node_id: node.into(),
             execution_id: id.into(),
+            instance_id: instance.into(),
         })
         .await
         .unwrap()
         .into_inner()
+}
+
+/// The public error code a status carries in its metadata (`""` when it carries none).
+fn error_code(status: &tonic::Status) -> String {
+    status
+        .metadata()
+        .get("frameos-error-code")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Sends `reports` on one stream; returns the first reply (or the error).
@@ -98,6 +116,7 @@ async fn reports_from_a_stale_attempt_are_refused() {
         .claim_execution(v1::ClaimExecutionRequest {
             node_id: "evil".into(),
             execution_id: id.into(),
+            instance_id: "i1".into(),
         })
         .await
         .unwrap_err();
@@ -109,19 +128,34 @@ async fn reports_from_a_stale_attempt_are_refused() {
     );
 
     let mut client = nodes(&mesh).await;
-    let first = claim(&mut client, "node-a", id).await;
+    let first = claim(&mut client, "node-a", "a-1", id).await;
     assert_eq!(first.decision, v1::ClaimDecision::Run as i32);
     assert_eq!(first.attempt, 1);
     assert_eq!(first.runtime, "node");
-    // The job is redelivered to another node: attempt 2 now owns the execution.
-    let second = claim(&mut client, "node-b", id).await;
+    // A duplicate message reaches node-b while node-a's claim lives: nothing is taken over.
+    let duplicate = claim(&mut client, "node-b", "b-1", id).await;
+    assert_eq!(duplicate.decision, v1::ClaimDecision::Skip as i32);
+    // node-a restarts under the same node id: its old claim dies with its old registration,
+    // and the redelivered job is claimed by node-b as attempt 2.
+    client
+        .register_node(v1::RegisterNodeRequest {
+            node_id: "node-a".into(),
+            concurrency: 1,
+            instance_id: "a-2".into(),
+        })
+        .await
+        .unwrap();
+    let second = claim(&mut client, "node-b", "b-1", id).await;
+    assert_eq!(second.decision, v1::ClaimDecision::Run as i32);
     assert_eq!(second.attempt, 2);
 
-    // The old attempt is refused, as soon as it speaks.
+    // The old attempt is refused as stale, as soon as it speaks — with the public code that
+    // tells a node to ack and stop, not any other failed precondition.
     let stale = send(&mut client, vec![report(id, 1, None)])
         .await
         .unwrap_err();
     assert_eq!(stale.code(), tonic::Code::FailedPrecondition, "{stale:?}");
+    assert_eq!(error_code(&stale), "stale_attempt", "{stale:?}");
     let outcome = v1::Outcome {
         status: "succeeded".into(),
         output_json: Some("\"old\"".into()),
@@ -134,6 +168,7 @@ async fn reports_from_a_stale_attempt_are_refused() {
     .await
     .unwrap_err();
     assert_eq!(stale.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(error_code(&stale), "stale_attempt", "{stale:?}");
 
     // The current attempt records the one result.
     let output = json!({"words": 1, "lines": 1, "characters": 1, "top_words": []});
@@ -162,16 +197,15 @@ async fn reports_from_a_stale_attempt_are_refused() {
         error: Some("late".into()),
         ..Default::default()
     };
-    assert!(
-        send(
-            &mut client,
-            vec![report(id, 1, Some(Report::Outcome(outcome)))]
-        )
-        .await
-        .is_err()
-    );
+    let late = send(
+        &mut client,
+        vec![report(id, 1, Some(Report::Outcome(outcome)))],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error_code(&late), "stale_attempt", "{late:?}");
     assert_eq!(
-        claim(&mut client, "node-c", id).await.decision,
+        claim(&mut client, "node-c", "c-1", id).await.decision,
         v1::ClaimDecision::Skip as i32
     );
     let done: Value = mesh
@@ -185,46 +219,6 @@ async fn reports_from_a_stale_attempt_are_refused() {
     assert_eq!(done["status"], "succeeded");
     assert_eq!(done["attempts"], 2);
     assert_eq!(done["output"], output);
-    mesh.shutdown().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_killed_node_leads_to_redelivery_and_exactly_one_result() {
-    let mut mesh = Mesh::with_queue(Backend::PostgresS3, |_| {}).await.unwrap();
-    let dev = mesh.account("dev", "developer").await.unwrap();
-    let user = mesh.account("uma", "user").await.unwrap();
-    let slow = "module.exports = async (inputs, ctx) => { ctx.progress(0.5, 'halfway'); await new Promise(r => setTimeout(r, 1500)); return { done: true }; };";
-    mesh.publish_approved(
-        &dev,
-        "slow",
-        packages::node_agent_with("slow", slow, 60_000, 128),
-        None,
-    )
-    .await
-    .unwrap();
-
-    let cache = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_frameos-test-node"))
-        .envs(mesh.node_env(cache.path()))
-        .env("FRAMEOS_NODE_ID", "doomed-node")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let accepted = mesh.execute(&user, "slow", json!({})).await.unwrap();
-    let id = accepted["id"].as_str().unwrap().to_string();
-
-    // Once the first attempt is running (it reported progress), kill its node outright.
-    mesh.wait_for_event(&user, &id, "progress").await.unwrap();
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
-
-    // The broker redelivers the unacked job to a healthy node: attempt 2, one result.
-    mesh.start_node(1).await.unwrap();
-    let (_, done) = mesh.follow(&user, &id).await.unwrap();
-    assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(done["attempts"], 2, "{done}");
-    assert_eq!(done["output"], json!({"done": true}));
-    assert!(frameos_integration_tests::flows::containers_of(&id).is_empty());
     mesh.shutdown().await.unwrap();
 }
 
@@ -258,34 +252,46 @@ async fn the_outbox_publishes_what_was_committed_while_the_broker_was_down() {
         .unwrap();
     let id = accepted["id"].as_str().unwrap().to_string();
     assert_eq!(accepted["status"], "queued");
-    // A node connected straight to RabbitMQ sees nothing yet.
-    mesh.start_node_with(1, |node| node.amqp_url = Some(amqp_url()))
+
+    // The control plane restarts during the outage: the job lives on only in its database.
+    mesh.restart_control_plane(|_| {}).await.unwrap();
+    let status: Value = mesh
+        .request(Method::GET, &format!("/v1/executions/{id}"), Some(&user))
+        .send()
+        .await
+        .unwrap()
+        .json()
         .await
         .unwrap();
+    assert_eq!(status["status"], "queued", "{status}");
+    // Nothing consumes this queue yet, so its depth is what reached the broker: nothing.
     let probe = frameos_queue::Queue::amqp(&amqp_url(), mesh.queue_topology())
         .await
         .unwrap();
     assert_eq!(probe.depth().await.unwrap(), 0);
-    let (_, status) = (
-        0,
-        mesh.request(Method::GET, &format!("/v1/executions/{id}"), Some(&user))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap(),
-    );
-    assert_eq!(status["status"], "queued");
 
-    // The broker comes back: the relay reconnects, publishes, and the execution runs.
+    // The broker comes back: the restarted relay reconnects and publishes the job, once.
     proxy.set_up(true);
+    wait_for_depth(
+        &probe,
+        1,
+        Duration::from_secs(30),
+        "the job accepted during the outage never reached the broker",
+    )
+    .await;
+    assert_eq!(probe.depth().await.unwrap(), 1);
+
+    // A node connected straight to RabbitMQ runs it.
+    mesh.start_node_with(1, |node| node.amqp_url = Some(amqp_url()))
+        .await
+        .unwrap();
     let (_, done) = tokio::time::timeout(Duration::from_secs(30), mesh.follow(&user, &id))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["output"]["words"], 2);
+    assert_eq!(done["attempts"], 1, "{done}");
     probe.close().await;
     mesh.shutdown().await.unwrap();
 }
@@ -468,5 +474,220 @@ async fn a_relay_skips_outbox_rows_another_replica_is_publishing() {
     .await;
     probe.close().await;
     db.close().await.unwrap();
+    mesh.shutdown().await.unwrap();
+}
+
+/// An agent that says when it starts, then runs for a few seconds.
+const SLOW_AGENT: &str = "module.exports = async (inputs, ctx) => { console.log('started'); ctx.progress(0.5, 'halfway'); await new Promise(r => setTimeout(r, 4000)); return { done: true }; };";
+
+async fn logs(mesh: &Mesh, key: &str, id: &str) -> Vec<Value> {
+    let body: Value = mesh
+        .request(
+            Method::GET,
+            &format!("/v1/executions/{id}/logs?page_size=1000"),
+            Some(key),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// Publishes the job of a running execution a second time, as a broker redelivery or a relay
+/// that crashed between confirm and commit would, with nodes of the given concurrencies.
+async fn a_duplicate_job_while_running(node_concurrency: &[u16]) {
+    let mut mesh = Mesh::with_queue(Backend::PostgresS3, |_| {}).await.unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    mesh.publish_approved(
+        &dev,
+        "slow",
+        packages::node_agent_with("slow", SLOW_AGENT, 60_000, 128),
+        None,
+    )
+    .await
+    .unwrap();
+    for &concurrency in node_concurrency {
+        mesh.start_node(concurrency).await.unwrap();
+    }
+    let id = mesh.execute(&user, "slow", json!({})).await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    mesh.wait_for_event(&user, &id, "progress").await.unwrap();
+
+    let probe = frameos_queue::Queue::amqp(&amqp_url(), mesh.queue_topology())
+        .await
+        .unwrap();
+    probe
+        .publish(&frameos_queue::Job::new(id.clone(), 1))
+        .await
+        .unwrap();
+    // A node took the duplicate while the first attempt still runs (a claim takes
+    // milliseconds; the agent runs for seconds).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while probe.backlog().await.unwrap() != Some(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the duplicate was never taken"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, done) = mesh.follow(&user, &id).await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        done["attempts"], 1,
+        "the duplicate started a second attempt: {done}"
+    );
+    assert_eq!(done["output"], json!({"done": true}));
+    let lines = logs(&mesh, &user, &id).await;
+    let started = lines.iter().filter(|l| l["line"] == "started").count();
+    assert_eq!(started, 1, "{lines:?}");
+    // No hand-back, take-over or dead letter: the platform wrote nothing about this run.
+    assert!(lines.iter().all(|l| l["stream"] != "system"), "{lines:?}");
+    // The duplicate was acked, not retried: nothing waits in the job or retry queues.
+    assert_eq!(probe.backlog().await.unwrap(), Some(0));
+    probe.close().await;
+    mesh.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_duplicate_job_taken_by_another_node_does_not_steal_a_live_claim() {
+    // Each node runs one job at a time: the busy one cannot take the duplicate, the other does.
+    a_duplicate_job_while_running(&[1, 1]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_duplicate_job_taken_by_the_node_running_it_is_acked() {
+    a_duplicate_job_while_running(&[2]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handed_back_attempt_is_queued_again_and_fenced() {
+    let mesh = Mesh::with_queue(Backend::PostgresS3, |_| {}).await.unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    mesh.publish_approved(&dev, "word-count", packages::example("word-count"), None)
+        .await
+        .unwrap();
+    let id = mesh
+        .execute(&user, "word-count", json!({"text": "a"}))
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut client = nodes(&mesh).await;
+    assert_eq!(
+        claim(&mut client, "node-a", "a-1", id.as_str())
+            .await
+            .attempt,
+        1
+    );
+
+    // The node cannot run it (say Docker went away) and gives it back before retrying the job.
+    let back = Report::HandBack(v1::HandBack {
+        reason: "docker is unavailable".into(),
+    });
+    let reply = send(
+        &mut client,
+        vec![report(&id, 1, None), report(&id, 1, Some(back))],
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(reply.reply, Some(v1::report_reply::Reply::Recorded(ref r)) if r.status == "queued"),
+        "{reply:?}"
+    );
+    let now: Value = mesh
+        .request(Method::GET, &format!("/v1/executions/{id}"), Some(&user))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(now["status"], "queued", "{now}");
+    let lines = logs(&mesh, &user, &id).await;
+    assert!(
+        lines.iter().any(|l| l["stream"] == "system"
+            && l["line"]
+                .as_str()
+                .unwrap()
+                .contains("docker is unavailable")),
+        "{lines:?}"
+    );
+    // The attempt that gave it back is fenced off, and any node (even another) claims it now.
+    let late = send(&mut client, vec![report(&id, 1, None)])
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&late), "stale_attempt", "{late:?}");
+    let next = claim(&mut client, "node-b", "b-1", &id).await;
+    assert_eq!(next.decision, v1::ClaimDecision::Run as i32);
+    assert_eq!(next.attempt, 2);
+    mesh.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_told_its_attempt_is_stale_stops_it_and_acks_the_job() {
+    use sea_orm::{ConnectionTrait, Database};
+    let mut mesh = Mesh::with_queue(Backend::PostgresS3, |config| {
+        config.recovery.reaper_interval_secs = 1;
+        config.recovery.node_dead_after_secs = 3;
+        // A retried job would wait a minute in a delay queue, in plain sight of the probe.
+        config.job_retry_base_ms = 60_000;
+    })
+    .await
+    .unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    let long = "module.exports = async (inputs, ctx) => { console.log('started'); ctx.progress(0.5, 'halfway'); await new Promise(r => setTimeout(r, 2500)); return { done: true }; };";
+    mesh.publish_approved(
+        &dev,
+        "slow",
+        packages::node_agent_with("slow", long, 60_000, 128),
+        None,
+    )
+    .await
+    .unwrap();
+    mesh.start_node(1).await.unwrap();
+    let id = mesh.execute(&user, "slow", json!({})).await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    mesh.wait_for_event(&user, &id, "progress").await.unwrap();
+
+    // The claim now names a registration the node no longer has (as after a partition in
+    // which the node was replaced): it is dead, and the reaper takes the execution back.
+    let db = Database::connect(mesh.database_url()).await.unwrap();
+    let changed = db
+        .execute_unprepared(&format!(
+            "UPDATE execution_claims SET registration = 'superseded' WHERE execution_id = '{id}'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(changed.rows_affected(), 1);
+    db.close().await.unwrap();
+
+    // The node hears that attempt 1 is stale, stops it and acks its job; the job the reaper
+    // queued runs as attempt 2.
+    let (_, done) = mesh.follow(&user, &id).await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["attempts"], 2, "{done}");
+    let lines = logs(&mesh, &user, &id).await;
+    assert!(
+        lines.iter().any(|l| l["stream"] == "system"
+            && l["line"].as_str().unwrap().contains("attempt 1 was lost")),
+        "{lines:?}"
+    );
+    // Acked, not retried: no copy of the job waits out a back-off.
+    let probe = frameos_queue::Queue::amqp(&amqp_url(), mesh.queue_topology())
+        .await
+        .unwrap();
+    assert_eq!(probe.backlog().await.unwrap(), Some(0));
+    probe.close().await;
     mesh.shutdown().await.unwrap();
 }

@@ -380,6 +380,7 @@ async fn a_hand_back_is_fenced_by_the_attempt_and_queues_the_job_again() {
     let claim = |node: &'static str| v1::ClaimExecutionRequest {
         node_id: node.into(),
         execution_id: id.clone(),
+        instance_id: format!("{node}-1"),
     };
     let release = |attempt: u32| v1::ReleaseExecutionRequest {
         node_id: "node-a".into(),
@@ -396,6 +397,15 @@ async fn a_hand_back_is_fenced_by_the_attempt_and_queues_the_job_again() {
             .attempt,
         1
     );
+    // node-a restarts (a new registration): its claim is dead, so node-b takes over.
+    nodes
+        .register_node(v1::RegisterNodeRequest {
+            node_id: "node-a".into(),
+            concurrency: 1,
+            instance_id: "node-a-2".into(),
+        })
+        .await
+        .unwrap();
     assert_eq!(
         nodes
             .claim_execution(claim("node-b"))

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_foundation;
 mod m0002_executions;
 mod m0003_billing;
+mod m0004_delivery;
 mod m0005_fair_dispatch;
 mod m0006_billing_holds;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_foundation::Migration),
             Box::new(m0002_executions::Migration),
             Box::new(m0003_billing::Migration),
+            Box::new(m0004_delivery::Migration),
             Box::new(m0005_fair_dispatch::Migration),
             Box::new(m0006_billing_holds::Migration),
         ]

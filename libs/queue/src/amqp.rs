@@ -10,7 +10,7 @@ use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
     BasicPublishOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
-    QueueDeclareOptions,
+    QueueDeclareOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Acker, Channel, Confirmation, Connection, ConnectionProperties};
@@ -47,6 +47,11 @@ fn short(s: &str) -> Result<ShortString, Error> {
 
 fn text(s: &str) -> AMQPValue {
     AMQPValue::LongString(s.into())
+}
+
+fn is_not_found(error: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(error.kind(), lapin::ErrorKind::ProtocolError(e) if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)))
 }
 
 fn durable() -> QueueDeclareOptions {
@@ -161,6 +166,33 @@ impl AmqpQueue {
     }
 
     pub(crate) async fn depth(&self) -> Result<u32, Error> {
+        self.count(&self.shared.topology.name)
+            .await?
+            .ok_or_else(|| Error::Missing(self.shared.topology.name.clone()))
+    }
+
+    /// Messages waiting in the job queue and its delay queues; `None` when a queue of the
+    /// topology (the dead-letter queue included) does not exist.
+    pub(crate) async fn backlog(&self) -> Result<Option<u32>, Error> {
+        let topology = &self.shared.topology;
+        if self.count(&topology.dead_queue()).await?.is_none() {
+            return Ok(None);
+        }
+        let mut waiting = 0u32;
+        let retry = topology.retry_delays().into_iter();
+        for name in
+            std::iter::once(topology.name.clone()).chain(retry.map(|d| topology.retry_queue(d)))
+        {
+            match self.count(&name).await? {
+                Some(n) => waiting = waiting.saturating_add(n),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(waiting))
+    }
+
+    /// Messages ready in queue `name`, `None` if it does not exist.
+    async fn count(&self, name: &str) -> Result<Option<u32>, Error> {
         self.shared.check_open()?;
         // A passive declare of a missing queue closes its channel: never the publisher's.
         let channel = self.shared.connection.create_channel().await?;
@@ -168,17 +200,47 @@ impl AmqpQueue {
             passive: true,
             ..QueueDeclareOptions::default()
         };
-        let queue = channel
-            .queue_declare(
-                short(&self.shared.topology.name)?,
-                passive,
-                FieldTable::default(),
-            )
-            .await?;
+        let declared = channel
+            .queue_declare(short(name)?, passive, FieldTable::default())
+            .await;
+        let queue = match declared {
+            Ok(queue) => queue,
+            Err(error) if is_not_found(&error) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
         if let Err(error) = channel.close(200, "OK".into()).await {
             debug!(%error, "closing the depth channel failed");
         }
-        Ok(queue.message_count())
+        Ok(Some(queue.message_count()))
+    }
+
+    /// Declares the topology again: a queue deleted on the broker exists again, empty.
+    pub(crate) async fn redeclare(&self) -> Result<(), Error> {
+        self.shared.check_open()?;
+        let channel = self.shared.connection.create_channel().await?;
+        declare(&channel, &self.shared.topology).await?;
+        if let Err(error) = channel.close(200, "OK".into()).await {
+            debug!(%error, "closing the declare channel failed");
+        }
+        info!(queue = %self.shared.topology.name, "amqp topology declared again");
+        Ok(())
+    }
+
+    /// Drops every message ready in the job queue; returns how many.
+    pub(crate) async fn purge(&self) -> Result<u32, Error> {
+        self.shared.check_open()?;
+        let channel = self.shared.connection.create_channel().await?;
+        let purged = channel
+            .queue_purge(
+                short(&self.shared.topology.name)?,
+                QueuePurgeOptions::default(),
+            )
+            .await?;
+        if let Err(error) = channel.close(200, "OK".into()).await {
+            debug!(%error, "closing the purge channel failed");
+        }
+        warn!(queue = %self.shared.topology.name, purged, "job queue purged");
+        Ok(purged)
     }
 
     pub(crate) async fn close(&self) {

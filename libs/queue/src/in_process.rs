@@ -36,6 +36,8 @@ struct Shared {
 struct State {
     jobs: BinaryHeap<Entry>,
     dead: BinaryHeap<Entry>,
+    /// Retries waiting out their back-off (RabbitMQ's delay queues).
+    delayed: usize,
     next_seq: u64,
     closed: bool,
 }
@@ -161,6 +163,17 @@ impl InProcessQueue {
         Ok(u32::try_from(state.jobs.len()).unwrap_or(u32::MAX))
     }
 
+    pub(crate) fn backlog(&self) -> u32 {
+        let state = self.shared.state();
+        u32::try_from(state.jobs.len() + state.delayed).unwrap_or(u32::MAX)
+    }
+
+    pub(crate) fn purge(&self) -> u32 {
+        let purged = std::mem::take(&mut self.shared.state().jobs).len();
+        warn!(queue = %self.shared.topology.name, purged, "job queue purged");
+        u32::try_from(purged).unwrap_or(u32::MAX)
+    }
+
     pub(crate) fn close(&self) {
         self.shared.state().closed = true;
         self.shared.changed.notify_waiters();
@@ -270,8 +283,10 @@ impl InProcessHandle {
                 };
                 info!(execution_id = %job.execution_id, attempt = next.job.attempt, delay_ms = delay.as_millis() as u64, %reason, "job retry scheduled");
                 let shared = self.shared.clone();
+                shared.state().delayed += 1;
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
+                    shared.state().delayed -= 1;
                     shared.push(Source::Jobs, next, None);
                 });
                 self.settle();

@@ -37,6 +37,8 @@ pub enum Error {
     Nacked { execution_id: String },
     #[error("the message for execution {execution_id} could not be routed to queue {queue:?}")]
     Unroutable { execution_id: String, queue: String },
+    #[error("queue {0:?} does not exist on the broker")]
+    Missing(String),
     #[error("the channel of this delivery is closed; the broker will redeliver it")]
     DeliveryLost,
     #[error("invalid {0}")]
@@ -64,8 +66,12 @@ impl Error {
                 ),
                 _ => false,
             },
-            Error::Nacked { .. } | Error::DeliveryLost => true,
-            Error::Unroutable { .. } | Error::Invalid(_) | Error::Closed => false,
+            // A new connection declares the topology again, so a deleted queue exists again.
+            Error::Nacked { .. }
+            | Error::DeliveryLost
+            | Error::Unroutable { .. }
+            | Error::Missing(_) => true,
+            Error::Invalid(_) | Error::Closed => false,
         }
     }
 }
@@ -143,6 +149,34 @@ impl Queue {
         match self {
             Queue::Amqp(q) => q.depth().await,
             Queue::InProcess(q) => q.depth(),
+        }
+    }
+
+    /// Messages waiting for a consumer: in the job queue and in its delay (retry) queues, so
+    /// jobs waiting out a back-off count too; not those delivered and not yet settled.
+    /// `None` when a queue of the topology does not exist (deleted on the broker):
+    /// [`Queue::redeclare`] creates it again.
+    pub async fn backlog(&self) -> Result<Option<u32>, Error> {
+        match self {
+            Queue::Amqp(q) => q.backlog().await,
+            Queue::InProcess(q) => Ok(Some(q.backlog())),
+        }
+    }
+
+    /// Declares the whole topology again (idempotent): what a deleted queue needs.
+    pub async fn redeclare(&self) -> Result<(), Error> {
+        match self {
+            Queue::Amqp(q) => q.redeclare().await,
+            Queue::InProcess(_) => Ok(()),
+        }
+    }
+
+    /// Drops every job waiting in the job queue (not those waiting out a back-off); returns how
+    /// many. For operators and for tests of what the control plane does about lost jobs.
+    pub async fn purge(&self) -> Result<u32, Error> {
+        match self {
+            Queue::Amqp(q) => q.purge().await,
+            Queue::InProcess(q) => Ok(q.purge()),
         }
     }
 

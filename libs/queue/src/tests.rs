@@ -98,6 +98,7 @@ on_both_backends!(
     dropped_delivery_is_redelivered,
     dropped_consumer_redelivers,
     close_ends_consumers_and_publishes,
+    backlog_counts_waiting_and_backing_off_jobs,
 );
 
 fn traced_job(id: &str, priority: u8) -> Job {
@@ -273,6 +274,55 @@ async fn close_ends_consumers_and_publishes(queue: Queue) {
     let error = queue.publish(&Job::new("late", 0)).await.unwrap_err();
     assert!(matches!(error, Error::Closed), "{error}");
     assert!(!error.is_transient());
+}
+
+async fn backlog_counts_waiting_and_backing_off_jobs(queue: Queue) {
+    assert_eq!(queue.backlog().await.unwrap(), Some(0));
+    queue.publish(&Job::new("a", 1)).await.unwrap();
+    queue.publish(&Job::new("b", 1)).await.unwrap();
+    assert_eq!(queue.backlog().await.unwrap(), Some(2));
+    let mut consumer = queue.consume("node-a", 1).await.unwrap();
+    let first = next(&mut consumer).await;
+    // Delivered and unsettled: no longer waiting.
+    assert_eq!(queue.backlog().await.unwrap(), Some(1));
+    // A purge drops what waits, not what is delivered.
+    assert_eq!(queue.purge().await.unwrap(), 1);
+    assert_eq!(queue.backlog().await.unwrap(), Some(0));
+    // A job waiting out its back-off still counts: it is on its way back.
+    let id = first.job.execution_id.clone();
+    first.retry("boom").await.unwrap();
+    assert_eq!(queue.backlog().await.unwrap(), Some(1));
+    let again = next(&mut consumer).await;
+    assert_eq!(again.job.execution_id, id);
+    again.ack().await.unwrap();
+    assert_eq!(queue.backlog().await.unwrap(), Some(0));
+}
+
+#[tokio::test]
+async fn amqp_a_deleted_topology_is_missing_until_declared_again() {
+    with_amqp_topology(|url, topology| async move {
+        let queue = Queue::amqp(&url, topology.clone()).await.unwrap();
+        let mut consumer = queue.consume("node-a", 1).await.unwrap();
+        delete_topology(&url, &topology).await.unwrap();
+        // The broker cancels the consumer of a deleted queue: it ends, so its owner reconnects.
+        assert!(timeout(WAIT, consumer.next()).await.unwrap().is_none());
+        // Asked again and again (the reaper does), the answer stays the same.
+        for _ in 0..5 {
+            assert_eq!(queue.backlog().await.unwrap(), None);
+        }
+        let error = queue.depth().await.unwrap_err();
+        assert!(matches!(error, Error::Missing(_)), "{error}");
+        // Unroutable, but no longer for good: a new connection declares the queue again.
+        let error = queue.publish(&Job::new("lost", 1)).await.unwrap_err();
+        assert!(matches!(error, Error::Unroutable { .. }), "{error}");
+        assert!(error.is_transient());
+        queue.redeclare().await.unwrap();
+        assert_eq!(queue.backlog().await.unwrap(), Some(0));
+        queue.publish(&Job::new("found", 1)).await.unwrap();
+        assert_eq!(queue.backlog().await.unwrap(), Some(1));
+        queue.close().await;
+    })
+    .await
 }
 
 #[tokio::test]

@@ -64,6 +64,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub fair_use: FairUseConfig,
+
+    #[command(flatten)]
+    pub recovery: RecoveryConfig,
 }
 
 /// Shares of the platform one account may hold, so that no account starves the others.
@@ -83,6 +86,18 @@ pub struct FairUseConfig {
     /// UNAVAILABLE.
     #[arg(long, env = "FRAMEOS_MAX_EVENT_STREAMS", default_value_t = 1024)]
     pub max_event_streams: usize,
+}
+
+/// Finding executions the queue or a node lost (the reaper) and telling live claims from dead.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RecoveryConfig {
+    /// Seconds between two passes of the reaper.
+    #[arg(long, env = "FRAMEOS_REAPER_INTERVAL_SECS", default_value_t = 10)]
+    pub reaper_interval_secs: u64,
+    /// A claim its node has not renewed (heartbeat) for this long is dead, and a dispatched
+    /// job the queue does not account for after this long is lost: both are queued again.
+    #[arg(long, env = "FRAMEOS_NODE_DEAD_AFTER_SECS", default_value_t = 30)]
+    pub node_dead_after_secs: u64,
 }
 
 /// Package limits and platform maxima for agent resources.

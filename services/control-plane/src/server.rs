@@ -21,7 +21,7 @@ use crate::accounts::{self, Accounts};
 use crate::agents::Agents;
 use crate::billing::Billing;
 use crate::execution::relay::{self, QueueSource};
-use crate::execution::{Executions, Hub, Nodes};
+use crate::execution::{Executions, Hub, Liveness, Nodes, dead_letters, reaper};
 use crate::versions::Publisher;
 use crate::{Config, db};
 
@@ -230,10 +230,13 @@ impl Server {
             supervisor.tracker(),
         )
         .with_stream_limits(&self.config.fair_use);
+        let recovery = &self.config.recovery;
+        let liveness = Liveness::new(Duration::from_secs(recovery.node_dead_after_secs));
         let nodes = Nodes::new(
             self.db.clone(),
             hub.clone(),
             self.billing.clone(),
+            liveness,
             serve_stop.clone(),
             supervisor.tracker(),
             outbox.clone(),
@@ -260,11 +263,26 @@ impl Server {
         );
         supervisor.component(
             "dead-letter consumer",
-            ended(relay::run_dead_letters(
+            ended(dead_letters::run(
                 self.db.clone(),
                 hub.clone(),
                 self.billing.clone(),
-                source,
+                source.clone(),
+                liveness,
+                serve_stop.clone(),
+            )),
+        );
+        supervisor.component(
+            "reaper",
+            ended(reaper::run(
+                reaper::Reaper {
+                    db: self.db.clone(),
+                    hub: hub.clone(),
+                    source,
+                    liveness,
+                    interval: Duration::from_secs(recovery.reaper_interval_secs.max(1)),
+                    outbox: outbox.clone(),
+                },
                 serve_stop.clone(),
             )),
         );

@@ -14,8 +14,6 @@ use tokio_util::sync::CancellationToken;
 use crate::Shared;
 use crate::worker::Settle;
 
-/// The stream tag of a line the platform writes (API.md §4.1).
-const SYSTEM_STREAM: &str = "system";
 /// Bounds each control plane call of a hand-back; the hand-back stage bounds the whole.
 const CALL_WITHIN: Duration = Duration::from_secs(3);
 
@@ -46,7 +44,10 @@ pub async fn hand_back(
         execution_id: execution_id.to_string(),
         attempt,
         report: Some(Report::Logs(v1::LogBatch {
-            lines: vec![crate::worker::log_line(SYSTEM_STREAM, line)],
+            lines: vec![crate::worker::log_line(
+                frameos_sandbox::Stream::System,
+                line,
+            )],
         })),
     };
     let _ = reports.send(report).await;

@@ -5,6 +5,7 @@
 mod cache;
 pub mod config;
 mod hand_back;
+mod in_flight;
 mod worker;
 
 use std::time::Duration;
@@ -93,6 +94,10 @@ impl ControlPlane {
 /// What every job handler shares.
 pub struct Shared {
     pub node_id: String,
+    /// Random per process: restarted under the same node id, this is a new registration.
+    pub instance_id: String,
+    /// Executions handled by this process right now.
+    pub(crate) in_flight: in_flight::InFlight,
     pub control_plane: ControlPlane,
     pub sandbox: Sandbox,
     cache: cache::Cache,
@@ -152,6 +157,8 @@ impl Node {
         )?;
         let shared = Shared {
             node_id,
+            instance_id: uuid::Uuid::new_v4().simple().to_string(),
+            in_flight: in_flight::InFlight::default(),
             control_plane: ControlPlane::connect_lazy(
                 &config.control_plane_url,
                 config.node_token.as_deref(),
@@ -364,6 +371,7 @@ async fn heartbeat(shared: std::sync::Arc<Shared>, concurrency: u16, shutdown: C
             .register_node(RegisterNodeRequest {
                 node_id: shared.node_id.clone(),
                 concurrency: u32::from(concurrency),
+                instance_id: shared.instance_id.clone(),
             })
             .await;
         match registered {
@@ -392,7 +400,8 @@ async fn heartbeat(shared: std::sync::Arc<Shared>, concurrency: u16, shutdown: C
             .nodes()
             .heartbeat(HeartbeatRequest {
                 node_id: shared.node_id.clone(),
-                running_execution_ids: Vec::new(),
+                running_execution_ids: shared.in_flight.ids(),
+                instance_id: shared.instance_id.clone(),
             })
             .await;
         if let Err(status) = beat {

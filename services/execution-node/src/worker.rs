@@ -1,11 +1,14 @@
 //! One job, start to finish: claim (which fences), fetch and verify the package, run it in the
-//! sandbox while streaming logs and progress, record the outcome, and only then ack.
+//! sandbox while streaming logs and progress, record the outcome, and only then ack. A
+//! duplicate of a job this node handles is acked at once; an attempt found stale stops its
+//! container and acks; a platform failure hands the execution back, then retries the job.
 
 use std::time::Duration;
 
+use frameos_core::ErrorCode;
 use frameos_proto::v1::{self, execution_report::Report, report_reply::Reply};
 use frameos_queue::Delivery;
-use frameos_sandbox::{Event, Outcome, Runtime, Spec};
+use frameos_sandbox::{Event, Outcome, Runtime, Spec, Stream};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -27,24 +30,36 @@ pub async fn handle(shared: &Shared, delivery: Delivery, stop: Stop) {
 async fn settle(shared: &Shared, delivery: Delivery, stop: &Stop) {
     let execution_id = delivery.job.execution_id.clone();
     // The node stopped taking jobs before this one started: another node runs it.
-    let outcome = if stop.no_new_jobs.is_cancelled() {
+    if stop.no_new_jobs.is_cancelled() {
         tracing::info!(%execution_id, "node stopping; job returned to the queue unstarted");
-        Ok(Settle::Requeue)
-    } else {
-        run(shared, &delivery, stop).await
+        if let Err(e) = delivery.requeue().await {
+            tracing::warn!(%execution_id, error = %e, "requeue failed; the job will be redelivered");
+        }
+        return;
+    }
+    let Some(handling) = shared.in_flight.begin(&execution_id) else {
+        // Claiming would take over our own running attempt: the run in progress settles it.
+        tracing::info!(%execution_id, "duplicate delivery of an execution this node is handling; acked");
+        if let Err(e) = delivery.ack().await {
+            tracing::warn!(%execution_id, error = %e, "ack of a duplicate failed");
+        }
+        return;
     };
-    match outcome {
-        Ok(Settle::Requeue) => {
+    let settle = run(shared, &delivery, stop).await;
+    // Our own retry of this job may come back here: from now on it is a job like any other.
+    drop(handling);
+    match settle {
+        Settle::Requeue => {
             if let Err(e) = delivery.requeue().await {
                 tracing::warn!(%execution_id, error = %e, "requeue failed; the job will be redelivered");
             }
         }
-        Ok(Settle::Ack) => {
+        Settle::Ack => {
             if let Err(e) = delivery.ack().await {
                 tracing::warn!(%execution_id, error = %e, "ack failed; the job will be redelivered");
             }
         }
-        Ok(Settle::Retry(reason)) | Err(reason) => {
+        Settle::Retry(reason) => {
             tracing::warn!(%execution_id, %reason, "platform failure; retrying the job");
             if let Err(e) = delivery.retry(&reason).await {
                 tracing::warn!(%execution_id, error = %e, "retry failed; the job will be redelivered");
@@ -56,11 +71,37 @@ async fn settle(shared: &Shared, delivery: Delivery, stop: &Stop) {
 pub(crate) enum Settle {
     Ack,
     Retry(String),
-    /// Back to the queue as it was, no retry counted (not started, or handed back).
+    /// Back to the queue as it was, no retry counted (the node stops and could not hand back).
     Requeue,
 }
 
-async fn run(shared: &Shared, delivery: &Delivery, stop: &Stop) -> Result<Settle, String> {
+/// Why an attempt ended without a recorded outcome.
+enum Failure {
+    /// The platform failed here (package, sandbox): hand the execution back, retry the job.
+    Platform(String),
+    /// The report stream is gone (the control plane is unreachable): retry the job.
+    Disconnected(String),
+    /// Another attempt owns the execution now (ADR 0008): ack the job, never re-queue it.
+    Stale(String),
+    /// The node's grace ran out and the run was stopped: release it to another node (ADR 0009).
+    ShuttingDown,
+}
+
+/// Whether the control plane refused this attempt as stale (`stale_attempt`), as opposed to
+/// any other failure that shares its gRPC code.
+fn is_stale(status: &tonic::Status) -> bool {
+    frameos_proto::status::from_status(status).code == ErrorCode::StaleAttempt
+}
+
+fn stream_failure(status: &tonic::Status, what: &str) -> Failure {
+    if is_stale(status) {
+        Failure::Stale(status.message().to_string())
+    } else {
+        Failure::Disconnected(format!("{what}: {}", status.message()))
+    }
+}
+
+async fn run(shared: &Shared, delivery: &Delivery, stop: &Stop) -> Settle {
     let execution_id = &delivery.job.execution_id;
     let claim = shared
         .control_plane
@@ -68,13 +109,16 @@ async fn run(shared: &Shared, delivery: &Delivery, stop: &Stop) -> Result<Settle
         .claim_execution(v1::ClaimExecutionRequest {
             node_id: shared.node_id.clone(),
             execution_id: execution_id.clone(),
+            instance_id: shared.instance_id.clone(),
         })
-        .await
-        .map_err(|s| format!("claim failed: {}", s.message()))?
-        .into_inner();
+        .await;
+    let claim = match claim {
+        Ok(claim) => claim.into_inner(),
+        Err(status) => return Settle::Retry(format!("claim failed: {}", status.message())),
+    };
     if claim.decision != v1::ClaimDecision::Run as i32 {
-        tracing::info!(%execution_id, "execution already ended; skipping");
-        return Ok(Settle::Ack);
+        tracing::info!(%execution_id, "execution ended or runs elsewhere; skipping");
+        return Settle::Ack;
     }
     let attempt = claim.attempt;
     // Once per run, to find the job's trace from its log lines.
@@ -83,30 +127,105 @@ async fn run(shared: &Shared, delivery: &Delivery, stop: &Stop) -> Result<Settle
 
     // Open the report stream first: it is how a cancel reaches us, even while fetching.
     let (reports, outgoing) = mpsc::channel::<v1::ExecutionReport>(32);
-    let report = |body: Option<Report>| v1::ExecutionReport {
+    let report = Reporter {
         execution_id: execution_id.clone(),
         attempt,
-        report: body,
     };
-    reports
-        .send(report(None))
-        .await
-        .map_err(|_| "report stream closed".to_string())?;
-    let mut replies = shared
+    if reports.send(report.make(None)).await.is_err() {
+        return Settle::Retry("report stream closed".into());
+    }
+    let replies = shared
         .control_plane
         .nodes()
         .report_execution(ReceiverStream::new(outgoing))
-        .await
-        .map_err(|s| format!("report stream refused: {}", s.message()))?
-        .into_inner();
+        .await;
+    let mut replies = match replies {
+        Ok(replies) => replies.into_inner(),
+        Err(status) => {
+            return Settle::Retry(format!("report stream refused: {}", status.message()));
+        }
+    };
+    match execute(shared, claim, stop, &report, &reports, &mut replies).await {
+        Ok(()) => Settle::Ack,
+        Err(Failure::ShuttingDown) => {
+            hand_back::hand_back(shared, execution_id, attempt, reports, replies).await
+        }
+        Err(Failure::Stale(why)) => {
+            tracing::warn!(%execution_id, attempt, %why, "this attempt is stale; container stopped, job acked");
+            Settle::Ack
+        }
+        Err(Failure::Disconnected(reason)) => Settle::Retry(reason),
+        Err(Failure::Platform(reason)) => {
+            hand_back(&report, &reports, &mut replies, &reason).await;
+            Settle::Retry(reason)
+        }
+    }
+}
 
+/// Builds this attempt's reports.
+struct Reporter {
+    execution_id: String,
+    attempt: u32,
+}
+
+impl Reporter {
+    fn make(&self, body: Option<Report>) -> v1::ExecutionReport {
+        v1::ExecutionReport {
+            execution_id: self.execution_id.clone(),
+            attempt: self.attempt,
+            report: body,
+        }
+    }
+}
+
+/// Gives the execution back (it is queued again at once, with `reason` in its log) before the
+/// job is retried, so whichever node gets the retry can claim it.
+async fn hand_back(
+    report: &Reporter,
+    reports: &mpsc::Sender<v1::ExecutionReport>,
+    replies: &mut tonic::Streaming<v1::ReportReply>,
+    reason: &str,
+) {
+    let back = Report::HandBack(v1::HandBack {
+        reason: reason.to_string(),
+    });
+    if reports.send(report.make(Some(back))).await.is_err() {
+        tracing::warn!(execution_id = %report.execution_id, "cannot hand the execution back; its claim expires instead");
+        return;
+    }
+    loop {
+        match replies.message().await {
+            Ok(Some(v1::ReportReply {
+                reply: Some(Reply::Recorded(_)),
+            })) => {
+                tracing::info!(execution_id = %report.execution_id, attempt = report.attempt, "execution handed back");
+                return;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => {
+                tracing::warn!(execution_id = %report.execution_id, "hand-back not confirmed; its claim expires instead");
+                return;
+            }
+        }
+    }
+}
+
+/// Fetches, runs and reports one attempt until its outcome is recorded.
+async fn execute(
+    shared: &Shared,
+    claim: v1::ClaimExecutionResponse,
+    stop: &Stop,
+    report: &Reporter,
+    reports: &mpsc::Sender<v1::ExecutionReport>,
+    replies: &mut tonic::Streaming<v1::ReportReply>,
+) -> Result<(), Failure> {
+    let execution_id = &report.execution_id;
+    let attempt = report.attempt;
     let package_dir = tokio::select! {
         fetched = shared.cache.get(&claim.package_key, &claim.package_sha256) => {
-            fetched.map_err(|e| e.to_string())?
+            fetched.map_err(|e| Failure::Platform(e.to_string()))?
         }
-        () = stop.hand_back.cancelled() => {
-            return Ok(hand_back::hand_back(shared, execution_id, attempt, reports, replies).await);
-        }
+        () = stop.hand_back.cancelled() => return Err(Failure::ShuttingDown),
     };
     let resources = claim.resources.unwrap_or_default();
     let spec = Spec {
@@ -137,7 +256,8 @@ async fn run(shared: &Shared, delivery: &Delivery, stop: &Stop) -> Result<Settle
         let cancel = cancel.clone();
         async move { sandbox.run(spec, events, cancel).await }.in_current_span()
     });
-    let mut stale = false;
+    // Set once this attempt can no longer record anything; the agent is stopped then.
+    let mut stopped: Option<Failure> = None;
     let mut user_canceled = false;
     let mut handing_back = false;
     // Forward events until the sandbox closes its side (the run ended).
@@ -148,7 +268,8 @@ async fn run(shared: &Shared, delivery: &Delivery, stop: &Stop) -> Result<Settle
                     let mut next = Some(event);
                     while let Some(event) = next.take() {
                         let (body, rest) = batch(event, &mut event_rx);
-                        if reports.send(report(Some(body))).await.is_err() {
+                        if reports.send(report.make(Some(body))).await.is_err() && stopped.is_none() {
+                            stopped = Some(Failure::Disconnected("report stream closed".into()));
                             cancel.cancel();
                         }
                         next = rest;
@@ -156,7 +277,7 @@ async fn run(shared: &Shared, delivery: &Delivery, stop: &Stop) -> Result<Settle
                 }
                 None => break,
             },
-            reply = replies.message(), if !stale => match reply {
+            reply = replies.message(), if stopped.is_none() => match reply {
                 Ok(Some(v1::ReportReply { reply: Some(Reply::Cancel(_)) })) => {
                     tracing::info!(%execution_id, "canceled by its user");
                     user_canceled = true;
@@ -167,7 +288,7 @@ async fn run(shared: &Shared, delivery: &Delivery, stop: &Stop) -> Result<Settle
                     // Fenced off (a newer attempt owns it) or the control plane went away:
                     // stop the agent; the outcome cannot be recorded by this attempt.
                     tracing::warn!(%execution_id, %status, "report stream ended; stopping");
-                    stale = true;
+                    stopped = Some(stream_failure(&status, "the report stream failed"));
                     cancel.cancel();
                 }
             },
@@ -180,39 +301,37 @@ async fn run(shared: &Shared, delivery: &Delivery, stop: &Stop) -> Result<Settle
     }
     let outcome = running
         .await
-        .map_err(|e| format!("sandbox task failed: {e}"))?
-        .map_err(|e| e.to_string())?;
-    if stale {
-        return Ok(Settle::Retry(
-            "the control plane refused this attempt's reports".into(),
-        ));
+        .map_err(|e| Failure::Platform(format!("sandbox task failed: {e}")));
+    if let Some(failure) = stopped {
+        return Err(failure);
     }
+    let outcome = outcome?.map_err(|e| Failure::Platform(e.to_string()))?;
     // A run that ended on its own meanwhile, or that its user canceled, reports as usual.
     if handing_back && !user_canceled && matches!(outcome, Outcome::Canceled) {
-        return Ok(hand_back::hand_back(shared, execution_id, attempt, reports, replies).await);
+        return Err(Failure::ShuttingDown);
     }
     tracing::info!(%execution_id, attempt, outcome = outcome.label(), "run ended");
-    reports
-        .send(report(Some(Report::Outcome(to_proto(outcome, timeout_ms)))))
-        .await
-        .map_err(|_| "report stream closed before the outcome".to_string())?;
-    drop(reports);
+    let body = Report::Outcome(to_proto(outcome, timeout_ms));
+    if reports.send(report.make(Some(body))).await.is_err() {
+        return Err(Failure::Disconnected(
+            "report stream closed before the outcome".into(),
+        ));
+    }
     loop {
         match replies.message().await {
             Ok(Some(v1::ReportReply {
                 reply: Some(Reply::Recorded(recorded)),
             })) => {
                 tracing::info!(%execution_id, status = %recorded.status, "outcome recorded");
-                return Ok(Settle::Ack);
+                return Ok(());
             }
             Ok(Some(_)) => {}
-            Ok(None) => return Ok(Settle::Retry("the outcome was not acknowledged".into())),
-            Err(status) => {
-                return Ok(Settle::Retry(format!(
-                    "recording the outcome failed: {}",
-                    status.message()
-                )));
+            Ok(None) => {
+                return Err(Failure::Disconnected(
+                    "the outcome was not acknowledged".into(),
+                ));
             }
+            Err(status) => return Err(stream_failure(&status, "recording the outcome failed")),
         }
     }
 }
@@ -225,13 +344,11 @@ fn batch(first: Event, rx: &mut mpsc::Receiver<Event>) -> (Report, Option<Event>
             (Report::Progress(v1::Progress { fraction, message }), None)
         }
         Event::Log { stream, line } => {
-            let mut lines = vec![log_line(stream.as_str(), line)];
+            let mut lines = vec![log_line(stream, line)];
             let mut rest = None;
             while lines.len() < BATCH_LINES {
                 match rx.try_recv() {
-                    Ok(Event::Log { stream, line }) => {
-                        lines.push(log_line(stream.as_str(), line));
-                    }
+                    Ok(Event::Log { stream, line }) => lines.push(log_line(stream, line)),
                     Ok(other) => {
                         rest = Some(other);
                         break;
@@ -244,10 +361,10 @@ fn batch(first: Event, rx: &mut mpsc::Receiver<Event>) -> (Report, Option<Event>
     }
 }
 
-pub(crate) fn log_line(stream: &str, line: String) -> v1::NodeLogLine {
+pub(crate) fn log_line(stream: Stream, line: String) -> v1::NodeLogLine {
     let now = chrono::Utc::now();
     v1::NodeLogLine {
-        stream: stream.to_string(),
+        stream: stream.as_str().to_string(),
         line,
         ts: Some(prost_types::Timestamp {
             seconds: now.timestamp(),

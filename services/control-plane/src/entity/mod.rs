@@ -6,6 +6,7 @@ pub mod agent_version;
 pub mod api_key;
 pub mod charge;
 pub mod execution;
+pub mod execution_claim;
 pub mod execution_log;
 pub mod ledger_entry;
 pub mod ledger_transaction;

@@ -8,6 +8,8 @@ pub struct Model {
     pub concurrency: i32,
     pub registered_at: DateTimeUtc,
     pub last_heartbeat_at: DateTimeUtc,
+    /// The instance id of the process that registered last under this node id.
+    pub registration: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,18 +1,24 @@
 //! Executions: creation (validated, idempotent, queued through the outbox), queries, cancel,
-//! live watching, the node protocol (claim with fencing, reports) and the outbox relay.
+//! live watching, the node protocol (claim with fencing, reports), the outbox relay, the
+//! dead-letter consumer and the reaper.
 
+mod claims;
 mod create;
+pub mod dead_letters;
 mod dispatch;
 mod hub;
 mod node_service;
 mod query;
+pub mod reaper;
 pub mod relay;
 mod release;
 mod reports;
 mod service;
+mod system_log;
 mod view;
 mod watch;
 
+pub use claims::Liveness;
 pub use hub::Hub;
 pub use node_service::Nodes;
 pub use service::Executions;

@@ -1,31 +1,30 @@
-//! The `NodeService` gRPC endpoint: node registration and heartbeats, claiming an execution
-//! (which hands out the attempt number that fences every later report), and the report stream.
+//! The `NodeService` gRPC endpoint: node registration and heartbeats (which renew the claims of
+//! what a node still runs), claiming an execution (which hands out the attempt number that
+//! fences every later report), and the report stream.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
-use chrono::Utc;
 use frameos_core::{Error, ErrorCode};
 use frameos_proto::status::to_status;
 use frameos_proto::v1::{self, node_service_server::NodeService};
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::claims::{self, Claimant, Decision, Liveness};
 use super::{Hub, release, reports};
 use crate::db;
-use crate::entity::{agent_version, execution, node};
-
-pub const HEARTBEAT_INTERVAL_MS: u32 = 5_000;
+use crate::entity::agent_version;
 
 pub struct Nodes {
     db: DatabaseConnection,
     hub: Hub,
     billing: crate::billing::Billing,
+    liveness: Liveness,
     shutdown: CancellationToken,
     /// Owns the report stream tasks: the stop waits for them.
     tasks: TaskTracker,
@@ -38,6 +37,7 @@ impl Nodes {
         db: DatabaseConnection,
         hub: Hub,
         billing: crate::billing::Billing,
+        liveness: Liveness,
         shutdown: CancellationToken,
         tasks: TaskTracker,
         relay: Arc<Notify>,
@@ -46,31 +46,11 @@ impl Nodes {
             db,
             hub,
             billing,
+            liveness,
             shutdown,
             tasks,
             relay,
         }
-    }
-
-    async fn touch_node(&self, node_id: &str, concurrency: Option<u32>) -> Result<(), Error> {
-        let now = Utc::now();
-        let row = node::ActiveModel {
-            id: Set(node_id.to_string()),
-            concurrency: Set(concurrency.and_then(|c| i32::try_from(c).ok()).unwrap_or(0)),
-            registered_at: Set(now),
-            last_heartbeat_at: Set(now),
-        };
-        let mut on_conflict = OnConflict::column(node::Column::Id);
-        on_conflict.update_column(node::Column::LastHeartbeatAt);
-        if concurrency.is_some() {
-            on_conflict.update_columns([node::Column::Concurrency, node::Column::RegisteredAt]);
-        }
-        node::Entity::insert(row)
-            .on_conflict(on_conflict)
-            .exec(&self.db)
-            .await
-            .map_err(db::error)?;
-        Ok(())
     }
 }
 
@@ -84,54 +64,37 @@ fn check_node_id(node_id: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Hands the execution to a node: a guarded transition to `running` that increments the
-/// attempt number. An execution that already ended is skipped (its message is acked).
+fn claimant<'a>(node_id: &'a str, instance_id: &'a str) -> Result<Claimant<'a>, Error> {
+    check_node_id(node_id)?;
+    if instance_id.len() > 64 {
+        return Err(Error::new(
+            ErrorCode::InvalidRequest,
+            "instance_id must be at most 64 characters",
+        ));
+    }
+    Ok(Claimant {
+        node_id,
+        instance_id,
+    })
+}
+
+/// Hands the execution to a node (see [`claims::claim`]) with what it needs to run it.
 pub async fn claim(
     db: &DatabaseConnection,
     hub: &Hub,
-    node_id: &str,
+    claimant: Claimant<'_>,
     execution_id: &str,
+    liveness: Liveness,
 ) -> Result<v1::ClaimExecutionResponse, Error> {
-    let skip = v1::ClaimExecutionResponse {
-        decision: v1::ClaimDecision::Skip as i32,
-        ..Default::default()
+    let (row, attempt) = match claims::claim(db, hub, claimant, execution_id, liveness).await? {
+        Decision::Run { row, attempt } => (row, attempt),
+        Decision::Skip => {
+            return Ok(v1::ClaimExecutionResponse {
+                decision: v1::ClaimDecision::Skip as i32,
+                ..Default::default()
+            });
+        }
     };
-    let Some(row) = execution::Entity::find_by_id(execution_id)
-        .one(db)
-        .await
-        .map_err(db::error)?
-    else {
-        // A message for an execution this database does not know: nothing to run.
-        tracing::warn!(execution_id, "claim of an unknown execution");
-        return Ok(skip);
-    };
-    if execution::is_terminal(&row.status) {
-        return Ok(skip);
-    }
-    let attempt = row.attempts + 1;
-    let now = Utc::now();
-    let changed = execution::Entity::update_many()
-        .col_expr(execution::Column::Attempts, Expr::value(attempt))
-        .col_expr(execution::Column::Status, Expr::value(execution::RUNNING))
-        .col_expr(execution::Column::NodeId, Expr::value(node_id))
-        .col_expr(
-            execution::Column::StartedAt,
-            Expr::value(row.started_at.unwrap_or(now)),
-        )
-        .filter(execution::Column::Id.eq(execution_id))
-        .filter(execution::Column::Attempts.eq(row.attempts))
-        .filter(execution::Column::Status.is_in([execution::QUEUED, execution::RUNNING]))
-        .exec(db)
-        .await
-        .map_err(db::error)?
-        .rows_affected;
-    if changed == 0 {
-        return Err(Error::new(
-            ErrorCode::Conflict,
-            "the execution changed while it was being claimed; try again",
-        ));
-    }
-    hub.touch(execution_id);
     let version = agent_version::Entity::find_by_id(&row.version_id)
         .one(db)
         .await
@@ -147,7 +110,6 @@ pub async fn claim(
         .flat_map(|c| c["allow_domains"].as_array().cloned().unwrap_or_default())
         .filter_map(|d| d.as_str().map(str::to_string))
         .collect();
-    tracing::info!(execution_id, node_id, attempt, "execution claimed");
     Ok(v1::ClaimExecutionResponse {
         decision: v1::ClaimDecision::Run as i32,
         attempt: u32::try_from(attempt).unwrap_or(0),
@@ -180,11 +142,12 @@ impl NodeService for Nodes {
     ) -> Result<Response<v1::RegisterNodeResponse>, Status> {
         let body = request.into_inner();
         let result = async {
-            check_node_id(&body.node_id)?;
-            self.touch_node(&body.node_id, Some(body.concurrency)).await?;
-            tracing::info!(node_id = %body.node_id, concurrency = body.concurrency, "node registered");
+            let node = claimant(&body.node_id, &body.instance_id)?;
+            claims::register(&self.db, node, Some(body.concurrency)).await?;
+            tracing::info!(node_id = %body.node_id, instance_id = %body.instance_id, concurrency = body.concurrency, "node registered");
+            let interval = self.liveness.heartbeat_interval().as_millis();
             Ok::<_, Error>(v1::RegisterNodeResponse {
-                heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+                heartbeat_interval_ms: u32::try_from(interval).unwrap_or(u32::MAX),
             })
         }
         .await;
@@ -197,8 +160,9 @@ impl NodeService for Nodes {
     ) -> Result<Response<v1::HeartbeatResponse>, Status> {
         let body = request.into_inner();
         let result = async {
-            check_node_id(&body.node_id)?;
-            self.touch_node(&body.node_id, None).await
+            let node = claimant(&body.node_id, &body.instance_id)?;
+            claims::register(&self.db, node, None).await?;
+            claims::renew(&self.db, node, &body.running_execution_ids).await
         }
         .await;
         result
@@ -212,8 +176,8 @@ impl NodeService for Nodes {
     ) -> Result<Response<v1::ClaimExecutionResponse>, Status> {
         let body = request.into_inner();
         let result = async {
-            check_node_id(&body.node_id)?;
-            claim(&self.db, &self.hub, &body.node_id, &body.execution_id).await
+            let node = claimant(&body.node_id, &body.instance_id)?;
+            claim(&self.db, &self.hub, node, &body.execution_id, self.liveness).await
         }
         .await;
         result.map(Response::new).map_err(|e| to_status(&e))

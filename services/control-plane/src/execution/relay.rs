@@ -1,5 +1,5 @@
-//! The outbox relay and the dead-letter consumer: the two halves of the control plane's side
-//! of the queue. Both reconnect on their own when the broker goes away.
+//! The outbox relay: the control plane's way into the queue (the dead-letter consumer is its
+//! way out). It reconnects on its own when the broker goes away.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,12 +12,12 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Transac
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Hub, dispatch};
-use crate::entity::{execution, outbox};
+use super::dispatch;
+use crate::entity::outbox;
 
 const BATCH: u64 = 100;
 const IDLE_POLL: Duration = Duration::from_secs(1);
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
+pub(super) const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Where the queue comes from: a broker to (re)connect to, or one shared in-process.
@@ -37,7 +37,7 @@ impl QueueSource {
 }
 
 /// Sleeps for the back-off unless shutdown comes first; `false` on shutdown.
-async fn pause(backoff: &mut Duration, shutdown: &CancellationToken) -> bool {
+pub(super) async fn pause(backoff: &mut Duration, shutdown: &CancellationToken) -> bool {
     let wait = *backoff;
     *backoff = (*backoff * 2).min(MAX_BACKOFF);
     tokio::select! {
@@ -178,87 +178,4 @@ async fn publish_batch(
     // A crash before this commit publishes the batch again; claims make that harmless.
     txn.commit().await?;
     Ok((published, failure))
-}
-
-/// Jobs that exhausted their attempts end here: their executions fail, never silently vanish.
-pub async fn run_dead_letters(
-    db: DatabaseConnection,
-    hub: Hub,
-    billing: crate::billing::Billing,
-    source: QueueSource,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = MIN_BACKOFF;
-    while !shutdown.is_cancelled() {
-        let consumer = match source.connect().await {
-            Ok(queue) => {
-                queue
-                    .consume_dead_letters("control-plane-dead-letters")
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        let mut consumer = match consumer {
-            Ok(consumer) => consumer,
-            Err(e) => {
-                tracing::warn!(error = %e, "dead-letter consumer cannot reach the queue; retrying");
-                if !pause(&mut backoff, &shutdown).await {
-                    break;
-                }
-                continue;
-            }
-        };
-        backoff = MIN_BACKOFF;
-        loop {
-            let delivery = tokio::select! {
-                next = consumer.next() => next,
-                () = shutdown.cancelled() => return,
-            };
-            let delivery = match delivery {
-                Some(Ok(delivery)) => delivery,
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "dead-letter consumer failed; reconnecting");
-                    break;
-                }
-                None => break,
-            };
-            let id = delivery.job.execution_id.clone();
-            let now = Utc::now();
-            let failed = execution::Entity::update_many()
-                .col_expr(execution::Column::Status, Expr::value(execution::FAILED))
-                .col_expr(
-                    execution::Column::Error,
-                    Expr::value("the platform could not run this execution after several attempts"),
-                )
-                .col_expr(execution::Column::FinishedAt, Expr::value(now))
-                .filter(execution::Column::Id.eq(&id))
-                .filter(execution::Column::Status.is_in([execution::QUEUED, execution::RUNNING]))
-                .exec(&db)
-                .await;
-            match failed {
-                Ok(result) => {
-                    if result.rows_affected > 0 {
-                        tracing::warn!(execution_id = %id, "execution dead-lettered and failed");
-                        hub.ended(&id);
-                    }
-                    if let Err(e) = crate::billing::settle(&db, &billing, &id).await {
-                        tracing::warn!(execution_id = %id, error = %e, "settlement after dead letter failed");
-                    }
-                    hub.touch(&id);
-                    if let Err(e) = delivery.ack().await {
-                        tracing::warn!(error = %e, "cannot ack a dead letter");
-                        break;
-                    }
-                }
-                // Not acked: it stays in the dead-letter queue for the next try.
-                Err(e) => {
-                    tracing::warn!(error = %e, execution_id = %id, "cannot fail a dead-lettered execution");
-                    break;
-                }
-            }
-        }
-        if !pause(&mut backoff, &shutdown).await {
-            break;
-        }
-    }
 }

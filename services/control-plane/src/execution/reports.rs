@@ -13,9 +13,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Status, Streaming};
 
-use super::{Hub, MAX_STORED_LOG_BYTES};
+use super::{Hub, MAX_STORED_LOG_BYTES, system_log};
 use crate::db;
-use crate::entity::{agent_version, execution, execution_log};
+use crate::entity::{agent_version, execution, execution_claim, execution_log};
 
 type Reply = Result<v1::ReportReply, Status>;
 
@@ -42,6 +42,9 @@ pub fn spawn(
         let stream_attempt = first.attempt;
         let attempt = i32::try_from(stream_attempt).unwrap_or(i32::MAX);
         let mut subscription = hub.subscribe(&execution_id);
+        // Covers changes made by another control plane replica, which the hub does not see.
+        let mut recheck = tokio::time::interval(FENCE_RECHECK);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut cancel_sent = false;
         let mut next = Some(first);
         loop {
@@ -83,11 +86,20 @@ pub fn spawn(
                     Ok(Some(report)) => next = Some(report),
                     Ok(None) | Err(_) => return,
                 },
-                () = subscription.changed(), if !cancel_sent => {
-                    if canceled(&db, &execution_id).await {
-                        cancel_sent = true;
-                        let reply = v1::ReportReply { reply: Some(v1::report_reply::Reply::Cancel(v1::Cancel {})) };
-                        if replies.send(Ok(reply)).await.is_err() {
+                () = changed(&mut subscription, &mut recheck), if !cancel_sent => {
+                    match fence(&db, &execution_id, attempt).await {
+                        Fence::Current => {}
+                        Fence::Canceled => {
+                            cancel_sent = true;
+                            let reply = v1::ReportReply { reply: Some(v1::report_reply::Reply::Cancel(v1::Cancel {})) };
+                            if replies.send(Ok(reply)).await.is_err() {
+                                return;
+                            }
+                        }
+                        // Taken back (reaper) or taken over: tell the node now, not at its next report.
+                        Fence::Stale(e) => {
+                            tracing::warn!(%execution_id, attempt, "stale attempt told to stop");
+                            let _ = replies.send(Err(to_status(&e))).await;
                             return;
                         }
                     }
@@ -101,11 +113,44 @@ pub fn spawn(
     });
 }
 
-async fn canceled(db: &DatabaseConnection, execution_id: &str) -> bool {
-    matches!(
-        execution::Entity::find_by_id(execution_id).one(db).await,
-        Ok(Some(row)) if row.status == execution::CANCELED
-    )
+/// How often a report stream checks its fence without being woken.
+const FENCE_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits for a change of the execution (or the periodic recheck).
+async fn changed(subscription: &mut super::hub::Subscription, recheck: &mut tokio::time::Interval) {
+    tokio::select! {
+        () = subscription.changed() => {}
+        _ = recheck.tick() => {}
+    }
+}
+
+/// Where a running attempt stands.
+enum Fence {
+    Current,
+    Canceled,
+    Stale(Error),
+}
+
+async fn fence(db: &DatabaseConnection, execution_id: &str, attempt: i32) -> Fence {
+    match execution::Entity::find_by_id(execution_id).one(db).await {
+        Ok(Some(row)) if row.status == execution::CANCELED => Fence::Canceled,
+        Ok(Some(row)) if row.attempts != attempt || row.status == execution::QUEUED => {
+            Fence::Stale(stale(attempt, &row))
+        }
+        _ => Fence::Current,
+    }
+}
+
+fn stale(attempt: i32, row: &execution::Model) -> Error {
+    let message = if row.attempts != attempt {
+        format!(
+            "attempt {attempt} is stale; attempt {} owns this execution",
+            row.attempts
+        )
+    } else {
+        format!("attempt {attempt} was taken back; the execution is queued again")
+    };
+    Error::new(ErrorCode::StaleAttempt, message)
 }
 
 /// Applies one report; `Some` once the outcome is recorded.
@@ -119,7 +164,7 @@ async fn handle(
     let result = match report {
         // The opening message only announces the attempt: check that it is current.
         None => match execution::Entity::find_by_id(execution_id).one(db).await {
-            Ok(Some(row)) if row.attempts == attempt => Ok(None),
+            Ok(Some(row)) if row.attempts == attempt && row.status != execution::QUEUED => Ok(None),
             Ok(_) => Err(refused(db, execution_id, attempt).await),
             Err(e) => Err(db::error(e)),
         },
@@ -130,6 +175,9 @@ async fn handle(
             .await
             .map(|()| None),
         Some(Report::Outcome(outcome)) => record_outcome(db, execution_id, attempt, outcome)
+            .await
+            .map(Some),
+        Some(Report::HandBack(back)) => hand_back(db, execution_id, attempt, &back.reason)
             .await
             .map(Some),
     };
@@ -148,13 +196,9 @@ pub(super) fn current_attempt(execution_id: &str, attempt: i32) -> sea_orm::Cond
 /// Explains a guarded update that changed nothing.
 pub(super) async fn refused(db: &DatabaseConnection, execution_id: &str, attempt: i32) -> Error {
     match execution::Entity::find_by_id(execution_id).one(db).await {
-        Ok(Some(row)) if row.attempts != attempt => Error::new(
-            ErrorCode::StaleAttempt,
-            format!(
-                "attempt {attempt} is stale; attempt {} owns this execution",
-                row.attempts
-            ),
-        ),
+        Ok(Some(row)) if row.attempts != attempt || row.status == execution::QUEUED => {
+            stale(attempt, &row)
+        }
         Ok(Some(row)) => Error::new(
             ErrorCode::Conflict,
             format!("the execution is {}", row.status),
@@ -319,6 +363,46 @@ async fn record_outcome(
     }
     tracing::info!(execution_id, attempt, %status, "execution finished");
     Ok(v1::Recorded { status })
+}
+
+/// The attempt gives the execution back without an outcome (the node retries the job): it is
+/// queued again with a `system` line saying why, and this attempt's later reports are refused.
+async fn hand_back(
+    db: &DatabaseConnection,
+    execution_id: &str,
+    attempt: i32,
+    reason: &str,
+) -> Result<v1::Recorded, Error> {
+    let txn = db.begin().await.map_err(db::error)?;
+    let changed = execution::Entity::update_many()
+        .col_expr(execution::Column::Status, Expr::value(execution::QUEUED))
+        .col_expr(
+            execution::Column::NodeId,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(current_attempt(execution_id, attempt))
+        .exec(&txn)
+        .await
+        .map_err(db::error)?
+        .rows_affected;
+    if changed == 0 {
+        drop(txn);
+        return Err(refused(db, execution_id, attempt).await);
+    }
+    execution_claim::Entity::delete_many()
+        .filter(execution_claim::Column::ExecutionId.eq(execution_id))
+        .exec(&txn)
+        .await
+        .map_err(db::error)?;
+    let line = format!("attempt {attempt} was handed back by its node: {reason}");
+    system_log::append(&txn, execution_id, &line)
+        .await
+        .map_err(db::error)?;
+    txn.commit().await.map_err(db::error)?;
+    tracing::info!(execution_id, attempt, %reason, "attempt handed back; execution queued again");
+    Ok(v1::Recorded {
+        status: execution::QUEUED.to_string(),
+    })
 }
 
 /// `Ok(Err(reason))` when the output is not JSON or violates the version's `outputs` schema.

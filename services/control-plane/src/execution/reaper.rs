@@ -1,0 +1,374 @@
+//! The reaper (ADR 0008): the database is the source of truth, the broker only a delivery
+//! mechanism. Every pass queues again, through a new outbox row, what nobody will run:
+//!
+//! * running executions whose claim is dead (the node stopped renewing it, restarted, or is
+//!   unknown): back to `queued` with the attempt number kept, so the dead attempt stays
+//!   fenced — its late reports are refused as `stale_attempt`;
+//! * queued executions whose job the queue lost (the in-process queue after a crash, a purged
+//!   or deleted RabbitMQ queue): when the queue holds fewer jobs than there are dispatched,
+//!   unclaimed executions, those dispatched longer than `dead_after` ago are dispatched again.
+//!   A duplicate job is harmless (a live claim is never taken over), a lost one is not.
+//!
+//! One pass runs at a time across control plane replicas (a transaction-scoped advisory lock
+//! on PostgreSQL); every change comes with a `system` log line saying why.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use frameos_core::Error;
+use frameos_queue::Queue;
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    TransactionTrait,
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::claims::{self, Liveness, Verdict};
+use super::relay::QueueSource;
+use super::{Hub, system_log};
+use crate::db;
+use crate::entity::{execution, execution_claim, node, outbox};
+
+/// Executions read at once; lost jobs beyond it wait for the next pass.
+const BATCH: u64 = 500;
+/// Key of the advisory lock that makes one reaper run at a time ("frameos reaper").
+const LOCK_KEY: i64 = 0x6672_616d_6572_6170;
+
+pub struct Reaper {
+    pub db: DatabaseConnection,
+    pub hub: Hub,
+    pub source: QueueSource,
+    pub liveness: Liveness,
+    pub interval: Duration,
+    /// Wakes the outbox relay when jobs were queued again.
+    pub outbox: Arc<Notify>,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pass {
+    pub dead_claims: usize,
+    pub lost_jobs: usize,
+}
+
+/// Runs a pass every `interval` until `shutdown`.
+pub async fn run(reaper: Reaper, shutdown: CancellationToken) {
+    let mut queue: Option<Queue> = None;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(reaper.interval) => {}
+            () = shutdown.cancelled() => break,
+        }
+        let broker = match backlog(&reaper.source, &mut queue).await {
+            Ok(backlog) => Some(backlog),
+            Err(e) => {
+                // Dead claims are still reaped; lost jobs wait until the queue answers.
+                tracing::warn!(error = %e, "reaper cannot look at the queue");
+                queue = None;
+                None
+            }
+        };
+        match pass(&reaper, broker).await {
+            Ok(done) if done != Pass::default() => {
+                tracing::warn!(
+                    dead_claims = done.dead_claims,
+                    lost_jobs = done.lost_jobs,
+                    "reaper queued executions again"
+                );
+                reaper.outbox.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reaper pass failed"),
+        }
+    }
+    if let Some(queue) = queue
+        && matches!(reaper.source, QueueSource::Amqp { .. })
+    {
+        queue.close().await;
+    }
+    tracing::info!("reaper stopped");
+}
+
+/// What the queue holds when the pass starts; `None` when its job queue was gone (it is
+/// declared again here, empty).
+struct Backlog {
+    waiting: Option<u32>,
+    at: DateTime<Utc>,
+    /// The in-process queue: it was empty when this process started.
+    dies_with_process: bool,
+}
+
+async fn backlog(
+    source: &QueueSource,
+    queue: &mut Option<Queue>,
+) -> Result<Backlog, frameos_queue::Error> {
+    let current = match queue {
+        Some(q) => q.clone(),
+        None => {
+            let q = source.connect().await?;
+            *queue = Some(q.clone());
+            q
+        }
+    };
+    let at = Utc::now();
+    let waiting = current.backlog().await?;
+    if waiting.is_none() {
+        tracing::warn!(queue = %current.describe(), "the job queue is gone; declaring it again");
+        current.redeclare().await?;
+    }
+    Ok(Backlog {
+        waiting,
+        at,
+        dies_with_process: matches!(source, QueueSource::Shared(_)),
+    })
+}
+
+async fn pass(reaper: &Reaper, broker: Option<Backlog>) -> Result<Pass, Error> {
+    let txn = reaper.db.begin().await.map_err(db::error)?;
+    if !locked(&txn).await.map_err(db::error)? {
+        tracing::debug!("another replica's reaper is running");
+        return Ok(Pass::default());
+    }
+    let mut touched = Vec::new();
+    let dead_claims = reap_dead_claims(&txn, reaper.liveness, &mut touched)
+        .await
+        .map_err(db::error)?;
+    let lost_jobs = match broker {
+        Some(backlog) => redispatch_lost(&txn, &backlog, reaper.liveness, &mut touched)
+            .await
+            .map_err(db::error)?,
+        None => 0,
+    };
+    txn.commit().await.map_err(db::error)?;
+    // A dead attempt that still runs somewhere hears on its report stream that it is stale.
+    for id in &touched {
+        reaper.hub.touch(id);
+    }
+    Ok(Pass {
+        dead_claims,
+        lost_jobs,
+    })
+}
+
+/// The pass's lock on PostgreSQL, released with its transaction; SQLite has one writer anyway.
+async fn locked(txn: &DatabaseTransaction) -> Result<bool, sea_orm::DbErr> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(true);
+    }
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_try_advisory_xact_lock($1) AS locked",
+            [LOCK_KEY.into()],
+        ))
+        .await?;
+    match row {
+        Some(row) => row.try_get::<bool>("", "locked"),
+        None => Ok(false),
+    }
+}
+
+/// Running executions whose claim is dead go back to `queued`, attempt kept (the fence).
+/// Every running execution is looked at, a page at a time: they are bounded by the nodes'
+/// concurrency.
+async fn reap_dead_claims(
+    txn: &DatabaseTransaction,
+    liveness: Liveness,
+    touched: &mut Vec<String>,
+) -> Result<usize, sea_orm::DbErr> {
+    let mut reaped = 0;
+    let mut after = String::new();
+    loop {
+        let running = execution::Entity::find()
+            .filter(execution::Column::Status.eq(execution::RUNNING))
+            .filter(execution::Column::Id.gt(after.as_str()))
+            .order_by_asc(execution::Column::Id)
+            .limit(BATCH)
+            .all(txn)
+            .await?;
+        let Some(last) = running.last() else {
+            return Ok(reaped);
+        };
+        after = last.id.clone();
+        reaped += reap_page(txn, &running, liveness, touched).await?;
+    }
+}
+
+async fn reap_page(
+    txn: &DatabaseTransaction,
+    running: &[execution::Model],
+    liveness: Liveness,
+    touched: &mut Vec<String>,
+) -> Result<usize, sea_orm::DbErr> {
+    let claims: HashMap<String, execution_claim::Model> = execution_claim::Entity::find()
+        .filter(execution_claim::Column::ExecutionId.is_in(running.iter().map(|r| r.id.clone())))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|c| (c.execution_id.clone(), c))
+        .collect();
+    let nodes: HashMap<String, node::Model> = node::Entity::find()
+        .filter(node::Column::Id.is_in(claims.values().map(|c| c.node_id.clone())))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|n| (n.id.clone(), n))
+        .collect();
+    let now = Utc::now();
+    let mut reaped = 0;
+    for row in running {
+        let claim = claims.get(&row.id);
+        let node = claim.and_then(|c| nodes.get(&c.node_id));
+        let Verdict::Dead(why) = claims::verdict(claim, node, row.attempts, now, liveness) else {
+            continue;
+        };
+        if let Some(claim) = claim {
+            // Exactly the claim judged: a heartbeat that renewed it meanwhile wins.
+            let deleted = execution_claim::Entity::delete_many()
+                .filter(execution_claim::Column::ExecutionId.eq(&row.id))
+                .filter(execution_claim::Column::Attempt.eq(claim.attempt))
+                .filter(execution_claim::Column::RenewedAt.eq(claim.renewed_at))
+                .exec(txn)
+                .await?
+                .rows_affected;
+            if deleted == 0 && claim.attempt == row.attempts {
+                continue;
+            }
+        }
+        let requeued = execution::Entity::update_many()
+            .col_expr(execution::Column::Status, Expr::value(execution::QUEUED))
+            .col_expr(
+                execution::Column::NodeId,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(execution::Column::Id.eq(&row.id))
+            .filter(execution::Column::Attempts.eq(row.attempts))
+            .filter(execution::Column::Status.eq(execution::RUNNING))
+            .exec(txn)
+            .await?
+            .rows_affected;
+        if requeued == 0 {
+            continue;
+        }
+        let line = format!(
+            "attempt {} was lost ({why}); the execution is queued again",
+            row.attempts
+        );
+        dispatch_again(txn, row, &line).await?;
+        tracing::warn!(execution_id = %row.id, attempt = row.attempts, %why, "dead claim reaped");
+        touched.push(row.id.clone());
+        reaped += 1;
+    }
+    Ok(reaped)
+}
+
+/// Queued executions whose job the queue no longer holds are dispatched again.
+async fn redispatch_lost(
+    txn: &DatabaseTransaction,
+    backlog: &Backlog,
+    liveness: Liveness,
+    touched: &mut Vec<String>,
+) -> Result<usize, sea_orm::DbErr> {
+    // Only jobs published before the queue was looked at can be in what it showed.
+    let total = u32::try_from(
+        execution::Entity::find()
+            .filter(dispatched_before(backlog.at))
+            .count(txn)
+            .await?,
+    )
+    .unwrap_or(u32::MAX);
+    let why = match backlog.waiting {
+        None => "the job queue had been deleted".to_string(),
+        Some(waiting) if waiting < total => format!(
+            "the queue held {waiting} jobs for {total} dispatched executions waiting to run"
+        ),
+        Some(_) => return Ok(0),
+    };
+    // Younger ones are probably on their way to a node; a later pass looks at them again.
+    let lost_after =
+        chrono::Duration::from_std(liveness.dead_after).unwrap_or(chrono::Duration::MAX);
+    let mut cutoff = backlog.at - lost_after;
+    if backlog.dies_with_process {
+        // An in-process queue started empty with this process: all it had before is lost.
+        cutoff = Ord::max(cutoff, liveness.since);
+    }
+    let lost = execution::Entity::find()
+        .filter(dispatched_before(cutoff))
+        .order_by_asc(execution::Column::CreatedAt)
+        .limit(BATCH)
+        .all(txn)
+        .await?;
+    let mut redispatched = 0;
+    for row in &lost {
+        // Guarded: a claim meanwhile means the job was not lost after all.
+        let still = execution::Entity::update_many()
+            .col_expr(execution::Column::Attempts, Expr::value(row.attempts))
+            .filter(execution::Column::Id.eq(&row.id))
+            .filter(execution::Column::Attempts.eq(row.attempts))
+            .filter(execution::Column::Status.eq(execution::QUEUED))
+            .exec(txn)
+            .await?
+            .rows_affected;
+        if still == 0 {
+            continue;
+        }
+        let line = format!("the queue lost this execution's job ({why}); it is queued again");
+        dispatch_again(txn, row, &line).await?;
+        tracing::warn!(execution_id = %row.id, %why, "lost job dispatched again");
+        touched.push(row.id.clone());
+        redispatched += 1;
+    }
+    Ok(redispatched)
+}
+
+/// Queued executions whose every outbox row was published before `at`: their job is in the
+/// queue (or a node is about to claim it) unless the queue lost it.
+fn dispatched_before(at: DateTime<Utc>) -> sea_orm::Condition {
+    let pending = Query::select()
+        .expr(Expr::val(1))
+        .from(outbox::Entity)
+        .and_where(
+            Expr::col((outbox::Entity, outbox::Column::ExecutionId))
+                .equals((execution::Entity, execution::Column::Id)),
+        )
+        .cond_where(
+            sea_orm::Condition::any()
+                .add(Expr::col((outbox::Entity, outbox::Column::SentAt)).is_null())
+                .add(Expr::col((outbox::Entity, outbox::Column::SentAt)).gte(at)),
+        )
+        .to_owned();
+    sea_orm::Condition::all()
+        .add(execution::Column::Status.eq(execution::QUEUED))
+        .add(Expr::exists(pending).not())
+}
+
+/// A new outbox row for the execution (with the trace context of its first one) and the
+/// `system` line saying why, in the caller's transaction.
+async fn dispatch_again(
+    txn: &DatabaseTransaction,
+    row: &execution::Model,
+    line: &str,
+) -> Result<(), sea_orm::DbErr> {
+    let headers = outbox::Entity::find()
+        .filter(outbox::Column::ExecutionId.eq(&row.id))
+        .order_by_asc(outbox::Column::Id)
+        .one(txn)
+        .await?
+        .map_or_else(|| "{}".to_string(), |first| first.headers);
+    outbox::ActiveModel {
+        execution_id: Set(row.id.clone()),
+        priority: Set(row.priority),
+        headers: Set(headers),
+        created_at: Set(Utc::now()),
+        sent_at: Set(None),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    system_log::append(txn, &row.id, line).await
+}
