@@ -13,6 +13,7 @@ pub mod reaper;
 pub mod relay;
 mod release;
 mod reports;
+mod requeue;
 mod service;
 mod system_log;
 mod view;

@@ -21,16 +21,15 @@ use frameos_core::Error;
 use frameos_queue::Queue;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::claims::{self, Liveness, Verdict};
 use super::relay::QueueSource;
-use super::{Hub, system_log};
+use super::{Hub, requeue};
 use crate::db;
 use crate::entity::{execution, execution_claim, node, outbox};
 
@@ -240,26 +239,15 @@ async fn reap_page(
                 continue;
             }
         }
-        let requeued = execution::Entity::update_many()
-            .col_expr(execution::Column::Status, Expr::value(execution::QUEUED))
-            .col_expr(
-                execution::Column::NodeId,
-                Expr::value(Option::<String>::None),
-            )
-            .filter(execution::Column::Id.eq(&row.id))
-            .filter(execution::Column::Attempts.eq(row.attempts))
-            .filter(execution::Column::Status.eq(execution::RUNNING))
-            .exec(txn)
-            .await?
-            .rows_affected;
-        if requeued == 0 {
+        let requeued = requeue::to_queue(txn, &row.id, row.attempts).await?;
+        if !requeued {
             continue;
         }
         let line = format!(
             "attempt {} was lost ({why}); the execution is queued again",
             row.attempts
         );
-        dispatch_again(txn, row, &line).await?;
+        requeue::dispatch_again(txn, row, Some(&line)).await?;
         tracing::warn!(execution_id = %row.id, attempt = row.attempts, %why, "dead claim reaped");
         touched.push(row.id.clone());
         reaped += 1;
@@ -318,7 +306,7 @@ async fn redispatch_lost(
             continue;
         }
         let line = format!("the queue lost this execution's job ({why}); it is queued again");
-        dispatch_again(txn, row, &line).await?;
+        requeue::dispatch_again(txn, row, Some(&line)).await?;
         tracing::warn!(execution_id = %row.id, %why, "lost job dispatched again");
         touched.push(row.id.clone());
         redispatched += 1;
@@ -345,30 +333,4 @@ fn dispatched_before(at: DateTime<Utc>) -> sea_orm::Condition {
     sea_orm::Condition::all()
         .add(execution::Column::Status.eq(execution::QUEUED))
         .add(Expr::exists(pending).not())
-}
-
-/// A new outbox row for the execution (with the trace context of its first one) and the
-/// `system` line saying why, in the caller's transaction.
-async fn dispatch_again(
-    txn: &DatabaseTransaction,
-    row: &execution::Model,
-    line: &str,
-) -> Result<(), sea_orm::DbErr> {
-    let headers = outbox::Entity::find()
-        .filter(outbox::Column::ExecutionId.eq(&row.id))
-        .order_by_asc(outbox::Column::Id)
-        .one(txn)
-        .await?
-        .map_or_else(|| "{}".to_string(), |first| first.headers);
-    outbox::ActiveModel {
-        execution_id: Set(row.id.clone()),
-        priority: Set(row.priority),
-        headers: Set(headers),
-        created_at: Set(Utc::now()),
-        sent_at: Set(None),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await?;
-    system_log::append(txn, &row.id, line).await
 }

@@ -4,20 +4,15 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use frameos_core::{Error, ErrorCode};
 use frameos_proto::v1;
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, EntityTrait, TransactionTrait};
 use tokio::sync::Notify;
 
-use super::Hub;
-use super::reports::{current_attempt, refused};
+use super::reports::refused;
+use super::{Hub, requeue};
 use crate::db;
-use crate::entity::{execution, outbox};
+use crate::entity::execution;
 
 /// Longest reason kept for the log.
 const MAX_REASON_CHARS: usize = 200;
@@ -36,26 +31,10 @@ pub async fn release(
     let reason: String = request.reason.chars().take(MAX_REASON_CHARS).collect();
 
     let txn = db.begin().await.map_err(db::error)?;
-    let changed = execution::Entity::update_many()
-        .col_expr(execution::Column::Status, Expr::value(execution::QUEUED))
-        .col_expr(
-            execution::Column::NodeId,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            execution::Column::Progress,
-            Expr::value(Option::<f64>::None),
-        )
-        .col_expr(
-            execution::Column::ProgressMessage,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(current_attempt(execution_id, attempt))
-        .exec(&txn)
+    if !requeue::to_queue(&txn, execution_id, attempt)
         .await
         .map_err(db::error)?
-        .rows_affected;
-    if changed == 0 {
+    {
         drop(txn);
         // Ended meanwhile under this very attempt (e.g. canceled): nothing to hand back.
         if let Ok(Some(row)) = execution::Entity::find_by_id(execution_id).one(db).await
@@ -71,25 +50,10 @@ pub async fn release(
         .await
         .map_err(db::error)?
         .ok_or_else(|| Error::internal("execution vanished"))?;
-    // The new message continues the trace of the request that queued the execution.
-    let headers = outbox::Entity::find()
-        .filter(outbox::Column::ExecutionId.eq(execution_id))
-        .order_by_desc(outbox::Column::Id)
-        .one(&txn)
+    // The node wrote its own `system` line before releasing.
+    requeue::dispatch_again(&txn, &row, None)
         .await
-        .map_err(db::error)?
-        .map_or_else(|| "{}".to_string(), |latest| latest.headers);
-    outbox::ActiveModel {
-        execution_id: Set(execution_id.to_string()),
-        priority: Set(row.priority),
-        headers: Set(headers),
-        created_at: Set(Utc::now()),
-        sent_at: Set(None),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await
-    .map_err(db::error)?;
+        .map_err(db::error)?;
     txn.commit().await.map_err(db::error)?;
     relay.notify_one();
     hub.touch(execution_id);

@@ -15,7 +15,7 @@ use tonic::{Status, Streaming};
 
 use super::{Hub, MAX_STORED_LOG_BYTES, system_log};
 use crate::db;
-use crate::entity::{agent_version, execution, execution_claim, execution_log};
+use crate::entity::{agent_version, execution, execution_log};
 
 type Reply = Result<v1::ReportReply, Status>;
 
@@ -374,26 +374,13 @@ async fn hand_back(
     reason: &str,
 ) -> Result<v1::Recorded, Error> {
     let txn = db.begin().await.map_err(db::error)?;
-    let changed = execution::Entity::update_many()
-        .col_expr(execution::Column::Status, Expr::value(execution::QUEUED))
-        .col_expr(
-            execution::Column::NodeId,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(current_attempt(execution_id, attempt))
-        .exec(&txn)
+    if !super::requeue::to_queue(&txn, execution_id, attempt)
         .await
         .map_err(db::error)?
-        .rows_affected;
-    if changed == 0 {
+    {
         drop(txn);
         return Err(refused(db, execution_id, attempt).await);
     }
-    execution_claim::Entity::delete_many()
-        .filter(execution_claim::Column::ExecutionId.eq(execution_id))
-        .exec(&txn)
-        .await
-        .map_err(db::error)?;
     let line = format!("attempt {attempt} was handed back by its node: {reason}");
     system_log::append(&txn, execution_id, &line)
         .await
