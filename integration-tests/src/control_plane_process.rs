@@ -35,10 +35,12 @@ impl Mesh {
     /// control plane: its database, address, node token, queue and package store. Returns once
     /// it listens.
     pub async fn spawn_control_plane(
-        &self,
+        &mut self,
         program: &Path,
         args: &[&str],
     ) -> anyhow::Result<ControlPlaneProcess> {
+        // The in-process control plane is stopped; the process binds the address itself.
+        self.release_grpc_address();
         let mut child = Command::new(program)
             .args(args)
             .env_clear()

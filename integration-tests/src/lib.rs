@@ -41,8 +41,9 @@ pub struct Mesh {
     http: reqwest::Client,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
-    /// The control plane's socket, kept for its whole life: a restart serves on it again.
-    grpc_listener: std::net::TcpListener,
+    /// The control plane's socket, kept for its whole life: a restart serves on it again. None
+    /// while a control plane process of its own owns the address ([`Mesh::spawn_control_plane`]).
+    grpc_listener: Option<std::net::TcpListener>,
     /// Nodes started by this mesh, and their Docker host, for the cleanup of a failed test.
     nodes: Vec<(String, Option<String>)>,
     database: Option<TestDatabase>,
@@ -229,7 +230,7 @@ impl Mesh {
             http: reqwest::Client::new(),
             shutdown,
             tasks,
-            grpc_listener,
+            grpc_listener: Some(grpc_listener),
             nodes: Vec::new(),
             database,
             _s3: s3,
@@ -256,7 +257,7 @@ impl Mesh {
         config.grpc_addr = self.grpc_addr;
         config.node_token = Some(self.node_token.clone());
         adjust(&mut config);
-        let listener = listener_of(&self.grpc_listener)?;
+        let listener = self.grpc_listener().await?;
         let control_plane = frameos_control_plane::Server::bind_to(config, listener)
             .await
             .context("control plane restart")?;
@@ -432,6 +433,31 @@ impl Mesh {
     /// The RabbitMQ this mesh's control plane and nodes use, if any.
     pub fn broker_url(&self) -> Option<&str> {
         self.node_base.amqp_url.as_deref()
+    }
+}
+
+impl Mesh {
+    /// A listener on the control plane's address: the kept socket, or, after a control plane
+    /// process owned the address, the address bound again and kept from then on.
+    async fn grpc_listener(&mut self) -> anyhow::Result<tokio::net::TcpListener> {
+        if self.grpc_listener.is_none() {
+            // The process that held it was killed; its port is free again (a listening socket
+            // leaves no TIME_WAIT, and tokio binds with SO_REUSEADDR).
+            let listener = tokio::net::TcpListener::bind(self.grpc_addr)
+                .await
+                .with_context(|| format!("bind {} again", self.grpc_addr))?;
+            self.grpc_listener = Some(listener.into_std()?);
+        }
+        let kept = self
+            .grpc_listener
+            .as_ref()
+            .context("no control plane socket")?;
+        listener_of(kept)
+    }
+
+    /// Gives the control plane's address up, for a control plane process to bind it.
+    pub(crate) fn release_grpc_address(&mut self) {
+        self.grpc_listener = None;
     }
 }
 

@@ -193,14 +193,20 @@ async fn sigterm_with_a_short_grace_hands_the_run_back_to_another_node() {
     // The log says where one attempt ended and the next began.
     let lines = logs(&mesh, &user, &id).await;
     let started = ("stdout".to_string(), "attempt started".to_string());
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
     assert_eq!(lines[0], started);
     assert_eq!(lines[1].0, "system", "{lines:?}");
     assert!(
         lines[1].1.contains(&node_id) && lines[1].1.contains("handed back"),
         "{lines:?}"
     );
-    assert_eq!(lines[2], started);
+    // The claim of attempt 2 says which node runs it (ADR 0008).
+    assert_eq!(lines[2].0, "system", "{lines:?}");
+    assert!(
+        lines[2].1.starts_with("attempt 2 runs on node "),
+        "{lines:?}"
+    );
+    assert_eq!(lines[3], started);
     assert!(frameos_integration_tests::flows::containers_of(&id).is_empty());
     mesh.shutdown().await.unwrap();
 }
@@ -440,11 +446,11 @@ async fn a_hand_back_is_fenced_by_the_attempt_and_queues_the_job_again() {
         (Some("queued"), Some(2))
     );
     depth_reaches(2).await;
-    // Twice is refused: it is not running any more.
+    // Twice is refused: attempt 2 no longer runs it.
     let again = nodes.release_execution(release(2)).await.unwrap_err();
     assert_eq!(
         frameos_proto::status::from_status(&again).code.as_str(),
-        "conflict"
+        "stale_attempt"
     );
     probe.close().await;
     mesh.shutdown().await.unwrap();
