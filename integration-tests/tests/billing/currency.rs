@@ -78,3 +78,53 @@ async fn the_minimum_price_follows_the_currencys_exponent() {
     }
     mesh.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_priced_before_currencies_were_checked_is_refused_clearly_and_holds_nothing() {
+    use sea_orm::{ConnectionTrait, Database};
+    let mesh = Mesh::start(Backend::PostgresS3).await.unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    mesh.publish_approved(
+        &dev,
+        "word-count",
+        frameos_integration_tests::packages::example("word-count"),
+        Some(5_000),
+    )
+    .await
+    .unwrap();
+    // What a row written before the ISO 4217 check may hold.
+    let db = Database::connect(mesh.database_url()).await.unwrap();
+    db.execute_unprepared("update agents set currency = 'ZZZ' where slug = 'word-count'")
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+
+    let response = mesh
+        .request(Method::POST, "/v1/agents/word-count/executions", Some(&user))
+        .json(&json!({"inputs": {"text": "a b"}}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "conflict", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("ZZZ"), "{message}");
+    // Nothing reached the rail, nothing was written.
+    let calls = frameos_integration_tests::rail::calls(mesh.database_url())
+        .await
+        .unwrap();
+    assert!(calls.is_empty(), "{calls:?}");
+    let listed: Value = mesh
+        .request(Method::GET, "/v1/executions", Some(&user))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"], json!([]), "{listed}");
+    mesh.shutdown().await.unwrap();
+}

@@ -65,6 +65,16 @@ pub async fn create(
     // A paid execution is queued only once the rail holds the amount: a decline writes nothing.
     let charge = match (agent.price_minor, &agent.currency) {
         (Some(price_minor), Some(currency)) if agent.pricing_model == "per_execution" => {
+            // Prices set before currencies were checked may name no ISO 4217 currency: that is
+            // the agent's state, not a platform fault, and nothing is held for it.
+            if let Err(e) = frameos_billing::Currency::parse(currency) {
+                return Err(Error::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "this agent cannot be bought until its developer sets a valid price: {e}"
+                    ),
+                ));
+            }
             let payer = account::Entity::find_by_id(&caller.account_id)
                 .one(db)
                 .await
