@@ -101,7 +101,11 @@ async fn an_agent_priced_before_currencies_were_checked_is_refused_clearly_and_h
     db.close().await.unwrap();
 
     let response = mesh
-        .request(Method::POST, "/v1/agents/word-count/executions", Some(&user))
+        .request(
+            Method::POST,
+            "/v1/agents/word-count/executions",
+            Some(&user),
+        )
         .json(&json!({"inputs": {"text": "a b"}}))
         .send()
         .await
