@@ -16,6 +16,24 @@ pub struct SseEvent {
 }
 
 impl Mesh {
+    /// The execution's stored log lines (`{seq, stream, line, ts}`), as its owner reads them.
+    pub async fn log_lines(&self, key: &str, id: &str) -> anyhow::Result<Vec<Value>> {
+        let page: Value = self
+            .request(
+                Method::GET,
+                &format!("/v1/executions/{id}/logs?page_size=1000"),
+                Some(key),
+            )
+            .send()
+            .await?
+            .json()
+            .await?;
+        page["items"]
+            .as_array()
+            .cloned()
+            .with_context(|| format!("no log lines in {page}"))
+    }
+
     /// Creates the agent (free unless `price_minor` is given), uploads `package`, approves it.
     pub async fn publish_approved(
         &self,

@@ -480,22 +480,6 @@ async fn a_relay_skips_outbox_rows_another_replica_is_publishing() {
 /// An agent that says when it starts, then runs for a few seconds.
 const SLOW_AGENT: &str = "module.exports = async (inputs, ctx) => { console.log('started'); ctx.progress(0.5, 'halfway'); await new Promise(r => setTimeout(r, 4000)); return { done: true }; };";
 
-async fn logs(mesh: &Mesh, key: &str, id: &str) -> Vec<Value> {
-    let body: Value = mesh
-        .request(
-            Method::GET,
-            &format!("/v1/executions/{id}/logs?page_size=1000"),
-            Some(key),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["items"].as_array().cloned().unwrap_or_default()
-}
-
 /// Publishes the job of a running execution a second time, as a broker redelivery or a relay
 /// that crashed between confirm and commit would, with nodes of the given concurrencies.
 async fn a_duplicate_job_while_running(node_concurrency: &[u16]) {
@@ -543,7 +527,7 @@ async fn a_duplicate_job_while_running(node_concurrency: &[u16]) {
         "the duplicate started a second attempt: {done}"
     );
     assert_eq!(done["output"], json!({"done": true}));
-    let lines = logs(&mesh, &user, &id).await;
+    let lines = mesh.log_lines(&user, &id).await.unwrap();
     let started = lines.iter().filter(|l| l["line"] == "started").count();
     assert_eq!(started, 1, "{lines:?}");
     // No hand-back, take-over or dead letter: the platform wrote nothing about this run.
@@ -611,7 +595,7 @@ async fn a_handed_back_attempt_is_queued_again_and_fenced() {
         .await
         .unwrap();
     assert_eq!(now["status"], "queued", "{now}");
-    let lines = logs(&mesh, &user, &id).await;
+    let lines = mesh.log_lines(&user, &id).await.unwrap();
     assert!(
         lines.iter().any(|l| l["stream"] == "system"
             && l["line"]
@@ -677,7 +661,7 @@ async fn a_node_told_its_attempt_is_stale_stops_it_and_acks_the_job() {
     let (_, done) = mesh.follow(&user, &id).await.unwrap();
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["attempts"], 2, "{done}");
-    let lines = logs(&mesh, &user, &id).await;
+    let lines = mesh.log_lines(&user, &id).await.unwrap();
     assert!(
         lines.iter().any(|l| l["stream"] == "system"
             && l["line"].as_str().unwrap().contains("attempt 1 was lost")),

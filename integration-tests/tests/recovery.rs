@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use frameos_integration_tests::dev_process::{DevData, DevProcess};
 use frameos_integration_tests::flows::containers_of;
 use frameos_integration_tests::{Backend, Mesh, amqp_url, packages};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 /// Reports progress, then runs a few seconds: long enough to be killed mid-run.
@@ -36,22 +35,6 @@ fn system_lines(lines: &[Value]) -> Vec<String> {
         .filter(|l| l["stream"] == "system")
         .filter_map(|l| l["line"].as_str().map(str::to_string))
         .collect()
-}
-
-async fn mesh_logs(mesh: &Mesh, key: &str, id: &str) -> Vec<Value> {
-    let body: Value = mesh
-        .request(
-            Method::GET,
-            &format!("/v1/executions/{id}/logs?page_size=1000"),
-            Some(key),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["items"].as_array().cloned().unwrap_or_default()
 }
 
 /// Waits (bounded; the broker offers no event for it) until `probe` sees at least `n` jobs
@@ -221,7 +204,7 @@ async fn jobs_purged_from_the_queue_are_dispatched_again() {
         assert_eq!(done["status"], "succeeded", "{done}");
         assert_eq!(done["output"]["words"], words);
         assert_eq!(done["attempts"], 1, "{done}");
-        let lines = system_lines(&mesh_logs(&mesh, &user, id).await);
+        let lines = system_lines(&mesh.log_lines(&user, id).await.unwrap());
         assert!(
             lines
                 .iter()
@@ -269,7 +252,7 @@ async fn a_deleted_job_queue_is_declared_again_and_nothing_is_lost() {
         assert_eq!(done["output"]["words"], words);
         assert_eq!(done["attempts"], 1, "{done}");
     }
-    let lines = system_lines(&mesh_logs(&mesh, &user, &before).await);
+    let lines = system_lines(&mesh.log_lines(&user, &before).await.unwrap());
     assert!(
         lines
             .iter()
@@ -325,7 +308,7 @@ async fn a_node_killed_mid_run_is_reaped_without_any_redelivery() {
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["attempts"], 2, "{done}");
     assert_eq!(done["output"], json!({"done": true}));
-    let lines = system_lines(&mesh_logs(&mesh, &user, &id).await);
+    let lines = system_lines(&mesh.log_lines(&user, &id).await.unwrap());
     assert!(
         lines.iter().any(|l| l.contains("attempt 1 was lost")
             && l.contains(&doomed)

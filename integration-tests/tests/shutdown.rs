@@ -32,20 +32,8 @@ async fn execution(mesh: &Mesh, key: &str, id: &str) -> Value {
 
 /// The execution's stored log lines, `(stream, line)`.
 async fn logs(mesh: &Mesh, key: &str, id: &str) -> Vec<(String, String)> {
-    let page: Value = mesh
-        .request(
-            Method::GET,
-            &format!("/v1/executions/{id}/logs?page_size=1000"),
-            Some(key),
-        )
-        .send()
+    mesh.log_lines(key, id)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    page["items"]
-        .as_array()
         .unwrap()
         .iter()
         .map(|l| {
