@@ -54,13 +54,10 @@ impl PrivateDocker {
 
     /// What `systemctl stop docker` does: SIGTERM; dockerd stops every container, then itself.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(mut process) = self.process.take() else {
-            return Ok(());
-        };
-        process.signal("TERM")?;
-        process.wait_exit(STOP_WITHIN).await?;
-        process.kill();
-        Ok(())
+        match self.process.take() {
+            Some(process) => process.stop("TERM", STOP_WITHIN).await,
+            None => Ok(()),
+        }
     }
 
     /// Starts the engine again on the same socket and data.

@@ -75,13 +75,10 @@ impl PrivatePostgres {
     /// A fast shutdown (SIGINT), as `pg_ctl stop -m fast`: sessions are ended, new connections
     /// refused until the server is started again.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(mut process) = self.process.take() else {
-            return Ok(());
-        };
-        process.signal("INT")?;
-        process.wait_exit(STOP_WITHIN).await?;
-        process.kill();
-        Ok(())
+        match self.process.take() {
+            Some(process) => process.stop("INT", STOP_WITHIN).await,
+            None => Ok(()),
+        }
     }
 
     /// A crash: SIGKILL to the postmaster and every backend. The next start recovers from WAL.

@@ -67,6 +67,14 @@ impl ServiceProcess {
         }
     }
 
+    /// A clean stop: `signal`, then wait (bounded) for the exit, then reap whatever is left.
+    pub(crate) async fn stop(mut self, signal: &str, within: Duration) -> anyhow::Result<()> {
+        self.signal(signal)?;
+        self.wait_exit(within).await?;
+        self.kill();
+        Ok(())
+    }
+
     /// SIGKILL to the process and everything it started (a wrapper script's server, a
     /// postmaster's backends), then the process reaped.
     pub(crate) fn kill(&mut self) {

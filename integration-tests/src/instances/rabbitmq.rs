@@ -67,13 +67,10 @@ impl PrivateRabbitMq {
     /// A clean stop, as `docker stop` or systemd would do it: SIGTERM to the server script,
     /// whose trap stops the node gracefully (closing every client connection).
     pub async fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(mut process) = self.process.take() else {
-            return Ok(());
-        };
-        process.signal("TERM")?;
-        process.wait_exit(STOP_WITHIN).await?;
-        process.kill();
-        Ok(())
+        match self.process.take() {
+            Some(process) => process.stop("TERM", STOP_WITHIN).await,
+            None => Ok(()),
+        }
     }
 
     /// A crash: SIGKILL to the node and everything it started.
