@@ -49,23 +49,8 @@ pub fn spawn(
         let mut last_status: Option<String> = None;
         let mut ended_at: Option<tokio::time::Instant> = None;
         loop {
-            let page = match query::logs(&db, &execution_id, last_seq, 500).await {
-                Ok(page) => page,
-                Err(e) => {
-                    let _ = sender.send(Err(frameos_proto::status::to_status(&e))).await;
-                    return;
-                }
-            };
-            let more_logs = !page.next_page_token.is_empty();
-            for line in page.items {
-                last_seq = line.seq;
-                if sender.send(Ok(event(Event::Log(line)))).await.is_err() {
-                    return;
-                }
-            }
-            if more_logs {
-                continue;
-            }
+            // The row first, then the logs: a node commits its last lines before its outcome,
+            // so a terminal row read here means every line is already in the table.
             let row = match execution::Entity::find_by_id(&execution_id).one(&db).await {
                 Ok(Some(row)) => row,
                 Ok(None) => return,
@@ -76,6 +61,25 @@ pub fn spawn(
                     return;
                 }
             };
+            loop {
+                let page = match query::logs(&db, &execution_id, last_seq, 500).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        let _ = sender.send(Err(frameos_proto::status::to_status(&e))).await;
+                        return;
+                    }
+                };
+                let more_logs = !page.next_page_token.is_empty();
+                for line in page.items {
+                    last_seq = line.seq;
+                    if sender.send(Ok(event(Event::Log(line)))).await.is_err() {
+                        return;
+                    }
+                }
+                if !more_logs {
+                    break;
+                }
+            }
             let progress = (row.progress, row.progress_message.clone());
             if row.progress.is_some() && last_progress.as_ref() != Some(&progress) {
                 last_progress = Some(progress);
@@ -116,7 +120,6 @@ pub fn spawn(
                 }
             }
             if terminal {
-                // Logs committed just before the outcome were drained above.
                 return;
             }
             tokio::select! {
