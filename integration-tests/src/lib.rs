@@ -271,6 +271,11 @@ impl Mesh {
         Ok(())
     }
 
+    /// The name of this mesh's job queue.
+    pub fn queue_name(&self) -> &str {
+        &self.node_base.queue_name
+    }
+
     /// The database URL of this mesh's control plane.
     pub fn database_url(&self) -> &str {
         &self.cp_config.database_url

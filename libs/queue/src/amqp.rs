@@ -390,6 +390,14 @@ impl fmt::Debug for AmqpHandle {
 }
 
 impl AmqpHandle {
+    /// The queue this delivery came from.
+    pub(crate) fn queue(&self) -> String {
+        match self.source {
+            Source::Jobs => self.shared.topology.name.clone(),
+            Source::Dead => self.shared.topology.dead_queue(),
+        }
+    }
+
     pub(crate) async fn ack(mut self) -> Result<(), Error> {
         self.settled = true;
         if self.acker.ack(BasicAckOptions::default()).await? {

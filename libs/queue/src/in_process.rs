@@ -255,6 +255,14 @@ impl fmt::Debug for InProcessHandle {
 }
 
 impl InProcessHandle {
+    /// The queue this delivery came from.
+    pub(crate) fn queue(&self) -> String {
+        match self.source {
+            Source::Jobs => self.shared.topology.name.clone(),
+            Source::Dead => self.shared.topology.dead_queue(),
+        }
+    }
+
     /// Frees this delivery's prefetch slot.
     fn settle(&mut self) {
         self.settled = true;

@@ -10,9 +10,12 @@
 //! with [`Queue::amqp`] (declaring is idempotent) and consumes again. The broker redelivers the
 //! jobs that were unacked on the lost connection.
 
+use tracing::Instrument;
+
 mod amqp;
 mod codec;
 mod in_process;
+mod spans;
 mod topology;
 
 #[cfg(test)]
@@ -26,6 +29,9 @@ pub use topology::{Job, Topology};
 
 /// AMQP header carrying [`Job::attempt`].
 pub const ATTEMPT_HEADER: &str = "x-frameos-attempt";
+/// Job header with the time the execution was queued (Unix milliseconds): where its
+/// consumer's queue-wait span starts.
+pub const QUEUED_AT_HEADER: &str = "frameos-queued-at";
 /// AMQP header saying why a message is in the dead-letter queue.
 pub const DEATH_REASON_HEADER: &str = "x-frameos-death-reason";
 
@@ -109,12 +115,24 @@ impl Queue {
 
     /// Publishes and waits for the broker's confirm (publisher confirms); Err on nack, return
     /// (unroutable) or a closed channel.
+    /// A PRODUCER span covers the publish; the job's trace context is replaced by the span's.
     pub async fn publish(&self, job: &Job) -> Result<(), Error> {
         job.validate()?;
-        match self {
-            Queue::Amqp(q) => q.publish(job).await,
-            Queue::InProcess(q) => q.publish(job),
+        let span = match self {
+            Queue::Amqp(q) => spans::publish(spans::System::Rabbitmq, &q.topology().name, job),
+            Queue::InProcess(q) => {
+                spans::publish(spans::System::InProcess, &q.topology().name, job)
+            }
+        };
+        let job = spans::carried(job, &span);
+        let result = match self {
+            Queue::Amqp(q) => q.publish(&job).instrument(span.clone()).await,
+            Queue::InProcess(q) => span.in_scope(|| q.publish(&job)),
+        };
+        if result.is_err() {
+            span.record("otel.status_code", "error");
         }
+        result
     }
 
     /// Consumes the job queue with manual acks and the given prefetch (= the node's concurrency;
@@ -258,6 +276,16 @@ enum Handle {
 }
 
 impl Delivery {
+    /// A CONSUMER span for processing this delivery, the child of its publish span: the
+    /// consumer runs its work in it.
+    pub fn process_span(&self) -> tracing::Span {
+        let (system, queue) = match &self.handle {
+            Handle::Amqp(h) => (spans::System::Rabbitmq, h.queue()),
+            Handle::InProcess(h) => (spans::System::InProcess, h.queue()),
+        };
+        spans::process(system, &queue, &self.job, self.redelivered)
+    }
+
     pub async fn ack(self) -> Result<(), Error> {
         match self.handle {
             Handle::Amqp(h) => h.ack().await,

@@ -159,87 +159,117 @@ impl DockerSandbox {
         egress_dir: Option<&Path>,
     ) -> Result<Outcome, Error> {
         let name = format!("frameos-exec-{}", spec.execution_id);
-        self.create(&name, &spec, egress_dir).await?;
+        // Phase spans: `container_start` (create, attach, start), then `container_run`.
+        let starting = tracing::info_span!(
+            "container_start",
+            container.name = %name,
+            container.image.name = %self.images.for_runtime(spec.runtime),
+            otel.status_code = tracing::field::Empty,
+        );
+        let created = self
+            .create(&name, &spec, egress_dir)
+            .instrument(starting.clone())
+            .await;
+        created.inspect_err(|_| failed(&starting))?;
         // From here on the container is removed whatever happens, even if this future is dropped.
         let mut guard = RemoveOnDrop {
             docker: Some(self.docker.clone()),
             name: name.clone(),
         };
 
-        let attach = AttachContainerOptionsBuilder::default()
-            .stdin(true)
-            .stdout(true)
-            .stderr(true)
-            .stream(true)
-            .build();
-        let io = self
-            .docker
-            .attach_container(&name, Some(attach))
-            .await
-            .map_err(|e| docker_err("attach to container", e))?;
-        self.docker
-            .start_container(&name, None)
-            .await
-            .map_err(|e| docker_err("start container", e))?;
-        tracing::debug!("container started");
+        let io = async {
+            let attach = AttachContainerOptionsBuilder::default()
+                .stdin(true)
+                .stdout(true)
+                .stderr(true)
+                .stream(true)
+                .build();
+            let io = self
+                .docker
+                .attach_container(&name, Some(attach))
+                .await
+                .map_err(|e| docker_err("attach to container", e))?;
+            self.docker
+                .start_container(&name, None)
+                .await
+                .map_err(|e| docker_err("start container", e))?;
+            tracing::debug!("container started");
+            Ok::<_, Error>(io)
+        }
+        .instrument(starting.clone())
+        .await
+        .inspect_err(|_| failed(&starting))?;
+        drop(starting);
+        let running = tracing::info_span!(
+            "container_run",
+            container.name = %name,
+            outcome = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let outcome = async {
+            let chunks = io.output.filter_map(|item| async move {
+                match item {
+                    Ok(LogOutput::StdErr { message }) => Some((Pipe::Stderr, message)),
+                    Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                        Some((Pipe::Stdout, message))
+                    }
+                    Ok(LogOutput::StdIn { .. }) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading container output failed");
+                        None
+                    }
+                }
+            });
+            let wait = WaitContainerOptionsBuilder::default()
+                .condition("not-running")
+                .build();
+            let mut waiting = self.docker.wait_container(&name, Some(wait));
+            // A non-zero exit arrives as an Err from bollard; either way the container has stopped.
+            let exited = async move {
+                let _ = waiting.next().await;
+            };
+            let mut pump = Pump::new(events, spec.log_limit_bytes);
+            let ended = drive(
+                Box::pin(chunks),
+                io.input,
+                &spec.inputs,
+                exited,
+                &mut pump,
+                spec.timeout,
+                &cancel,
+            )
+            .await;
 
-        let chunks = io.output.filter_map(|item| async move {
-            match item {
-                Ok(LogOutput::StdErr { message }) => Some((Pipe::Stderr, message)),
-                Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
-                    Some((Pipe::Stdout, message))
-                }
-                Ok(LogOutput::StdIn { .. }) => None,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading container output failed");
-                    None
-                }
-            }
-        });
-        let wait = WaitContainerOptionsBuilder::default()
-            .condition("not-running")
-            .build();
-        let mut waiting = self.docker.wait_container(&name, Some(wait));
-        // A non-zero exit arrives as an Err from bollard; either way the container has stopped.
-        let exited = async move {
-            let _ = waiting.next().await;
-        };
-        let mut pump = Pump::new(events, spec.log_limit_bytes);
-        let ended = drive(
-            Box::pin(chunks),
-            io.input,
-            &spec.inputs,
-            exited,
-            &mut pump,
-            spec.timeout,
-            &cancel,
-        )
-        .await;
-
-        let outcome = match ended {
-            Ended::TimedOut | Ended::Canceled => {
-                self.kill(&name).await;
-                if ended == Ended::TimedOut {
-                    Outcome::TimedOut
-                } else {
-                    Outcome::Canceled
-                }
-            }
-            Ended::Exited | Ended::Lingered => {
-                if ended == Ended::Lingered {
-                    tracing::info!("agent did not exit after its terminal frame; killing it");
+            let outcome = match ended {
+                Ended::TimedOut | Ended::Canceled => {
                     self.kill(&name).await;
+                    if ended == Ended::TimedOut {
+                        Outcome::TimedOut
+                    } else {
+                        Outcome::Canceled
+                    }
                 }
-                let (exit_code, oom_killed) = self.final_state(&name).await?;
-                let oom = out_of_memory(oom_killed, &pump, exit_code);
-                decide(pump.into_terminal(), exit_code, oom)
-            }
-        };
+                Ended::Exited | Ended::Lingered => {
+                    if ended == Ended::Lingered {
+                        tracing::info!("agent did not exit after its terminal frame; killing it");
+                        self.kill(&name).await;
+                    }
+                    let (exit_code, oom_killed) = self.final_state(&name).await?;
+                    let oom = out_of_memory(oom_killed, &pump, exit_code);
+                    decide(pump.into_terminal(), exit_code, oom)
+                }
+            };
+            Ok::<_, Error>(outcome)
+        }
+        .instrument(running.clone())
+        .await
+        .inspect_err(|_| failed(&running))?;
         if let Err(e) = remove(&self.docker, &name).await {
             // The outcome stands; `remove_stale` sweeps the container at the next start.
             tracing::warn!(container = %name, error = %e, "removing container failed");
         }
         guard.docker = None;
+        running.record("outcome", outcome.label());
         tracing::info!(outcome = outcome.label(), "execution ended");
         Ok(outcome)
     }
@@ -438,4 +468,9 @@ fn docker_err(action: &'static str, e: BollardError) -> Error {
         action,
         message: e.to_string(),
     }
+}
+
+/// Marks a phase span failed.
+fn failed(span: &tracing::Span) {
+    span.record("otel.status_code", "error");
 }

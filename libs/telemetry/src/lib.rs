@@ -3,25 +3,35 @@
 //! crates are also OpenTelemetry spans, so one trace follows an execution from the REST call to
 //! the node (W3C trace context: [`inject`], [`set_parent`]). They are exported over OTLP/gRPC
 //! only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; without it they still get ids and propagate.
+//!
+//! Spans follow the OpenTelemetry conventions: the `otel.kind`, `otel.name` and
+//! `otel.status_code` fields set a span's kind, name and status, and fields named after the
+//! semantic conventions (`http.*`, `rpc.*`, `messaging.*`) become its attributes. gRPC calls get
+//! their spans from the [`grpc`] layers, which carry the trace context in the call's metadata.
 
+pub mod grpc;
 mod propagation;
 #[cfg(test)]
 mod tests;
 
 use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
 
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing::{Level, Subscriber};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use tracing::{Level, Span, Subscriber};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-pub use propagation::{inject, set_parent, set_parent_from_http, trace_id};
+pub use propagation::{inject, inject_http, set_parent, set_parent_from_http, trace_id};
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
@@ -41,6 +51,39 @@ pub fn init_for_tests() {
     install("frameos-test", Output::Test);
 }
 
+/// For tests that check the exported spans: as [`init_for`], exporting over OTLP/gRPC to
+/// `endpoint` (whatever the environment says) every 100 ms. The subscriber is process-wide, so a
+/// test process that calls this exports everything its services trace.
+pub fn init_exporting_to(service_name: &'static str, endpoint: &str) {
+    install(service_name, Output::Endpoint(endpoint.to_owned()));
+}
+
+/// Records a span that already ended, from `start` to `end`, as a child of `parent`: a phase
+/// that began before this process knew of it (an execution waiting in the queue). tracing spans
+/// start when they are created, so this one is made with OpenTelemetry directly.
+pub fn record_past_span(
+    name: &'static str,
+    parent: &Span,
+    start: SystemTime,
+    end: SystemTime,
+    attributes: &[(&'static str, String)],
+) {
+    let Some(provider) = PROVIDER.get() else {
+        return;
+    };
+    let tracer = provider.tracer("frameos");
+    let mut span = tracer
+        .span_builder(name)
+        .with_start_time(start)
+        .with_attributes(
+            attributes
+                .iter()
+                .map(|(key, value)| KeyValue::new(*key, value.clone())),
+        )
+        .start_with_context(&tracer, &parent.context());
+    span.end_with_timestamp(end.max(start));
+}
+
 /// Exports the spans still buffered and stops exporting.
 pub fn shutdown() {
     if let Some(provider) = PROVIDER.get()
@@ -50,24 +93,38 @@ pub fn shutdown() {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum Output {
     Stderr,
     Test,
+    /// As `Stderr`, exporting to this endpoint.
+    Endpoint(String),
 }
 
 fn install(service_name: &'static str, output: Output) {
     if PROVIDER.get().is_some() {
         return;
     }
-    let (exporter, exporter_error) = match output {
-        Output::Stderr => otlp_exporter(),
+    let (exporter, exporter_error) = match &output {
+        Output::Stderr => otlp_exporter(None),
+        Output::Endpoint(endpoint) => otlp_exporter(Some(endpoint)),
         Output::Test => (None, None),
     };
     let mut builder = SdkTracerProvider::builder()
         .with_resource(Resource::builder().with_service_name(service_name).build());
-    if let Some(exporter) = exporter {
-        builder = builder.with_batch_exporter(exporter);
+    match (exporter, &output) {
+        (Some(exporter), Output::Endpoint(_)) => {
+            let config = BatchConfigBuilder::default()
+                .with_scheduled_delay(Duration::from_millis(100))
+                .build();
+            builder = builder.with_span_processor(
+                BatchSpanProcessor::builder(exporter)
+                    .with_batch_config(config)
+                    .build(),
+            );
+        }
+        (Some(exporter), _) => builder = builder.with_batch_exporter(exporter),
+        (None, _) => {}
     }
     let provider = builder.build();
 
@@ -77,6 +134,7 @@ fn install(service_name: &'static str, output: Output) {
     // Logs go to stderr so that stdout stays for what a command prints for its user.
     let fmt: Box<dyn Layer<Registry> + Send + Sync> = match output {
         Output::Test => fmt.with_test_writer().with_ansi(false).boxed(),
+        Output::Endpoint(_) => fmt.with_test_writer().with_ansi(false).boxed(),
         Output::Stderr if json => fmt.json().with_writer(std::io::stderr).boxed(),
         Output::Stderr => fmt
             .with_writer(std::io::stderr)
@@ -109,20 +167,25 @@ where
         }))
 }
 
-/// The OTLP/gRPC exporter when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the exporter reads it and
-/// the other `OTEL_EXPORTER_OTLP_*` variables), or why there is none.
-fn otlp_exporter() -> (Option<opentelemetry_otlp::SpanExporter>, Option<String>) {
-    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none_or(|v| v.is_empty()) {
+/// The OTLP/gRPC exporter to `endpoint`, else when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the
+/// exporter reads it and the other `OTEL_EXPORTER_OTLP_*` variables), or why there is none.
+fn otlp_exporter(
+    endpoint: Option<&str>,
+) -> (Option<opentelemetry_otlp::SpanExporter>, Option<String>) {
+    if endpoint.is_none()
+        && std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none_or(|v| v.is_empty())
+    {
         return (None, None);
     }
     // tonic spawns its connection on the current Tokio runtime.
     if tokio::runtime::Handle::try_current().is_err() {
         return (None, Some("no Tokio runtime at start-up".into()));
     }
-    match opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .build()
-    {
+    let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+    if let Some(endpoint) = endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    match builder.build() {
         Ok(exporter) => (Some(exporter), None),
         Err(error) => (None, Some(error.to_string())),
     }

@@ -48,6 +48,19 @@ pub fn set_parent_from_http(span: &Span, headers: &http::HeaderMap) -> bool {
     set_parent(span, &carried)
 }
 
+/// Writes the trace context of `span` into HTTP (or gRPC metadata) `headers`, replacing any
+/// the caller set. Writes nothing when tracing is not set up.
+pub fn inject_http(span: &Span, headers: &mut http::HeaderMap) {
+    for (name, value) in inject(span) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::try_from(name),
+            http::HeaderValue::try_from(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+}
+
 /// The trace id of `span` (32 hex digits), for log lines; `None` when tracing is not set up.
 pub fn trace_id(span: &Span) -> Option<String> {
     let cx = span.context();

@@ -155,3 +155,157 @@ fn only_our_spans_are_traced() {
         assert!(!set_parent(&span, &carrier(&[("traceparent", PARENT)])));
     });
 }
+
+mod grpc_layers {
+    use opentelemetry::trace::{SpanKind, Status};
+    use tower::{Layer, Service, ServiceExt};
+
+    use super::*;
+    use crate::grpc::{ClientSpans, ServerSpans};
+
+    fn attribute(span: &SpanData, key: &str) -> Option<String> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    }
+
+    /// Answers with `grpc-status` in the head (as tonic answers an error) unless it is 0.
+    fn answering(
+        code: u16,
+    ) -> impl Service<
+        http::Request<()>,
+        Response = http::Response<()>,
+        Error = std::convert::Infallible,
+        Future = std::future::Ready<Result<http::Response<()>, std::convert::Infallible>>,
+    > + Clone {
+        tower::service_fn(move |request: http::Request<()>| {
+            let mut response = http::Response::new(());
+            if let Some(traceparent) = request.headers().get("traceparent") {
+                response
+                    .headers_mut()
+                    .insert("x-seen-traceparent", traceparent.clone());
+            }
+            if code != 0 {
+                response
+                    .headers_mut()
+                    .insert("grpc-status", code.to_string().parse().unwrap());
+            }
+            std::future::ready(Ok(response))
+        })
+    }
+
+    fn call<S>(service: S, path: &str, headers: &[(&'static str, &str)]) -> http::Response<()>
+    where
+        S: Service<http::Request<()>, Response = http::Response<()>>,
+        S::Error: std::fmt::Debug,
+    {
+        let mut request = http::Request::builder().uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        futures_lite(service.oneshot(request.body(()).unwrap())).unwrap()
+    }
+
+    /// Polls a future that is ready at once (the services here never wait).
+    fn futures_lite<F: std::future::Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let waker = std::task::Waker::noop();
+        match future
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker))
+        {
+            std::task::Poll::Ready(output) => output,
+            std::task::Poll::Pending => panic!("the call did not finish at once"),
+        }
+    }
+
+    #[test]
+    fn a_call_is_a_client_span_then_a_server_span_in_one_trace() {
+        let mut forwarded = None;
+        let spans = traced(|| {
+            let outer = info_span!("caller");
+            outer.in_scope(|| {
+                // The client writes its span's context in the metadata; the server reads it.
+                let server = ServerSpans.layer(answering(0));
+                let client =
+                    ClientSpans.layer(tower::service_fn(move |request: http::Request<()>| {
+                        server.clone().oneshot(request)
+                    }));
+                let response = call(client, "/frameos.v1.ExecutionService/CreateExecution", &[]);
+                forwarded = Some(response.headers()["x-seen-traceparent"].clone());
+            });
+        });
+        let client = spans
+            .iter()
+            .find(|s| s.span_kind == SpanKind::Client)
+            .unwrap();
+        let server = spans
+            .iter()
+            .find(|s| s.span_kind == SpanKind::Server)
+            .unwrap();
+        let caller = exported(&spans, "caller");
+        for span in [client, server] {
+            assert_eq!(span.name, "frameos.v1.ExecutionService/CreateExecution");
+            assert_eq!(attribute(span, "rpc.system").as_deref(), Some("grpc"));
+            assert_eq!(
+                attribute(span, "rpc.service").as_deref(),
+                Some("frameos.v1.ExecutionService")
+            );
+            assert_eq!(
+                attribute(span, "rpc.method").as_deref(),
+                Some("CreateExecution")
+            );
+            assert_eq!(
+                attribute(span, "rpc.grpc.status_code").as_deref(),
+                Some("0")
+            );
+            assert_eq!(span.status, Status::Unset);
+            assert_eq!(span.span_context.trace_id(), caller.span_context.trace_id());
+        }
+        assert_eq!(client.parent_span_id, caller.span_context.span_id());
+        assert_eq!(server.parent_span_id, client.span_context.span_id());
+        assert!(server.parent_span_is_remote);
+        let forwarded = forwarded.unwrap();
+        let forwarded = parts(forwarded.to_str().unwrap());
+        assert_eq!(forwarded[2], client.span_context.span_id().to_string());
+    }
+
+    #[test]
+    fn a_server_owns_internal_errors_not_its_callers_mistakes() {
+        let spans = traced(|| {
+            let server = ServerSpans.layer(answering(3));
+            call(
+                server,
+                "/frameos.v1.AgentService/GetAgent",
+                &[("traceparent", PARENT)],
+            );
+            let server = ServerSpans.layer(answering(13));
+            call(server, "/frameos.v1.AgentService/ListAgents", &[]);
+            let client = ClientSpans.layer(answering(3));
+            call(client, "/frameos.v1.AgentService/GetAgent", &[]);
+            // Probes are not traced.
+            let server = ServerSpans.layer(answering(0));
+            call(server, "/grpc.health.v1.Health/Check", &[]);
+        });
+        assert_eq!(spans.len(), 3, "{spans:#?}");
+        let invalid = spans
+            .iter()
+            .find(|s| s.span_kind == SpanKind::Server && s.name.ends_with("GetAgent"))
+            .unwrap();
+        assert_eq!(
+            attribute(invalid, "rpc.grpc.status_code").as_deref(),
+            Some("3")
+        );
+        assert_eq!(invalid.status, Status::Unset);
+        assert_eq!(invalid.span_context.trace_id().to_string(), TRACE);
+        assert_eq!(invalid.parent_span_id.to_string(), PARENT_SPAN);
+        let internal = exported(&spans, "frameos.v1.AgentService/ListAgents");
+        assert!(matches!(internal.status, Status::Error { .. }));
+        let client = spans
+            .iter()
+            .find(|s| s.span_kind == SpanKind::Client)
+            .unwrap();
+        assert!(matches!(client.status, Status::Error { .. }));
+    }
+}

@@ -291,6 +291,8 @@ impl Server {
         tracing::info!(%addr, store = %publisher.store.describe(), "control plane serving");
         let server = tonic::transport::Server::builder()
             .timeout(Duration::from_secs(60))
+            // A SERVER span per call, continuing the caller's trace from the call's metadata.
+            .layer(frameos_telemetry::grpc::ServerSpans)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(AccountServiceServer::new(Accounts::new(self.db.clone())))

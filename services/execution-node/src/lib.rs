@@ -16,6 +16,7 @@ use frameos_proto::v1::node_service_client::NodeServiceClient;
 use frameos_proto::v1::{HeartbeatRequest, RegisterNodeRequest};
 use frameos_queue::Queue;
 use frameos_sandbox::Sandbox;
+use frameos_telemetry::grpc::TracedClient;
 use hand_back::Stop;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -63,7 +64,7 @@ impl tonic::service::Interceptor for NodeToken {
     }
 }
 
-type Client = NodeServiceClient<InterceptedService<Channel, NodeToken>>;
+type Client = NodeServiceClient<InterceptedService<TracedClient<Channel>, NodeToken>>;
 
 impl ControlPlane {
     fn connect_lazy(url: &str, token: Option<&str>) -> Result<ControlPlane, Error> {
@@ -87,7 +88,11 @@ impl ControlPlane {
     }
 
     pub fn nodes(&self) -> Client {
-        NodeServiceClient::with_interceptor(self.channel.clone(), self.token.clone())
+        // A CLIENT span per call, its trace context in the call's metadata.
+        NodeServiceClient::with_interceptor(
+            TracedClient::client(self.channel.clone()),
+            self.token.clone(),
+        )
     }
 }
 

@@ -20,11 +20,29 @@ use crate::hand_back::{self, Stop};
 /// Log lines sent in one report at most.
 const BATCH_LINES: usize = 200;
 
-/// Runs a job in a span `execution` that continues the trace of the REST call that queued it.
+/// Runs a job in the delivery's CONSUMER span (`process {queue}`), which continues the trace of
+/// the REST call that queued it. The time the execution waited before it is a `queue_wait` span
+/// under it, from the moment it was queued (the job's [`frameos_queue::QUEUED_AT_HEADER`]).
 pub async fn handle(shared: &Shared, delivery: Delivery, stop: Stop) {
-    let span = tracing::info_span!("execution", execution_id = %delivery.job.execution_id);
-    frameos_telemetry::set_parent(&span, &delivery.job.headers);
+    let span = delivery.process_span();
+    if let Some(queued_at) = queued_at(&delivery.job.headers) {
+        frameos_telemetry::record_past_span(
+            "queue_wait",
+            &span,
+            queued_at,
+            std::time::SystemTime::now(),
+            &[("execution_id", delivery.job.execution_id.clone())],
+        );
+    }
     settle(shared, delivery, &stop).instrument(span).await;
+}
+
+/// When the job's execution was queued, if its headers say.
+fn queued_at(
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Option<std::time::SystemTime> {
+    let millis: u64 = headers.get(frameos_queue::QUEUED_AT_HEADER)?.parse().ok()?;
+    std::time::UNIX_EPOCH.checked_add(Duration::from_millis(millis))
 }
 
 async fn settle(shared: &Shared, delivery: Delivery, stop: &Stop) {
@@ -221,12 +239,22 @@ async fn execute(
 ) -> Result<(), Failure> {
     let execution_id = &report.execution_id;
     let attempt = report.attempt;
+    let fetching = tracing::info_span!(
+        "package_fetch",
+        package.sha256 = %claim.package_sha256,
+        package.size = claim.package_size,
+        otel.status_code = tracing::field::Empty,
+    );
     let package_dir = tokio::select! {
-        fetched = shared.cache.get(&claim.package_key, &claim.package_sha256) => {
-            fetched.map_err(|e| Failure::Platform(e.to_string()))?
+        fetched = shared.cache.get(&claim.package_key, &claim.package_sha256).instrument(fetching.clone()) => {
+            fetched.map_err(|e| {
+                fetching.record("otel.status_code", "error");
+                Failure::Platform(e.to_string())
+            })?
         }
         () = stop.hand_back.cancelled() => return Err(Failure::ShuttingDown),
     };
+    drop(fetching);
     let resources = claim.resources.unwrap_or_default();
     let spec = Spec {
         execution_id: execution_id.clone(),

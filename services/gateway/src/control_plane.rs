@@ -8,6 +8,7 @@ use frameos_proto::v1::account_service_client::AccountServiceClient;
 use frameos_proto::v1::agent_service_client::AgentServiceClient;
 use frameos_proto::v1::billing_service_client::BillingServiceClient;
 use frameos_proto::v1::execution_service_client::ExecutionServiceClient;
+use frameos_telemetry::grpc::TracedClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -15,6 +16,13 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::auth::{self, ApiKey};
 use crate::error::ApiError;
+
+/// A channel with a CLIENT span per call, its trace context in the call's metadata.
+pub type Traced = TracedClient<Channel>;
+
+fn traced(channel: &Channel) -> Traced {
+    TracedClient::client(channel.clone())
+}
 
 /// Room for the protobuf envelope around a package that is exactly at the limit.
 const ENVELOPE_BYTES: usize = 64 * 1024;
@@ -56,29 +64,30 @@ impl ControlPlane {
         })
     }
 
-    pub fn accounts(&self) -> AccountServiceClient<Channel> {
-        AccountServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY_BYTES)
+    pub fn accounts(&self) -> AccountServiceClient<Traced> {
+        AccountServiceClient::new(traced(&self.channel)).max_decoding_message_size(MAX_REPLY_BYTES)
     }
 
-    pub fn agents(&self) -> AgentServiceClient<Channel> {
-        AgentServiceClient::new(self.channel.clone())
+    pub fn agents(&self) -> AgentServiceClient<Traced> {
+        AgentServiceClient::new(traced(&self.channel))
             .max_decoding_message_size(MAX_REPLY_BYTES)
             .max_encoding_message_size(self.max_package_message)
     }
 
     /// Executions: their inputs and outputs are whatever JSON the agent takes and returns.
-    pub fn executions(&self) -> ExecutionServiceClient<Channel> {
-        ExecutionServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY_BYTES)
+    pub fn executions(&self) -> ExecutionServiceClient<Traced> {
+        ExecutionServiceClient::new(traced(&self.channel))
+            .max_decoding_message_size(MAX_REPLY_BYTES)
     }
 
     /// Mandate keys and balances; a balance lists its ledger entries, which can add up.
-    pub fn billing(&self) -> BillingServiceClient<Channel> {
-        BillingServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY_BYTES)
+    pub fn billing(&self) -> BillingServiceClient<Traced> {
+        BillingServiceClient::new(traced(&self.channel)).max_decoding_message_size(MAX_REPLY_BYTES)
     }
 
     /// `WatchExecution`, on the connection reserved for streams.
-    pub fn execution_events(&self) -> ExecutionServiceClient<Channel> {
-        ExecutionServiceClient::new(self.stream_channel.clone())
+    pub fn execution_events(&self) -> ExecutionServiceClient<Traced> {
+        ExecutionServiceClient::new(traced(&self.stream_channel))
             .max_decoding_message_size(MAX_REPLY_BYTES)
     }
 

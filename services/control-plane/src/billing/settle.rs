@@ -10,6 +10,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
 };
+use tracing::Instrument;
 
 use super::Billing;
 use super::ledger::{self, Parts};
@@ -17,39 +18,87 @@ use crate::db;
 use crate::entity::{charge, execution};
 
 /// Settles the execution's charge if it has one that is still open and the execution ended.
+/// In a span `settle` whose `charge.outcome` says what it did: `captured`, `voided` or `none`.
 pub async fn settle(
     db: &DatabaseConnection,
     billing: &Billing,
     execution_id: &str,
 ) -> Result<(), Error> {
+    let span = tracing::info_span!(
+        "settle",
+        execution_id,
+        charge.outcome = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let result = settle_charge(db, billing, execution_id)
+        .instrument(span.clone())
+        .await;
+    match result {
+        Ok(settled) => {
+            span.record("charge.outcome", settled.as_str());
+            Ok(())
+        }
+        Err(e) => {
+            span.record("otel.status_code", "error");
+            Err(e)
+        }
+    }
+}
+
+/// What a settlement did to the charge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Settled {
+    /// No open charge, or the execution has not ended.
+    Nothing,
+    Captured,
+    Voided,
+}
+
+impl Settled {
+    fn as_str(self) -> &'static str {
+        match self {
+            Settled::Nothing => "none",
+            Settled::Captured => "captured",
+            Settled::Voided => "voided",
+        }
+    }
+}
+
+async fn settle_charge(
+    db: &DatabaseConnection,
+    billing: &Billing,
+    execution_id: &str,
+) -> Result<Settled, Error> {
     let Some(open) = charge::Entity::find_by_id(execution_id)
         .one(db)
         .await
         .map_err(db::error)?
         .filter(|c| c.status == charge::AUTHORIZED)
     else {
-        return Ok(());
+        return Ok(Settled::Nothing);
     };
     let Some(run) = execution::Entity::find_by_id(execution_id)
         .one(db)
         .await
         .map_err(db::error)?
     else {
-        return Ok(());
+        return Ok(Settled::Nothing);
     };
     if !execution::is_terminal(&run.status) {
-        return Ok(());
+        return Ok(Settled::Nothing);
     }
     if run.status == execution::SUCCEEDED {
         match verify_mandate(billing, &open) {
-            Ok(()) => capture(db, billing, &open).await,
+            Ok(()) => capture(db, billing, &open)
+                .await
+                .map(|()| Settled::Captured),
             Err(reason) => {
                 tracing::warn!(execution_id, %reason, "mandate refused; voiding instead of capturing");
-                void(db, billing, &open).await
+                void(db, billing, &open).await.map(|()| Settled::Voided)
             }
         }
     } else {
-        void(db, billing, &open).await
+        void(db, billing, &open).await.map(|()| Settled::Voided)
     }
 }
 

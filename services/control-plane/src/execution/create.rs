@@ -95,11 +95,8 @@ pub async fn create(
         }
         _ => None,
     };
-    // The node's span is a child of this one; the caller's headers if this one is not traced.
-    let mut headers = frameos_telemetry::inject(&tracing::Span::current());
-    if headers.is_empty() {
-        headers = request.trace_headers.clone().into_iter().collect();
-    }
+    // The publish span (and so the node's) is a child of this one, in the caller's trace.
+    let headers = frameos_telemetry::inject(&tracing::Span::current());
     let txn = db.begin().await.map_err(db::error)?;
     let inserted = execution::ActiveModel {
         id: Set(id.clone()),

@@ -153,8 +153,12 @@ async fn publish_batch(
     let mut published = 0;
     let mut failure = None;
     for row in &rows {
-        let headers: BTreeMap<String, String> =
+        let mut headers: BTreeMap<String, String> =
             serde_json::from_str(&row.headers).unwrap_or_default();
+        headers.insert(
+            frameos_queue::QUEUED_AT_HEADER.into(),
+            row.created_at.timestamp_millis().to_string(),
+        );
         let job = Job {
             execution_id: row.execution_id.clone(),
             priority: u8::try_from(row.priority).unwrap_or(0),

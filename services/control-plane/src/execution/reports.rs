@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Status, Streaming};
+use tracing::Instrument;
 
 use super::{Hub, MAX_STORED_LOG_BYTES, system_log};
 use crate::db;
@@ -29,6 +30,7 @@ pub fn spawn(
     replies: mpsc::Sender<Reply>,
     shutdown: CancellationToken,
 ) {
+    // In the call's SERVER span, so what the stream records (the settlement) is in its trace.
     tasks.spawn(async move {
         let first = match inbound.message().await {
             Ok(Some(first)) => first,
@@ -110,7 +112,7 @@ pub fn spawn(
                 }
             }
         }
-    });
+    }.in_current_span());
 }
 
 /// How often a report stream checks its fence without being woken.

@@ -101,15 +101,8 @@ impl ExecutionService for Executions {
         &self,
         request: Request<v1::CreateExecutionRequest>,
     ) -> Result<Response<v1::Execution>, Status> {
-        // Part of the caller's trace: the gateway always sends one.
+        // A child of the call's SERVER span, which continues the caller's trace.
         let span = tracing::info_span!("create_execution", trace_id = tracing::field::Empty);
-        let headers = request
-            .get_ref()
-            .trace_headers
-            .clone()
-            .into_iter()
-            .collect();
-        frameos_telemetry::set_parent(&span, &headers);
         if let Some(trace_id) = frameos_telemetry::trace_id(&span) {
             span.record("trace_id", trace_id);
         }

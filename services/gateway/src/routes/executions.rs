@@ -120,12 +120,9 @@ pub async fn create_execution(
         agent_slug: slug,
         version: body.version.unwrap_or_default(),
         inputs_json: body.inputs.to_string(),
+        // The trace context goes in the call's metadata (the gRPC client's span layer): every
+        // execution is one trace, a child of this request (and of the caller's trace).
         idempotency_key: idempotency_key.unwrap_or_default(),
-        // Always: every execution is one trace, a child of this request (and of the caller's
-        // trace when it sent a `traceparent`).
-        trace_headers: frameos_telemetry::inject(&tracing::Span::current())
-            .into_iter()
-            .collect(),
     };
     let reply = state
         .control_plane

@@ -23,7 +23,7 @@ use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, OnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::Config;
@@ -168,11 +168,11 @@ pub fn router(state: AppState, config: &Config) -> Router {
                     // Method, route and path only: headers carry keys and bodies carry packages.
                     TraceLayer::new_for_http()
                         .make_span_with(request_span)
-                        .on_response(
+                        .on_response(RecordStatus(
                             DefaultOnResponse::new()
                                 .level(Level::INFO)
                                 .latency_unit(LatencyUnit::Millis),
-                        ),
+                        )),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
@@ -189,11 +189,17 @@ fn request_span(request: &Request) -> tracing::Span {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    // A SERVER span with the HTTP conventions; `otel.name` is `{method} {route}`.
     let span = tracing::info_span!(
         "http_request",
-        method = %request.method(),
-        route,
-        path = %request.uri().path(),
+        otel.name = format!("{} {route}", request.method()),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %request.method(),
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        url.path = %request.uri().path(),
+        url.scheme = "http",
         request_id,
         trace_id = tracing::field::Empty,
     );
@@ -203,6 +209,22 @@ fn request_span(request: &Request) -> tracing::Span {
         span.record("trace_id", trace_id);
     }
     span
+}
+
+/// Logs the response as `DefaultOnResponse` does and records its status on the request span
+/// (a 5xx is an error of the server; a 4xx is the client's).
+#[derive(Clone)]
+struct RecordStatus(DefaultOnResponse);
+
+impl<B> OnResponse<B> for RecordStatus {
+    fn on_response(self, response: &Response<B>, latency: Duration, span: &tracing::Span) {
+        let status = response.status();
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "error");
+        }
+        self.0.on_response(response, latency, span);
+    }
 }
 
 fn overloaded(error: &BoxError, timeout: Duration) -> ApiError {

@@ -30,10 +30,12 @@ use crate::Config;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-/// Answers from scripts keyed by execution id, and records every CreateExecution.
+/// Answers from scripts keyed by execution id, and records every CreateExecution with the
+/// trace context of its metadata.
 #[derive(Clone, Default)]
 struct FakeExecutions {
     created: Arc<Mutex<Vec<CreateExecutionRequest>>>,
+    traced: Arc<Mutex<Vec<std::collections::HashMap<String, String>>>>,
 }
 
 fn at(seconds: i64) -> Option<prost_types::Timestamp> {
@@ -110,6 +112,13 @@ impl ExecutionService for FakeExecutions {
         request: tonic::Request<CreateExecutionRequest>,
     ) -> Result<tonic::Response<Execution>, tonic::Status> {
         caller(&request)?;
+        let context = ["traceparent", "tracestate"]
+            .into_iter()
+            .filter_map(|name| {
+                let value = request.metadata().get(name)?.to_str().ok()?;
+                Some((name.to_string(), value.to_string()))
+            })
+            .collect();
         let body = request.into_inner();
         if body.idempotency_key == "reused" {
             return Err(to_status(&Error::new(
@@ -118,6 +127,7 @@ impl ExecutionService for FakeExecutions {
             )));
         }
         self.created.lock().unwrap().push(body.clone());
+        self.traced.lock().unwrap().push(context);
         Ok(tonic::Response::new(Execution {
             agent_slug: body.agent_slug,
             inputs_json: body.inputs_json,
@@ -345,22 +355,20 @@ async fn creating_an_execution_is_202_and_forwards_the_key_and_trace_context() {
         assert_eq!(created[0].version, "");
         assert_eq!(created[0].inputs_json, r#"{"text":"a b"}"#);
         assert_eq!(created[0].idempotency_key, "order-17");
-        // The client's trace goes on, from the gateway's own span.
-        assert_eq!(created[0].trace_headers.len(), 2);
-        let forwarded = traceparent(&created[0].trace_headers);
+        // The client's trace goes on in the call's metadata, from the gateway's own span.
+        let traced = fake.traced.lock().unwrap();
+        assert_eq!(traced[0].len(), 2);
+        let forwarded = traceparent(&traced[0]);
         let sent = traceparent_fields(TRACEPARENT);
         assert_eq!(forwarded[1], sent[1]);
         assert_ne!(forwarded[2], sent[2]);
-        assert_eq!(
-            created[0].trace_headers["tracestate"],
-            "rojo=00f067aa0ba902b7"
-        );
+        assert_eq!(traced[0]["tracestate"], "rojo=00f067aa0ba902b7");
         assert_eq!(created[1].version, "1.0.0");
         assert_eq!(created[1].inputs_json, "[1,null]");
         assert_eq!(created[1].idempotency_key, "");
         // Without one, the execution starts a trace of its own.
-        assert_eq!(created[1].trace_headers.len(), 1);
-        let started = traceparent(&created[1].trace_headers);
+        assert_eq!(traced[1].len(), 1);
+        let started = traceparent(&traced[1]);
         assert_ne!(started[1], sent[1]);
         assert_ne!(started[1], forwarded[1]);
     }
