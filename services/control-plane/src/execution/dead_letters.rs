@@ -6,6 +6,7 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::claims::{self, Liveness, Verdict};
 use super::relay::{MIN_BACKOFF, QueueSource, pause};
@@ -58,26 +59,36 @@ pub async fn run(
             };
             let id = delivery.job.execution_id.clone();
             let reason = delivery.death_reason.clone().unwrap_or_default();
-            match give_up(&db, &id, &reason, liveness).await {
-                Ok(failed) => {
-                    if failed {
-                        tracing::warn!(execution_id = %id, %reason, "execution dead-lettered and failed");
-                        hub.ended(&id);
-                        if let Err(e) = crate::billing::settle(&db, &billing, &id).await {
-                            tracing::warn!(execution_id = %id, error = %e, "settlement after dead letter failed");
+            // A CONSUMER span in the execution's trace: its failure and settlement end it.
+            let span = delivery.process_span();
+            let handled = async {
+                match give_up(&db, &id, &reason, liveness).await {
+                    Ok(failed) => {
+                        if failed {
+                            tracing::warn!(execution_id = %id, %reason, "execution dead-lettered and failed");
+                            hub.ended(&id);
+                            if let Err(e) = crate::billing::settle(&db, &billing, &id).await {
+                                tracing::warn!(execution_id = %id, error = %e, "settlement after dead letter failed");
+                            }
+                            hub.touch(&id);
                         }
-                        hub.touch(&id);
+                        if let Err(e) = delivery.ack().await {
+                            tracing::warn!(error = %e, "cannot ack a dead letter");
+                            return false;
+                        }
+                        true
                     }
-                    if let Err(e) = delivery.ack().await {
-                        tracing::warn!(error = %e, "cannot ack a dead letter");
-                        break;
+                    // Not acked: it stays in the dead-letter queue for the next try.
+                    Err(e) => {
+                        tracing::warn!(error = %e, execution_id = %id, "cannot fail a dead-lettered execution");
+                        false
                     }
                 }
-                // Not acked: it stays in the dead-letter queue for the next try.
-                Err(e) => {
-                    tracing::warn!(error = %e, execution_id = %id, "cannot fail a dead-lettered execution");
-                    break;
-                }
+            }
+            .instrument(span)
+            .await;
+            if !handled {
+                break;
             }
         }
         if !pause(&mut backoff, &shutdown).await {
