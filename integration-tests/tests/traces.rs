@@ -279,7 +279,10 @@ async fn one_trace_follows_an_execution_from_the_rest_call_to_the_settlement() {
         let name = format!("frameos.v1.NodeService/{method}");
         let client = one(&trace, &name, SpanKind::Client);
         assert_parent(client, processed);
-        assert_parent(one(&trace, &name, SpanKind::Server), client);
+        let server = one(&trace, &name, SpanKind::Server);
+        assert_parent(server, client);
+        // The report stream's status comes in its trailers, once the outcome is recorded.
+        assert_eq!(server.attr("rpc.grpc.status_code"), "0", "{name}");
     }
 
     // The settlement, in the report stream's SERVER span on the control plane.

@@ -2,9 +2,10 @@
 //! on the server ([`ServerSpans`], continuing the trace in the call's `traceparent` metadata) and
 //! a CLIENT span per call on the client ([`ClientSpans`], which writes that metadata).
 //!
-//! The status is `grpc-status` in the response head (how tonic answers every error of a unary
-//! call) or 0 when it is not there: for a stream, the span ends with the response head, so an
-//! error in its trailers is not seen.
+//! A span lasts until the response body ends, so a stream's span covers the whole stream. The
+//! status is `grpc-status` of the response head (how tonic answers an error before any message)
+//! or else of the trailers; a body dropped before its trailers (a caller that went away) leaves
+//! the status unset.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -143,9 +144,9 @@ where
     RB: 'static,
     Sd: Side,
 {
-    type Response = S::Response;
+    type Response = http::Response<TracedBody<RB>>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<S::Response, S::Error>>;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -159,28 +160,109 @@ where
         let recorded = span.clone();
         Box::pin(
             async move {
-                let result = future.await;
-                match &result {
+                match future.await {
                     Ok(response) => {
-                        let code = response
-                            .headers()
-                            .get("grpc-status")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.parse::<u16>().ok())
-                            .unwrap_or(0);
-                        recorded.record("rpc.grpc.status_code", code);
-                        if Sd::is_error(code) {
-                            recorded.record("otel.status_code", "error");
-                        }
+                        // An error before any message comes in the head; else in the trailers.
+                        let open = match status(response.headers()) {
+                            Some(code) => {
+                                record::<Sd>(&recorded, code);
+                                None
+                            }
+                            None => Some(recorded),
+                        };
+                        Ok(response.map(|inner| TracedBody {
+                            inner,
+                            span: open,
+                            is_error: Sd::is_error,
+                        }))
                     }
                     // The transport failed: no status came back at all.
-                    Err(_) => {
+                    Err(error) => {
                         recorded.record("otel.status_code", "error");
+                        Err(error)
                     }
                 }
-                result
             }
             .instrument(span),
         )
+    }
+}
+
+fn status(headers: &http::HeaderMap) -> Option<u16> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn record<Sd: Side>(span: &Span, code: u16) {
+    record_code(span, code, Sd::is_error);
+}
+
+fn record_code(span: &Span, code: u16, is_error: fn(u16) -> bool) {
+    span.record("rpc.grpc.status_code", code);
+    if is_error(code) {
+        span.record("otel.status_code", "error");
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its call's span open until its trailers, and records the
+    /// status they carry.
+    pub struct TracedBody<B> {
+        #[pin]
+        inner: B,
+        span: Option<Span>,
+        is_error: fn(u16) -> bool,
+    }
+}
+
+/// An empty body without a span (what tonic's interceptors answer with when they refuse).
+impl<B: Default> Default for TracedBody<B> {
+    fn default() -> Self {
+        TracedBody {
+            inner: B::default(),
+            span: None,
+            is_error: Client::is_error,
+        }
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for TracedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref()
+                    && let Some(span) = this.span.take()
+                {
+                    record_code(&span, status(trailers).unwrap_or(0), *this.is_error);
+                }
+            }
+            Some(Err(_)) => {
+                if let Some(span) = this.span.take() {
+                    span.record("otel.status_code", "error");
+                }
+            }
+            None => {
+                this.span.take();
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -157,6 +157,11 @@ fn only_our_spans_are_traced() {
 }
 
 mod grpc_layers {
+    use std::convert::Infallible;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
     use opentelemetry::trace::{SpanKind, Status};
     use tower::{Layer, Service, ServiceExt};
 
@@ -170,53 +175,95 @@ mod grpc_layers {
             .map(|kv| kv.value.to_string())
     }
 
-    /// Answers with `grpc-status` in the head (as tonic answers an error) unless it is 0.
+    /// A gRPC response body: one message, then its trailers, if any.
+    struct Trailers(Option<bytes::Bytes>, Option<http::HeaderMap>);
+
+    impl http_body::Body for Trailers {
+        type Data = bytes::Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Infallible>>> {
+            if let Some(message) = self.0.take() {
+                return Poll::Ready(Some(Ok(http_body::Frame::data(message))));
+            }
+            Poll::Ready(self.1.take().map(|t| Ok(http_body::Frame::trailers(t))))
+        }
+    }
+
+    /// Where a handler puts its status.
+    #[derive(Clone, Copy)]
+    enum In {
+        Head,
+        Trailers,
+    }
+
+    /// Answers `code` in the head (as tonic answers an error before any message) or in the
+    /// trailers, and echoes the `traceparent` it got.
     fn answering(
         code: u16,
+        place: In,
     ) -> impl Service<
         http::Request<()>,
-        Response = http::Response<()>,
-        Error = std::convert::Infallible,
-        Future = std::future::Ready<Result<http::Response<()>, std::convert::Infallible>>,
+        Response = http::Response<Trailers>,
+        Error = Infallible,
+        Future = std::future::Ready<Result<http::Response<Trailers>, Infallible>>,
     > + Clone {
         tower::service_fn(move |request: http::Request<()>| {
-            let mut response = http::Response::new(());
+            let mut status = http::HeaderMap::new();
+            status.insert("grpc-status", code.to_string().parse().unwrap());
+            let mut response = match place {
+                In::Head => http::Response::new(Trailers(None, None)),
+                In::Trailers => http::Response::new(Trailers(
+                    Some(bytes::Bytes::from_static(b"\0\0\0\0\0")),
+                    Some(status.clone()),
+                )),
+            };
+            if let In::Head = place {
+                response.headers_mut().extend(status);
+            }
             if let Some(traceparent) = request.headers().get("traceparent") {
                 response
                     .headers_mut()
                     .insert("x-seen-traceparent", traceparent.clone());
             }
-            if code != 0 {
-                response
-                    .headers_mut()
-                    .insert("grpc-status", code.to_string().parse().unwrap());
-            }
             std::future::ready(Ok(response))
         })
     }
 
-    fn call<S>(service: S, path: &str, headers: &[(&'static str, &str)]) -> http::Response<()>
+    /// Calls `service` and reads the response to its end; returns its head.
+    fn call<S, RB>(service: S, path: &str, headers: &[(&'static str, &str)]) -> http::HeaderMap
     where
-        S: Service<http::Request<()>, Response = http::Response<()>>,
+        S: Service<http::Request<()>, Response = http::Response<RB>>,
         S::Error: std::fmt::Debug,
+        RB: http_body::Body + Unpin,
+        RB::Error: std::fmt::Debug,
     {
         let mut request = http::Request::builder().uri(path);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        futures_lite(service.oneshot(request.body(()).unwrap())).unwrap()
+        let response = now(service.oneshot(request.body(()).unwrap())).unwrap();
+        let (head, mut body) = response.into_parts();
+        while let Some(frame) = now(std::future::poll_fn(|cx| {
+            Pin::new(&mut body).poll_frame(cx)
+        })) {
+            frame.unwrap();
+        }
+        head.headers
     }
 
     /// Polls a future that is ready at once (the services here never wait).
-    fn futures_lite<F: std::future::Future>(future: F) -> F::Output {
+    fn now<F: Future>(future: F) -> F::Output {
         let mut future = std::pin::pin!(future);
-        let waker = std::task::Waker::noop();
         match future
             .as_mut()
-            .poll(&mut std::task::Context::from_waker(waker))
+            .poll(&mut Context::from_waker(Waker::noop()))
         {
-            std::task::Poll::Ready(output) => output,
-            std::task::Poll::Pending => panic!("the call did not finish at once"),
+            Poll::Ready(output) => output,
+            Poll::Pending => panic!("the call did not finish at once"),
         }
     }
 
@@ -227,13 +274,13 @@ mod grpc_layers {
             let outer = info_span!("caller");
             outer.in_scope(|| {
                 // The client writes its span's context in the metadata; the server reads it.
-                let server = ServerSpans.layer(answering(0));
+                let server = ServerSpans.layer(answering(0, In::Trailers));
                 let client =
                     ClientSpans.layer(tower::service_fn(move |request: http::Request<()>| {
                         server.clone().oneshot(request)
                     }));
-                let response = call(client, "/frameos.v1.ExecutionService/CreateExecution", &[]);
-                forwarded = Some(response.headers()["x-seen-traceparent"].clone());
+                let head = call(client, "/frameos.v1.ExecutionService/CreateExecution", &[]);
+                forwarded = Some(head["x-seen-traceparent"].clone());
             });
         });
         let client = spans
@@ -274,18 +321,19 @@ mod grpc_layers {
     #[test]
     fn a_server_owns_internal_errors_not_its_callers_mistakes() {
         let spans = traced(|| {
-            let server = ServerSpans.layer(answering(3));
+            let server = ServerSpans.layer(answering(3, In::Head));
             call(
                 server,
                 "/frameos.v1.AgentService/GetAgent",
                 &[("traceparent", PARENT)],
             );
-            let server = ServerSpans.layer(answering(13));
+            // A stream that fails after its messages: the status is in the trailers.
+            let server = ServerSpans.layer(answering(13, In::Trailers));
             call(server, "/frameos.v1.AgentService/ListAgents", &[]);
-            let client = ClientSpans.layer(answering(3));
+            let client = ClientSpans.layer(answering(3, In::Head));
             call(client, "/frameos.v1.AgentService/GetAgent", &[]);
             // Probes are not traced.
-            let server = ServerSpans.layer(answering(0));
+            let server = ServerSpans.layer(answering(0, In::Head));
             call(server, "/grpc.health.v1.Health/Check", &[]);
         });
         assert_eq!(spans.len(), 3, "{spans:#?}");
@@ -301,6 +349,10 @@ mod grpc_layers {
         assert_eq!(invalid.span_context.trace_id().to_string(), TRACE);
         assert_eq!(invalid.parent_span_id.to_string(), PARENT_SPAN);
         let internal = exported(&spans, "frameos.v1.AgentService/ListAgents");
+        assert_eq!(
+            attribute(internal, "rpc.grpc.status_code").as_deref(),
+            Some("13")
+        );
         assert!(matches!(internal.status, Status::Error { .. }));
         let client = spans
             .iter()
