@@ -8,7 +8,7 @@
 - PromQL of the alerts and the Grafana dashboard: parsed (promql-parser), and every frameos_*
   metric must be one of the names fixed for the services.
 - Posture: tagged images (never :latest), CPU and memory limits, probes, the security context
-  each workload is meant to have.
+  each workload is meant to have; every FRAMEOS_* setting is one some binary reads.
 
 Run by scripts/test with the tools of its venv; by hand:
   python3 k8s/ci/validate.py --kubectl kubectl --kubernetes-validate kubernetes-validate
@@ -49,6 +49,12 @@ METRICS = {
     "frameos_outbox_oldest_age_seconds",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+# FRAMEOS_* settings fixed for the services before every service reads them (the brief of
+# issue 8); all others must be read by some binary (clap `env = "…"` in services/ or libs/).
+FIXED_SETTINGS = {
+    "FRAMEOS_METRICS_ADDR", "FRAMEOS_TLS_CERT", "FRAMEOS_TLS_KEY", "FRAMEOS_TLS_CLIENT_CA",
+    "FRAMEOS_CONTROL_PLANE_CA", "FRAMEOS_TLS_CLIENT_CERT", "FRAMEOS_TLS_CLIENT_KEY",
+}
 WORKLOADS = {"Deployment", "DaemonSet", "StatefulSet", "Job"}
 # Workloads allowed host paths, and the only paths they may mount.
 HOST_PATHS = {"execution-node": {"/var/run/docker.sock", "/var/lib/frameos"}}
@@ -168,6 +174,29 @@ def check_dashboard(origin: str, text: str, report: Report) -> int:
     return count
 
 
+def known_settings() -> set[str]:
+    names = set(FIXED_SETTINGS)
+    for top in ("services", "libs"):
+        for path in (ROOT / top).rglob("*.rs"):
+            names |= set(re.findall(r'env\s*=\s*"(FRAMEOS_[A-Z0-9_]+)"', path.read_text()))
+    return names
+
+
+def check_settings(origin: str, doc: dict, known: set[str], report: Report) -> None:
+    """A FRAMEOS_* name no binary reads is a typo or a setting that silently does nothing."""
+    where = f"{origin} {doc['kind']}/{doc['metadata']['name']}"
+    names = []
+    if doc["kind"] == "ConfigMap":
+        names = list((doc.get("data") or {}).keys())
+    spec = pod_spec(doc)
+    if spec is not None:
+        for container in spec.get("initContainers", []) + spec.get("containers", []):
+            names += [env["name"] for env in container.get("env", [])]
+    for name in names:
+        if name.startswith("FRAMEOS_") and name not in known:
+            report.fail(where, f"setting {name} is read by no service")
+
+
 def pod_spec(doc: dict) -> dict | None:
     if doc.get("kind") in WORKLOADS:
         return doc["spec"]["template"]["spec"]
@@ -228,6 +257,7 @@ def main() -> int:
     started = time.monotonic()
     report = Report()
     validators = load_schemas()
+    settings = known_settings()
 
     documents = 0
     custom_checked = 0
@@ -265,6 +295,7 @@ def main() -> int:
                         if key_name.endswith(".json") and '"panels"' in value:
                             expressions += check_dashboard(origin, value, report)
                 check_posture(origin, doc, report)
+                check_settings(origin, doc, settings, report)
         builtin = validate_builtin(args.kubernetes_validate, files, versions, set(validators), report)
 
     elapsed = time.monotonic() - started
