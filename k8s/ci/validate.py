@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,10 +69,10 @@ class Report:
         self.failures.append(f"{where}: {message}")
 
 
-def kustomizations() -> list[Path]:
+def kustomizations(k8s: Path) -> list[Path]:
     """Every renderable kustomization (components are rendered through the overlays using them)."""
     found = []
-    for path in sorted(K8S.rglob("kustomization.yaml")):
+    for path in sorted(k8s.rglob("kustomization.yaml")):
         doc = yaml.safe_load(path.read_text())
         if doc.get("kind", "Kustomization") == "Kustomization":
             found.append(path.parent)
@@ -254,12 +255,14 @@ def check_posture(origin: str, doc: dict, report: Report) -> None:
                 report.fail(f"{where} container {container['name']}", "no readiness probe")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kubectl", default="kubectl")
-    parser.add_argument("--kubernetes-validate", default="kubernetes-validate")
-    args = parser.parse_args()
-    versions = os.environ.get("K8S_VERSIONS", DEFAULT_VERSIONS).split()
+class Tools:
+    def __init__(self, kubectl: str, kubernetes_validate: str) -> None:
+        self.kubectl = kubectl
+        self.kubernetes_validate = kubernetes_validate
+
+
+def validate(k8s: Path, tools: Tools, versions: list[str]) -> tuple[Report, str]:
+    """Renders and checks every kustomization under `k8s`; the report and a summary line."""
     started = time.monotonic()
     report = Report()
     validators = load_schemas()
@@ -270,10 +273,10 @@ def main() -> int:
     expressions = 0
     with tempfile.TemporaryDirectory(prefix="frameos-k8s-") as tmp:
         files = []
-        for directory in kustomizations():
-            origin = str(directory.relative_to(ROOT))
+        for directory in kustomizations(k8s):
+            origin = str(Path("k8s") / directory.relative_to(k8s))
             try:
-                rendered = render(args.kubectl, directory)
+                rendered = render(tools.kubectl, directory)
             except RuntimeError as e:
                 report.fail(origin, f"does not render: {e}")
                 continue
@@ -302,16 +305,71 @@ def main() -> int:
                             expressions += check_dashboard(origin, value, report)
                 check_posture(origin, doc, report)
                 check_settings(origin, doc, settings, report)
-        builtin = validate_builtin(args.kubernetes_validate, files, versions, set(validators), report)
+        builtin = validate_builtin(tools.kubernetes_validate, files, versions, set(validators), report)
 
     elapsed = time.monotonic() - started
-    for failure in report.failures:
-        print(f"FAIL {failure}")
-    print(
-        f"k8s: {len(files)} kustomizations, {documents} documents; {builtin} built-in document "
+    summary = (
+        f"{len(files)} kustomizations, {documents} documents; {builtin} built-in document "
         f"checks against Kubernetes {', '.join(versions)}; {custom_checked} custom resources "
         f"against vendored CRD schemas; {expressions} PromQL expressions; {elapsed:.1f}s"
     )
+    return report, summary
+
+
+# Each breakage of a copy of k8s/ and the failure the validation must report for it.
+BREAKAGES = [
+    ("base/execution-node.yaml", "      tolerations:", "      tolerationz:",
+     "'tolerationz' was unexpected"),
+    ("components/keda-execution-nodes/scaledobject.yaml", "  pollingInterval: 15", '  pollingInterval: "15"',
+     "ScaledObject/execution-node: spec/pollingInterval"),
+    ("observability/alerts.yaml", "max(frameos_executions_stuck)", "max(frameos_execution_stuck)",
+     "unknown metric frameos_execution_stuck"),
+    ("observability/alerts.yaml", "max(frameos_outbox_oldest_age_seconds) > 120", "max(frameos_outbox_oldest_age_seconds > 120",
+     "PromQL does not parse"),
+    ("overlays/production/kustomization.yaml", "newTag: 0.1.0", "newTag: latest", "has no pinned tag"),
+    ("base/gateway.yaml", "              drop: [\"ALL\"]", "              drop: [\"NET_RAW\"]",
+     "capabilities are not all dropped"),
+    ("base/kustomization.yaml", "FRAMEOS_QUEUE_NAME=", "FRAMEOS_QUEUE=", "setting FRAMEOS_QUEUE is read by no service"),
+    ("observability/monitors.yaml", "kind: PodMonitor", "kind: PodMonitorz", "Couldn't find schema for kind PodMonitorz"),
+]
+
+
+def self_test(tools: Tools) -> int:
+    """Breaks a copy of k8s/ in several ways: the validation must name every breakage."""
+    with tempfile.TemporaryDirectory(prefix="frameos-k8s-broken-") as tmp:
+        broken = Path(tmp) / "k8s"
+        shutil.copytree(K8S, broken)
+        for file, old, new, _ in BREAKAGES:
+            path = broken / file
+            text = path.read_text()
+            if old not in text:
+                print(f"FAIL self-test: {file} no longer contains {old!r}; update BREAKAGES")
+                return 1
+            path.write_text(text.replace(old, new, 1))
+        report, summary = validate(broken, tools, DEFAULT_VERSIONS.split()[-1:])
+    missed = [expected for _, _, _, expected in BREAKAGES
+              if not any(expected in failure for failure in report.failures)]
+    for expected in missed:
+        print(f"FAIL self-test: a broken manifest passed (expected a failure naming {expected!r})")
+    print(f"k8s self-test: {len(BREAKAGES) - len(missed)} of {len(BREAKAGES)} breakages caught; {summary}")
+    return 1 if missed else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kubectl", default="kubectl")
+    parser.add_argument("--kubernetes-validate", default="kubernetes-validate")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check that broken copies of the manifests fail")
+    args = parser.parse_args()
+    tools = Tools(args.kubectl, args.kubernetes_validate)
+    if args.self_test:
+        return self_test(tools)
+    versions = os.environ.get("K8S_VERSIONS", DEFAULT_VERSIONS).split()
+    report, summary = validate(K8S, tools, versions)
+    for failure in report.failures:
+        print(f"FAIL {failure}")
+    print(f"k8s: {summary}")
     if report.failures:
         print(f"k8s: {len(report.failures)} failures")
         return 1
