@@ -162,6 +162,8 @@ build_base() {
   : >"$r/etc/resolv.conf"
   echo localhost >"$r/etc/hostname"
   log "base: docker import $BASE_IMAGE"
+  local old_id
+  old_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE" 2>/dev/null || true)
   tar --numeric-owner -C "$r" -c . | docker import \
     --change "USER $SERVICE_UID:$SERVICE_GID" \
     --change 'WORKDIR /var/lib/frameos' \
@@ -172,6 +174,7 @@ build_base() {
     --message "frameos service base ($SUITE minbase + ca-certificates)" \
     - "$BASE_IMAGE" >/dev/null
   rm -rf "$r"
+  if [ -n "$old_id" ]; then docker image rm "$old_id" >/dev/null 2>&1 || true; fi # in use: leave it
 }
 # BASE RECIPE END
 
