@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use frameos_integration_tests::instances::{PrivatePostgres, PrivateRabbitMq};
 use frameos_integration_tests::packages;
-use frameos_integration_tests::service_images::{Deployment, TEST_TAG, build_images};
+use frameos_integration_tests::service_images::{Deployment, TEST_TAG, build_images, docker};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -325,5 +325,127 @@ async fn execute_word_count(api: &Gateway, admin: &str) -> anyhow::Result<Value>
         }
         ensure!(Instant::now() < deadline, "not done: {execution}");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The Dockerfiles (for registries; they cannot be built here) and images/build.sh must make
+/// the same images: entrypoint, user, working directory, exposed ports, FRAMEOS_* environment
+/// and the binaries in /usr/local/bin are compared with the images the script built.
+#[test]
+fn the_dockerfiles_describe_the_images_the_script_builds() {
+    build_images().unwrap();
+    for service in ["control-plane", "gateway", "execution-node"] {
+        let path = format!(
+            "{}/../services/{service}/Dockerfile",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let dockerfile = Dockerfile::parse(&std::fs::read_to_string(&path).unwrap());
+        let image = image(service);
+        let config: Value = serde_json::from_str(
+            &docker(&["image", "inspect", "-f", "{{json .Config}}", &image]).unwrap(),
+        )
+        .unwrap();
+        let ours = |what: &str| format!("{service}: {what} of {path} and of {image}");
+        assert_eq!(
+            config["Entrypoint"],
+            dockerfile.entrypoint,
+            "{}",
+            ours("ENTRYPOINT")
+        );
+        assert_eq!(config["User"], dockerfile.user.as_str(), "{}", ours("USER"));
+        assert_eq!(config["User"], "65532:65532");
+        assert_eq!(
+            config["WorkingDir"],
+            dockerfile.workdir.as_str(),
+            "{}",
+            ours("WORKDIR")
+        );
+        let mut exposed: Vec<String> = config["ExposedPorts"]
+            .as_object()
+            .map(|ports| ports.keys().cloned().collect())
+            .unwrap_or_default();
+        exposed.sort();
+        assert_eq!(exposed, dockerfile.exposed, "{}", ours("EXPOSE"));
+        let mut env: Vec<String> = config["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|e| e.starts_with("FRAMEOS_"))
+            .map(str::to_string)
+            .collect();
+        env.sort();
+        assert_eq!(env, dockerfile.env, "{}", ours("FRAMEOS_* ENV"));
+        let listing = docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "/bin/ls",
+            &image,
+            "/usr/local/bin",
+        ])
+        .unwrap();
+        let mut binaries: Vec<&str> = listing.split_whitespace().collect();
+        binaries.sort();
+        assert_eq!(binaries, dockerfile.binaries, "{}", ours("binaries"));
+    }
+}
+
+/// What the final stage of a service Dockerfile says about the image.
+#[derive(Debug, Default)]
+struct Dockerfile {
+    entrypoint: Value,
+    user: String,
+    workdir: String,
+    /// `50051/tcp`, sorted.
+    exposed: Vec<String>,
+    /// `FRAMEOS_*=…`, sorted.
+    env: Vec<String>,
+    /// The names the build stage copies out of target/release, sorted.
+    binaries: Vec<String>,
+}
+
+impl Dockerfile {
+    fn parse(text: &str) -> Dockerfile {
+        let joined = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("\\\n", " ");
+        let mut file = Dockerfile::default();
+        let mut final_stage = false;
+        for line in joined.lines().map(str::trim) {
+            let (instruction, rest) = line.split_once(' ').unwrap_or((line, ""));
+            let rest = rest.trim();
+            match instruction {
+                "FROM" => {
+                    final_stage = !rest.contains(" AS ");
+                    file = Dockerfile {
+                        binaries: std::mem::take(&mut file.binaries),
+                        ..Dockerfile::default()
+                    };
+                }
+                "RUN" if !final_stage => file.binaries.extend(
+                    rest.split_whitespace()
+                        .filter_map(|w| w.strip_prefix("target/release/"))
+                        .map(str::to_string),
+                ),
+                "ENTRYPOINT" => file.entrypoint = serde_json::from_str(rest).unwrap(),
+                "USER" => file.user = rest.to_string(),
+                "WORKDIR" => file.workdir = rest.to_string(),
+                "EXPOSE" => file
+                    .exposed
+                    .extend(rest.split_whitespace().map(|p| format!("{p}/tcp"))),
+                "ENV" => file.env.push(rest.to_string()),
+                _ => {}
+            }
+        }
+        file.exposed.sort();
+        file.env.sort();
+        file.binaries.sort();
+        file
     }
 }
