@@ -78,6 +78,8 @@ pub struct Deployment {
     pub gateway: IpAddr,
     /// Prefix of every container name.
     pub prefix: String,
+    /// Unique per deployment (12 hex digits).
+    pub id: String,
     /// Node ids started here (their agent containers are removed on drop).
     node_ids: Vec<String>,
     containers: Vec<String>,
@@ -92,6 +94,7 @@ impl Deployment {
             network: network.clone(),
             gateway: IpAddr::from([0, 0, 0, 0]),
             prefix: network.clone(),
+            id: id.to_string(),
             node_ids: Vec::new(),
             containers: Vec::new(),
         };

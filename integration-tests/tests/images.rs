@@ -99,7 +99,7 @@ async fn the_three_images_serve_an_execution_and_stop_cleanly() {
     let tmp_dir = service_dir(data.path(), "tmp").unwrap();
     let admin_key = frameos_control_plane::generate_api_key();
     let node_token = frameos_control_plane::generate_api_key();
-    let node_id = format!("it-images-{}", &deployment.prefix[18..]);
+    let node_id = format!("it-images-{}", deployment.id);
     deployment.owns_node(&node_id);
 
     // 1. The migration step: the `frameos` CLI of the control-plane image.
@@ -239,6 +239,7 @@ async fn the_three_images_serve_an_execution_and_stop_cleanly() {
     let executed = started.elapsed();
 
     // 5. SIGTERM (docker stop): each service drains and exits 0 well within the grace.
+    let mut stops = Vec::new();
     for container in [&node, &gateway, &control_plane] {
         let (code, took) = deployment.stop(container, STOP_GRACE).unwrap();
         assert_eq!(
@@ -248,13 +249,16 @@ async fn the_three_images_serve_an_execution_and_stop_cleanly() {
             deployment.logs(container)
         );
         assert!(took < STOP_GRACE, "{container} needed {took:?} to stop");
+        stops.push(format!("{:.1} s", took.as_secs_f64()));
     }
     eprintln!(
-        "[images] build {:.1} s, ready at {:.1} s, executed at {:.1} s, stopped at {:.1} s",
+        "[images] build {:.1} s, ready at {:.1} s, executed at {:.1} s, stopped at {:.1} s \
+         (node, gateway, control plane: {})",
         built.as_secs_f64(),
         ready.as_secs_f64(),
         executed.as_secs_f64(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        stops.join(", ")
     );
     drop(deployment);
     drop((postgres, rabbit));
