@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 /// The uid:gid of every service image.
 const SERVICE_UID: u32 = 65532;
-const READY_WITHIN: Duration = Duration::from_secs(60);
-const RUN_WITHIN: Duration = Duration::from_secs(60);
+const READY_WITHIN: Duration = Duration::from_secs(90);
+const RUN_WITHIN: Duration = Duration::from_secs(90);
 /// What `docker stop` allows before SIGKILL; a clean stop of an idle service takes far less.
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
