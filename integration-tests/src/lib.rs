@@ -16,6 +16,7 @@ mod postgres;
 pub mod processes;
 pub mod rail;
 mod s3;
+pub mod service_images;
 
 use std::net::SocketAddr;
 
