@@ -67,6 +67,10 @@ pub struct Config {
 
     #[command(flatten)]
     pub recovery: RecoveryConfig,
+
+    /// gRPC TLS and node mTLS (FRAMEOS_TLS_CERT, FRAMEOS_TLS_KEY, FRAMEOS_TLS_CLIENT_CA).
+    #[command(flatten)]
+    pub tls: frameos_tls::ServerTlsConfig,
 }
 
 /// Shares of the platform one account may hold, so that no account starves the others.

@@ -15,7 +15,6 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic_health::ServingStatus;
 
 use crate::accounts::{self, Accounts};
 use crate::agents::Agents;
@@ -48,6 +47,8 @@ pub enum Error {
     Serve(#[source] tonic::transport::Error),
     #[error("{0}")]
     Component(#[from] frameos_lifecycle::Failure),
+    #[error("{0}")]
+    Tls(#[from] frameos_tls::Error),
 }
 
 /// A control plane that is bound and ready to serve.
@@ -59,6 +60,8 @@ pub struct Server {
     shared_queue: Option<frameos_queue::Queue>,
     billing: Billing,
     node_token: String,
+    /// TLS of the gRPC server (`FRAMEOS_TLS_*`); None: plain HTTP/2.
+    tls: Option<frameos_tls::ServerTls>,
     /// Fires before `shutdown` when readiness must go first (`frameos dev`).
     not_ready: Option<CancellationToken>,
 }
@@ -77,6 +80,8 @@ impl Server {
     }
 
     async fn bind_with(config: Config, listener: Option<TcpListener>) -> Result<Server, Error> {
+        // Bad TLS files fail the start before anything else is touched.
+        let tls = config.tls.load()?;
         let db = db::connect(&config.database_url)
             .await
             .map_err(Error::Database)?;
@@ -117,6 +122,7 @@ impl Server {
             shared_queue: None,
             billing,
             node_token,
+            tls,
             not_ready: None,
         })
     }
@@ -201,9 +207,7 @@ impl Server {
             .build_v1()
             .map_err(Error::Reflection)?;
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_service_status("", ServingStatus::Serving)
-            .await;
+        crate::health::serving(&health_reporter).await;
         if let Some(not_ready) = self.not_ready.clone() {
             let unready = unready.clone();
             supervisor.tracker().spawn(async move {
@@ -213,7 +217,7 @@ impl Server {
                 }
             });
         }
-        let mut health_task = supervisor.tracker().spawn(watch_database(
+        let mut health_task = supervisor.tracker().spawn(crate::health::follow(
             self.db.clone(),
             health_reporter,
             unready.clone(),
@@ -288,8 +292,14 @@ impl Server {
         );
 
         let addr = self.local_addr();
-        tracing::info!(%addr, store = %publisher.store.describe(), "control plane serving");
-        let server = tonic::transport::Server::builder()
+        tracing::info!(%addr, store = %publisher.store.describe(), tls = self.tls.is_some(), "control plane serving");
+        let node_auth = crate::node_auth::NodeToken::new(&self.node_token)
+            .requiring_client_certificate(
+                self.tls
+                    .as_ref()
+                    .is_some_and(frameos_tls::ServerTls::requires_node_certificates),
+            );
+        let server = frameos_tls::server_builder(self.tls.as_ref())?
             .timeout(Duration::from_secs(60))
             .add_service(health_service)
             .add_service(reflection)
@@ -302,10 +312,7 @@ impl Server {
                     .max_decoding_message_size(max_message),
             )
             .add_service(ExecutionServiceServer::new(executions))
-            .add_service(NodeServiceServer::with_interceptor(
-                nodes,
-                crate::node_auth::NodeToken::new(&self.node_token),
-            ))
+            .add_service(NodeServiceServer::with_interceptor(nodes, node_auth))
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.listener),
                 serve_stop.clone().cancelled_owned(),
@@ -362,37 +369,4 @@ const STAGE_LIMIT: Duration = Duration::from_secs(5);
 async fn ended(work: impl Future<Output = ()>) -> Result<(), Infallible> {
     work.await;
     Ok(())
-}
-
-/// Reports NOT_SERVING while the database does not answer, so readiness follows it, and from
-/// `unready` on for good (the stop began). The only writer of the health status.
-async fn watch_database(
-    db: DatabaseConnection,
-    reporter: tonic_health::server::HealthReporter,
-    unready: CancellationToken,
-) {
-    let mut serving = true;
-    loop {
-        let ok = tokio::select! {
-            () = unready.cancelled() => break,
-            ok = async {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                db.ping().await.is_ok()
-            } => ok,
-        };
-        if ok != serving {
-            serving = ok;
-            let status = if ok {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            tracing::warn!(serving = ok, "database health changed");
-            reporter.set_service_status("", status).await;
-        }
-    }
-    reporter
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
-    tracing::info!("readiness off: NOT_SERVING");
 }

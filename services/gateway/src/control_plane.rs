@@ -8,7 +8,7 @@ use frameos_proto::v1::account_service_client::AccountServiceClient;
 use frameos_proto::v1::agent_service_client::AgentServiceClient;
 use frameos_proto::v1::billing_service_client::BillingServiceClient;
 use frameos_proto::v1::execution_service_client::ExecutionServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -33,14 +33,16 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     /// A channel that connects on first use, so the gateway starts (and answers `/healthz`)
-    /// while the control plane is still down.
+    /// while the control plane is still down; TLS for an `https://` URL (files checked now).
     pub fn connect_lazy(
+        tls: &frameos_tls::ClientTlsConfig,
         url: &str,
         call_timeout: Duration,
         max_package_bytes: u64,
-    ) -> Result<ControlPlane, tonic::transport::Error> {
+    ) -> Result<ControlPlane, frameos_tls::Error> {
         // The call timeout ends with the response head, so it bounds only the start of a stream.
-        let endpoint = Endpoint::from_shared(url.to_string())?
+        let endpoint = tls
+            .endpoint(url)?
             .timeout(call_timeout)
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
