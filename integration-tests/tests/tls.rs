@@ -199,13 +199,19 @@ async fn an_execution_runs_end_to_end_over_tls_with_node_mtls() {
     register(&url, &client_tls(Some(ca.clone()), Some(&node)), &token)
         .await
         .unwrap();
-    // A client certificate from another CA fails the handshake.
+    // A client certificate from another CA fails the handshake: the server sends an alert
+    // (UnknownCA) or closes the connection, which a TLS 1.3 client learns at its first call;
+    // either way a transport error, the call never reaches the service.
     let stranger = Pki::new("another CA");
     let impostor = stranger.issue("impostor", &["node-2"], Usage::Client);
     let refused = register(&url, &client_tls(Some(ca.clone()), Some(&impostor)), &token)
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(
+        std::error::Error::source(&refused).is_some()
+            && refused.code() != tonic::Code::Unauthenticated,
+        "{refused:?}"
+    );
 
     // A client that does not trust the control plane's CA does not connect: neither one on the
     // system's roots nor one trusting another CA. A gateway like that is not ready.
