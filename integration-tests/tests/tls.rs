@@ -481,3 +481,69 @@ async fn liveness_stays_serving_while_postgres_is_down_and_readiness_does_not() 
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_health_listener_answers_probes_while_the_api_is_tls_only() {
+    let pki = Pki::new("frameos test CA");
+    let server = pki.issue("control-plane", &["localhost", "127.0.0.1"], Usage::Server);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = frameos_control_plane::Config::embedded();
+    config.grpc_addr = "127.0.0.1:0".parse().unwrap();
+    config.grpc_health_addr = Some("127.0.0.1:0".parse().unwrap());
+    config.migrate = true;
+    config.database_url = format!("sqlite://{}/frameos.db", dir.path().display());
+    config.store.package_dir = dir.path().join("packages");
+    config.tls = server_tls(&server, None);
+    let shutdown = CancellationToken::new();
+    let control_plane = frameos_control_plane::Server::bind(config).await.unwrap();
+    let api = control_plane.local_addr();
+    let probes = control_plane.health_addr().unwrap();
+    let running = tokio::spawn(control_plane.run(shutdown.clone()));
+
+    // What the kubelet's gRPC probe does: plain HTTP/2 to the health port.
+    let plain = tonic::transport::Endpoint::from_shared(format!("http://{probes}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(plain.clone());
+    assert_eq!(check(&mut health, "liveness").await, SERVING);
+    assert_eq!(check(&mut health, "").await, SERVING);
+    // It serves health and nothing else.
+    let api_call = frameos_proto::v1::account_service_client::AccountServiceClient::new(plain)
+        .who_am_i(frameos_proto::v1::WhoAmIRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(api_call.code(), tonic::Code::Unimplemented, "{api_call:?}");
+    // The API port itself speaks TLS only.
+    let cleartext = tonic::transport::Endpoint::from_shared(format!("http://{api}"))
+        .unwrap()
+        .connect()
+        .await;
+    let refused = match cleartext {
+        Err(e) => format!("{e:?}"),
+        Ok(channel) => {
+            let status = HealthClient::new(channel)
+                .check(HealthCheckRequest::default())
+                .await
+                .unwrap_err();
+            format!("{status:?}")
+        }
+    };
+    assert!(!refused.is_empty());
+    let secure = client_tls(Some(pki.ca()), None)
+        .endpoint(&format!("https://{api}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(check(&mut HealthClient::new(secure), "").await, SERVING);
+
+    drop(health);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

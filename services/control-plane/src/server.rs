@@ -62,6 +62,8 @@ pub struct Server {
     node_token: String,
     /// TLS of the gRPC server (`FRAMEOS_TLS_*`); None: plain HTTP/2.
     tls: Option<frameos_tls::ServerTls>,
+    /// `FRAMEOS_GRPC_HEALTH_ADDR`: health only, plain HTTP/2, for probes.
+    health_listener: Option<TcpListener>,
     /// Fires before `shutdown` when readiness must go first (`frameos dev`).
     not_ready: Option<CancellationToken>,
 }
@@ -82,6 +84,14 @@ impl Server {
     async fn bind_with(config: Config, listener: Option<TcpListener>) -> Result<Server, Error> {
         // Bad TLS files fail the start before anything else is touched.
         let tls = config.tls.load()?;
+        let health_listener = match config.grpc_health_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let db = db::connect(&config.database_url)
             .await
             .map_err(Error::Database)?;
@@ -123,6 +133,7 @@ impl Server {
             billing,
             node_token,
             tls,
+            health_listener,
             not_ready: None,
         })
     }
@@ -164,6 +175,13 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or(self.config.grpc_addr)
+    }
+
+    /// Where the plain health-only listener listens, if one was asked for.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// The token execution nodes must present (`FRAMEOS_NODE_TOKEN`, or the generated one).
@@ -301,7 +319,7 @@ impl Server {
             );
         let server = frameos_tls::server_builder(self.tls.as_ref())?
             .timeout(Duration::from_secs(60))
-            .add_service(health_service)
+            .add_service(health_service.clone())
             .add_service(reflection)
             .add_service(AccountServiceServer::new(Accounts::new(self.db.clone())))
             .add_service(BillingServiceServer::new(
@@ -317,6 +335,17 @@ impl Server {
                 TcpListenerStream::new(self.listener),
                 serve_stop.clone().cancelled_owned(),
             );
+        if let Some(listener) = self.health_listener {
+            let probes = tonic::transport::Server::builder()
+                .add_service(health_service)
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(listener),
+                    serve_stop.clone().cancelled_owned(),
+                );
+            supervisor.component("grpc health listener", async move {
+                probes.await.map_err(Error::Serve)
+            });
+        }
         let mut server_task =
             supervisor.component(
                 "grpc server",
