@@ -47,7 +47,7 @@ pub enum Error {
     Serve(#[source] tonic::transport::Error),
     #[error("{0}")]
     Component(#[from] frameos_lifecycle::Failure),
-    #[error("{0}")]
+    #[error(transparent)]
     Tls(#[from] frameos_tls::Error),
 }
 

@@ -29,7 +29,7 @@ pub enum Error {
     #[error("package cache: {0}")]
     Cache(#[from] cache::Error),
     /// A bad control plane URL, or bad TLS files (`FRAMEOS_CONTROL_PLANE_CA`, …).
-    #[error("{0}")]
+    #[error(transparent)]
     ControlPlane(#[from] frameos_tls::Error),
     #[error("no queue: set FRAMEOS_AMQP_URL")]
     NoQueue,

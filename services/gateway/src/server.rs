@@ -15,7 +15,7 @@ use crate::streams::EventStreams;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A bad control plane URL, or bad TLS files (`FRAMEOS_CONTROL_PLANE_CA`, …).
-    #[error("{0}")]
+    #[error(transparent)]
     ControlPlane(#[from] frameos_tls::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
