@@ -232,6 +232,10 @@ async fn an_execution_runs_end_to_end_over_tls_with_node_mtls() {
     let running = tokio::spawn(gateway.run(stop.clone()));
     let ready = reqwest::get(format!("{gateway_url}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 503);
+    // Its readiness says why, for the operator who asks.
+    let body: serde_json::Value = ready.json().await.unwrap();
+    let why = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(why.contains("UnknownIssuer"), "{body}");
     // Liveness does not depend on the control plane.
     let live = reqwest::get(format!("{gateway_url}/healthz"))
         .await

@@ -94,8 +94,9 @@ impl ControlPlane {
             Ok(Ok(reply)) if reply.get_ref().status == ServingStatus::Serving as i32 => Ok(()),
             Ok(Ok(_)) => Err(unavailable("the control plane reports it is not serving")),
             Ok(Err(status)) => Err(unavailable(&format!(
-                "the control plane is unreachable: {}",
-                status.message()
+                "the control plane is unreachable: {}{}",
+                status.message(),
+                root_cause(&status)
             ))),
             Err(_) => Err(unavailable("the control plane did not answer in time")),
         }
@@ -117,6 +118,18 @@ impl ControlPlane {
             Ok(_) => error,
         }
     }
+}
+
+/// What lies under a transport error (`: invalid peer certificate: UnknownIssuer`), which the
+/// status message alone ("transport error") does not say; empty for a status the server sent.
+fn root_cause(status: &tonic::Status) -> String {
+    let mut cause = std::error::Error::source(status);
+    let mut last = None;
+    while let Some(error) = cause {
+        last = Some(error);
+        cause = error.source();
+    }
+    last.map(|error| format!(": {error}")).unwrap_or_default()
 }
 
 fn unavailable(message: &str) -> ApiError {
