@@ -67,6 +67,15 @@ pub struct Config {
 
     #[command(flatten)]
     pub recovery: RecoveryConfig,
+
+    /// gRPC TLS and node mTLS (FRAMEOS_TLS_CERT, FRAMEOS_TLS_KEY, FRAMEOS_TLS_CLIENT_CA).
+    #[command(flatten)]
+    pub tls: frameos_tls::ServerTlsConfig,
+
+    /// A second listener serving only gRPC health, always plain HTTP/2: for probes that do not
+    /// speak TLS (the kubelet's gRPC probe) while FRAMEOS_GRPC_ADDR serves TLS. Off when unset.
+    #[arg(long, env = "FRAMEOS_GRPC_HEALTH_ADDR")]
+    pub grpc_health_addr: Option<SocketAddr>,
 }
 
 /// Shares of the platform one account may hold, so that no account starves the others.

@@ -15,7 +15,6 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic_health::ServingStatus;
 
 use crate::accounts::{self, Accounts};
 use crate::agents::Agents;
@@ -48,6 +47,8 @@ pub enum Error {
     Serve(#[source] tonic::transport::Error),
     #[error("{0}")]
     Component(#[from] frameos_lifecycle::Failure),
+    #[error(transparent)]
+    Tls(#[from] frameos_tls::Error),
 }
 
 /// A control plane that is bound and ready to serve.
@@ -59,6 +60,10 @@ pub struct Server {
     shared_queue: Option<frameos_queue::Queue>,
     billing: Billing,
     node_token: String,
+    /// TLS of the gRPC server (`FRAMEOS_TLS_*`); None: plain HTTP/2.
+    tls: Option<frameos_tls::ServerTls>,
+    /// `FRAMEOS_GRPC_HEALTH_ADDR`: health only, plain HTTP/2, for probes.
+    health_listener: Option<TcpListener>,
     /// Fires before `shutdown` when readiness must go first (`frameos dev`).
     not_ready: Option<CancellationToken>,
 }
@@ -77,6 +82,16 @@ impl Server {
     }
 
     async fn bind_with(config: Config, listener: Option<TcpListener>) -> Result<Server, Error> {
+        // Bad TLS files fail the start before anything else is touched.
+        let tls = config.tls.load()?;
+        let health_listener = match config.grpc_health_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let db = db::connect(&config.database_url)
             .await
             .map_err(Error::Database)?;
@@ -117,6 +132,8 @@ impl Server {
             shared_queue: None,
             billing,
             node_token,
+            tls,
+            health_listener,
             not_ready: None,
         })
     }
@@ -160,6 +177,13 @@ impl Server {
         self.listener.local_addr().unwrap_or(self.config.grpc_addr)
     }
 
+    /// Where the plain health-only listener listens, if one was asked for.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
     /// The token execution nodes must present (`FRAMEOS_NODE_TOKEN`, or the generated one).
     pub fn node_token(&self) -> &str {
         &self.node_token
@@ -201,9 +225,7 @@ impl Server {
             .build_v1()
             .map_err(Error::Reflection)?;
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_service_status("", ServingStatus::Serving)
-            .await;
+        crate::health::serving(&health_reporter).await;
         if let Some(not_ready) = self.not_ready.clone() {
             let unready = unready.clone();
             supervisor.tracker().spawn(async move {
@@ -213,7 +235,7 @@ impl Server {
                 }
             });
         }
-        let mut health_task = supervisor.tracker().spawn(watch_database(
+        let mut health_task = supervisor.tracker().spawn(crate::health::follow(
             self.db.clone(),
             health_reporter,
             unready.clone(),
@@ -288,10 +310,16 @@ impl Server {
         );
 
         let addr = self.local_addr();
-        tracing::info!(%addr, store = %publisher.store.describe(), "control plane serving");
-        let server = tonic::transport::Server::builder()
+        tracing::info!(%addr, store = %publisher.store.describe(), tls = self.tls.is_some(), "control plane serving");
+        let node_auth = crate::node_auth::NodeToken::new(&self.node_token)
+            .requiring_client_certificate(
+                self.tls
+                    .as_ref()
+                    .is_some_and(frameos_tls::ServerTls::requires_node_certificates),
+            );
+        let server = frameos_tls::server_builder(self.tls.as_ref())?
             .timeout(Duration::from_secs(60))
-            .add_service(health_service)
+            .add_service(health_service.clone())
             .add_service(reflection)
             .add_service(AccountServiceServer::new(Accounts::new(self.db.clone())))
             .add_service(BillingServiceServer::new(
@@ -302,14 +330,22 @@ impl Server {
                     .max_decoding_message_size(max_message),
             )
             .add_service(ExecutionServiceServer::new(executions))
-            .add_service(NodeServiceServer::with_interceptor(
-                nodes,
-                crate::node_auth::NodeToken::new(&self.node_token),
-            ))
+            .add_service(NodeServiceServer::with_interceptor(nodes, node_auth))
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.listener),
                 serve_stop.clone().cancelled_owned(),
             );
+        if let Some(listener) = self.health_listener {
+            let probes = tonic::transport::Server::builder()
+                .add_service(health_service)
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(listener),
+                    serve_stop.clone().cancelled_owned(),
+                );
+            supervisor.component("grpc health listener", async move {
+                probes.await.map_err(Error::Serve)
+            });
+        }
         let mut server_task =
             supervisor.component(
                 "grpc server",
@@ -362,37 +398,4 @@ const STAGE_LIMIT: Duration = Duration::from_secs(5);
 async fn ended(work: impl Future<Output = ()>) -> Result<(), Infallible> {
     work.await;
     Ok(())
-}
-
-/// Reports NOT_SERVING while the database does not answer, so readiness follows it, and from
-/// `unready` on for good (the stop began). The only writer of the health status.
-async fn watch_database(
-    db: DatabaseConnection,
-    reporter: tonic_health::server::HealthReporter,
-    unready: CancellationToken,
-) {
-    let mut serving = true;
-    loop {
-        let ok = tokio::select! {
-            () = unready.cancelled() => break,
-            ok = async {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                db.ping().await.is_ok()
-            } => ok,
-        };
-        if ok != serving {
-            serving = ok;
-            let status = if ok {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            tracing::warn!(serving = ok, "database health changed");
-            reporter.set_service_status("", status).await;
-        }
-    }
-    reporter
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
-    tracing::info!("readiness off: NOT_SERVING");
 }

@@ -68,6 +68,11 @@ pub struct Config {
 
     #[command(flatten)]
     pub store: StoreConfig,
+
+    /// TLS towards an https:// control plane, and the node's client certificate for node mTLS
+    /// (FRAMEOS_CONTROL_PLANE_CA, FRAMEOS_TLS_CLIENT_CERT, FRAMEOS_TLS_CLIENT_KEY).
+    #[command(flatten)]
+    pub tls: frameos_tls::ClientTlsConfig,
 }
 
 impl Config {

@@ -20,7 +20,7 @@ use hand_back::Stop;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::codegen::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -28,8 +28,9 @@ pub enum Error {
     Sandbox(#[from] frameos_sandbox::Error),
     #[error("package cache: {0}")]
     Cache(#[from] cache::Error),
-    #[error("bad control plane URL: {0}")]
-    ControlPlaneUrl(#[source] tonic::transport::Error),
+    /// A bad control plane URL, or bad TLS files (`FRAMEOS_CONTROL_PLANE_CA`, …).
+    #[error(transparent)]
+    ControlPlane(#[from] frameos_tls::Error),
     #[error("no queue: set FRAMEOS_AMQP_URL")]
     NoQueue,
     #[error("FRAMEOS_NODE_TOKEN is not a valid header value")]
@@ -66,9 +67,13 @@ impl tonic::service::Interceptor for NodeToken {
 type Client = NodeServiceClient<InterceptedService<Channel, NodeToken>>;
 
 impl ControlPlane {
-    fn connect_lazy(url: &str, token: Option<&str>) -> Result<ControlPlane, Error> {
-        let channel = Endpoint::from_shared(url.to_string())
-            .map_err(Error::ControlPlaneUrl)?
+    fn connect_lazy(
+        tls: &frameos_tls::ClientTlsConfig,
+        url: &str,
+        token: Option<&str>,
+    ) -> Result<ControlPlane, Error> {
+        let channel = tls
+            .endpoint(url)?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .connect_lazy();
@@ -145,6 +150,12 @@ impl Node {
         sandbox: Sandbox,
         source: Source,
     ) -> Result<Node, Error> {
+        // Bad TLS files are reported before any container is touched.
+        let control_plane = ControlPlane::connect_lazy(
+            &config.tls,
+            &config.control_plane_url,
+            config.node_token.as_deref(),
+        )?;
         sandbox.check_images().await?;
         let removed = sandbox.remove_stale().await?;
         if removed > 0 {
@@ -159,10 +170,7 @@ impl Node {
             node_id,
             instance_id: uuid::Uuid::new_v4().simple().to_string(),
             in_flight: in_flight::InFlight::default(),
-            control_plane: ControlPlane::connect_lazy(
-                &config.control_plane_url,
-                config.node_token.as_deref(),
-            )?,
+            control_plane,
             sandbox,
             cache,
             log_limit_bytes: config.log_limit_bytes,

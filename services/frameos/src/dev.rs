@@ -29,6 +29,9 @@ pub struct Args {
 pub async fn run(mut args: Args) -> anyhow::Result<()> {
     frameos_telemetry::init();
     args.control_plane.migrate = true;
+    // The three services talk over loopback in one process: plain HTTP/2, whatever FRAMEOS_TLS_*
+    // the shell has set (ADR 0018).
+    args.control_plane.tls = Default::default();
     // A fresh admin key each start unless one is configured: dev keys are disposable, and the
     // database keeps only their hashes.
     let admin_key = match &args.control_plane.bootstrap_admin_key {
@@ -54,6 +57,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let mut gateway_config = frameos_gateway::Config::embedded();
     gateway_config.http_addr = args.http_addr;
     gateway_config.control_plane_url = format!("http://{grpc_addr}");
+    gateway_config.tls = Default::default();
     gateway_config.max_package_bytes = max_package_bytes;
     gateway_config.shutdown_grace_secs = control_plane_grace.as_secs();
     let gateway = frameos_gateway::Gateway::bind(gateway_config).await?;
@@ -61,6 +65,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
 
     let mut node_config = frameos_execution_node::Config::embedded();
     node_config.control_plane_url = format!("http://{grpc_addr}");
+    node_config.tls = Default::default();
     node_config.store = store;
     node_config.concurrency = args.concurrency;
     node_config.amqp_url = amqp_url.clone();

@@ -52,8 +52,9 @@ pub struct Limits {
 }
 
 impl AppState {
-    pub fn new(config: &Config) -> Result<AppState, tonic::transport::Error> {
+    pub fn new(config: &Config) -> Result<AppState, frameos_tls::Error> {
         let control_plane = ControlPlane::connect_lazy(
+            &config.tls,
             &config.control_plane_url,
             config.control_plane_timeout(),
             config.max_package_bytes,
