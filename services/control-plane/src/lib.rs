@@ -12,6 +12,7 @@ mod entity;
 mod execution;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+mod metrics;
 mod node_auth;
 mod paging;
 mod reviews;

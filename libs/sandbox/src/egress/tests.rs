@@ -27,9 +27,15 @@ async fn start(names: &[(&str, SocketAddr)], allow_private: bool) -> Fixture {
     let allow = ["echo.test".to_string(), "*.web.test".to_string()];
     let policy = EgressPolicy::with_resolver(&allow, resolver, allow_private);
     let (tx, events) = mpsc::channel(64);
-    let proxy = EgressProxy::start(&base.path().join("egress"), "exec-1", policy, tx)
-        .await
-        .unwrap();
+    let proxy = EgressProxy::start(
+        &base.path().join("egress"),
+        "exec-1",
+        policy,
+        tx,
+        crate::SandboxMetrics::default(),
+    )
+    .await
+    .unwrap();
     Fixture {
         proxy,
         events,
