@@ -55,6 +55,12 @@ impl PhaseDurations {
         self.0.clone()
     }
 
+    /// Makes `phase` appear (with no observations) before its first one: a family without
+    /// samples is left out of the exposition, and a missing series is not a zero.
+    pub fn declare(&self, phase: Phase) {
+        let _ = self.0.get_or_create(&PhaseLabels { phase });
+    }
+
     pub fn observe(&self, phase: Phase, duration: std::time::Duration) {
         self.0
             .get_or_create(&PhaseLabels { phase })

@@ -105,15 +105,43 @@ pub struct SandboxMetrics {
 }
 
 impl Default for SandboxMetrics {
+    /// Every label value is there from the start: a family without samples is not exposed.
     fn default() -> Self {
-        SandboxMetrics {
+        let metrics = SandboxMetrics {
             egress_decisions: Family::default(),
             egress_bytes: Family::default(),
             // 1 ms … ~16 s: from an inspect to a create that pulls nothing but is slow.
             docker_requests: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.001, 2.0, 15))
             }),
+        };
+        use EgressDecision as D;
+        for decision in [D::Allowed, D::Refused, D::Failed] {
+            let _ = metrics
+                .egress_decisions
+                .get_or_create(&DecisionLabels { decision });
         }
+        for direction in [Direction::Out, Direction::In] {
+            let _ = metrics
+                .egress_bytes
+                .get_or_create(&DirectionLabels { direction });
+        }
+        use DockerOperation as O;
+        for operation in [
+            O::Create,
+            O::Attach,
+            O::Start,
+            O::Kill,
+            O::Inspect,
+            O::Remove,
+            O::List,
+            O::InspectImage,
+        ] {
+            let _ = metrics
+                .docker_requests
+                .get_or_create(&OperationLabels { operation });
+        }
+        metrics
     }
 }
 

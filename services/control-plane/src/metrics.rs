@@ -31,6 +31,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    const ALL: [Outcome; 4] = [
+        Outcome::Succeeded,
+        Outcome::Failed,
+        Outcome::TimedOut,
+        Outcome::Canceled,
+    ];
+
     /// The outcome a stored status means; `None` for a status that is not an end.
     pub fn of(status: &str) -> Option<Outcome> {
         match status {
@@ -51,6 +58,14 @@ pub enum ChargeStatus {
     Voided,
 }
 
+impl ChargeStatus {
+    const ALL: [ChargeStatus; 3] = [
+        ChargeStatus::Authorized,
+        ChargeStatus::Captured,
+        ChargeStatus::Voided,
+    ];
+}
+
 /// What a reconciliation fixed.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Fix {
@@ -64,11 +79,19 @@ pub enum Fix {
     LostJob,
 }
 
+impl Fix {
+    const ALL: [Fix; 4] = [Fix::Settled, Fix::Released, Fix::DeadClaim, Fix::LostJob];
+}
+
 /// Which reconciliation loop ran.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Reconciler {
     Billing,
     Reaper,
+}
+
+impl Reconciler {
+    const ALL: [Reconciler; 2] = [Reconciler::Billing, Reconciler::Reaper];
 }
 
 macro_rules! label_value {
@@ -149,6 +172,23 @@ impl Metrics {
             stuck: Gauge::default(),
             heartbeat_age: SecondsGauge::default(),
         };
+        // Every label value from the start: a family without samples is left out of the
+        // exposition, and an alert on a missing series never fires.
+        for outcome in Outcome::ALL {
+            let _ = metrics.executions.get_or_create(&OutcomeLabels { outcome });
+        }
+        for status in ChargeStatus::ALL {
+            let _ = metrics.charges.get_or_create(&ChargeLabels { status });
+        }
+        for reconciler in Reconciler::ALL {
+            let _ = metrics
+                .reconcile_runs
+                .get_or_create(&RunLabels { reconciler });
+        }
+        for kind in Fix::ALL {
+            let _ = metrics.reconcile_fixes.get_or_create(&FixLabels { kind });
+        }
+        metrics.phases.declare(Phase::QueueWait);
         let m = metrics.clone();
         registry.register(
             "frameos_executions",

@@ -50,6 +50,12 @@ impl NodeMetrics {
             phases: registry.execution_durations(),
             cache: Family::default(),
         };
+        // Every label value from the start (a family without samples is not exposed at all).
+        metrics.phases.declare(Phase::Start);
+        metrics.phases.declare(Phase::Run);
+        for result in [CacheResult::Hit, CacheResult::Miss] {
+            let _ = metrics.cache.get_or_create(&CacheLabels { result });
+        }
         registry.register(
             "frameos_package_cache_requests",
             "Package lookups in the node's cache, by result (hit: already unpacked here)",
