@@ -53,6 +53,10 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
     pub bootstrap_admin_key: Option<String>,
 
+    /// Where `/metrics` is served (Prometheus text, OpenMetrics when asked); absent → off.
+    #[arg(long, env = "FRAMEOS_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     #[command(flatten)]
     pub store: StoreConfig,
 

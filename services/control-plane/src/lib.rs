@@ -13,6 +13,7 @@ mod execution;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 pub mod health;
+mod metrics;
 mod node_auth;
 mod paging;
 mod reviews;

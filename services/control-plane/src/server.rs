@@ -21,6 +21,7 @@ use crate::agents::Agents;
 use crate::billing::Billing;
 use crate::execution::relay::{self, QueueSource};
 use crate::execution::{Executions, Hub, Liveness, Nodes, dead_letters, reaper};
+use crate::metrics::Metrics;
 use crate::versions::Publisher;
 use crate::{Config, db};
 
@@ -46,6 +47,8 @@ pub enum Error {
     #[error("grpc server failed: {0}")]
     Serve(#[source] tonic::transport::Error),
     #[error("{0}")]
+    Metrics(#[from] frameos_metrics::Error),
+    #[error("{0}")]
     Component(#[from] frameos_lifecycle::Failure),
     #[error(transparent)]
     Tls(#[from] frameos_tls::Error),
@@ -66,22 +69,39 @@ pub struct Server {
     health_listener: Option<TcpListener>,
     /// Fires before `shutdown` when readiness must go first (`frameos dev`).
     not_ready: Option<CancellationToken>,
+    registry: frameos_metrics::Registry,
+    metrics: Metrics,
+    /// `FRAMEOS_METRICS_ADDR`, bound.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Server {
     /// Connects to the database (migrating if asked), checks the package store, makes sure an
     /// admin exists and binds the listener. Nothing is served yet.
     pub async fn bind(config: Config) -> Result<Server, Error> {
-        Self::bind_with(config, None).await
+        Self::bind_with(config, None, frameos_metrics::Registry::new()).await
+    }
+
+    /// As [`Server::bind`], with the metrics in `registry`: shared, one scrape shows every
+    /// service of the process (`frameos dev`).
+    pub async fn bind_with_registry(
+        config: Config,
+        registry: frameos_metrics::Registry,
+    ) -> Result<Server, Error> {
+        Self::bind_with(config, None, registry).await
     }
 
     /// As [`Server::bind`], serving on a listener the caller bound: a restart in the same
     /// process keeps its socket instead of releasing the port and binding it again.
     pub async fn bind_to(config: Config, listener: TcpListener) -> Result<Server, Error> {
-        Self::bind_with(config, Some(listener)).await
+        Self::bind_with(config, Some(listener), frameos_metrics::Registry::new()).await
     }
 
-    async fn bind_with(config: Config, listener: Option<TcpListener>) -> Result<Server, Error> {
+    async fn bind_with(
+        config: Config,
+        listener: Option<TcpListener>,
+        registry: frameos_metrics::Registry,
+    ) -> Result<Server, Error> {
         // Bad TLS files fail the start before anything else is touched.
         let tls = config.tls.load()?;
         let health_listener = match config.grpc_health_addr {
@@ -103,9 +123,11 @@ impl Server {
             accounts::bootstrap_admin(&db, config.bootstrap_admin_key.as_deref())
                 .await
                 .map_err(Error::Bootstrap)?;
+        let metrics = Metrics::new(&registry);
         let billing = Billing::start(&db, &config.billing)
             .await
-            .map_err(Error::Billing)?;
+            .map_err(Error::Billing)?
+            .with_metrics(metrics.clone());
         let node_token = match &config.node_token {
             Some(token) if !token.is_empty() => token.clone(),
             _ => {
@@ -124,6 +146,10 @@ impl Server {
                     source,
                 })?,
         };
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => Some(frameos_metrics::bind(addr).await?),
+            None => None,
+        };
         Ok(Server {
             config,
             db,
@@ -135,6 +161,9 @@ impl Server {
             tls,
             health_listener,
             not_ready: None,
+            registry,
+            metrics,
+            metrics_listener,
         })
     }
 
@@ -184,6 +213,13 @@ impl Server {
             .and_then(|listener| listener.local_addr().ok())
     }
 
+    /// Where `/metrics` is served (`FRAMEOS_METRICS_ADDR`), if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     /// The token execution nodes must present (`FRAMEOS_NODE_TOKEN`, or the generated one).
     pub fn node_token(&self) -> &str {
         &self.node_token
@@ -199,7 +235,7 @@ impl Server {
     /// `FRAMEOS_SHUTDOWN_GRACE_SECS`: readiness flips to NOT_SERVING → the outbox relay
     /// publishes what was committed → the gRPC server closes (report and watch streams end) →
     /// the background tasks end.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
         let supervisor = Supervisor::new(&shutdown);
         let stopping = supervisor.stopping();
         // Each part stops in its stage, on its own token.
@@ -242,7 +278,7 @@ impl Server {
         ));
 
         let outbox = std::sync::Arc::new(tokio::sync::Notify::new());
-        let hub = Hub::new(outbox.clone());
+        let hub = Hub::new(outbox.clone(), self.metrics.clone());
         let executions = Executions::new(
             self.db.clone(),
             hub.clone(),
@@ -280,6 +316,7 @@ impl Server {
                 self.config.fair_use.account_max_running,
                 source.clone(),
                 outbox.clone(),
+                self.metrics.clone(),
                 relay_stop.clone(),
             )),
         );
@@ -309,6 +346,20 @@ impl Server {
             )),
         );
 
+        // The database's gauges are read when scraped, within the scrape's refresh limit.
+        let (db, metrics) = (self.db.clone(), self.metrics.clone());
+        let dead_after = Duration::from_secs(recovery.node_dead_after_secs);
+        self.registry.on_scrape(move || {
+            let (db, metrics) = (db.clone(), metrics.clone());
+            async move { metrics.refresh(&db, dead_after).await }
+        });
+        if let Some(listener) = self.metrics_listener.take() {
+            supervisor.component(
+                "metrics server",
+                frameos_metrics::serve(listener, self.registry.clone(), serve_stop.clone()),
+            );
+        }
+
         let addr = self.local_addr();
         tracing::info!(%addr, store = %publisher.store.describe(), tls = self.tls.is_some(), "control plane serving");
         let node_auth = crate::node_auth::NodeToken::new(&self.node_token)
@@ -319,6 +370,7 @@ impl Server {
             );
         let server = frameos_tls::server_builder(self.tls.as_ref())?
             .timeout(Duration::from_secs(60))
+            .layer(frameos_metrics::GrpcLayer::new(&self.registry))
             .add_service(health_service.clone())
             .add_service(reflection)
             .add_service(AccountServiceServer::new(Accounts::new(self.db.clone())))

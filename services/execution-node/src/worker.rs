@@ -221,6 +221,7 @@ async fn execute(
 ) -> Result<(), Failure> {
     let execution_id = &report.execution_id;
     let attempt = report.attempt;
+    let claimed = std::time::Instant::now();
     let package_dir = tokio::select! {
         fetched = shared.cache.get(&claim.package_key, &claim.package_sha256) => {
             fetched.map_err(|e| Failure::Platform(e.to_string()))?
@@ -246,6 +247,7 @@ async fn execute(
         ..Spec::default()
     };
     let timeout_ms = resources.timeout_ms;
+    let started = spec.started.clone();
 
     let cancel = CancellationToken::new();
     // Dropped unfinished (the node's last stop stage gave up on it): the container stops too.
@@ -306,6 +308,7 @@ async fn execute(
         return Err(failure);
     }
     let outcome = outcome?.map_err(|e| Failure::Platform(e.to_string()))?;
+    shared.metrics.ran(claimed, started.at());
     // A run that ended on its own meanwhile, or that its user canceled, reports as usual.
     if handing_back && !user_canceled && matches!(outcome, Outcome::Canceled) {
         return Err(Failure::ShuttingDown);

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::{PRIORITY_FREE, PRIORITY_PAID, view};
 use crate::auth::Principal;
 use crate::entity::{account, agent, agent_version, charge, execution, outbox};
+use crate::metrics::ChargeStatus;
 use crate::{catalog, db};
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -170,6 +171,9 @@ pub async fn create(
     if let Err(e) = txn.commit().await {
         release(billing, &id, charge.as_ref()).await;
         return Err(db::error(e));
+    }
+    if charge.is_some() {
+        billing.metrics().charge(ChargeStatus::Authorized);
     }
     tracing::info!(
         execution_id = %row.id,
