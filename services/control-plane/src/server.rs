@@ -19,10 +19,10 @@ use tonic_health::ServingStatus;
 
 use crate::accounts::{self, Accounts};
 use crate::agents::Agents;
+use crate::agents::versions::Publisher;
 use crate::billing::Billing;
 use crate::execution::relay::{self, QueueSource};
 use crate::execution::{Executions, Hub, Liveness, Nodes, dead_letters, reaper};
-use crate::versions::Publisher;
 use crate::{Config, db};
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +97,7 @@ impl Server {
                 tracing::warn!(
                     "no FRAMEOS_NODE_TOKEN: generated one; only in-process nodes can connect"
                 );
-                crate::auth::generate_key()
+                crate::accounts::auth::generate_key()
             }
         };
         let listener = match listener {

@@ -7,8 +7,9 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOr
 use tonic::{Request, Response, Status};
 
 use super::ledger;
+use crate::accounts::auth;
 use crate::entity::{ledger_transaction, mandate_key};
-use crate::{auth, db, view};
+use crate::{db, view};
 
 const RECENT_ENTRIES: u64 = 100;
 

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::{Hub, create, query, view, watch};
-use crate::auth;
+use crate::accounts::auth;
 
 pub struct Executions {
     db: DatabaseConnection,

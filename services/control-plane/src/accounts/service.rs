@@ -13,7 +13,7 @@ use sea_orm::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::auth::{self, Principal};
+use super::auth::{self, Principal};
 use crate::entity::account;
 use crate::{db, view};
 

@@ -6,9 +6,10 @@ use frameos_proto::v1::{self, agent_service_server::AgentService};
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
-use crate::reviews::{self, Decision};
-use crate::versions::{self, Publisher};
-use crate::{auth, catalog};
+use super::catalog;
+use super::reviews::{self, Decision};
+use super::versions::{self, Publisher};
+use crate::accounts::auth;
 
 pub struct Agents {
     db: DatabaseConnection,
