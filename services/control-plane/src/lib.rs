@@ -15,7 +15,7 @@ mod paging;
 mod server;
 mod view;
 
-pub use accounts::auth::generate_key as generate_api_key;
+pub use accounts::keys::generate as generate_api_key;
 pub use config::Config;
 pub use server::{Error, Server};
 

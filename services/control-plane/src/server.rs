@@ -97,7 +97,7 @@ impl Server {
                 tracing::warn!(
                     "no FRAMEOS_NODE_TOKEN: generated one; only in-process nodes can connect"
                 );
-                crate::accounts::auth::generate_key()
+                crate::accounts::keys::generate()
             }
         };
         let listener = match listener {
@@ -291,6 +291,7 @@ impl Server {
         tracing::info!(%addr, store = %publisher.store.describe(), "control plane serving");
         let server = tonic::transport::Server::builder()
             .timeout(Duration::from_secs(60))
+            .layer(crate::accounts::auth::AuthLayer::new(self.db.clone()))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(AccountServiceServer::new(Accounts::new(self.db.clone())))

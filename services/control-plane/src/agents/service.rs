@@ -39,7 +39,7 @@ impl AgentService for Agents {
     ) -> Result<Response<v1::Agent>, Status> {
         reply(
             async {
-                let caller = auth::require(&self.db, request.metadata(), Role::Developer).await?;
+                let caller = auth::require(&request, Role::Developer)?;
                 catalog::create(&self.db, &self.billing, &caller, request.get_ref()).await
             }
             .await,
@@ -59,7 +59,7 @@ impl AgentService for Agents {
     ) -> Result<Response<v1::Agent>, Status> {
         reply(
             async {
-                let caller = auth::authenticate(&self.db, request.metadata()).await?;
+                let caller = auth::caller(&request)?;
                 let (row, latest) =
                     catalog::visible(&self.db, &request.get_ref().slug, caller.as_ref()).await?;
                 Ok(crate::view::agent(&row, latest))
@@ -74,7 +74,7 @@ impl AgentService for Agents {
     ) -> Result<Response<v1::Version>, Status> {
         reply(
             async {
-                let caller = auth::require(&self.db, request.metadata(), Role::Developer).await?;
+                let caller = auth::require(&request, Role::Developer)?;
                 let body = request.into_inner();
                 self.publisher
                     .publish(&caller, &body.agent_slug, body.package.into())
@@ -90,7 +90,7 @@ impl AgentService for Agents {
     ) -> Result<Response<v1::ListVersionsResponse>, Status> {
         reply(
             async {
-                let caller = auth::require(&self.db, request.metadata(), Role::Developer).await?;
+                let caller = auth::require(&request, Role::Developer)?;
                 let agent =
                     catalog::owned(&self.db, &request.get_ref().agent_slug, &caller, true).await?;
                 let items = versions::list(&self.db, &agent).await?;
@@ -106,7 +106,7 @@ impl AgentService for Agents {
     ) -> Result<Response<v1::ListVersionsResponse>, Status> {
         reply(
             async {
-                auth::require(&self.db, request.metadata(), Role::Admin).await?;
+                auth::require(&request, Role::Admin)?;
                 let items = reviews::queue(&self.db, &request.get_ref().status).await?;
                 Ok(v1::ListVersionsResponse { items })
             }
@@ -120,7 +120,7 @@ impl AgentService for Agents {
     ) -> Result<Response<v1::Version>, Status> {
         reply(
             async {
-                let admin = auth::require(&self.db, request.metadata(), Role::Admin).await?;
+                let admin = auth::require(&request, Role::Admin)?;
                 reviews::decide(&self.db, &admin, request.get_ref(), Decision::Approve).await
             }
             .await,
@@ -133,7 +133,7 @@ impl AgentService for Agents {
     ) -> Result<Response<v1::Version>, Status> {
         reply(
             async {
-                let admin = auth::require(&self.db, request.metadata(), Role::Admin).await?;
+                let admin = auth::require(&request, Role::Admin)?;
                 reviews::decide(&self.db, &admin, request.get_ref(), Decision::Reject).await
             }
             .await,

@@ -64,7 +64,7 @@ impl BillingService for BillingApi {
     ) -> Result<Response<v1::Balance>, Status> {
         reply(
             async {
-                let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
+                let caller = auth::require(&request, Role::User)?;
                 let body = request.get_ref();
                 if !caller.is_admin() && caller.account_id != body.account_id {
                     return Err(Error::not_found(format!("account {:?}", body.account_id)));
