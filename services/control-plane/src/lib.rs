@@ -3,9 +3,7 @@
 
 mod accounts;
 mod agents;
-mod auth;
 pub mod billing;
-mod catalog;
 pub mod config;
 mod db;
 mod entity;
@@ -16,12 +14,10 @@ pub mod health;
 mod metrics;
 mod node_auth;
 mod paging;
-mod reviews;
 mod server;
-mod versions;
 mod view;
 
-pub use auth::generate_key as generate_api_key;
+pub use accounts::keys::generate as generate_api_key;
 pub use config::Config;
 pub use server::{Error, Server};
 

@@ -18,11 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accounts::{self, Accounts};
 use crate::agents::Agents;
+use crate::agents::versions::Publisher;
 use crate::billing::Billing;
 use crate::execution::relay::{self, QueueSource};
 use crate::execution::{Executions, Hub, Liveness, Nodes, dead_letters, reaper};
 use crate::metrics::Metrics;
-use crate::versions::Publisher;
 use crate::{Config, db};
 
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +134,7 @@ impl Server {
                 tracing::warn!(
                     "no FRAMEOS_NODE_TOKEN: generated one; only in-process nodes can connect"
                 );
-                crate::auth::generate_key()
+                crate::accounts::keys::generate()
             }
         };
         let listener = match listener {
@@ -371,6 +371,7 @@ impl Server {
         let server = frameos_tls::server_builder(self.tls.as_ref())?
             .timeout(Duration::from_secs(60))
             .layer(frameos_metrics::GrpcLayer::new(&self.registry))
+            .layer(crate::accounts::auth::AuthLayer::new(self.db.clone()))
             .add_service(health_service.clone())
             .add_service(reflection)
             .add_service(AccountServiceServer::new(Accounts::new(self.db.clone())))

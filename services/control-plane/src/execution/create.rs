@@ -11,10 +11,11 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 
 use super::{PRIORITY_FREE, PRIORITY_PAID, view};
-use crate::auth::Principal;
+use crate::accounts::auth::Principal;
+use crate::agents::catalog;
+use crate::db;
 use crate::entity::{account, agent, agent_version, charge, execution, outbox};
 use crate::metrics::ChargeStatus;
-use crate::{catalog, db};
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 

@@ -8,7 +8,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{Hub, view};
-use crate::auth::Principal;
+use crate::accounts::auth::Principal;
 use crate::db;
 use crate::entity::{agent, execution, execution_log};
 
