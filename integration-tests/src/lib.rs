@@ -16,6 +16,7 @@ mod postgres;
 pub mod processes;
 pub mod rail;
 mod s3;
+pub mod service_images;
 
 use std::net::SocketAddr;
 
@@ -47,6 +48,10 @@ pub struct Mesh {
     /// Nodes started by this mesh, and their Docker host, for the cleanup of a failed test.
     nodes: Vec<(String, Option<String>)>,
     database: Option<TestDatabase>,
+    /// The control plane's `/metrics` address (its `FRAMEOS_METRICS_ADDR`, bound), if set.
+    pub control_plane_metrics: Option<SocketAddr>,
+    /// The `/metrics` addresses of the nodes started with `FRAMEOS_METRICS_ADDR`.
+    pub node_metrics: Vec<SocketAddr>,
     _s3: Option<S3Server>,
     _dirs: Vec<tempfile::TempDir>,
     node_base: NodeBase,
@@ -193,6 +198,7 @@ impl Mesh {
                 .await
                 .context("control plane start")?;
         let grpc_addr = control_plane.local_addr();
+        let control_plane_metrics = control_plane.metrics_addr();
         let node_token = control_plane.node_token().to_string();
         let mut tasks = Vec::new();
         let cp_token = shutdown.child_token();
@@ -233,6 +239,8 @@ impl Mesh {
             grpc_listener: Some(grpc_listener),
             nodes: Vec::new(),
             database,
+            control_plane_metrics,
+            node_metrics: Vec::new(),
             _s3: s3,
             _dirs: dirs,
             node_base,
@@ -261,6 +269,7 @@ impl Mesh {
         let control_plane = frameos_control_plane::Server::bind_to(config, listener)
             .await
             .context("control plane restart")?;
+        self.control_plane_metrics = control_plane.metrics_addr();
         self.cp_token = self.shutdown.child_token();
         let token = self.cp_token.clone();
         self.cp_task = Some(tokio::spawn(async move {
@@ -318,6 +327,7 @@ impl Mesh {
         let node = frameos_execution_node::Node::start(config)
             .await
             .context("execution node start")?;
+        self.node_metrics.extend(node.metrics_addr());
         let token = self.shutdown.clone();
         self.tasks.push(tokio::spawn(async move {
             if let Err(e) = node.run(token).await {

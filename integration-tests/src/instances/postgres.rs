@@ -1,6 +1,7 @@
 //! A PostgreSQL cluster of the test's own (initdb into a temporary directory, its own port and
 //! socket directory), which the test may stop, kill and start again on the same port and data.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -23,11 +24,24 @@ pub struct PrivatePostgres {
     /// initdb and postgres refuse to run as root: as root they run as the `postgres` user.
     run_as_postgres: bool,
     port: u16,
+    /// A second listen address (e.g. a Docker network's gateway), trusted from its subnet.
+    also_on: Option<IpAddr>,
 }
 
 impl PrivatePostgres {
     /// initdb, then a server on a port the OS reports free, awaited until it answers a query.
     pub async fn start() -> anyhow::Result<PrivatePostgres> {
+        Self::start_also_on(None).await
+    }
+
+    /// As [`start`](Self::start), also listening on `address` (on the same port) and trusting
+    /// connections from the subnets the host shares with it (`samenet`): reachable from the
+    /// containers of a Docker network whose gateway `address` is.
+    pub async fn start_reachable_at(address: IpAddr) -> anyhow::Result<PrivatePostgres> {
+        Self::start_also_on(Some(address)).await
+    }
+
+    async fn start_also_on(also_on: Option<IpAddr>) -> anyhow::Result<PrivatePostgres> {
         let bin = bin_dir()?;
         let dir = tempfile::Builder::new()
             .prefix("frameos-it-postgres-")
@@ -43,6 +57,7 @@ impl PrivatePostgres {
             bin,
             run_as_postgres,
             port: 0,
+            also_on,
         };
         run(postgres
             .command("initdb")
@@ -50,6 +65,12 @@ impl PrivatePostgres {
             .arg(postgres.data())
             .args(["--auth=trust", "--username=postgres", "--no-sync"])
             .args(["--encoding=UTF8", "--locale=C"]))?;
+        if also_on.is_some() {
+            let hba = postgres.data().join("pg_hba.conf");
+            let mut rules = std::fs::read_to_string(&hba)?;
+            rules.push_str("host all all samenet trust\n");
+            std::fs::write(&hba, rules)?;
+        }
         std::fs::create_dir(postgres.dir.path().join("socket"))?;
         if run_as_postgres {
             let (uid, gid) = postgres_user()?;
@@ -123,6 +144,10 @@ impl PrivatePostgres {
     }
 
     async fn launch(&mut self) -> Result<(), Launch> {
+        let listen = match self.also_on {
+            Some(address) => format!("listen_addresses=127.0.0.1,{address}"),
+            None => "listen_addresses=127.0.0.1".to_string(),
+        };
         let mut command = self.command("postgres");
         command
             .arg("-D")
@@ -130,7 +155,7 @@ impl PrivatePostgres {
             .args(["-p", &self.port.to_string()])
             .arg("-k")
             .arg(self.dir.path().join("socket"))
-            .args(["-c", "listen_addresses=127.0.0.1"])
+            .args(["-c", &listen])
             // A test's data need not survive a power cut; it only has to survive the process.
             .args(["-c", "fsync=off", "-c", "max_connections=200"]);
         let log_start = std::fs::metadata(self.log_file()).map_or(0, |m| m.len());

@@ -1,6 +1,7 @@
 //! A RabbitMQ node of the test's own (own node name, ports, Mnesia and log directories), which
 //! the test may stop, kill and start again on the same port and data.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -25,11 +26,24 @@ pub struct PrivateRabbitMq {
     node: String,
     port: u16,
     dist_port: u16,
+    /// A second listen address (e.g. a Docker network's gateway), where guest may log in too.
+    also_on: Option<IpAddr>,
 }
 
 impl PrivateRabbitMq {
     /// Boots a fresh node on ports the OS reports free, and waits until it accepts AMQP.
     pub async fn start() -> anyhow::Result<PrivateRabbitMq> {
+        Self::start_also_on(None).await
+    }
+
+    /// As [`start`](Self::start), also listening on `address` (on the same port), where the
+    /// guest user may log in as well: reachable from the containers of a Docker network whose
+    /// gateway `address` is.
+    pub async fn start_reachable_at(address: IpAddr) -> anyhow::Result<PrivateRabbitMq> {
+        Self::start_also_on(Some(address)).await
+    }
+
+    async fn start_also_on(also_on: Option<IpAddr>) -> anyhow::Result<PrivateRabbitMq> {
         let dir = tempfile::Builder::new()
             .prefix("frameos-it-rabbitmq-")
             .tempdir()?;
@@ -43,6 +57,7 @@ impl PrivateRabbitMq {
             node: format!("frameos-it-{}@localhost", &id[..12]),
             port: 0,
             dist_port: 0,
+            also_on,
         };
         with_free_ports(2, async |ports| {
             rabbit.port = ports[0];
@@ -92,11 +107,15 @@ impl PrivateRabbitMq {
 
     async fn launch(&mut self) -> Result<(), Launch> {
         let dir = self.dir.path();
-        std::fs::write(
-            dir.join("rabbitmq.conf"),
-            format!("listeners.tcp.1 = 127.0.0.1:{}\n", self.port),
-        )
-        .context("write rabbitmq.conf")?;
+        let mut conf = format!("listeners.tcp.1 = 127.0.0.1:{}\n", self.port);
+        if let Some(address) = self.also_on {
+            // guest is refused anywhere but on loopback unless told otherwise
+            conf.push_str(&format!(
+                "listeners.tcp.2 = {address}:{}\nloopback_users = none\n",
+                self.port
+            ));
+        }
+        std::fs::write(dir.join("rabbitmq.conf"), conf).context("write rabbitmq.conf")?;
         // Only this start's lines count when looking for the listener below.
         let _ = std::fs::remove_file(self.log_file());
         let mut command = Command::new(SERVER_SCRIPT);

@@ -2,6 +2,7 @@
 //! directory for the embedded default. Objects are written once and never modified.
 
 mod config;
+mod credentials;
 mod local;
 mod s3;
 

@@ -1,6 +1,6 @@
 //! Any S3-compatible object store through aws-sdk-s3.
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::config::{BehaviorVersion, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use bytes::Bytes;
@@ -13,6 +13,8 @@ pub struct S3Config {
     pub endpoint: Option<String>,
     pub bucket: String,
     pub region: String,
+    /// Static keys; when either is empty, the AWS default provider chain supplies credentials
+    /// (environment, profile, web identity, container and instance metadata).
     pub access_key_id: String,
     pub secret_access_key: String,
     /// `http://host/bucket/key` instead of `http://bucket.host/key` (MinIO, most self-hosted stores).
@@ -30,16 +32,17 @@ impl S3Store {
         let http_client = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
             .build_https();
+        let region = Region::new(config.region.clone());
+        let credentials = crate::credentials::provider(
+            &config.access_key_id,
+            &config.secret_access_key,
+            &region,
+            http_client.clone(),
+        );
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(config.region.clone()))
-            .credentials_provider(Credentials::new(
-                config.access_key_id.clone(),
-                config.secret_access_key.clone(),
-                None,
-                None,
-                "frameos",
-            ))
+            .region(region)
+            .credentials_provider(credentials)
             .force_path_style(config.path_style)
             .http_client(http_client);
         if let Some(endpoint) = &config.endpoint {

@@ -20,6 +20,7 @@ use tracing::Instrument;
 use crate::drive::{Ended, decide, drive, out_of_memory, runner_command};
 use crate::egress::{self, EgressPolicy, EgressProxy};
 use crate::frames::{Pipe, Pump};
+use crate::metrics::{DockerOperation as Op, SandboxMetrics};
 use crate::{Error, Event, Images, Outcome, Runtime, Spec};
 
 /// Seconds bollard waits for a response's headers.
@@ -39,6 +40,7 @@ pub struct DockerSandbox {
     node_id: String,
     /// Holds one egress socket directory per running execution that may use the network.
     egress_base: PathBuf,
+    metrics: SandboxMetrics,
 }
 
 impl DockerSandbox {
@@ -71,12 +73,22 @@ impl DockerSandbox {
             node_id: node_id.to_string(),
             // The daemon bind-mounts from here, so it must be local to the daemon's host.
             egress_base: std::env::temp_dir().join("frameos-egress"),
+            metrics: SandboxMetrics::default(),
         })
+    }
+
+    pub(crate) fn with_metrics(mut self, metrics: SandboxMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub(crate) async fn check_images(&self) -> Result<(), Error> {
         for image in [&self.images.node, &self.images.python] {
-            if let Err(e) = self.docker.inspect_image(image).await {
+            let inspected = self
+                .metrics
+                .docker(Op::InspectImage, self.docker.inspect_image(image))
+                .await;
+            if let Err(e) = inspected {
                 return Err(match status(&e) {
                     Some(404) => Error::ImageMissing {
                         image: image.clone(),
@@ -98,8 +110,8 @@ impl DockerSandbox {
             .filters(&filters)
             .build();
         let stale = self
-            .docker
-            .list_containers(Some(options))
+            .metrics
+            .docker(Op::List, self.docker.list_containers(Some(options)))
             .await
             .map_err(|e| docker_err("list containers", e))?;
         let mut removed = 0;
@@ -136,7 +148,8 @@ impl DockerSandbox {
                 let policy = EgressPolicy::new(&spec.allow_domains);
                 let name = &spec.execution_id;
                 let events = events.clone();
-                Some(EgressProxy::start(&self.egress_base, name, policy, events).await?)
+                let metrics = self.metrics.clone();
+                Some(EgressProxy::start(&self.egress_base, name, policy, events, metrics).await?)
             };
             let egress_dir = proxy.as_ref().map(|p| p.dir().to_path_buf());
             let result = self
@@ -185,14 +198,18 @@ impl DockerSandbox {
                 .stream(true)
                 .build();
             let io = self
-                .docker
-                .attach_container(&name, Some(attach))
+                .metrics
+                .docker(
+                    Op::Attach,
+                    self.docker.attach_container(&name, Some(attach)),
+                )
                 .await
                 .map_err(|e| docker_err("attach to container", e))?;
-            self.docker
-                .start_container(&name, None)
+            self.metrics
+                .docker(Op::Start, self.docker.start_container(&name, None))
                 .await
                 .map_err(|e| docker_err("start container", e))?;
+            spec.started.mark();
             tracing::debug!("container started");
             Ok::<_, Error>(io)
         }
@@ -264,7 +281,11 @@ impl DockerSandbox {
         .instrument(running.clone())
         .await
         .inspect_err(|_| failed(&running))?;
-        if let Err(e) = remove(&self.docker, &name).await {
+        let removed = self
+            .metrics
+            .docker(Op::Remove, remove(&self.docker, &name))
+            .await;
+        if let Err(e) = removed {
             // The outcome stands; `remove_stale` sweeps the container at the next start.
             tracing::warn!(container = %name, error = %e, "removing container failed");
         }
@@ -287,8 +308,12 @@ impl DockerSandbox {
             egress::add_to_container(&mut body, dir);
         }
         let mut result = self
-            .docker
-            .create_container(Some(options.clone()), body.clone())
+            .metrics
+            .docker(
+                Op::Create,
+                self.docker
+                    .create_container(Some(options.clone()), body.clone()),
+            )
             .await;
         if let Err(e) = &result
             && status(e) == Some(409)
@@ -312,7 +337,11 @@ impl DockerSandbox {
         let options = KillContainerOptionsBuilder::default()
             .signal("SIGKILL")
             .build();
-        match self.docker.kill_container(name, Some(options)).await {
+        let killed = self
+            .metrics
+            .docker(Op::Kill, self.docker.kill_container(name, Some(options)))
+            .await;
+        match killed {
             Ok(()) => {}
             Err(e) if matches!(status(&e), Some(404 | 409)) => {}
             Err(e) => tracing::warn!(container = name, error = %e, "kill failed"),
@@ -351,8 +380,8 @@ impl DockerSandbox {
 
     async fn inspect_state(&self, name: &str) -> Result<bollard::models::ContainerState, Error> {
         let info = self
-            .docker
-            .inspect_container(name, None)
+            .metrics
+            .docker(Op::Inspect, self.docker.inspect_container(name, None))
             .await
             .map_err(|e| docker_err("inspect container", e))?;
         Ok(info.state.unwrap_or_default())

@@ -26,6 +26,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::metrics::{EgressDecision, SandboxMetrics};
 use crate::{Error, Event, Stream};
 use conn::Decision;
 
@@ -54,6 +55,7 @@ impl EgressProxy {
         name: &str,
         policy: EgressPolicy,
         events: mpsc::Sender<Event>,
+        metrics: SandboxMetrics,
     ) -> Result<EgressProxy, Error> {
         let dir = fresh_dir(base, name)?;
         // From here on the directory is removed whatever happens.
@@ -70,6 +72,7 @@ impl EgressProxy {
         let log = Log {
             events,
             logged: Arc::new(AtomicU32::new(0)),
+            metrics,
         };
         let serving = serve(listener, Arc::new(policy), log, proxy.stop.clone());
         proxy.task = Some(tokio::spawn(serving.in_current_span()));
@@ -143,7 +146,7 @@ async fn serve(
             async move {
                 let (decision, then) = conn::handle(stream, &policy).await;
                 log.record(&decision).await;
-                if let Err(e) = then.run().await {
+                if let Err(e) = then.run(&log.metrics).await {
                     tracing::debug!(error = %e, "egress tunnel ended with an error");
                 }
             }
@@ -162,6 +165,7 @@ fn refuse_busy(stream: &UnixStream, log: &Log) {
         reason.len() + 1
     );
     let _ = stream.try_write(response.as_bytes());
+    log.metrics.decision(EgressDecision::Failed);
     if let Some(line) = log.line(&Decision::Failed {
         method: "-".to_string(),
         target: "-".to_string(),
@@ -176,10 +180,16 @@ fn refuse_busy(stream: &UnixStream, log: &Log) {
 struct Log {
     events: mpsc::Sender<Event>,
     logged: Arc<AtomicU32>,
+    metrics: SandboxMetrics,
 }
 
 impl Log {
     async fn record(&self, decision: &Decision) {
+        self.metrics.decision(match decision {
+            Decision::Allowed { .. } => EgressDecision::Allowed,
+            Decision::Refused { .. } => EgressDecision::Refused,
+            Decision::Failed { .. } => EgressDecision::Failed,
+        });
         if let Some(event) = self.line(decision) {
             // A receiver that is gone means the run is ending; nothing left to tell.
             let _ = self.events.send(event).await;

@@ -10,6 +10,7 @@ mod drive;
 mod egress;
 mod frames;
 mod local;
+mod metrics;
 mod selection;
 
 pub use docker::DockerSandbox;
@@ -18,6 +19,10 @@ pub use egress::{EgressPolicy, EgressProxy, Refusal, Resolver};
 /// agent writes can only ever become one of its own two streams (see `frames::Pipe`).
 pub use frameos_core::LogStream as Stream;
 pub use local::LocalSandbox;
+pub use metrics::{
+    DecisionLabels, Direction, DirectionLabels, DockerDurations, DockerOperation, EgressDecision,
+    OperationLabels, SandboxMetrics,
+};
 pub use selection::{SandboxKind, Unavailable, UnknownSandboxKind};
 
 use std::path::PathBuf;
@@ -110,6 +115,31 @@ pub struct Spec {
     /// The `http_request` capability's allow-list (`api.example.com`, `*.example.org`). Empty:
     /// no network at all. Otherwise requests go through a per-execution egress proxy.
     pub allow_domains: Vec<String>,
+    /// Marked when the agent's code starts (its container or process started).
+    pub started: StartSignal,
+}
+
+/// When the agent's code started running: the end of an execution's `start` phase and the
+/// beginning of its `run` phase (API.md §4.4). Clones share it.
+#[derive(Clone, Debug, Default)]
+pub struct StartSignal(std::sync::Arc<std::sync::OnceLock<std::time::Instant>>);
+
+impl StartSignal {
+    /// When the agent's code started, if it did.
+    pub fn at(&self) -> Option<std::time::Instant> {
+        self.0.get().copied()
+    }
+
+    pub(crate) fn mark(&self) {
+        let _ = self.0.set(std::time::Instant::now());
+    }
+}
+
+/// Not part of what a spec asks for: every two signals compare equal.
+impl PartialEq for StartSignal {
+    fn eq(&self, _: &StartSignal) -> bool {
+        true
+    }
 }
 
 impl Default for Spec {
@@ -127,6 +157,7 @@ impl Default for Spec {
             tmp_size_mb: DEFAULT_TMP_SIZE_MB,
             log_limit_bytes: DEFAULT_LOG_LIMIT_BYTES,
             allow_domains: Vec::new(),
+            started: StartSignal::default(),
         }
     }
 }
@@ -276,6 +307,14 @@ impl Sandbox {
             node_id,
             LocalSandbox::default_runner_dir(),
         ))
+    }
+
+    /// Records egress decisions and bytes and Docker call latencies in `metrics`.
+    pub fn with_metrics(self, metrics: SandboxMetrics) -> Sandbox {
+        match self {
+            Sandbox::Docker(d) => Sandbox::Docker(d.with_metrics(metrics)),
+            other => other,
+        }
     }
 
     /// False for the local-process runner, which production must refuse. An unavailable

@@ -91,6 +91,7 @@ impl LocalSandbox {
             .kill_on_drop(true)
             .spawn()
             .map_err(|source| Error::Spawn { program, source })?;
+        spec.started.mark();
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {

@@ -53,6 +53,10 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
     pub bootstrap_admin_key: Option<String>,
 
+    /// Where `/metrics` is served (Prometheus text, OpenMetrics when asked); absent → off.
+    #[arg(long, env = "FRAMEOS_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     #[command(flatten)]
     pub store: StoreConfig,
 
@@ -67,6 +71,15 @@ pub struct Config {
 
     #[command(flatten)]
     pub recovery: RecoveryConfig,
+
+    /// gRPC TLS and node mTLS (FRAMEOS_TLS_CERT, FRAMEOS_TLS_KEY, FRAMEOS_TLS_CLIENT_CA).
+    #[command(flatten)]
+    pub tls: frameos_tls::ServerTlsConfig,
+
+    /// A second listener serving only gRPC health, always plain HTTP/2: for probes that do not
+    /// speak TLS (the kubelet's gRPC probe) while FRAMEOS_GRPC_ADDR serves TLS. Off when unset.
+    #[arg(long, env = "FRAMEOS_GRPC_HEALTH_ADDR")]
+    pub grpc_health_addr: Option<SocketAddr>,
 }
 
 /// Shares of the platform one account may hold, so that no account starves the others.

@@ -3,23 +3,21 @@
 
 mod accounts;
 mod agents;
-mod auth;
 pub mod billing;
-mod catalog;
 pub mod config;
 mod db;
 mod entity;
 mod execution;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+pub mod health;
+mod metrics;
 mod node_auth;
 mod paging;
-mod reviews;
 mod server;
-mod versions;
 mod view;
 
-pub use auth::generate_key as generate_api_key;
+pub use accounts::keys::generate as generate_api_key;
 pub use config::Config;
 pub use server::{Error, Server};
 

@@ -15,14 +15,14 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic_health::ServingStatus;
 
 use crate::accounts::{self, Accounts};
 use crate::agents::Agents;
+use crate::agents::versions::Publisher;
 use crate::billing::Billing;
 use crate::execution::relay::{self, QueueSource};
 use crate::execution::{Executions, Hub, Liveness, Nodes, dead_letters, reaper};
-use crate::versions::Publisher;
+use crate::metrics::Metrics;
 use crate::{Config, db};
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,11 @@ pub enum Error {
     #[error("grpc server failed: {0}")]
     Serve(#[source] tonic::transport::Error),
     #[error("{0}")]
+    Metrics(#[from] frameos_metrics::Error),
+    #[error("{0}")]
     Component(#[from] frameos_lifecycle::Failure),
+    #[error(transparent)]
+    Tls(#[from] frameos_tls::Error),
 }
 
 /// A control plane that is bound and ready to serve.
@@ -59,24 +63,55 @@ pub struct Server {
     shared_queue: Option<frameos_queue::Queue>,
     billing: Billing,
     node_token: String,
+    /// TLS of the gRPC server (`FRAMEOS_TLS_*`); None: plain HTTP/2.
+    tls: Option<frameos_tls::ServerTls>,
+    /// `FRAMEOS_GRPC_HEALTH_ADDR`: health only, plain HTTP/2, for probes.
+    health_listener: Option<TcpListener>,
     /// Fires before `shutdown` when readiness must go first (`frameos dev`).
     not_ready: Option<CancellationToken>,
+    registry: frameos_metrics::Registry,
+    metrics: Metrics,
+    /// `FRAMEOS_METRICS_ADDR`, bound.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Server {
     /// Connects to the database (migrating if asked), checks the package store, makes sure an
     /// admin exists and binds the listener. Nothing is served yet.
     pub async fn bind(config: Config) -> Result<Server, Error> {
-        Self::bind_with(config, None).await
+        Self::bind_with(config, None, frameos_metrics::Registry::new()).await
+    }
+
+    /// As [`Server::bind`], with the metrics in `registry`: shared, one scrape shows every
+    /// service of the process (`frameos dev`).
+    pub async fn bind_with_registry(
+        config: Config,
+        registry: frameos_metrics::Registry,
+    ) -> Result<Server, Error> {
+        Self::bind_with(config, None, registry).await
     }
 
     /// As [`Server::bind`], serving on a listener the caller bound: a restart in the same
     /// process keeps its socket instead of releasing the port and binding it again.
     pub async fn bind_to(config: Config, listener: TcpListener) -> Result<Server, Error> {
-        Self::bind_with(config, Some(listener)).await
+        Self::bind_with(config, Some(listener), frameos_metrics::Registry::new()).await
     }
 
-    async fn bind_with(config: Config, listener: Option<TcpListener>) -> Result<Server, Error> {
+    async fn bind_with(
+        config: Config,
+        listener: Option<TcpListener>,
+        registry: frameos_metrics::Registry,
+    ) -> Result<Server, Error> {
+        // Bad TLS files fail the start before anything else is touched.
+        let tls = config.tls.load()?;
+        let health_listener = match config.grpc_health_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let db = db::connect(&config.database_url)
             .await
             .map_err(Error::Database)?;
@@ -88,16 +123,18 @@ impl Server {
             accounts::bootstrap_admin(&db, config.bootstrap_admin_key.as_deref())
                 .await
                 .map_err(Error::Bootstrap)?;
+        let metrics = Metrics::new(&registry);
         let billing = Billing::start(&db, &config.billing)
             .await
-            .map_err(Error::Billing)?;
+            .map_err(Error::Billing)?
+            .with_metrics(metrics.clone());
         let node_token = match &config.node_token {
             Some(token) if !token.is_empty() => token.clone(),
             _ => {
                 tracing::warn!(
                     "no FRAMEOS_NODE_TOKEN: generated one; only in-process nodes can connect"
                 );
-                crate::auth::generate_key()
+                crate::accounts::keys::generate()
             }
         };
         let listener = match listener {
@@ -109,6 +146,10 @@ impl Server {
                     source,
                 })?,
         };
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => Some(frameos_metrics::bind(addr).await?),
+            None => None,
+        };
         Ok(Server {
             config,
             db,
@@ -117,7 +158,12 @@ impl Server {
             shared_queue: None,
             billing,
             node_token,
+            tls,
+            health_listener,
             not_ready: None,
+            registry,
+            metrics,
+            metrics_listener,
         })
     }
 
@@ -160,6 +206,20 @@ impl Server {
         self.listener.local_addr().unwrap_or(self.config.grpc_addr)
     }
 
+    /// Where the plain health-only listener listens, if one was asked for.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// Where `/metrics` is served (`FRAMEOS_METRICS_ADDR`), if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     /// The token execution nodes must present (`FRAMEOS_NODE_TOKEN`, or the generated one).
     pub fn node_token(&self) -> &str {
         &self.node_token
@@ -175,7 +235,7 @@ impl Server {
     /// `FRAMEOS_SHUTDOWN_GRACE_SECS`: readiness flips to NOT_SERVING → the outbox relay
     /// publishes what was committed → the gRPC server closes (report and watch streams end) →
     /// the background tasks end.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
         let supervisor = Supervisor::new(&shutdown);
         let stopping = supervisor.stopping();
         // Each part stops in its stage, on its own token.
@@ -201,9 +261,7 @@ impl Server {
             .build_v1()
             .map_err(Error::Reflection)?;
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_service_status("", ServingStatus::Serving)
-            .await;
+        crate::health::serving(&health_reporter).await;
         if let Some(not_ready) = self.not_ready.clone() {
             let unready = unready.clone();
             supervisor.tracker().spawn(async move {
@@ -213,14 +271,14 @@ impl Server {
                 }
             });
         }
-        let mut health_task = supervisor.tracker().spawn(watch_database(
+        let mut health_task = supervisor.tracker().spawn(crate::health::follow(
             self.db.clone(),
             health_reporter,
             unready.clone(),
         ));
 
         let outbox = std::sync::Arc::new(tokio::sync::Notify::new());
-        let hub = Hub::new(outbox.clone());
+        let hub = Hub::new(outbox.clone(), self.metrics.clone());
         let executions = Executions::new(
             self.db.clone(),
             hub.clone(),
@@ -258,6 +316,7 @@ impl Server {
                 self.config.fair_use.account_max_running,
                 source.clone(),
                 outbox.clone(),
+                self.metrics.clone(),
                 relay_stop.clone(),
             )),
         );
@@ -287,13 +346,35 @@ impl Server {
             )),
         );
 
+        // The database's gauges are read when scraped, within the scrape's refresh limit.
+        let (db, metrics) = (self.db.clone(), self.metrics.clone());
+        let dead_after = Duration::from_secs(recovery.node_dead_after_secs);
+        self.registry.on_scrape(move || {
+            let (db, metrics) = (db.clone(), metrics.clone());
+            async move { metrics.refresh(&db, dead_after).await }
+        });
+        if let Some(listener) = self.metrics_listener.take() {
+            supervisor.component(
+                "metrics server",
+                frameos_metrics::serve(listener, self.registry.clone(), serve_stop.clone()),
+            );
+        }
+
         let addr = self.local_addr();
-        tracing::info!(%addr, store = %publisher.store.describe(), "control plane serving");
-        let server = tonic::transport::Server::builder()
+        tracing::info!(%addr, store = %publisher.store.describe(), tls = self.tls.is_some(), "control plane serving");
+        let node_auth = crate::node_auth::NodeToken::new(&self.node_token)
+            .requiring_client_certificate(
+                self.tls
+                    .as_ref()
+                    .is_some_and(frameos_tls::ServerTls::requires_node_certificates),
+            );
+        let server = frameos_tls::server_builder(self.tls.as_ref())?
             .timeout(Duration::from_secs(60))
+            .layer(frameos_metrics::GrpcLayer::new(&self.registry))
+            .layer(crate::accounts::auth::AuthLayer::new(self.db.clone()))
             // A SERVER span per call, continuing the caller's trace from the call's metadata.
             .layer(frameos_telemetry::grpc::ServerSpans)
-            .add_service(health_service)
+            .add_service(health_service.clone())
             .add_service(reflection)
             .add_service(AccountServiceServer::new(Accounts::new(self.db.clone())))
             .add_service(BillingServiceServer::new(
@@ -304,14 +385,22 @@ impl Server {
                     .max_decoding_message_size(max_message),
             )
             .add_service(ExecutionServiceServer::new(executions))
-            .add_service(NodeServiceServer::with_interceptor(
-                nodes,
-                crate::node_auth::NodeToken::new(&self.node_token),
-            ))
+            .add_service(NodeServiceServer::with_interceptor(nodes, node_auth))
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.listener),
                 serve_stop.clone().cancelled_owned(),
             );
+        if let Some(listener) = self.health_listener {
+            let probes = tonic::transport::Server::builder()
+                .add_service(health_service)
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(listener),
+                    serve_stop.clone().cancelled_owned(),
+                );
+            supervisor.component("grpc health listener", async move {
+                probes.await.map_err(Error::Serve)
+            });
+        }
         let mut server_task =
             supervisor.component(
                 "grpc server",
@@ -364,37 +453,4 @@ const STAGE_LIMIT: Duration = Duration::from_secs(5);
 async fn ended(work: impl Future<Output = ()>) -> Result<(), Infallible> {
     work.await;
     Ok(())
-}
-
-/// Reports NOT_SERVING while the database does not answer, so readiness follows it, and from
-/// `unready` on for good (the stop began). The only writer of the health status.
-async fn watch_database(
-    db: DatabaseConnection,
-    reporter: tonic_health::server::HealthReporter,
-    unready: CancellationToken,
-) {
-    let mut serving = true;
-    loop {
-        let ok = tokio::select! {
-            () = unready.cancelled() => break,
-            ok = async {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                db.ping().await.is_ok()
-            } => ok,
-        };
-        if ok != serving {
-            serving = ok;
-            let status = if ok {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            tracing::warn!(serving = ok, "database health changed");
-            reporter.set_service_status("", status).await;
-        }
-    }
-    reporter
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
-    tracing::info!("readiness off: NOT_SERVING");
 }

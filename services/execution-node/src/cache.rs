@@ -10,6 +10,8 @@ use frameos_blobstore::Store;
 use frameos_package::Limits;
 use sha2::{Digest, Sha256};
 
+use crate::metrics::{CacheResult, NodeMetrics};
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("bad package digest {0:?}")]
@@ -41,6 +43,7 @@ pub struct Cache {
     limits: Limits,
     /// One fetch per digest at a time.
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    metrics: Option<NodeMetrics>,
 }
 
 impl Cache {
@@ -52,7 +55,20 @@ impl Cache {
             store,
             limits,
             locks: Arc::default(),
+            metrics: None,
         })
+    }
+
+    /// Counts hits and misses in `metrics`.
+    pub fn with_metrics(mut self, metrics: NodeMetrics) -> Cache {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, result: CacheResult) {
+        if let Some(metrics) = &self.metrics {
+            metrics.cache(result);
+        }
     }
 
     pub async fn get(&self, key: &str, sha256: &str) -> Result<PathBuf, Error> {
@@ -61,6 +77,7 @@ impl Cache {
         }
         let target = self.dir.join(sha256);
         if tokio::fs::try_exists(&target).await? {
+            self.count(CacheResult::Hit);
             return Ok(target);
         }
         let lock = {
@@ -69,6 +86,7 @@ impl Cache {
         };
         let _guard = lock.lock().await;
         if tokio::fs::try_exists(&target).await? {
+            self.count(CacheResult::Hit);
             return Ok(target);
         }
         let bytes = self
@@ -108,6 +126,7 @@ impl Cache {
         // Readable by the container's unprivileged user, writable by nobody in it.
         set_mode(&staging, 0o755)?;
         tokio::fs::rename(&staging, &target).await?;
+        self.count(CacheResult::Miss);
         tracing::info!(key, sha256, "package cached");
         Ok(target)
     }

@@ -66,8 +66,17 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_SHUTDOWN_GRACE_SECS", default_value_t = frameos_lifecycle::NODE_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
 
+    /// Where `/metrics` is served (Prometheus text, OpenMetrics when asked); absent → off.
+    #[arg(long, env = "FRAMEOS_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
     #[command(flatten)]
     pub store: StoreConfig,
+
+    /// TLS towards an https:// control plane, and the node's client certificate for node mTLS
+    /// (FRAMEOS_CONTROL_PLANE_CA, FRAMEOS_TLS_CLIENT_CERT, FRAMEOS_TLS_CLIENT_KEY).
+    #[command(flatten)]
+    pub tls: frameos_tls::ClientTlsConfig,
 }
 
 impl Config {

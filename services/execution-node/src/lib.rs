@@ -6,6 +6,7 @@ mod cache;
 pub mod config;
 mod hand_back;
 mod in_flight;
+mod metrics;
 mod worker;
 
 use std::time::Duration;
@@ -21,7 +22,7 @@ use hand_back::Stop;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::codegen::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -29,12 +30,15 @@ pub enum Error {
     Sandbox(#[from] frameos_sandbox::Error),
     #[error("package cache: {0}")]
     Cache(#[from] cache::Error),
-    #[error("bad control plane URL: {0}")]
-    ControlPlaneUrl(#[source] tonic::transport::Error),
+    /// A bad control plane URL, or bad TLS files (`FRAMEOS_CONTROL_PLANE_CA`, …).
+    #[error(transparent)]
+    ControlPlane(#[from] frameos_tls::Error),
     #[error("no queue: set FRAMEOS_AMQP_URL")]
     NoQueue,
     #[error("FRAMEOS_NODE_TOKEN is not a valid header value")]
     NodeToken,
+    #[error("{0}")]
+    Metrics(#[from] frameos_metrics::Error),
     #[error("{0}")]
     Component(#[from] frameos_lifecycle::Failure),
 }
@@ -67,9 +71,13 @@ impl tonic::service::Interceptor for NodeToken {
 type Client = NodeServiceClient<InterceptedService<TracedClient<Channel>, NodeToken>>;
 
 impl ControlPlane {
-    fn connect_lazy(url: &str, token: Option<&str>) -> Result<ControlPlane, Error> {
-        let channel = Endpoint::from_shared(url.to_string())
-            .map_err(Error::ControlPlaneUrl)?
+    fn connect_lazy(
+        tls: &frameos_tls::ClientTlsConfig,
+        url: &str,
+        token: Option<&str>,
+    ) -> Result<ControlPlane, Error> {
+        let channel = tls
+            .endpoint(url)?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .connect_lazy();
@@ -107,6 +115,7 @@ pub struct Shared {
     pub sandbox: Sandbox,
     cache: cache::Cache,
     pub log_limit_bytes: u64,
+    metrics: metrics::NodeMetrics,
 }
 
 /// Where jobs come from: a broker to (re)connect to, or a queue shared in-process.
@@ -123,11 +132,23 @@ pub struct Node {
     source: Source,
     concurrency: u16,
     grace: Duration,
+    registry: frameos_metrics::Registry,
+    /// `FRAMEOS_METRICS_ADDR`, bound.
+    metrics_listener: Option<tokio::net::TcpListener>,
 }
 
 impl Node {
     /// A production node: Docker (images checked, stale containers removed) and RabbitMQ.
     pub async fn start(config: Config) -> Result<Node, Error> {
+        Self::start_with_registry(config, frameos_metrics::Registry::new()).await
+    }
+
+    /// As [`Node::start`], with the metrics in `registry` (shared by the services of one
+    /// process).
+    pub async fn start_with_registry(
+        config: Config,
+        registry: frameos_metrics::Registry,
+    ) -> Result<Node, Error> {
         let node_id = config.node_id();
         let sandbox = config.sandbox(&node_id).await?;
         let url = config.amqp_url.clone().ok_or(Error::NoQueue)?;
@@ -135,13 +156,23 @@ impl Node {
             url,
             topology: config.topology(),
         };
-        Self::assemble(config, node_id, sandbox, source).await
+        Self::assemble(config, node_id, sandbox, source, registry).await
     }
 
     /// A node on a given sandbox and a queue shared in-process (`frameos dev`, tests).
     pub async fn start_with(config: Config, sandbox: Sandbox, queue: Queue) -> Result<Node, Error> {
+        Self::start_sharing(config, sandbox, queue, frameos_metrics::Registry::new()).await
+    }
+
+    /// As [`Node::start_with`], with the metrics in `registry` (`frameos dev`).
+    pub async fn start_sharing(
+        config: Config,
+        sandbox: Sandbox,
+        queue: Queue,
+        registry: frameos_metrics::Registry,
+    ) -> Result<Node, Error> {
         let node_id = config.node_id();
-        Self::assemble(config, node_id, sandbox, Source::Shared(queue)).await
+        Self::assemble(config, node_id, sandbox, Source::Shared(queue), registry).await
     }
 
     async fn assemble(
@@ -149,7 +180,22 @@ impl Node {
         node_id: String,
         sandbox: Sandbox,
         source: Source,
+        registry: frameos_metrics::Registry,
     ) -> Result<Node, Error> {
+        // Bad TLS files are reported before any container is touched.
+        let control_plane = ControlPlane::connect_lazy(
+            &config.tls,
+            &config.control_plane_url,
+            config.node_token.as_deref(),
+        )?;
+        let sandbox_metrics = frameos_sandbox::SandboxMetrics::default();
+        let sandbox = sandbox.with_metrics(sandbox_metrics.clone());
+        let in_flight = in_flight::InFlight::default();
+        let metrics = metrics::NodeMetrics::new(&registry, &sandbox_metrics, &in_flight);
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => Some(frameos_metrics::bind(addr).await?),
+            None => None,
+        };
         sandbox.check_images().await?;
         let removed = sandbox.remove_stale().await?;
         if removed > 0 {
@@ -159,25 +205,33 @@ impl Node {
             &config.cache_dir,
             config.store.build(),
             frameos_package::Limits::default(),
-        )?;
+        )?
+        .with_metrics(metrics.clone());
         let shared = Shared {
             node_id,
             instance_id: uuid::Uuid::new_v4().simple().to_string(),
-            in_flight: in_flight::InFlight::default(),
-            control_plane: ControlPlane::connect_lazy(
-                &config.control_plane_url,
-                config.node_token.as_deref(),
-            )?,
+            in_flight,
+            control_plane,
             sandbox,
             cache,
             log_limit_bytes: config.log_limit_bytes,
+            metrics,
         };
         Ok(Node {
             shared: std::sync::Arc::new(shared),
             source,
             concurrency: config.concurrency(),
             grace: config.shutdown_grace(),
+            registry,
+            metrics_listener,
         })
+    }
+
+    /// Where `/metrics` is served (`FRAMEOS_METRICS_ADDR`), if anywhere.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn node_id(&self) -> &str {
@@ -188,8 +242,16 @@ impl Node {
     /// `FRAMEOS_SHUTDOWN_GRACE_SECS`: stop taking jobs (those the broker had already sent go
     /// back unstarted) → running executions finish → when the grace is nearly over, those still
     /// running are handed back → heartbeats and the queue connection end.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
         let supervisor = Supervisor::new(&shutdown);
+        // Scrapes go on while executions drain; the server ends with the heartbeats.
+        let metrics_stop = CancellationToken::new();
+        if let Some(listener) = self.metrics_listener.take() {
+            supervisor.component(
+                "metrics server",
+                frameos_metrics::serve(listener, self.registry.clone(), metrics_stop.clone()),
+            );
+        }
         // Heartbeats go on while executions drain: the node still owns them.
         let heartbeat_stop = CancellationToken::new();
         supervisor.component(
@@ -254,6 +316,7 @@ impl Node {
             }
         }
         heartbeat_stop.cancel();
+        metrics_stop.cancel();
         if let Some(queue) = consuming.owned_queue {
             sequence
                 .stage("queue connection closes", STAGE_LIMIT, queue.close())

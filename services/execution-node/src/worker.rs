@@ -239,6 +239,7 @@ async fn execute(
 ) -> Result<(), Failure> {
     let execution_id = &report.execution_id;
     let attempt = report.attempt;
+    let claimed = std::time::Instant::now();
     let fetching = tracing::info_span!(
         "package_fetch",
         package.sha256 = %claim.package_sha256,
@@ -274,6 +275,7 @@ async fn execute(
         ..Spec::default()
     };
     let timeout_ms = resources.timeout_ms;
+    let started = spec.started.clone();
 
     let cancel = CancellationToken::new();
     // Dropped unfinished (the node's last stop stage gave up on it): the container stops too.
@@ -334,6 +336,7 @@ async fn execute(
         return Err(failure);
     }
     let outcome = outcome?.map_err(|e| Failure::Platform(e.to_string()))?;
+    shared.metrics.ran(claimed, started.at());
     // A run that ended on its own meanwhile, or that its user canceled, reports as usual.
     if handing_back && !user_canceled && matches!(outcome, Outcome::Canceled) {
         return Err(Failure::ShuttingDown);

@@ -29,6 +29,9 @@ pub struct Args {
 pub async fn run(mut args: Args) -> anyhow::Result<()> {
     frameos_telemetry::init();
     args.control_plane.migrate = true;
+    // The three services talk over loopback in one process: plain HTTP/2, whatever FRAMEOS_TLS_*
+    // the shell has set (ADR 0018).
+    args.control_plane.tls = Default::default();
     // A fresh admin key each start unless one is configured: dev keys are disposable, and the
     // database keeps only their hashes.
     let admin_key = match &args.control_plane.bootstrap_admin_key {
@@ -45,8 +48,12 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let amqp_url = args.control_plane.amqp_url.clone();
     let store = args.control_plane.store.clone();
     let queue = frameos_queue::Queue::in_process(topology);
+    // One registry for the three services: the gateway's /metrics shows them all.
+    let registry = frameos_metrics::Registry::new();
 
-    let mut control_plane = frameos_control_plane::Server::bind(args.control_plane).await?;
+    let mut control_plane =
+        frameos_control_plane::Server::bind_with_registry(args.control_plane, registry.clone())
+            .await?;
     if amqp_url.is_none() {
         control_plane = control_plane.with_queue(queue.clone());
     }
@@ -54,13 +61,16 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let mut gateway_config = frameos_gateway::Config::embedded();
     gateway_config.http_addr = args.http_addr;
     gateway_config.control_plane_url = format!("http://{grpc_addr}");
+    gateway_config.tls = Default::default();
     gateway_config.max_package_bytes = max_package_bytes;
     gateway_config.shutdown_grace_secs = control_plane_grace.as_secs();
-    let gateway = frameos_gateway::Gateway::bind(gateway_config).await?;
+    let gateway =
+        frameos_gateway::Gateway::bind_with_registry(gateway_config, registry.clone()).await?;
     let http_addr = gateway.local_addr();
 
     let mut node_config = frameos_execution_node::Config::embedded();
     node_config.control_plane_url = format!("http://{grpc_addr}");
+    node_config.tls = Default::default();
     node_config.store = store;
     node_config.concurrency = args.concurrency;
     node_config.amqp_url = amqp_url.clone();
@@ -69,12 +79,18 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     node_config.node_id = Some(node_id.clone());
     node_config.sandbox = args.sandbox;
     node_config.docker_host = args.docker_host.clone();
+    // The shared registry is served by the gateway (and FRAMEOS_METRICS_ADDR, if set, by the
+    // control plane): the node must not bind that address a second time.
+    node_config.metrics_addr = None;
     let sandbox = sandbox(args.sandbox, args.docker_host.as_deref(), &node_id).await;
     let sandbox_shown = sandbox.clone();
     let node_grace = node_config.shutdown_grace();
     let node = match amqp_url {
-        Some(_) => frameos_execution_node::Node::start(node_config).await?,
-        None => frameos_execution_node::Node::start_with(node_config, sandbox, queue).await?,
+        Some(_) => frameos_execution_node::Node::start_with_registry(node_config, registry).await?,
+        None => {
+            frameos_execution_node::Node::start_sharing(node_config, sandbox, queue, registry)
+                .await?
+        }
     };
 
     println!();

@@ -58,6 +58,10 @@ pub struct Config {
     /// Requests an account may send at once above its rate, after a quiet spell.
     #[arg(long, env = "FRAMEOS_RATE_LIMIT_BURST", default_value_t = 100)]
     pub rate_limit_burst: u32,
+
+    /// TLS towards an https:// control plane (FRAMEOS_CONTROL_PLANE_CA, FRAMEOS_TLS_CLIENT_*).
+    #[command(flatten)]
+    pub tls: frameos_tls::ClientTlsConfig,
 }
 
 impl Config {

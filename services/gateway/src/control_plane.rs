@@ -9,7 +9,7 @@ use frameos_proto::v1::agent_service_client::AgentServiceClient;
 use frameos_proto::v1::billing_service_client::BillingServiceClient;
 use frameos_proto::v1::execution_service_client::ExecutionServiceClient;
 use frameos_telemetry::grpc::TracedClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -41,14 +41,16 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     /// A channel that connects on first use, so the gateway starts (and answers `/healthz`)
-    /// while the control plane is still down.
+    /// while the control plane is still down; TLS for an `https://` URL (files checked now).
     pub fn connect_lazy(
+        tls: &frameos_tls::ClientTlsConfig,
         url: &str,
         call_timeout: Duration,
         max_package_bytes: u64,
-    ) -> Result<ControlPlane, tonic::transport::Error> {
+    ) -> Result<ControlPlane, frameos_tls::Error> {
         // The call timeout ends with the response head, so it bounds only the start of a stream.
-        let endpoint = Endpoint::from_shared(url.to_string())?
+        let endpoint = tls
+            .endpoint(url)?
             .timeout(call_timeout)
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
@@ -101,8 +103,9 @@ impl ControlPlane {
             Ok(Ok(reply)) if reply.get_ref().status == ServingStatus::Serving as i32 => Ok(()),
             Ok(Ok(_)) => Err(unavailable("the control plane reports it is not serving")),
             Ok(Err(status)) => Err(unavailable(&format!(
-                "the control plane is unreachable: {}",
-                status.message()
+                "the control plane is unreachable: {}{}",
+                status.message(),
+                root_cause(&status)
             ))),
             Err(_) => Err(unavailable("the control plane did not answer in time")),
         }
@@ -124,6 +127,18 @@ impl ControlPlane {
             Ok(_) => error,
         }
     }
+}
+
+/// What lies under a transport error (`: invalid peer certificate: UnknownIssuer`), which the
+/// status message alone ("transport error") does not say; empty for a status the server sent.
+fn root_cause(status: &tonic::Status) -> String {
+    let mut cause = std::error::Error::source(status);
+    let mut last = None;
+    while let Some(error) = cause {
+        last = Some(error);
+        cause = error.source();
+    }
+    last.map(|error| format!(": {error}")).unwrap_or_default()
 }
 
 fn unavailable(message: &str) -> ApiError {

@@ -1,21 +1,19 @@
-//! Prometheus metrics of the REST API. Each gateway owns its registry, so several gateways in
-//! one process (tests, `frameos dev`) never mix their counts.
+//! Prometheus metrics of the REST API: `frameos_http_requests_total{method,route,status}` and
+//! `frameos_http_request_duration_seconds{method,route}`. Each gateway has its own registry
+//! (several gateways in one test never mix their counts), unless it is given one to share:
+//! `frameos dev` serves every in-process service's families on the gateway's `/metrics`.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, header};
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use frameos_core::ErrorCode;
+use axum::response::Response;
+use frameos_metrics::Registry;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::{Registry, Unit};
-
-use crate::error::ApiError;
+use prometheus_client::metrics::histogram::Histogram;
 
 /// Route label of requests no route matched; raw paths would make the label set unbounded.
 const UNMATCHED: &str = "unmatched";
@@ -37,37 +35,30 @@ type DurationFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 #[derive(Clone, Debug)]
 pub struct Metrics {
-    registry: Arc<Registry>,
+    registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: DurationFamily,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    pub fn new() -> Self {
+    /// Registers the HTTP families in `registry`, which `/metrics` serves.
+    pub fn new(registry: Registry) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
         // 5 ms … ~20 s: from a cached read to a large package upload.
         let durations: DurationFamily =
-            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 13)));
-        let mut registry = Registry::default();
+            Family::new_with_constructor(|| Histogram::new(frameos_metrics::duration_buckets()));
         registry.register(
-            "http_requests",
+            "frameos_http_requests",
             "HTTP requests answered, by method, route template and status",
             requests.clone(),
         );
-        registry.register_with_unit(
-            "http_request_duration",
+        registry.register_seconds(
+            "frameos_http_request_duration",
             "Time to answer an HTTP request, by method and route template",
-            Unit::Seconds,
             durations.clone(),
         );
         Metrics {
-            registry: Arc::new(registry),
+            registry,
             requests,
             durations,
         }
@@ -89,13 +80,6 @@ impl Metrics {
                 status,
             })
             .inc();
-    }
-
-    /// The OpenMetrics text exposition, which Prometheus scrapes natively.
-    pub fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
-        Ok(text)
     }
 }
 
@@ -132,19 +116,9 @@ pub async fn record(State(metrics): State<Metrics>, request: Request, next: Next
     response
 }
 
-/// `GET /metrics`.
-pub async fn scrape(metrics: &Metrics) -> Response {
-    match metrics.encode() {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(_) => ApiError::new(ErrorCode::Internal, "cannot encode the metrics").into_response(),
-    }
+/// `GET /metrics`: Prometheus text, or OpenMetrics when the scrape asks for it.
+pub async fn scrape(metrics: &Metrics, headers: &HeaderMap) -> Response {
+    frameos_metrics::respond(&metrics.registry, headers).await
 }
 
 #[cfg(test)]
@@ -153,24 +127,23 @@ mod tests {
 
     #[test]
     fn requests_are_counted_by_route_template() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::new(Registry::new());
         metrics.observe(&Method::GET, "/v1/agents/{slug}", 200, 0.01);
         metrics.observe(&Method::GET, "/v1/agents/{slug}", 200, 0.02);
         metrics.observe(&Method::from_bytes(b"BREW").unwrap(), UNMATCHED, 404, 0.001);
-        let text = metrics.encode().unwrap();
+        let text = metrics
+            .registry
+            .encode(frameos_metrics::Format::Prometheus)
+            .unwrap();
         assert!(
-            text.contains(
-                r#"http_requests_total{method="GET",route="/v1/agents/{slug}",status="200"} 2"#
-            ),
+            text.contains(r#"frameos_http_requests_total{method="GET",route="/v1/agents/{slug}",status="200"} 2"#),
             "{text}"
         );
-        assert!(
-            text.contains(
-                r#"http_requests_total{method="OTHER",route="unmatched",status="404"} 1"#
-            )
-        );
         assert!(text.contains(
-            r#"http_request_duration_seconds_count{method="GET",route="/v1/agents/{slug}"} 2"#
+            r#"frameos_http_requests_total{method="OTHER",route="unmatched",status="404"} 1"#
+        ));
+        assert!(text.contains(
+            r#"frameos_http_request_duration_seconds_count{method="GET",route="/v1/agents/{slug}"} 2"#
         ));
     }
 }

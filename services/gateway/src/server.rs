@@ -14,11 +14,9 @@ use crate::streams::EventStreams;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid control plane URL {url:?}: {source}")]
-    ControlPlaneUrl {
-        url: String,
-        source: tonic::transport::Error,
-    },
+    /// A bad control plane URL, or bad TLS files (`FRAMEOS_CONTROL_PLANE_CA`, …).
+    #[error(transparent)]
+    ControlPlane(#[from] frameos_tls::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -44,10 +42,16 @@ impl Gateway {
     /// Builds the API and binds the listener. The control plane is not contacted: the channel
     /// connects on first use, so the gateway starts whether or not the control plane is up.
     pub async fn bind(config: Config) -> Result<Gateway, Error> {
-        let state = AppState::new(&config).map_err(|source| Error::ControlPlaneUrl {
-            url: config.control_plane_url.clone(),
-            source,
-        })?;
+        Self::bind_with_registry(config, frameos_metrics::Registry::new()).await
+    }
+
+    /// As [`Gateway::bind`], with `/metrics` serving `registry`: shared, it shows the families of
+    /// every service of the process (`frameos dev`).
+    pub async fn bind_with_registry(
+        config: Config,
+        registry: frameos_metrics::Registry,
+    ) -> Result<Gateway, Error> {
+        let state = AppState::with_registry(&config, registry)?;
         let streams = state.streams.clone();
         let unready = state.stopping.clone();
         let app = routes::router(state, &config);

@@ -11,6 +11,8 @@ use super::head::{
     Head, Target, check_host_header, parse_absolute, parse_authority, read_head, shown,
 };
 use super::policy::{EgressPolicy, Refusal};
+use crate::metrics::{Direction, SandboxMetrics};
+
 /// A connection (or the head of a request) quiet for this long is closed.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -119,9 +121,9 @@ pub(crate) enum Then {
 }
 
 impl Then {
-    pub(crate) async fn run(self) -> std::io::Result<()> {
+    pub(crate) async fn run(self, metrics: &SandboxMetrics) -> std::io::Result<()> {
         match self {
-            Then::Tunnel(tunnel) => tunnel.run().await,
+            Then::Tunnel(tunnel) => tunnel.run(metrics).await,
             Then::Close(mut client) => {
                 linger(&mut client).await;
                 Ok(())
@@ -141,9 +143,12 @@ pub(crate) struct Tunnel {
 }
 
 impl Tunnel {
-    pub(crate) async fn run(mut self) -> std::io::Result<()> {
+    pub(crate) async fn run(mut self, metrics: &SandboxMetrics) -> std::io::Result<()> {
         match &self.preamble {
-            Some(head) => self.origin.write_all(head).await?,
+            Some(head) => {
+                self.origin.write_all(head).await?;
+                metrics.bytes(Direction::Out, head.len());
+            }
             None => {
                 self.client
                     .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -151,7 +156,8 @@ impl Tunnel {
             }
         }
         self.origin.write_all(&self.leftover).await?;
-        pipe(self.client, self.origin).await
+        metrics.bytes(Direction::Out, self.leftover.len());
+        pipe(self.client, self.origin, metrics).await
     }
 }
 
@@ -249,7 +255,11 @@ async fn linger<R: AsyncRead + Unpin>(r: &mut R) {
 }
 
 /// Copies both ways until both sides have closed, or nothing moved for `IDLE_TIMEOUT`.
-async fn pipe(client: UnixStream, origin: TcpStream) -> std::io::Result<()> {
+async fn pipe(
+    client: UnixStream,
+    origin: TcpStream,
+    metrics: &SandboxMetrics,
+) -> std::io::Result<()> {
     let (mut cr, mut cw) = client.into_split();
     let (mut or, mut ow) = origin.into_split();
     let mut up = [0u8; 16 * 1024];
@@ -260,11 +270,11 @@ async fn pipe(client: UnixStream, origin: TcpStream) -> std::io::Result<()> {
             tokio::select! {
                 n = cr.read(&mut up), if up_open => match n? {
                     0 => { up_open = false; ow.shutdown().await }
-                    n => ow.write_all(&up[..n]).await,
+                    n => { metrics.bytes(Direction::Out, n); ow.write_all(&up[..n]).await }
                 },
                 n = or.read(&mut down), if down_open => match n? {
                     0 => { down_open = false; cw.shutdown().await }
-                    n => cw.write_all(&down[..n]).await,
+                    n => { metrics.bytes(Direction::In, n); cw.write_all(&down[..n]).await }
                 },
             }
         })

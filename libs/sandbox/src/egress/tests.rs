@@ -13,7 +13,18 @@ use super::*;
 struct Fixture {
     proxy: EgressProxy,
     events: mpsc::Receiver<Event>,
+    metrics: crate::SandboxMetrics,
     _base: tempfile::TempDir,
+}
+
+fn decisions(metrics: &crate::SandboxMetrics, decision: crate::EgressDecision) -> u64 {
+    let labels = crate::DecisionLabels { decision };
+    metrics.egress_decisions.get_or_create(&labels).get()
+}
+
+fn bytes(metrics: &crate::SandboxMetrics, direction: crate::Direction) -> u64 {
+    let labels = crate::DirectionLabels { direction };
+    metrics.egress_bytes.get_or_create(&labels).get()
 }
 
 async fn start(names: &[(&str, SocketAddr)], allow_private: bool) -> Fixture {
@@ -26,13 +37,21 @@ async fn start(names: &[(&str, SocketAddr)], allow_private: bool) -> Fixture {
     );
     let allow = ["echo.test".to_string(), "*.web.test".to_string()];
     let policy = EgressPolicy::with_resolver(&allow, resolver, allow_private);
+    let metrics = crate::SandboxMetrics::default();
     let (tx, events) = mpsc::channel(64);
-    let proxy = EgressProxy::start(&base.path().join("egress"), "exec-1", policy, tx)
-        .await
-        .unwrap();
+    let proxy = EgressProxy::start(
+        &base.path().join("egress"),
+        "exec-1",
+        policy,
+        tx,
+        metrics.clone(),
+    )
+    .await
+    .unwrap();
     Fixture {
         proxy,
         events,
+        metrics,
         _base: base,
     }
 }
@@ -132,6 +151,16 @@ async fn plain_http_is_forwarded_in_origin_form() {
     );
     f.proxy.stop().await;
     assert_eq!(drain(&mut f.events), ["egress allowed GET api.web.test:80"]);
+    assert_eq!(decisions(&f.metrics, crate::EgressDecision::Allowed), 1);
+    assert_eq!(decisions(&f.metrics, crate::EgressDecision::Refused), 0);
+    // The rewritten head went out; the origin's whole answer came back.
+    let head =
+        "GET /hello?x=1 HTTP/1.1\r\nHost: api.web.test\r\nAccept: */*\r\nConnection: close\r\n\r\n";
+    assert_eq!(bytes(&f.metrics, crate::Direction::Out), head.len() as u64);
+    assert_eq!(
+        bytes(&f.metrics, crate::Direction::In),
+        response.len() as u64
+    );
 }
 
 #[tokio::test]
@@ -210,6 +239,24 @@ async fn refusals_answer_403_with_the_reason() {
         lines[11].starts_with("egress failed CONNECT echo.test:443: Host header"),
         "{lines:?}"
     );
+    // Each connection counted once, by what became of it.
+    let refused = lines
+        .iter()
+        .filter(|l| l.starts_with("egress refused"))
+        .count();
+    let failed = lines
+        .iter()
+        .filter(|l| l.starts_with("egress failed"))
+        .count();
+    assert_eq!(
+        decisions(&f.metrics, crate::EgressDecision::Refused),
+        refused as u64
+    );
+    assert_eq!(
+        decisions(&f.metrics, crate::EgressDecision::Failed),
+        failed as u64
+    );
+    assert_eq!(decisions(&f.metrics, crate::EgressDecision::Allowed), 0);
 }
 
 #[tokio::test]

@@ -32,6 +32,7 @@ pub struct Billing {
     rail: rail::Rail,
     policy: SplitPolicy,
     mandate_ttl: chrono::Duration,
+    metrics: crate::metrics::Metrics,
     /// Test-only faults; the feature is enabled by the integration tests alone.
     #[cfg(feature = "fault-injection")]
     faults: crate::faults::Faults,
@@ -123,9 +124,20 @@ impl Billing {
             mandate_ttl: chrono::Duration::seconds(
                 i64::try_from(config.mandate_ttl_secs).unwrap_or(86_400),
             ),
+            metrics: crate::metrics::Metrics::default(),
             #[cfg(feature = "fault-injection")]
             faults: crate::faults::Faults::default(),
         })
+    }
+
+    /// Records charges (and the reconciler's passes) in `metrics`.
+    pub(crate) fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     pub fn policy(&self) -> &SplitPolicy {

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Billing, settle};
 use crate::db;
 use crate::entity::{charge, execution};
+use crate::metrics::{Fix, Reconciler};
 
 /// What one reconciliation pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +128,14 @@ pub async fn run_reconciler(
 ) {
     let orphan_age = chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::MAX);
     loop {
-        match reconcile(&db, &billing, orphan_age).await {
+        let pass = reconcile(&db, &billing, orphan_age).await;
+        if let Ok(done) = &pass {
+            billing.metrics().reconciled(
+                Reconciler::Billing,
+                &[(Fix::Settled, done.settled), (Fix::Released, done.released)],
+            );
+        }
+        match pass {
             Ok(Reconciled {
                 settled: 0,
                 released: 0,

@@ -7,8 +7,9 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOr
 use tonic::{Request, Response, Status};
 
 use super::ledger;
+use crate::accounts::auth;
 use crate::entity::{ledger_transaction, mandate_key};
-use crate::{auth, db, view};
+use crate::{db, view};
 
 const RECENT_ENTRIES: u64 = 100;
 
@@ -63,7 +64,7 @@ impl BillingService for BillingApi {
     ) -> Result<Response<v1::Balance>, Status> {
         reply(
             async {
-                let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
+                let caller = auth::require(&request, Role::User)?;
                 let body = request.get_ref();
                 if !caller.is_admin() && caller.account_id != body.account_id {
                     return Err(Error::not_found(format!("account {:?}", body.account_id)));

@@ -16,6 +16,7 @@ use super::Billing;
 use super::ledger::{self, Parts};
 use crate::db;
 use crate::entity::{charge, execution};
+use crate::metrics::ChargeStatus;
 
 /// Settles the execution's charge if it has one that is still open and the execution ended.
 /// In a span `settle` whose `charge.outcome` says what it did: `captured`, `voided` or `none`.
@@ -150,7 +151,7 @@ async fn capture(
             // The hold was released (an orphan sweep took it for abandoned): nothing can be
             // collected any more, so the books say what the rail says.
             tracing::error!(execution_id = %open.execution_id, "the hold was voided before its capture; recording the charge as voided");
-            return mark_voided(db, &open.execution_id).await;
+            return mark_voided(db, billing, &open.execution_id).await;
         }
         Err(e) => return Err(Error::unavailable(format!("capture failed: {e}"))),
     };
@@ -221,6 +222,7 @@ async fn capture(
     )
     .await?;
     txn.commit().await.map_err(db::error)?;
+    billing.metrics.charge(ChargeStatus::Captured);
     tracing::info!(
         execution_id = %open.execution_id,
         gross = split.gross,
@@ -245,18 +247,26 @@ async fn void(
         .void(&open.authorization_id, &key)
         .await?
         .map_err(|e| Error::unavailable(format!("void failed: {e}")))?;
-    mark_voided(db, &open.execution_id).await
+    mark_voided(db, billing, &open.execution_id).await
 }
 
-async fn mark_voided(db: &DatabaseConnection, execution_id: &str) -> Result<(), Error> {
-    charge::Entity::update_many()
+async fn mark_voided(
+    db: &DatabaseConnection,
+    billing: &Billing,
+    execution_id: &str,
+) -> Result<(), Error> {
+    let changed = charge::Entity::update_many()
         .col_expr(charge::Column::Status, Expr::value(charge::VOIDED))
         .col_expr(charge::Column::SettledAt, Expr::value(Utc::now()))
         .filter(charge::Column::ExecutionId.eq(execution_id))
         .filter(charge::Column::Status.eq(charge::AUTHORIZED))
         .exec(db)
         .await
-        .map_err(db::error)?;
+        .map_err(db::error)?
+        .rows_affected;
+    if changed > 0 {
+        billing.metrics.charge(ChargeStatus::Voided);
+    }
     tracing::info!(execution_id, "charge voided");
     Ok(())
 }

@@ -247,6 +247,9 @@ pub async fn claim(
         let attempt = row.attempts + 1;
         if let Some(row) = take(db, claimant, &row, attempt, lost.as_deref()).await? {
             hub.touch(execution_id);
+            if attempt == 1 {
+                hub.metrics().queue_wait(Utc::now() - row.created_at);
+            }
             tracing::info!(
                 execution_id,
                 node_id = claimant.node_id,

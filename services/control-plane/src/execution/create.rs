@@ -11,9 +11,11 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 
 use super::{PRIORITY_FREE, PRIORITY_PAID, view};
-use crate::auth::Principal;
+use crate::accounts::auth::Principal;
+use crate::agents::catalog;
+use crate::db;
 use crate::entity::{account, agent, agent_version, charge, execution, outbox};
-use crate::{catalog, db};
+use crate::metrics::ChargeStatus;
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
@@ -167,6 +169,9 @@ pub async fn create(
     if let Err(e) = txn.commit().await {
         release(billing, &id, charge.as_ref()).await;
         return Err(db::error(e));
+    }
+    if charge.is_some() {
+        billing.metrics().charge(ChargeStatus::Authorized);
     }
     tracing::info!(
         execution_id = %row.id,

@@ -66,6 +66,7 @@ pub async fn run(
                     Ok(failed) => {
                         if failed {
                             tracing::warn!(execution_id = %id, %reason, "execution dead-lettered and failed");
+                            hub.metrics().ended(execution::FAILED);
                             hub.ended(&id);
                             if let Err(e) = crate::billing::settle(&db, &billing, &id).await {
                                 tracing::warn!(execution_id = %id, error = %e, "settlement after dead letter failed");

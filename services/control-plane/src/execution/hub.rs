@@ -7,18 +7,22 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, watch};
 
+use crate::metrics::Metrics;
+
 #[derive(Clone, Default)]
 pub struct Hub {
     channels: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
     relay: Arc<Notify>,
+    metrics: Metrics,
 }
 
 impl Hub {
     /// A hub that wakes `relay` whenever an execution ends.
-    pub fn new(relay: Arc<Notify>) -> Self {
+    pub fn new(relay: Arc<Notify>, metrics: Metrics) -> Self {
         Hub {
             channels: Arc::default(),
             relay,
+            metrics,
         }
     }
 
@@ -27,6 +31,11 @@ impl Hub {
     pub fn ended(&self, execution_id: &str) {
         self.touch(execution_id);
         self.relay.notify_one();
+    }
+
+    /// Where the execution paths record (outcomes, queue waits, reconciliations).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn subscribe(&self, execution_id: &str) -> Subscription {
@@ -101,7 +110,7 @@ mod tests {
     #[tokio::test]
     async fn an_ended_execution_wakes_its_watchers_and_the_relay() {
         let relay = Arc::new(Notify::new());
-        let hub = Hub::new(relay.clone());
+        let hub = Hub::new(relay.clone(), Metrics::default());
         let mut watcher = hub.subscribe("e1");
         hub.touch("e1");
         watcher.changed().await;

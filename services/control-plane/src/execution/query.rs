@@ -8,7 +8,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{Hub, view};
-use crate::auth::Principal;
+use crate::accounts::auth::Principal;
 use crate::db;
 use crate::entity::{agent, execution, execution_log};
 
@@ -131,6 +131,7 @@ pub async fn cancel(
         .map_err(db::error)?
         .rows_affected;
     if changed > 0 {
+        hub.metrics().ended(execution::CANCELED);
         tracing::info!(execution_id = id, previous = %row.status, "execution canceled");
         // The user pays nothing for a canceled run; a failure here is left to reconciliation.
         if let Err(e) = crate::billing::settle(db, billing, id).await {

@@ -32,6 +32,7 @@ use super::relay::QueueSource;
 use super::{Hub, requeue};
 use crate::db;
 use crate::entity::{execution, execution_claim, node, outbox};
+use crate::metrics::{Fix, Reconciler};
 
 /// Executions read at once; lost jobs beyond it wait for the next pass.
 const BATCH: u64 = 500;
@@ -72,7 +73,17 @@ pub async fn run(reaper: Reaper, shutdown: CancellationToken) {
                 None
             }
         };
-        match pass(&reaper, broker).await {
+        let done = pass(&reaper, broker).await;
+        if let Ok(done) = &done {
+            reaper.hub.metrics().reconciled(
+                Reconciler::Reaper,
+                &[
+                    (Fix::DeadClaim, done.dead_claims),
+                    (Fix::LostJob, done.lost_jobs),
+                ],
+            );
+        }
+        match done {
             Ok(done) if done != Pass::default() => {
                 tracing::warn!(
                     dead_claims = done.dead_claims,

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::dispatch;
 use crate::entity::outbox;
+use crate::metrics::Metrics;
 
 const BATCH: u64 = 100;
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -55,6 +56,7 @@ pub async fn run_relay(
     account_max_running: u32,
     source: QueueSource,
     wake: Arc<Notify>,
+    metrics: Metrics,
     shutdown: CancellationToken,
 ) {
     let mut queue: Option<Queue> = None;
@@ -77,16 +79,17 @@ pub async fn run_relay(
                 }
             },
         };
-        let (published, failure) = match publish_batch(&db, &current, account_max_running).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                tracing::warn!(error = %e, "outbox relay cannot read or mark the outbox");
-                if !pause(&mut backoff, &shutdown).await {
-                    break;
+        let (published, failure) =
+            match publish_batch(&db, &current, account_max_running, &metrics).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay cannot read or mark the outbox");
+                    if !pause(&mut backoff, &shutdown).await {
+                        break;
+                    }
+                    continue;
                 }
-                continue;
-            }
-        };
+            };
         let published_all = failure.is_none();
         if let Some(e) = failure {
             tracing::warn!(error = %e, "publish failed; will retry");
@@ -111,16 +114,21 @@ pub async fn run_relay(
         }
     }
     if let Some(queue) = queue {
-        flush(&db, &queue, account_max_running).await;
+        flush(&db, &queue, account_max_running, &metrics).await;
     }
     tracing::info!("outbox relay stopped");
 }
 
 /// On the way out: publishes what was committed until now, so a job does not wait for the
 /// next relay to start. The stop stage bounds how long this may take.
-async fn flush(db: &DatabaseConnection, queue: &Queue, account_max_running: u32) {
+async fn flush(
+    db: &DatabaseConnection,
+    queue: &Queue,
+    account_max_running: u32,
+    metrics: &Metrics,
+) {
     loop {
-        match publish_batch(db, queue, account_max_running).await {
+        match publish_batch(db, queue, account_max_running, metrics).await {
             Ok((published, None)) => {
                 tracing::info!(published, "outbox flushed before stopping");
                 if published as u64 != BATCH {
@@ -147,6 +155,7 @@ async fn publish_batch(
     db: &DatabaseConnection,
     queue: &Queue,
     account_max_running: u32,
+    metrics: &Metrics,
 ) -> Result<(usize, Option<frameos_queue::Error>), sea_orm::DbErr> {
     let txn = db.begin().await?;
     let rows = dispatch::next_batch(&txn, account_max_running, BATCH).await?;
@@ -165,10 +174,12 @@ async fn publish_batch(
             attempt: 1,
             headers,
         };
+        let started = std::time::Instant::now();
         if let Err(e) = queue.publish(&job).await {
             failure = Some(e);
             break;
         }
+        metrics.published(started.elapsed());
         let now = Utc::now();
         outbox::Entity::update_many()
             .col_expr(outbox::Column::SentAt, Expr::value(now))

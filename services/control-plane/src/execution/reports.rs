@@ -176,7 +176,7 @@ async fn handle(
         Some(Report::Progress(progress)) => record_progress(db, execution_id, attempt, progress)
             .await
             .map(|()| None),
-        Some(Report::Outcome(outcome)) => record_outcome(db, execution_id, attempt, outcome)
+        Some(Report::Outcome(outcome)) => record_outcome(db, hub, execution_id, attempt, outcome)
             .await
             .map(Some),
         Some(Report::HandBack(back)) => hand_back(db, execution_id, attempt, &back.reason)
@@ -315,6 +315,7 @@ async fn record_progress(
 
 async fn record_outcome(
     db: &DatabaseConnection,
+    hub: &Hub,
     execution_id: &str,
     attempt: i32,
     outcome: v1::Outcome,
@@ -363,6 +364,7 @@ async fn record_outcome(
         }
         return Err(refused(db, execution_id, attempt).await);
     }
+    hub.metrics().ended(&status);
     tracing::info!(execution_id, attempt, %status, "execution finished");
     Ok(v1::Recorded { status })
 }

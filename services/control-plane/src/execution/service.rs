@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::{Hub, create, query, view, watch};
-use crate::auth;
+use crate::accounts::auth;
 
 pub struct Executions {
     db: DatabaseConnection,
@@ -107,7 +107,7 @@ impl ExecutionService for Executions {
             span.record("trace_id", trace_id);
         }
         let result = async {
-            let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
+            let caller = auth::require(&request, Role::User)?;
             let (execution, created) =
                 create::create(&self.db, &self.billing, &caller, request.get_ref()).await?;
             if created {
@@ -126,7 +126,7 @@ impl ExecutionService for Executions {
     ) -> Result<Response<v1::Execution>, Status> {
         reply(
             async {
-                let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
+                let caller = auth::require(&request, Role::User)?;
                 let row = query::owned(&self.db, &caller, &request.get_ref().id).await?;
                 view::one(&self.db, &row).await
             }
@@ -140,7 +140,7 @@ impl ExecutionService for Executions {
     ) -> Result<Response<v1::ListExecutionsResponse>, Status> {
         reply(
             async {
-                let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
+                let caller = auth::require(&request, Role::User)?;
                 query::list(&self.db, &caller, request.get_ref()).await
             }
             .await,
@@ -153,7 +153,7 @@ impl ExecutionService for Executions {
     ) -> Result<Response<v1::Execution>, Status> {
         reply(
             async {
-                let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
+                let caller = auth::require(&request, Role::User)?;
                 query::cancel(
                     &self.db,
                     &self.hub,
@@ -173,7 +173,7 @@ impl ExecutionService for Executions {
     ) -> Result<Response<v1::ListLogsResponse>, Status> {
         reply(
             async {
-                let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
+                let caller = auth::require(&request, Role::User)?;
                 let body = request.get_ref();
                 query::owned(&self.db, &caller, &body.execution_id).await?;
                 query::logs(&self.db, &body.execution_id, body.after_seq, body.page_size).await
@@ -188,7 +188,7 @@ impl ExecutionService for Executions {
     ) -> Result<Response<v1::Mandate>, Status> {
         reply(
             async {
-                let caller = auth::require(&self.db, request.metadata(), Role::User).await?;
+                let caller = auth::require(&request, Role::User)?;
                 let row = query::owned(&self.db, &caller, &request.get_ref().id).await?;
                 let charge = crate::entity::charge::Entity::find_by_id(&row.id)
                     .one(&self.db)
@@ -218,9 +218,7 @@ impl ExecutionService for Executions {
         &self,
         request: Request<v1::WatchExecutionRequest>,
     ) -> Result<Response<Self::WatchExecutionStream>, Status> {
-        let caller = auth::require(&self.db, request.metadata(), Role::User)
-            .await
-            .map_err(|e| to_status(&e))?;
+        let caller = auth::require(&request, Role::User).map_err(|e| to_status(&e))?;
         // Before any further query: a flood of refused streams should cost as little as it can.
         // The slot is held by the watcher and freed when the stream ends or the client goes.
         let slot = self

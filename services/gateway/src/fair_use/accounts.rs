@@ -99,8 +99,13 @@ mod tests {
     }
 
     fn accounts() -> Accounts {
-        let control_plane =
-            ControlPlane::connect_lazy("http://127.0.0.1:9", Duration::from_secs(1), 1024).unwrap();
+        let control_plane = ControlPlane::connect_lazy(
+            &Default::default(),
+            "http://127.0.0.1:9",
+            Duration::from_secs(1),
+            1024,
+        )
+        .unwrap();
         Accounts::new(control_plane)
     }
 

@@ -52,8 +52,19 @@ pub struct Limits {
 }
 
 impl AppState {
-    pub fn new(config: &Config) -> Result<AppState, tonic::transport::Error> {
+    /// With a registry of its own (tests).
+    #[cfg(test)]
+    pub fn new(config: &Config) -> Result<AppState, frameos_tls::Error> {
+        Self::with_registry(config, frameos_metrics::Registry::new())
+    }
+
+    /// As [`AppState::new`], with the HTTP metrics in `registry`, which `/metrics` serves.
+    pub fn with_registry(
+        config: &Config,
+        registry: frameos_metrics::Registry,
+    ) -> Result<AppState, frameos_tls::Error> {
         let control_plane = ControlPlane::connect_lazy(
+            &config.tls,
             &config.control_plane_url,
             config.control_plane_timeout(),
             config.max_package_bytes,
@@ -65,7 +76,7 @@ impl AppState {
                 config.rate_limit_burst,
             ),
             control_plane,
-            metrics: Metrics::new(),
+            metrics: Metrics::new(registry),
             limits: Limits {
                 max_json_bytes: config.max_json_bytes,
                 max_package_bytes: config.max_package_bytes,

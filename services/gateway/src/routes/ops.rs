@@ -54,15 +54,16 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
     Ok(Json(Health { status: "ok" }))
 }
 
-/// Prometheus metrics: `http_requests_total`, `http_request_duration_seconds`.
+/// Prometheus metrics (API.md §4.3): Prometheus text 0.0.4, or OpenMetrics when `Accept`
+/// asks for `application/openmetrics-text`.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String))
+    responses((status = 200, description = "Prometheus text (OpenMetrics when asked for)", content_type = "text/plain", body = String))
 )]
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    crate::metrics::scrape(&state.metrics).await
+pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    crate::metrics::scrape(&state.metrics, &headers).await
 }
 
 /// This document.

@@ -403,22 +403,37 @@ async fn metrics_count_requests_by_route_template() {
         .to_str()
         .unwrap()
         .to_string();
-    assert!(
-        content_type.starts_with("application/openmetrics-text"),
-        "{content_type}"
-    );
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
         .unwrap();
     let text = String::from_utf8(bytes.to_vec()).unwrap();
     for line in [
-        r#"http_requests_total{method="GET",route="/healthz",status="200"} 2"#,
-        r#"http_requests_total{method="GET",route="/v1/agents/{slug}/versions",status="401"} 1"#,
-        r#"http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
-        r#"http_request_duration_seconds_count{method="GET",route="/healthz"} 2"#,
+        "# TYPE frameos_http_requests_total counter",
+        r#"frameos_http_requests_total{method="GET",route="/healthz",status="200"} 2"#,
+        r#"frameos_http_requests_total{method="GET",route="/v1/agents/{slug}/versions",status="401"} 1"#,
+        r#"frameos_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        r#"frameos_http_request_duration_seconds_count{method="GET",route="/healthz"} 2"#,
     ] {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
+    // OpenMetrics only when the scrape asks for it (as Prometheus does).
+    let asking = Request::get("/metrics")
+        .header(
+            header::ACCEPT,
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(asking).await.unwrap();
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(bytes.ends_with(b"# EOF\n"));
     // Each gateway has its own registry.
     let other = super::app(&closed_port());
     let (_, text) = send(&other, get("/metrics")).await;

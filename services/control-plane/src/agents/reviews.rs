@@ -11,9 +11,10 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use crate::auth::Principal;
+use crate::accounts::auth::Principal;
+use crate::agents::versions;
+use crate::db;
 use crate::entity::{agent, agent_version, review};
-use crate::{db, versions};
 
 pub async fn queue(db: &DatabaseConnection, status: &str) -> Result<Vec<v1::Version>, Error> {
     let status = match status {

@@ -14,9 +14,10 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use crate::auth::Principal;
+use crate::accounts::auth::Principal;
+use crate::agents::catalog;
 use crate::entity::{agent, agent_version, review};
-use crate::{catalog, db, view};
+use crate::{db, view};
 
 pub struct Publisher {
     pub db: DatabaseConnection,

@@ -6,9 +6,10 @@ use frameos_proto::v1::{self, agent_service_server::AgentService};
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
-use crate::reviews::{self, Decision};
-use crate::versions::{self, Publisher};
-use crate::{auth, catalog};
+use super::catalog;
+use super::reviews::{self, Decision};
+use super::versions::{self, Publisher};
+use crate::accounts::auth;
 
 pub struct Agents {
     db: DatabaseConnection,
@@ -38,7 +39,7 @@ impl AgentService for Agents {
     ) -> Result<Response<v1::Agent>, Status> {
         reply(
             async {
-                let caller = auth::require(&self.db, request.metadata(), Role::Developer).await?;
+                let caller = auth::require(&request, Role::Developer)?;
                 catalog::create(&self.db, &self.billing, &caller, request.get_ref()).await
             }
             .await,
@@ -58,7 +59,7 @@ impl AgentService for Agents {
     ) -> Result<Response<v1::Agent>, Status> {
         reply(
             async {
-                let caller = auth::authenticate(&self.db, request.metadata()).await?;
+                let caller = auth::caller(&request)?;
                 let (row, latest) =
                     catalog::visible(&self.db, &request.get_ref().slug, caller.as_ref()).await?;
                 Ok(crate::view::agent(&row, latest))
@@ -73,7 +74,7 @@ impl AgentService for Agents {
     ) -> Result<Response<v1::Version>, Status> {
         reply(
             async {
-                let caller = auth::require(&self.db, request.metadata(), Role::Developer).await?;
+                let caller = auth::require(&request, Role::Developer)?;
                 let body = request.into_inner();
                 self.publisher
                     .publish(&caller, &body.agent_slug, body.package.into())
@@ -89,7 +90,7 @@ impl AgentService for Agents {
     ) -> Result<Response<v1::ListVersionsResponse>, Status> {
         reply(
             async {
-                let caller = auth::require(&self.db, request.metadata(), Role::Developer).await?;
+                let caller = auth::require(&request, Role::Developer)?;
                 let agent =
                     catalog::owned(&self.db, &request.get_ref().agent_slug, &caller, true).await?;
                 let items = versions::list(&self.db, &agent).await?;
@@ -105,7 +106,7 @@ impl AgentService for Agents {
     ) -> Result<Response<v1::ListVersionsResponse>, Status> {
         reply(
             async {
-                auth::require(&self.db, request.metadata(), Role::Admin).await?;
+                auth::require(&request, Role::Admin)?;
                 let items = reviews::queue(&self.db, &request.get_ref().status).await?;
                 Ok(v1::ListVersionsResponse { items })
             }
@@ -119,7 +120,7 @@ impl AgentService for Agents {
     ) -> Result<Response<v1::Version>, Status> {
         reply(
             async {
-                let admin = auth::require(&self.db, request.metadata(), Role::Admin).await?;
+                let admin = auth::require(&request, Role::Admin)?;
                 reviews::decide(&self.db, &admin, request.get_ref(), Decision::Approve).await
             }
             .await,
@@ -132,7 +133,7 @@ impl AgentService for Agents {
     ) -> Result<Response<v1::Version>, Status> {
         reply(
             async {
-                let admin = auth::require(&self.db, request.metadata(), Role::Admin).await?;
+                let admin = auth::require(&request, Role::Admin)?;
                 reviews::decide(&self.db, &admin, request.get_ref(), Decision::Reject).await
             }
             .await,

@@ -12,7 +12,7 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set,
 };
 
-use crate::auth::Principal;
+use crate::accounts::auth::Principal;
 use crate::entity::{agent, agent_version};
 use crate::{db, view};
 

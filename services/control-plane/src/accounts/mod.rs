@@ -1,31 +1,21 @@
-//! Accounts: creation by admins, `WhoAmI`, and the bootstrap admin.
+//! Accounts: creation, the bootstrap admin, API keys ([`keys`]), resolving the caller of a request
+//! ([`auth`]), and the `AccountService` gRPC endpoint ([`service`]).
+
+pub mod auth;
+pub mod keys;
+mod service;
 
 use chrono::Utc;
 use frameos_core::{Error, ErrorCode, Role};
-use frameos_proto::status::to_status;
-use frameos_proto::v1::{
-    self, CreateAccountRequest, CreateAccountResponse, WhoAmIRequest,
-    account_service_server::AccountService,
-};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
     TransactionTrait,
 };
-use tonic::{Request, Response, Status};
 
-use crate::auth::{self, Principal};
+use crate::db;
 use crate::entity::account;
-use crate::{db, view};
 
-pub struct Accounts {
-    db: DatabaseConnection,
-}
-
-impl Accounts {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Accounts { db }
-    }
-}
+pub use service::Accounts;
 
 fn validate_name(name: &str) -> Result<String, Error> {
     let name = name.trim();
@@ -45,7 +35,7 @@ pub async fn create(
     role: Role,
 ) -> Result<(account::Model, String), Error> {
     let name = validate_name(name)?;
-    let key = auth::generate_key();
+    let key = keys::generate();
     let txn = db.begin().await.map_err(db::error)?;
     let model = account::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
@@ -62,7 +52,7 @@ pub async fn create(
             format!("an account named {name:?} exists already"),
         )
     })?;
-    auth::store_key(&txn, &model.id, &key).await?;
+    keys::store(&txn, &model.id, &key).await?;
     txn.commit().await.map_err(db::error)?;
     Ok((model, key))
 }
@@ -81,7 +71,11 @@ pub async fn bootstrap_admin(
         .map_err(db::error)?;
     match (key, admin) {
         (Some(key), admin) => {
-            let principal = auth_with(db, key).await?;
+            let principal = match keys::resolve(db, key).await {
+                Ok(principal) => Some(principal),
+                Err(e) if e.code == ErrorCode::Unauthenticated => None,
+                Err(e) => return Err(e),
+            };
             if principal.is_some_and(|p| p.is_admin()) {
                 return Ok(None);
             }
@@ -97,7 +91,7 @@ pub async fn bootstrap_admin(
                 .await
                 .map_err(db::error)?,
             };
-            auth::store_key(db, &admin.id, key).await?;
+            keys::store(db, &admin.id, key).await?;
             tracing::info!(account_id = %admin.id, "bootstrap admin key installed");
             Ok(None)
         }
@@ -107,60 +101,5 @@ pub async fn bootstrap_admin(
             tracing::info!(account_id = %admin.id, "created the first admin account");
             Ok(Some(key))
         }
-    }
-}
-
-async fn auth_with(db: &DatabaseConnection, key: &str) -> Result<Option<Principal>, Error> {
-    let mut metadata = tonic::metadata::MetadataMap::new();
-    let value = format!("Bearer {key}").parse().map_err(|_| {
-        Error::new(
-            ErrorCode::ValidationFailed,
-            "the bootstrap key is not a valid header value",
-        )
-    })?;
-    metadata.insert("authorization", value);
-    match auth::authenticate(db, &metadata).await {
-        Ok(p) => Ok(p),
-        Err(e) if e.code == ErrorCode::Unauthenticated => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-#[tonic::async_trait]
-impl AccountService for Accounts {
-    async fn create_account(
-        &self,
-        request: Request<CreateAccountRequest>,
-    ) -> Result<Response<CreateAccountResponse>, Status> {
-        let result = async {
-            auth::require(&self.db, request.metadata(), Role::Admin).await?;
-            let body = request.get_ref();
-            let role: Role = body.role.parse()?;
-            let (model, api_key) = create(&self.db, &body.name, role).await?;
-            tracing::info!(account_id = %model.id, role = %role, "account created");
-            Ok::<_, Error>(CreateAccountResponse {
-                account: Some(view::account(&model)),
-                api_key,
-            })
-        }
-        .await;
-        result.map(Response::new).map_err(|e| to_status(&e))
-    }
-
-    async fn who_am_i(
-        &self,
-        request: Request<WhoAmIRequest>,
-    ) -> Result<Response<v1::Account>, Status> {
-        let result = async {
-            let principal = auth::require(&self.db, request.metadata(), Role::User).await?;
-            let model = account::Entity::find_by_id(&principal.account_id)
-                .one(&self.db)
-                .await
-                .map_err(db::error)?
-                .ok_or_else(|| Error::not_found("account"))?;
-            Ok::<_, Error>(view::account(&model))
-        }
-        .await;
-        result.map(Response::new).map_err(|e| to_status(&e))
     }
 }

@@ -1,0 +1,9 @@
+//! Agents: the catalog (creation, listing, visibility), their versions (publishing, the
+//! scanner), the admin review, and the `AgentService` gRPC endpoint over them.
+
+pub mod catalog;
+pub mod reviews;
+mod service;
+pub mod versions;
+
+pub use service::Agents;

@@ -1,0 +1,348 @@
+//! The control plane's metrics (API.md §4.3). Counters and histograms are recorded where the
+//! event happens; the gauges of the database's state (queue depth, outbox, stuck executions,
+//! node heartbeats) are read at scrape time ([`Metrics::refresh`]), so they cost nothing while
+//! nobody scrapes and are never staler than the scrape.
+
+use std::fmt::Write;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use chrono::Utc;
+use frameos_metrics::{Phase, PhaseDurations, Registry};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use crate::entity::{execution, execution_claim, node, outbox};
+
+/// The end of an execution.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Canceled,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 4] = [
+        Outcome::Succeeded,
+        Outcome::Failed,
+        Outcome::TimedOut,
+        Outcome::Canceled,
+    ];
+
+    /// The outcome a stored status means; `None` for a status that is not an end.
+    pub fn of(status: &str) -> Option<Outcome> {
+        match status {
+            execution::SUCCEEDED => Some(Outcome::Succeeded),
+            execution::FAILED => Some(Outcome::Failed),
+            execution::TIMED_OUT => Some(Outcome::TimedOut),
+            execution::CANCELED => Some(Outcome::Canceled),
+            _ => None,
+        }
+    }
+}
+
+/// Where a charge went.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum ChargeStatus {
+    Authorized,
+    Captured,
+    Voided,
+}
+
+impl ChargeStatus {
+    const ALL: [ChargeStatus; 3] = [
+        ChargeStatus::Authorized,
+        ChargeStatus::Captured,
+        ChargeStatus::Voided,
+    ];
+}
+
+/// What a reconciliation fixed.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Fix {
+    /// An open charge of an ended execution settled (billing reconciler).
+    Settled,
+    /// A hold at the rail no execution was recorded for, released (billing reconciler).
+    Released,
+    /// A claim whose node stopped renewing it, taken back and queued again (reaper).
+    DeadClaim,
+    /// A dispatched job the queue lost, queued again (reaper).
+    LostJob,
+}
+
+impl Fix {
+    const ALL: [Fix; 4] = [Fix::Settled, Fix::Released, Fix::DeadClaim, Fix::LostJob];
+}
+
+/// Which reconciliation loop ran.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Reconciler {
+    Billing,
+    Reaper,
+}
+
+impl Reconciler {
+    const ALL: [Reconciler; 2] = [Reconciler::Billing, Reconciler::Reaper];
+}
+
+macro_rules! label_value {
+    ($type:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl EncodeLabelValue for $type {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                encoder.write_str(match self {
+                    $(<$type>::$variant => $text),+
+                })
+            }
+        }
+    };
+}
+
+label_value!(Outcome { Succeeded => "succeeded", Failed => "failed", TimedOut => "timed_out", Canceled => "canceled" });
+label_value!(ChargeStatus { Authorized => "authorized", Captured => "captured", Voided => "voided" });
+label_value!(Fix { Settled => "settled", Released => "released", DeadClaim => "dead_claim", LostJob => "lost_job" });
+label_value!(Reconciler { Billing => "billing", Reaper => "reaper" });
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: Outcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChargeLabels {
+    status: ChargeStatus,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FixLabels {
+    kind: Fix,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    reconciler: Reconciler,
+}
+
+type SecondsGauge = Gauge<f64, AtomicU64>;
+
+/// Handles on the control plane's families; clones share them.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    executions: Family<OutcomeLabels, Counter>,
+    phases: PhaseDurations,
+    charges: Family<ChargeLabels, Counter>,
+    reconcile_runs: Family<RunLabels, Counter>,
+    reconcile_fixes: Family<FixLabels, Counter>,
+    publish: Histogram,
+    queue_depth: Gauge,
+    outbox_pending: Gauge,
+    outbox_oldest_age: SecondsGauge,
+    stuck: Gauge,
+    heartbeat_age: SecondsGauge,
+}
+
+impl Default for Metrics {
+    /// Families in a registry of their own (nobody scrapes them): for tests.
+    fn default() -> Self {
+        Metrics::new(&Registry::new())
+    }
+}
+
+impl Metrics {
+    /// Registers the control plane's families in `registry`.
+    pub fn new(registry: &Registry) -> Self {
+        let metrics = Metrics {
+            executions: Family::default(),
+            phases: registry.execution_durations(),
+            charges: Family::default(),
+            reconcile_runs: Family::default(),
+            reconcile_fixes: Family::default(),
+            publish: Histogram::new(frameos_metrics::duration_buckets()),
+            queue_depth: Gauge::default(),
+            outbox_pending: Gauge::default(),
+            outbox_oldest_age: SecondsGauge::default(),
+            stuck: Gauge::default(),
+            heartbeat_age: SecondsGauge::default(),
+        };
+        // Every label value from the start: a family without samples is left out of the
+        // exposition, and an alert on a missing series never fires.
+        for outcome in Outcome::ALL {
+            let _ = metrics.executions.get_or_create(&OutcomeLabels { outcome });
+        }
+        for status in ChargeStatus::ALL {
+            let _ = metrics.charges.get_or_create(&ChargeLabels { status });
+        }
+        for reconciler in Reconciler::ALL {
+            let _ = metrics
+                .reconcile_runs
+                .get_or_create(&RunLabels { reconciler });
+        }
+        for kind in Fix::ALL {
+            let _ = metrics.reconcile_fixes.get_or_create(&FixLabels { kind });
+        }
+        metrics.phases.declare(Phase::QueueWait);
+        let m = metrics.clone();
+        registry.register(
+            "frameos_executions",
+            "Executions ended, by outcome",
+            m.executions,
+        );
+        registry.register(
+            "frameos_charges",
+            "Charges of paid executions by what happened to them: authorized, captured, voided",
+            m.charges,
+        );
+        registry.register(
+            "frameos_reconcile_runs",
+            "Passes of the reconciliation loops (billing reconciler, reaper)",
+            m.reconcile_runs,
+        );
+        registry.register(
+            "frameos_reconcile_fixes",
+            "Things the reconciliation loops found wrong and fixed, by kind",
+            m.reconcile_fixes,
+        );
+        registry.register_seconds(
+            "frameos_amqp_publish_duration",
+            "Time to publish one job to the queue, its broker confirm included",
+            m.publish,
+        );
+        registry.register(
+            "frameos_queue_depth",
+            "Executions waiting for a node: queued, not claimed",
+            m.queue_depth,
+        );
+        registry.register(
+            "frameos_outbox_pending",
+            "Outbox rows not yet published to the queue",
+            m.outbox_pending,
+        );
+        registry.register_seconds(
+            "frameos_outbox_oldest_age",
+            "Age of the oldest outbox row not yet published (0 when none)",
+            m.outbox_oldest_age,
+        );
+        registry.register(
+            "frameos_executions_stuck",
+            "Running executions whose node stopped renewing the claim (the reaper should take them back)",
+            m.stuck,
+        );
+        registry.register_seconds(
+            "frameos_node_heartbeat_age",
+            "Oldest last heartbeat among the nodes heard from in the last hour (0 when none)",
+            m.heartbeat_age,
+        );
+        metrics
+    }
+
+    /// An execution ended with `status`; other statuses (a hand-back) are not counted.
+    pub fn ended(&self, status: &str) {
+        if let Some(outcome) = Outcome::of(status) {
+            self.executions
+                .get_or_create(&OutcomeLabels { outcome })
+                .inc();
+        }
+    }
+
+    /// A first claim: the execution waited `waited` in the queue.
+    pub fn queue_wait(&self, waited: chrono::TimeDelta) {
+        self.phases
+            .observe(Phase::QueueWait, waited.to_std().unwrap_or_default());
+    }
+
+    pub fn charge(&self, status: ChargeStatus) {
+        self.charges.get_or_create(&ChargeLabels { status }).inc();
+    }
+
+    pub fn reconciled(&self, reconciler: Reconciler, fixes: &[(Fix, usize)]) {
+        self.reconcile_runs
+            .get_or_create(&RunLabels { reconciler })
+            .inc();
+        for &(kind, count) in fixes {
+            if count > 0 {
+                self.reconcile_fixes
+                    .get_or_create(&FixLabels { kind })
+                    .inc_by(count as u64);
+            }
+        }
+    }
+
+    pub fn published(&self, took: Duration) {
+        self.publish.observe(took.as_secs_f64());
+    }
+
+    /// Reads the gauges of the database's state; on a failure they keep their last values.
+    pub async fn refresh(&self, db: &DatabaseConnection, dead_after: Duration) {
+        if let Err(e) = self.read_gauges(db, dead_after).await {
+            tracing::warn!(error = %e, "metrics: cannot read the queue and outbox gauges");
+        }
+    }
+
+    async fn read_gauges(
+        &self,
+        db: &DatabaseConnection,
+        dead_after: Duration,
+    ) -> Result<(), DbErr> {
+        let now = Utc::now();
+        let queued = execution::Entity::find()
+            .filter(execution::Column::Status.eq(execution::QUEUED))
+            .count(db)
+            .await?;
+        self.queue_depth.set(gauge(queued));
+
+        let pending = outbox::Entity::find().filter(outbox::Column::SentAt.is_null());
+        self.outbox_pending
+            .set(gauge(pending.clone().count(db).await?));
+        let oldest = pending
+            .order_by_asc(outbox::Column::Id)
+            .one(db)
+            .await?
+            .map_or(0.0, |row| seconds(now - row.created_at));
+        self.outbox_oldest_age.set(oldest);
+
+        let running: Vec<String> = execution::Entity::find()
+            .select_only()
+            .column(execution::Column::Id)
+            .filter(execution::Column::Status.eq(execution::RUNNING))
+            .into_tuple()
+            .all(db)
+            .await?;
+        let cutoff = now - chrono::Duration::from_std(dead_after).unwrap_or(chrono::Duration::MAX);
+        let stuck = if running.is_empty() {
+            0
+        } else {
+            execution_claim::Entity::find()
+                .filter(execution_claim::Column::ExecutionId.is_in(running))
+                .filter(execution_claim::Column::RenewedAt.lt(cutoff))
+                .count(db)
+                .await?
+        };
+        self.stuck.set(gauge(stuck));
+
+        let recent = now - chrono::Duration::hours(1);
+        let stalest = node::Entity::find()
+            .filter(node::Column::LastHeartbeatAt.gt(recent))
+            .order_by_asc(node::Column::LastHeartbeatAt)
+            .one(db)
+            .await?
+            .map_or(0.0, |row| seconds(now - row.last_heartbeat_at));
+        self.heartbeat_age.set(stalest);
+        Ok(())
+    }
+}
+
+fn gauge(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+fn seconds(age: chrono::TimeDelta) -> f64 {
+    age.to_std().unwrap_or_default().as_secs_f64()
+}
