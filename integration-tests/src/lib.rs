@@ -8,6 +8,7 @@ mod cleanup;
 pub mod control_plane_process;
 pub mod dev_process;
 pub mod flows;
+pub mod health;
 pub mod instances;
 pub mod load;
 pub mod node_client;

@@ -278,56 +278,28 @@ async fn sigterm_stops_a_control_plane_process_and_a_gateway_process_with_exit_0
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_plane_reports_not_serving_before_it_stops_serving() {
-    use tonic_health::pb::health_check_response::ServingStatus;
-    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    use frameos_integration_tests::health::{
+        NOT_SERVING, SERVING, Served, embedded_config, next_status, watch,
+    };
 
     let dir = tempfile::tempdir().unwrap();
-    let mut config = frameos_control_plane::Config::embedded();
-    config.grpc_addr = "127.0.0.1:0".parse().unwrap();
-    config.migrate = true;
-    config.database_url = format!("sqlite://{}/frameos.db", dir.path().display());
-    config.store.package_dir = dir.path().join("packages");
     let not_ready = tokio_util::sync::CancellationToken::new();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let server = frameos_control_plane::Server::bind(config)
+    let server = frameos_control_plane::Server::bind(embedded_config(dir.path()))
         .await
         .unwrap()
         .not_ready_on(not_ready.clone());
-    let addr = server.local_addr();
-    let running = tokio::spawn(server.run(shutdown.clone()));
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel);
-    let status = |health: &mut HealthClient<tonic::transport::Channel>| {
-        let mut health = health.clone();
-        async move {
-            health
-                .check(HealthCheckRequest::default())
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        }
-    };
-    assert_eq!(status(&mut health).await, ServingStatus::Serving as i32);
+    let served = Served::start(server);
+    let mut health = served.health().await;
+    let mut readiness = watch(&mut health, "").await;
+    assert_eq!(next_status(&mut readiness).await, SERVING);
 
     // `frameos dev` turns readiness off first and keeps serving while its node drains.
     not_ready.cancel();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while status(&mut health).await != ServingStatus::NotServing as i32 {
-        assert!(tokio::time::Instant::now() < deadline, "still SERVING");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // It answered that: not ready, yet still serving until its own shutdown.
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    // It answered that (the watch is a call it serves): not ready, yet still serving until its
+    // own shutdown.
+    assert_eq!(next_status(&mut readiness).await, NOT_SERVING);
+    drop((readiness, health));
+    served.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,10 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
-use std::time::Duration;
 
+use frameos_integration_tests::health::{
+    NOT_SERVING, SERVING, Served, check, embedded_config, next_status, unchanged, watch,
+};
 use frameos_integration_tests::instances::PrivatePostgres;
 use frameos_integration_tests::{Backend, Mesh, amqp_url, packages};
 use frameos_proto::v1::RegisterNodeRequest;
@@ -15,10 +17,8 @@ use frameos_tls::{ClientTlsConfig, ServerTlsConfig};
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
-use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 /// The control plane's services, by the names gRPC health answers for.
 const SERVICES: [&str; 5] = [
@@ -336,65 +336,16 @@ async fn bad_pem_files_stop_the_start_with_an_error_naming_the_file() {
     );
 }
 
-/// The next status a health watch reports (the current one first).
-async fn next_status(stream: &mut tonic::Streaming<HealthCheckResponse>) -> i32 {
-    tokio::time::timeout(Duration::from_secs(30), stream.message())
-        .await
-        .expect("no health change within 30 s")
-        .unwrap()
-        .expect("the health watch ended")
-        .status
-}
-
-async fn watch(
-    health: &mut HealthClient<Channel>,
-    name: &str,
-) -> tonic::Streaming<HealthCheckResponse> {
-    health
-        .watch(HealthCheckRequest {
-            service: name.to_string(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-async fn check(health: &mut HealthClient<Channel>, name: &str) -> i32 {
-    health
-        .check(HealthCheckRequest {
-            service: name.to_string(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-}
-
-const SERVING: i32 = ServingStatus::Serving as i32;
-const NOT_SERVING: i32 = ServingStatus::NotServing as i32;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_drain_every_service_goes_not_serving_while_liveness_stays_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = frameos_control_plane::Config::embedded();
-    config.grpc_addr = "127.0.0.1:0".parse().unwrap();
-    config.migrate = true;
-    config.database_url = format!("sqlite://{}/frameos.db", dir.path().display());
-    config.store.package_dir = dir.path().join("packages");
     let draining = CancellationToken::new();
-    let shutdown = CancellationToken::new();
-    let server = frameos_control_plane::Server::bind(config)
+    let server = frameos_control_plane::Server::bind(embedded_config(dir.path()))
         .await
         .unwrap()
         .not_ready_on(draining.clone());
-    let addr = server.local_addr();
-    let running = tokio::spawn(server.run(shutdown.clone()));
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel);
+    let served = Served::start(server);
+    let mut health = served.health().await;
 
     let mut watches = Vec::new();
     for name in std::iter::once("").chain(SERVICES) {
@@ -418,42 +369,20 @@ async fn on_drain_every_service_goes_not_serving_while_liveness_stays_serving() 
     );
 
     // Nor did it change meanwhile: its watch has nothing new to report.
-    assert!(
-        tokio::time::timeout(Duration::from_millis(100), liveness.message())
-            .await
-            .is_err(),
-        "liveness reported a change"
-    );
+    assert!(unchanged(&mut liveness).await, "liveness reported a change");
 
-    // Open watches would hold the server's graceful close until the grace runs out.
     drop((watches, liveness, health));
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    served.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn liveness_stays_serving_while_postgres_is_down_and_readiness_does_not() {
     let mut postgres = PrivatePostgres::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = frameos_control_plane::Config::embedded();
-    config.grpc_addr = "127.0.0.1:0".parse().unwrap();
-    config.migrate = true;
+    let mut config = embedded_config(dir.path());
     config.database_url = postgres.server_url();
-    config.store.package_dir = dir.path().join("packages");
-    let shutdown = CancellationToken::new();
-    let server = frameos_control_plane::Server::bind(config).await.unwrap();
-    let addr = server.local_addr();
-    let running = tokio::spawn(server.run(shutdown.clone()));
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel);
+    let served = Served::start(frameos_control_plane::Server::bind(config).await.unwrap());
+    let mut health = served.health().await;
     let mut readiness = watch(&mut health, "").await;
     assert_eq!(next_status(&mut readiness).await, SERVING);
     let mut liveness = watch(&mut health, "liveness").await;
@@ -470,20 +399,10 @@ async fn liveness_stays_serving_while_postgres_is_down_and_readiness_does_not() 
     postgres.start_again().await.unwrap();
     assert_eq!(next_status(&mut readiness).await, SERVING);
     // Liveness never changed through the outage.
-    assert!(
-        tokio::time::timeout(Duration::from_millis(100), liveness.message())
-            .await
-            .is_err(),
-        "liveness reported a change"
-    );
+    assert!(unchanged(&mut liveness).await, "liveness reported a change");
 
     drop((readiness, liveness, health));
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    served.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -491,18 +410,13 @@ async fn a_plain_health_listener_answers_probes_while_the_api_is_tls_only() {
     let pki = Pki::new("frameos test CA");
     let server = pki.issue("control-plane", &["localhost", "127.0.0.1"], Usage::Server);
     let dir = tempfile::tempdir().unwrap();
-    let mut config = frameos_control_plane::Config::embedded();
-    config.grpc_addr = "127.0.0.1:0".parse().unwrap();
+    let mut config = embedded_config(dir.path());
     config.grpc_health_addr = Some("127.0.0.1:0".parse().unwrap());
-    config.migrate = true;
-    config.database_url = format!("sqlite://{}/frameos.db", dir.path().display());
-    config.store.package_dir = dir.path().join("packages");
     config.tls = server_tls(&server, None);
-    let shutdown = CancellationToken::new();
     let control_plane = frameos_control_plane::Server::bind(config).await.unwrap();
-    let api = control_plane.local_addr();
     let probes = control_plane.health_addr().unwrap();
-    let running = tokio::spawn(control_plane.run(shutdown.clone()));
+    let served = Served::start(control_plane);
+    let api = served.addr;
 
     // What the kubelet's gRPC probe does: plain HTTP/2 to the health port.
     let plain = tonic::transport::Endpoint::from_shared(format!("http://{probes}"))
@@ -544,10 +458,5 @@ async fn a_plain_health_listener_answers_probes_while_the_api_is_tls_only() {
     assert_eq!(check(&mut HealthClient::new(secure), "").await, SERVING);
 
     drop(health);
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    served.stop().await;
 }
