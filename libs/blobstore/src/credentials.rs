@@ -99,13 +99,20 @@ mod tests {
         assert_eq!(credentials.secret_access_key(), "static-secret");
     }
 
-    /// Runs `test` of this binary in a child process with `env` (the chain reads the process
-    /// environment, which a test must not change under the others' feet).
-    fn in_child(test: &str, env: &[(&str, &str)]) {
+    const TEST: &str =
+        "credentials::tests::without_keys_the_chain_reads_the_environment_then_the_profile";
+
+    /// Runs this test again in a child process with `env` (the chain reads the process
+    /// environment, which a test must not change under the others' feet); the child checks
+    /// that the chain resolves `expected` (access key id, secret).
+    fn in_child(expected: (&str, &str), env: &[(&str, &str)]) {
         let mut command = Command::new(std::env::current_exe().expect("test binary"));
         command
-            .args(["--exact", test, "--include-ignored", "--nocapture"])
-            .env("FRAMEOS_CHAIN_CHILD", "1")
+            .args(["--exact", TEST, "--nocapture"])
+            .env(
+                "FRAMEOS_CHAIN_CHILD_EXPECTS",
+                format!("{}:{}", expected.0, expected.1),
+            )
             .env("AWS_EC2_METADATA_DISABLED", "true");
         for name in [
             "AWS_ACCESS_KEY_ID",
@@ -123,14 +130,25 @@ mod tests {
         let output = command.output().expect("child test runs");
         assert!(
             output.status.success() && String::from_utf8_lossy(&output.stdout).contains("1 passed"),
-            "child {test} failed:\n{}\n{}",
+            "child expecting {expected:?} failed:\n{}\n{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
     }
 
-    #[test]
-    fn without_keys_the_chain_reads_the_environment_then_the_profile() {
+    #[tokio::test]
+    async fn without_keys_the_chain_reads_the_environment_then_the_profile() {
+        // In the child: resolve with no configured keys and compare.
+        if let Ok(expected) = std::env::var("FRAMEOS_CHAIN_CHILD_EXPECTS") {
+            let credentials = resolve("", "").await;
+            let got = format!(
+                "{}:{}",
+                credentials.access_key_id(),
+                credentials.secret_access_key()
+            );
+            assert_eq!(got, expected);
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         let credentials_file = dir.path().join("credentials");
         std::fs::write(
@@ -147,30 +165,12 @@ mod tests {
             ),
             ("AWS_CONFIG_FILE", config_file.to_str().unwrap()),
         ];
-        in_child("credentials::tests::child_expects_profile_keys", &files);
+        in_child(("AKIDPROFILE", "profile-secret"), &files);
         let mut with_env = files.to_vec();
         with_env.extend([
             ("AWS_ACCESS_KEY_ID", "AKIDENV"),
             ("AWS_SECRET_ACCESS_KEY", "env-secret"),
         ]);
-        in_child("credentials::tests::child_expects_env_keys", &with_env);
-    }
-
-    #[tokio::test]
-    #[ignore = "run by without_keys_the_chain_reads_the_environment_then_the_profile"]
-    async fn child_expects_profile_keys() {
-        assert!(std::env::var_os("FRAMEOS_CHAIN_CHILD").is_some());
-        let credentials = resolve("", "").await;
-        assert_eq!(credentials.access_key_id(), "AKIDPROFILE");
-        assert_eq!(credentials.secret_access_key(), "profile-secret");
-    }
-
-    #[tokio::test]
-    #[ignore = "run by without_keys_the_chain_reads_the_environment_then_the_profile"]
-    async fn child_expects_env_keys() {
-        assert!(std::env::var_os("FRAMEOS_CHAIN_CHILD").is_some());
-        let credentials = resolve("", "").await;
-        assert_eq!(credentials.access_key_id(), "AKIDENV");
-        assert_eq!(credentials.secret_access_key(), "env-secret");
+        in_child(("AKIDENV", "env-secret"), &with_env);
     }
 }
