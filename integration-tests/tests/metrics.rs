@@ -382,6 +382,22 @@ async fn every_service_exposes_the_operations_families_to_a_stock_parser() {
         0.0
     );
     node.family("frameos_egress_bytes", "counter");
+    // The node's own side of its calls to the control plane.
+    let claims_made = [
+        ("method", "/frameos.v1.NodeService/ClaimExecution"),
+        ("code", "OK"),
+    ];
+    assert_eq!(
+        node.counter("frameos_grpc_client_requests", &claims_made),
+        5.0
+    );
+    assert_eq!(
+        node.histogram_count(
+            "frameos_grpc_client_request_duration_seconds",
+            &[("method", "/frameos.v1.NodeService/ClaimExecution")]
+        ),
+        5.0
+    );
     assert_eq!(
         node.histogram_count(
             "frameos_docker_request_duration_seconds",

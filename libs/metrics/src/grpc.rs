@@ -1,5 +1,7 @@
 //! A tower layer for tonic servers: `frameos_grpc_requests_total{method,code}` and
-//! `frameos_grpc_request_duration_seconds{method}`.
+//! `frameos_grpc_request_duration_seconds{method}`; on a client channel (a node's calls to the
+//! control plane) the same as `frameos_grpc_client_requests_total` and
+//! `frameos_grpc_client_request_duration_seconds`.
 //!
 //! The code is the call's `grpc-status`: from the response head when the call failed before
 //! answering (a trailers-only response), else from the trailers at the end of the body. So a
@@ -43,21 +45,47 @@ pub struct GrpcLayer {
 }
 
 impl GrpcLayer {
-    /// Registers the gRPC families in `registry`.
+    /// For a server: registers the families of the calls it serves in `registry`.
     pub fn new(registry: &Registry) -> Self {
+        Self::register(
+            registry,
+            [
+                "frameos_grpc_requests",
+                "gRPC calls served, by method and status code",
+            ],
+            [
+                "frameos_grpc_request_duration",
+                "Time from a gRPC call's request to its status (a stream's whole life), by method",
+            ],
+        )
+    }
+
+    /// For a client channel: registers the families of the calls it makes in `registry`.
+    pub fn client(registry: &Registry) -> Self {
+        Self::register(
+            registry,
+            [
+                "frameos_grpc_client_requests",
+                "gRPC calls made, by method and status code",
+            ],
+            [
+                "frameos_grpc_client_request_duration",
+                "Time from a gRPC call made to its status (a stream's whole life), by method",
+            ],
+        )
+    }
+
+    /// `inner` (a server's routes or a client channel) with its calls recorded.
+    pub fn wrap<S>(&self, inner: S) -> GrpcService<S> {
+        tower::Layer::layer(self, inner)
+    }
+
+    fn register(registry: &Registry, requests_name: [&str; 2], durations_name: [&str; 2]) -> Self {
         let requests = Family::<CallLabels, Counter>::default();
         let durations: Durations =
             Family::new_with_constructor(|| Histogram::new(crate::duration_buckets()));
-        registry.register(
-            "frameos_grpc_requests",
-            "gRPC calls served, by method and status code",
-            requests.clone(),
-        );
-        registry.register_seconds(
-            "frameos_grpc_request_duration",
-            "Time from a gRPC call's request to its status (a stream's whole life), by method",
-            durations.clone(),
-        );
+        registry.register(requests_name[0], requests_name[1], requests.clone());
+        registry.register_seconds(durations_name[0], durations_name[1], durations.clone());
         GrpcLayer {
             requests,
             durations,
@@ -201,6 +229,17 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         call: Option<Call>,
+    }
+}
+
+/// An empty body of no call (what tonic's interceptors answer with when they refuse a call
+/// before it is made).
+impl<B: Default> Default for RecordedBody<B> {
+    fn default() -> Self {
+        RecordedBody {
+            inner: B::default(),
+            call: None,
+        }
     }
 }
 

@@ -46,7 +46,8 @@ pub enum Error {
 /// The gRPC connection to the control plane.
 #[derive(Clone)]
 pub struct ControlPlane {
-    channel: Channel,
+    /// Counts every call (`frameos_grpc_client_requests_total`).
+    channel: frameos_metrics::GrpcService<Channel>,
     token: NodeToken,
 }
 
@@ -68,19 +69,23 @@ impl tonic::service::Interceptor for NodeToken {
     }
 }
 
-type Client = NodeServiceClient<InterceptedService<TracedClient<Channel>, NodeToken>>;
+type Client = NodeServiceClient<
+    InterceptedService<TracedClient<frameos_metrics::GrpcService<Channel>>, NodeToken>,
+>;
 
 impl ControlPlane {
     fn connect_lazy(
         tls: &frameos_tls::ClientTlsConfig,
         url: &str,
         token: Option<&str>,
+        calls: &frameos_metrics::GrpcLayer,
     ) -> Result<ControlPlane, Error> {
         let channel = tls
             .endpoint(url)?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .connect_lazy();
+        let channel = calls.wrap(channel);
         let token = match token {
             Some(token) => Some(
                 format!("Bearer {token}")
@@ -187,6 +192,7 @@ impl Node {
             &config.tls,
             &config.control_plane_url,
             config.node_token.as_deref(),
+            &frameos_metrics::GrpcLayer::client(&registry),
         )?;
         let sandbox_metrics = frameos_sandbox::SandboxMetrics::default();
         let sandbox = sandbox.with_metrics(sandbox_metrics.clone());
