@@ -33,7 +33,7 @@ async fn control_plane_serves_health_and_reflection() {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut stream = ServerReflectionClient::new(channel)
+    let mut stream = ServerReflectionClient::new(channel.clone())
         .server_reflection_info(tokio_stream::once(request))
         .await
         .unwrap()
@@ -51,6 +51,33 @@ async fn control_plane_serves_health_and_reflection() {
         assert!(
             names.iter().any(|n| n == expected),
             "{expected} missing from {names:?}"
+        );
+    }
+
+    // The older reflection protocol, which grpcio's stock Python client speaks, lists the same.
+    use tonic_reflection::pb::v1alpha;
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut stream = v1alpha::server_reflection_client::ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = stream.message().await.unwrap().unwrap();
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        response.message_response
+    else {
+        panic!("unexpected v1alpha reflection response");
+    };
+    let v1alpha_names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in ["frameos.v1.AgentService", "frameos.v1.ExecutionService"] {
+        assert!(
+            v1alpha_names.iter().any(|n| n == expected),
+            "{expected} missing from {v1alpha_names:?}"
         );
     }
 

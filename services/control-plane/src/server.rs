@@ -255,11 +255,15 @@ impl Server {
             .unwrap_or(usize::MAX)
             .saturating_add(64 * 1024);
 
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(frameos_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .map_err(Error::Reflection)?;
+        // Both reflection versions: grpcurl speaks v1, many stock clients (grpcio's Python
+        // reflection client among them) still only v1alpha.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(frameos_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1alpha = reflection().build_v1alpha().map_err(Error::Reflection)?;
+        let reflection = reflection().build_v1().map_err(Error::Reflection)?;
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         crate::health::serving(&health_reporter).await;
         if let Some(not_ready) = self.not_ready.clone() {
@@ -376,6 +380,7 @@ impl Server {
             .layer(frameos_telemetry::grpc::ServerSpans)
             .add_service(health_service.clone())
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(AccountServiceServer::new(Accounts::new(self.db.clone())))
             .add_service(BillingServiceServer::new(
                 crate::billing::service::BillingApi::new(self.db.clone()),
