@@ -59,6 +59,16 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_RATE_LIMIT_BURST", default_value_t = 100)]
     pub rate_limit_burst: u32,
 
+    /// Origins allowed to call the REST API from a browser, comma-separated
+    /// (`https://app.example.com,http://localhost:3000`); none by default.
+    #[arg(
+        long,
+        env = "FRAMEOS_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_parser = crate::cors::parse_origin
+    )]
+    pub cors_origins: Vec<axum::http::HeaderValue>,
+
     /// TLS towards an https:// control plane (FRAMEOS_CONTROL_PLANE_CA, FRAMEOS_TLS_CLIENT_*).
     #[command(flatten)]
     pub tls: frameos_tls::ClientTlsConfig,

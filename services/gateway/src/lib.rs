@@ -5,6 +5,7 @@
 mod auth;
 pub mod config;
 mod control_plane;
+mod cors;
 mod error;
 mod extract;
 mod fair_use;

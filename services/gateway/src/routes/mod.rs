@@ -187,6 +187,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
+        // Outermost: a browser's preflight is answered before anything counts or routes it.
+        .layer(tower::util::option_layer(crate::cors::layer(
+            &config.cors_origins,
+        )))
         .with_state(state)
 }
 

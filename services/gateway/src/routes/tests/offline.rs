@@ -439,3 +439,96 @@ async fn metrics_count_requests_by_route_template() {
     let (_, text) = send(&other, get("/metrics")).await;
     assert!(!text.as_str().unwrap().contains("/healthz"), "{text}");
 }
+
+#[tokio::test]
+async fn browsers_from_a_configured_origin_get_cors_headers_and_others_do_not() {
+    use axum::http::Method;
+
+    let allowed = "https://app.example.com";
+    let mut config = closed_port();
+    config.cors_origins = vec![crate::cors::parse_origin(allowed).unwrap()];
+    let app = app(&config);
+    let preflight = |origin: &str| {
+        Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/v1/agents/word-count/executions")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(
+                header::ACCESS_CONTROL_REQUEST_HEADERS,
+                "authorization,content-type,idempotency-key",
+            )
+            .body(Body::empty())
+            .unwrap()
+    };
+    // A preflight from the configured origin: answered here, never routed (no 405).
+    let response = app.clone().oneshot(preflight(allowed)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers();
+    assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], allowed);
+    let methods = headers[header::ACCESS_CONTROL_ALLOW_METHODS]
+        .to_str()
+        .unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+    let allowed_headers = headers[header::ACCESS_CONTROL_ALLOW_HEADERS]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        allowed_headers.contains("idempotency-key"),
+        "{allowed_headers}"
+    );
+
+    // Any other origin gets no grant, so the browser refuses the call.
+    let response = app
+        .clone()
+        .oneshot(preflight("https://evil.example"))
+        .await
+        .unwrap();
+    assert!(
+        !response
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    );
+
+    // The real call carries the grant too (here a 401: no key).
+    let request = Request::get("/v1/me")
+        .header(header::ORIGIN, allowed)
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        allowed
+    );
+
+    // Without FRAMEOS_CORS_ORIGINS nothing is granted to anyone.
+    let response = super::app(&closed_port())
+        .oneshot(preflight(allowed))
+        .await
+        .unwrap();
+    assert!(
+        !response
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    );
+}
+
+#[test]
+fn only_bare_origins_are_accepted_as_cors_origins() {
+    for good in ["https://app.example.com", "http://localhost:3000"] {
+        assert!(crate::cors::parse_origin(good).is_ok(), "{good}");
+    }
+    for bad in [
+        "app.example.com",
+        "https://app.example.com/",
+        "https://app.example.com/path",
+        "ftp://files.example.com",
+        "*",
+        "https://user@app.example.com",
+    ] {
+        let error = crate::cors::parse_origin(bad).unwrap_err();
+        assert!(error.contains("not an origin"), "{bad}: {error}");
+    }
+}
