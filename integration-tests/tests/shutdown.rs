@@ -62,6 +62,31 @@ fn containers_of_node(node_id: &str) -> Vec<String> {
         .collect()
 }
 
+/// A mesh on PostgreSQL, S3 and RabbitMQ (no node yet) with the approved agent `sleeper`
+/// running `millis`, and the key of a user who may run it.
+async fn mesh_with_sleeper(millis: u64) -> (Mesh, String) {
+    let mesh = Mesh::with_queue(Backend::PostgresS3, |_| {}).await.unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    mesh.publish_approved(
+        &dev,
+        "sleeper",
+        packages::node_agent_with("sleeper", &sleeper(millis), 60_000, 128),
+        None,
+    )
+    .await
+    .unwrap();
+    (mesh, user)
+}
+
+/// A node id no other run uses (leftover containers are found by it).
+fn unique_node_id(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
 fn node_process(
     mesh: &Mesh,
     cache: &std::path::Path,
@@ -76,22 +101,9 @@ fn node_process(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_mid_run_lets_the_execution_finish_once_and_the_node_exit_0() {
-    let mut mesh = Mesh::with_queue(Backend::PostgresS3, |_| {}).await.unwrap();
-    let dev = mesh.account("dev", "developer").await.unwrap();
-    let user = mesh.account("uma", "user").await.unwrap();
-    mesh.publish_approved(
-        &dev,
-        "sleeper",
-        packages::node_agent_with("sleeper", &sleeper(3000), 60_000, 128),
-        None,
-    )
-    .await
-    .unwrap();
+    let (mut mesh, user) = mesh_with_sleeper(3000).await;
     let cache = tempfile::tempdir().unwrap();
-    let node_id = format!(
-        "draining-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let node_id = unique_node_id("draining");
     // The default grace (330 s): plenty for a 3 s run.
     let mut node = node_process(&mesh, cache.path(), &node_id, &[]);
 
@@ -131,23 +143,10 @@ async fn sigterm_mid_run_lets_the_execution_finish_once_and_the_node_exit_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_with_a_short_grace_hands_the_run_back_to_another_node() {
-    let mut mesh = Mesh::with_queue(Backend::PostgresS3, |_| {}).await.unwrap();
-    let dev = mesh.account("dev", "developer").await.unwrap();
-    let user = mesh.account("uma", "user").await.unwrap();
     // Far longer than the grace: the first node cannot finish it.
-    mesh.publish_approved(
-        &dev,
-        "sleeper",
-        packages::node_agent_with("sleeper", &sleeper(8000), 60_000, 128),
-        None,
-    )
-    .await
-    .unwrap();
+    let (mut mesh, user) = mesh_with_sleeper(8000).await;
     let cache = tempfile::tempdir().unwrap();
-    let node_id = format!(
-        "handing-back-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let node_id = unique_node_id("handing-back");
     let mut node = node_process(
         &mesh,
         cache.path(),
@@ -306,17 +305,7 @@ async fn the_control_plane_reports_not_serving_before_it_stops_serving() {
 async fn a_hand_back_is_fenced_by_the_attempt_and_queues_the_job_again() {
     use frameos_proto::v1;
 
-    let mesh = Mesh::with_queue(Backend::PostgresS3, |_| {}).await.unwrap();
-    let dev = mesh.account("dev", "developer").await.unwrap();
-    let user = mesh.account("uma", "user").await.unwrap();
-    mesh.publish_approved(
-        &dev,
-        "sleeper",
-        packages::node_agent_with("sleeper", &sleeper(10), 60_000, 128),
-        None,
-    )
-    .await
-    .unwrap();
+    let (mesh, user) = mesh_with_sleeper(10).await;
     let id = mesh.execute(&user, "sleeper", json!({})).await.unwrap()["id"]
         .as_str()
         .unwrap()
