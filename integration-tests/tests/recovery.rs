@@ -53,6 +53,25 @@ async fn wait_for_backlog(probe: &frameos_queue::Queue, n: u32, what: &str) -> u
     }
 }
 
+/// Follows a `word-count` execution to its end: succeeded, counting `words`, as attempt 1.
+async fn succeeds_on_its_first_attempt(mesh: &Mesh, user: &str, id: &str, words: u64) {
+    let (_, done) = mesh.follow(user, id).await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["output"]["words"], words);
+    assert_eq!(done["attempts"], 1, "{done}");
+}
+
+/// The platform said, in the execution's log, that the queue lost its job.
+async fn says_the_queue_lost_its_job(mesh: &Mesh, user: &str, id: &str) {
+    let lines = system_lines(&mesh.log_lines(user, id).await.unwrap());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("the queue lost this execution's job")),
+        "{lines:?}"
+    );
+}
+
 async fn id_of(mesh: &Mesh, key: &str, slug: &str, inputs: Value) -> String {
     mesh.execute(key, slug, inputs).await.unwrap()["id"]
         .as_str()
@@ -200,17 +219,8 @@ async fn jobs_purged_from_the_queue_are_dispatched_again() {
 
     mesh.start_node(1).await.unwrap();
     for (id, words) in ids.iter().zip([1, 2]) {
-        let (_, done) = mesh.follow(&user, id).await.unwrap();
-        assert_eq!(done["status"], "succeeded", "{done}");
-        assert_eq!(done["output"]["words"], words);
-        assert_eq!(done["attempts"], 1, "{done}");
-        let lines = system_lines(&mesh.log_lines(&user, id).await.unwrap());
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.contains("the queue lost this execution's job")),
-            "{lines:?}"
-        );
+        succeeds_on_its_first_attempt(&mesh, &user, id, words).await;
+        says_the_queue_lost_its_job(&mesh, &user, id).await;
     }
     probe.close().await;
     mesh.shutdown().await.unwrap();
@@ -247,18 +257,9 @@ async fn a_deleted_job_queue_is_declared_again_and_nothing_is_lost() {
 
     mesh.start_node(1).await.unwrap();
     for (id, words) in [(&before, 1), (&after, 2)] {
-        let (_, done) = mesh.follow(&user, id).await.unwrap();
-        assert_eq!(done["status"], "succeeded", "{done}");
-        assert_eq!(done["output"]["words"], words);
-        assert_eq!(done["attempts"], 1, "{done}");
+        succeeds_on_its_first_attempt(&mesh, &user, id, words).await;
     }
-    let lines = system_lines(&mesh.log_lines(&user, &before).await.unwrap());
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("the queue lost this execution's job")),
-        "{lines:?}"
-    );
+    says_the_queue_lost_its_job(&mesh, &user, &before).await;
     probe.close().await;
     mesh.shutdown().await.unwrap();
 }
