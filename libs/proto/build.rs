@@ -4,8 +4,15 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = ["accounts", "agents", "billing", "executions", "node"]
-        .map(|name| root.join(format!("frameos/v1/{name}.proto")));
+    let files = [
+        "accounts",
+        "agents",
+        "billing",
+        "executions",
+        "keys",
+        "node",
+    ]
+    .map(|name| root.join(format!("frameos/v1/{name}.proto")));
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }

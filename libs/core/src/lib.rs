@@ -6,8 +6,10 @@
 pub mod error;
 pub mod log_stream;
 pub mod role;
+pub mod scope;
 pub mod slots;
 
 pub use error::{Error, ErrorCode};
 pub use log_stream::LogStream;
 pub use role::Role;
+pub use scope::{Scope, Scopes};

@@ -8,6 +8,7 @@ use std::time::Duration;
 use frameos_lifecycle::{StopSequence, Supervisor};
 use frameos_proto::v1::account_service_server::AccountServiceServer;
 use frameos_proto::v1::agent_service_server::AgentServiceServer;
+use frameos_proto::v1::api_key_service_server::ApiKeyServiceServer;
 use frameos_proto::v1::billing_service_server::BillingServiceServer;
 use frameos_proto::v1::execution_service_server::ExecutionServiceServer;
 use frameos_proto::v1::node_service_server::NodeServiceServer;
@@ -382,6 +383,9 @@ impl Server {
             .add_service(reflection)
             .add_service(reflection_v1alpha)
             .add_service(AccountServiceServer::new(Accounts::new(self.db.clone())))
+            .add_service(ApiKeyServiceServer::new(accounts::ApiKeys::new(
+                self.db.clone(),
+            )))
             .add_service(BillingServiceServer::new(
                 crate::billing::service::BillingApi::new(self.db.clone()),
             ))

@@ -67,6 +67,11 @@ impl Client {
         self.send(request).await
     }
 
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.request(reqwest::Method::DELETE, path)?)
+            .await
+    }
+
     /// A streaming GET (Server-Sent Events); errors are read like any other answer.
     pub async fn stream(&self, path: &str) -> anyhow::Result<reqwest::Response> {
         let response = self

@@ -4,6 +4,7 @@
 mod api;
 mod commands;
 mod dev;
+mod keys;
 mod pack;
 mod run;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Accounts and API keys (admin).
     #[command(subcommand)]
     Account(commands::AccountCommand),
+    /// Your named API keys: create (with scopes and an expiry), list, revoke.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 #[tokio::main]
@@ -63,6 +67,7 @@ async fn main() -> std::process::ExitCode {
         Command::Review(command) => commands::review(command).await,
         Command::Account(command) => commands::account(command).await,
         Command::Ledger(command) => commands::ledger(command).await,
+        Command::Keys(command) => keys::keys(command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -6,6 +6,7 @@ use frameos_core::ErrorCode;
 use frameos_proto::v1::WhoAmIRequest;
 use frameos_proto::v1::account_service_client::AccountServiceClient;
 use frameos_proto::v1::agent_service_client::AgentServiceClient;
+use frameos_proto::v1::api_key_service_client::ApiKeyServiceClient;
 use frameos_proto::v1::billing_service_client::BillingServiceClient;
 use frameos_proto::v1::execution_service_client::ExecutionServiceClient;
 use frameos_telemetry::grpc::TracedClient;
@@ -68,6 +69,11 @@ impl ControlPlane {
 
     pub fn accounts(&self) -> AccountServiceClient<Traced> {
         AccountServiceClient::new(traced(&self.channel)).max_decoding_message_size(MAX_REPLY_BYTES)
+    }
+
+    /// The caller's own API keys (API.md §4.5).
+    pub fn api_keys(&self) -> ApiKeyServiceClient<Traced> {
+        ApiKeyServiceClient::new(traced(&self.channel))
     }
 
     pub fn agents(&self) -> AgentServiceClient<Traced> {

@@ -19,6 +19,7 @@ use crate::view;
     paths(
         accounts::create_account,
         accounts::me,
+        crate::routes::keys::create_key, crate::routes::keys::list_keys, crate::routes::keys::revoke_key,
         agents::create_agent,
         agents::list_agents,
         agents::get_agent,

@@ -3,24 +3,30 @@
 //! it with [`caller`] and [`require`] instead of touching keys or the database themselves.
 //!
 //! A request without a key is anonymous (some endpoints allow that); a key that is presented
-//! but unknown is refused by the first handler that asks who is calling. Node endpoints carry
-//! the node token in the same header and are left to [`crate::node_auth`].
+//! but unknown is refused by the first handler that asks who is calling. A valid key used for a
+//! call beyond its scopes ([`super::scopes`]) is refused here, before any handler runs. Node
+//! endpoints carry the node token in the same header and are left to [`crate::node_auth`].
 
 use std::task::{Context, Poll};
 
-use frameos_core::{Error, ErrorCode, Role};
+use frameos_core::{Error, ErrorCode, Role, Scopes};
+use frameos_proto::status::to_status;
 use frameos_proto::v1::node_service_server;
 use futures::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 use tonic::codegen::http;
 
-use super::keys;
+use super::{keys, scopes};
 
 /// Who is calling.
 #[derive(Clone, Debug)]
 pub struct Principal {
     pub account_id: String,
     pub role: Role,
+    /// The public id of the key that made the call.
+    pub key_id: String,
+    /// What that key may do (never beyond the role).
+    pub scopes: Scopes,
 }
 
 impl Principal {
@@ -125,11 +131,12 @@ pub struct Authenticate<S> {
     db: DatabaseConnection,
 }
 
-impl<S, B> tower::Service<http::Request<B>> for Authenticate<S>
+impl<S, B, RB> tower::Service<http::Request<B>> for Authenticate<S>
 where
-    S: tower::Service<http::Request<B>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
+    RB: Default + Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -145,8 +152,15 @@ where
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         let db = self.db.clone();
         Box::pin(async move {
-            if !is_node_call(request.uri().path()) {
+            let path = request.uri().path();
+            if !is_node_call(path) {
                 let outcome = authenticate(&db, request.headers()).await;
+                if let Ok(Some(principal)) = &outcome
+                    && let Err(refusal) = scopes::check(path, principal)
+                {
+                    tracing::info!(key_id = %principal.key_id, %path, "call beyond the key's scopes refused");
+                    return Ok(to_status(&refusal).into_http());
+                }
                 request.extensions_mut().insert(Authentication(outcome));
             }
             inner.call(request).await
@@ -167,6 +181,8 @@ mod tests {
         let user = Principal {
             account_id: "u".into(),
             role: Role::User,
+            key_id: "k".into(),
+            scopes: Scopes::of_role(Role::User),
         };
         let err = user.require(Role::Developer).unwrap_err();
         assert_eq!(err.code, ErrorCode::PermissionDenied);
@@ -188,12 +204,13 @@ mod tests {
     ) -> Option<Result<Option<Principal>, Error>> {
         let handler = tower::service_fn(|request: http::Request<()>| async move {
             let request = tonic::Request::from_http(request);
-            Ok::<_, Infallible>(
-                request
-                    .extensions()
-                    .get::<Authentication>()
-                    .map(|_| caller(&request)),
-            )
+            let seen = request
+                .extensions()
+                .get::<Authentication>()
+                .map(|_| caller(&request));
+            let mut response = http::Response::new(());
+            response.extensions_mut().insert(Seen(seen));
+            Ok::<_, Infallible>(response)
         });
         let mut service = AuthLayer::new(db.clone()).layer(handler);
         let mut request = http::Request::builder().uri(path);
@@ -201,8 +218,19 @@ mod tests {
             request = request.header("authorization", format!("Bearer {key}"));
         }
         let service = service.ready().await.unwrap();
-        service.call(request.body(()).unwrap()).await.unwrap()
+        let response = service.call(request.body(()).unwrap()).await.unwrap();
+        match response.extensions().get::<Seen>() {
+            Some(Seen(seen)) => seen.clone(),
+            // Refused by the layer itself: the status is the answer.
+            None => Some(Err(frameos_proto::status::from_status(
+                response.extensions().get::<tonic::Status>().unwrap(),
+            ))),
+        }
     }
+
+    /// What the handler saw, carried back in the response.
+    #[derive(Clone)]
+    struct Seen(Option<Result<Option<Principal>, Error>>);
 
     #[tokio::test]
     async fn the_layer_resolves_keys_into_the_extensions() {
@@ -228,5 +256,34 @@ mod tests {
         // The node token is not an API key: node calls are not looked up at all.
         let node = through_layer(&db, "/frameos.v1.NodeService/Claim", Some(&wrong)).await;
         assert!(node.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_layer_refuses_calls_beyond_the_keys_scopes() {
+        let db = crate::db::connect("sqlite::memory:").await.unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        let (account, _) = super::super::create(&db, "dev", Role::Developer)
+            .await
+            .unwrap();
+        let reader = keys::generate();
+        let only_read = keys::NewKey {
+            scopes: Some([frameos_core::Scope::Read].iter().collect()),
+            ..keys::NewKey::full("reader")
+        };
+        keys::store(&db, &account.id, &reader, only_read)
+            .await
+            .unwrap();
+        let allowed = through_layer(&db, "/frameos.v1.AgentService/GetAgent", Some(&reader))
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("a caller");
+        assert_eq!(allowed.key_id.len(), 16);
+        let refused = through_layer(&db, "/frameos.v1.AgentService/CreateAgent", Some(&reader))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.code, ErrorCode::PermissionDenied);
+        assert!(refused.message.contains("`publish`"), "{refused:?}");
     }
 }

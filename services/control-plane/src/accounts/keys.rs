@@ -3,17 +3,29 @@
 //! A key is `fos_` + 64 hex digits of randomness. We store only its SHA-256 (a fast hash is right
 //! for 256-bit random secrets) and a public key id, the first 16 hex digits of that hash, to find
 //! the row; the full hashes are then compared in constant time.
+//!
+//! Every request resolves its key from the database, so a revoked or expired key is refused by
+//! every replica on the next request; nothing about validity is cached. `last_used_at` is
+//! written at most once a minute per key ([`TOUCH_EVERY`]), so a busy key costs no write per
+//! request.
 
-use chrono::Utc;
-use frameos_core::{Error, ErrorCode};
+use chrono::{DateTime, Utc};
+use frameos_core::{Error, ErrorCode, Role, Scopes};
 use rand::RngCore;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Set};
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set,
+};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::auth::Principal;
 use crate::db;
 use crate::entity::{account, api_key};
+
+/// `last_used_at` is written when it is at least this old.
+pub const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// A fresh random key (shown to its owner once, never stored in clear).
 pub fn generate() -> String {
@@ -30,8 +42,33 @@ fn key_id(hash: &str) -> &str {
     &hash[..16]
 }
 
-/// Stores a new key for `account_id`; returns nothing secret.
-pub async fn store<C: ConnectionTrait>(db: &C, account_id: &str, key: &str) -> Result<(), Error> {
+/// What a new key is, besides its secret.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub name: String,
+    /// None: every scope of the account's role, whatever it is.
+    pub scopes: Option<Scopes>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl NewKey {
+    /// A key with every scope of its account's role and no expiry.
+    pub fn full(name: &str) -> NewKey {
+        NewKey {
+            name: name.to_string(),
+            scopes: None,
+            expires_at: None,
+        }
+    }
+}
+
+/// Stores a new key for `account_id`; returns its row (nothing secret).
+pub async fn store<C: ConnectionTrait>(
+    db: &C,
+    account_id: &str,
+    key: &str,
+    new: NewKey,
+) -> Result<api_key::Model, Error> {
     let hash = digest(key);
     api_key::ActiveModel {
         id: Set(key_id(&hash).to_string()),
@@ -39,39 +76,92 @@ pub async fn store<C: ConnectionTrait>(db: &C, account_id: &str, key: &str) -> R
         key_hash: Set(hash.clone()),
         created_at: Set(Utc::now()),
         revoked_at: Set(None),
+        name: Set(new.name),
+        scopes: Set(new.scopes.map(Scopes::to_list)),
+        expires_at: Set(new.expires_at),
+        last_used_at: Set(None),
     }
     .insert(db)
     .await
-    .map_err(|e| db::unique_or(e, ErrorCode::Conflict, "this API key is already in use"))?;
-    Ok(())
+    .map_err(|e| db::unique_or(e, ErrorCode::Conflict, "this API key is already in use"))
 }
 
-/// The account holding `key`; unknown and revoked keys are `UNAUTHENTICATED`.
-pub async fn resolve(db: &DatabaseConnection, key: &str) -> Result<Principal, Error> {
+/// The row of `key`, revoked or not; None when no row holds it.
+pub async fn find<C: ConnectionTrait>(db: &C, key: &str) -> Result<Option<api_key::Model>, Error> {
     let hash = digest(key);
     let row = api_key::Entity::find_by_id(key_id(&hash))
         .one(db)
         .await
         .map_err(db::error)?;
-    let Some(row) = row.filter(|r| r.revoked_at.is_none()) else {
+    Ok(row.filter(|r| bool::from(r.key_hash.as_bytes().ct_eq(hash.as_bytes()))))
+}
+
+/// What a key may do: its stored scopes within what its account's role allows now.
+pub fn scopes_of(row: &api_key::Model, role: Role) -> Result<Scopes, Error> {
+    let allowed = Scopes::of_role(role);
+    match &row.scopes {
+        None => Ok(allowed),
+        Some(list) => Scopes::parse_list(list)
+            .map(|scopes| scopes.intersection(allowed))
+            .map_err(|_| Error::internal(format!("API key {} has unknown scopes", row.id))),
+    }
+}
+
+/// The caller holding `key`; unknown, revoked and expired keys are `UNAUTHENTICATED`.
+pub async fn resolve(db: &DatabaseConnection, key: &str) -> Result<Principal, Error> {
+    let Some(row) = find(db, key).await?.filter(|r| r.revoked_at.is_none()) else {
         return Err(invalid_key());
     };
-    if !bool::from(row.key_hash.as_bytes().ct_eq(hash.as_bytes())) {
-        return Err(invalid_key());
+    let now = Utc::now();
+    if let Some(expires_at) = row.expires_at.filter(|at| *at <= now) {
+        return Err(Error::new(
+            ErrorCode::Unauthenticated,
+            format!(
+                "this API key expired at {}",
+                expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ));
     }
     let account = account::Entity::find_by_id(&row.account_id)
         .one(db)
         .await
         .map_err(db::error)?
         .ok_or_else(invalid_key)?;
-    let role = account
+    let role: Role = account
         .role
         .parse()
         .map_err(|_| Error::internal(format!("account {} has an unknown role", account.id)))?;
+    let scopes = scopes_of(&row, role)?;
+    touch(db, &row, now).await;
     Ok(Principal {
         account_id: account.id,
         role,
+        key_id: row.id,
+        scopes,
     })
+}
+
+/// Records that the key was used, unless that was done within the last [`TOUCH_EVERY`]. The
+/// condition is checked again in the update, so replicas racing on one key write once.
+async fn touch(db: &DatabaseConnection, row: &api_key::Model, now: DateTime<Utc>) {
+    let stale_before = now - TOUCH_EVERY;
+    if row.last_used_at.is_some_and(|at| at > stale_before) {
+        return;
+    }
+    let written = api_key::Entity::update_many()
+        .col_expr(api_key::Column::LastUsedAt, Expr::value(now))
+        .filter(api_key::Column::Id.eq(&row.id))
+        .filter(
+            Condition::any()
+                .add(api_key::Column::LastUsedAt.is_null())
+                .add(api_key::Column::LastUsedAt.lte(stale_before)),
+        )
+        .exec(db)
+        .await;
+    // The request goes on: when a key was last used is worth no refusal.
+    if let Err(error) = written {
+        tracing::warn!(key_id = %row.id, %error, "cannot record when the API key was used");
+    }
 }
 
 pub(super) fn invalid_key() -> Error {
@@ -90,5 +180,36 @@ mod tests {
         assert!(a.starts_with("fos_") && a.len() == 68);
         assert_eq!(key_id(&digest(&a)), key_id(&digest(&a)));
         assert_ne!(digest(&a), digest(&b));
+    }
+
+    #[tokio::test]
+    async fn expired_keys_are_refused_and_use_is_recorded_once_a_minute() {
+        let db = crate::db::connect("sqlite::memory:").await.unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        let (account, _) = super::super::create(&db, "ann", Role::User).await.unwrap();
+
+        let key = generate();
+        let past = NewKey {
+            expires_at: Some(Utc::now() - chrono::TimeDelta::seconds(1)),
+            ..NewKey::full("old")
+        };
+        store(&db, &account.id, &key, past).await.unwrap();
+        let refused = resolve(&db, &key).await.unwrap_err();
+        assert_eq!(refused.code, ErrorCode::Unauthenticated);
+        assert!(refused.message.contains("expired"), "{refused:?}");
+
+        let key = generate();
+        let row = store(&db, &account.id, &key, NewKey::full("hot"))
+            .await
+            .unwrap();
+        assert_eq!(row.last_used_at, None);
+        let principal = resolve(&db, &key).await.unwrap();
+        // A user's key without stored scopes has all the user role allows.
+        assert_eq!(principal.scopes, Scopes::of_role(Role::User));
+        let first = find(&db, &key).await.unwrap().unwrap().last_used_at;
+        assert!(first.is_some());
+        resolve(&db, &key).await.unwrap();
+        let second = find(&db, &key).await.unwrap().unwrap().last_used_at;
+        assert_eq!(first, second, "written again within the minute");
     }
 }

@@ -1,8 +1,11 @@
 //! Accounts: creation, the bootstrap admin, API keys ([`keys`]), resolving the caller of a request
-//! ([`auth`]), and the `AccountService` gRPC endpoint ([`service`]).
+//! ([`auth`]) and what its key may do ([`scopes`]), the `AccountService` gRPC endpoint
+//! ([`service`]) and the `ApiKeyService` one ([`key_service`]).
 
 pub mod auth;
+mod key_service;
 pub mod keys;
+pub mod scopes;
 mod service;
 
 use chrono::Utc;
@@ -13,8 +16,9 @@ use sea_orm::{
 };
 
 use crate::db;
-use crate::entity::account;
+use crate::entity::{account, api_key};
 
+pub use key_service::ApiKeys;
 pub use service::Accounts;
 
 fn validate_name(name: &str) -> Result<String, Error> {
@@ -52,7 +56,7 @@ pub async fn create(
             format!("an account named {name:?} exists already"),
         )
     })?;
-    keys::store(&txn, &model.id, &key).await?;
+    keys::store(&txn, &model.id, &key, keys::NewKey::full("default")).await?;
     txn.commit().await.map_err(db::error)?;
     Ok((model, key))
 }
@@ -79,6 +83,10 @@ pub async fn bootstrap_admin(
             if principal.is_some_and(|p| p.is_admin()) {
                 return Ok(None);
             }
+            // Revoked (or expired) since: the configuration still names it, so it works again.
+            if reinstate_admin_key(db, key).await? {
+                return Ok(None);
+            }
             let admin = match admin {
                 Some(admin) => admin,
                 None => account::ActiveModel {
@@ -91,7 +99,7 @@ pub async fn bootstrap_admin(
                 .await
                 .map_err(db::error)?,
             };
-            keys::store(db, &admin.id, key).await?;
+            keys::store(db, &admin.id, key, keys::NewKey::full("bootstrap")).await?;
             tracing::info!(account_id = %admin.id, "bootstrap admin key installed");
             Ok(None)
         }
@@ -102,4 +110,29 @@ pub async fn bootstrap_admin(
             Ok(Some(key))
         }
     }
+}
+
+/// Makes the revoked or expired row of `key` valid again, with every scope of its role, when it
+/// belongs to an admin; false when there is no such row.
+async fn reinstate_admin_key(db: &DatabaseConnection, key: &str) -> Result<bool, Error> {
+    let Some(row) = keys::find(db, key).await? else {
+        return Ok(false);
+    };
+    let owner = account::Entity::find_by_id(&row.account_id)
+        .one(db)
+        .await
+        .map_err(db::error)?;
+    if !owner.is_some_and(|a| a.role == Role::Admin.as_str()) {
+        return Ok(false);
+    }
+    let mut active: api_key::ActiveModel = row.into();
+    active.revoked_at = Set(None);
+    active.expires_at = Set(None);
+    active.scopes = Set(None);
+    let row = active.update(db).await.map_err(db::error)?;
+    tracing::warn!(
+        key_id = %row.id,
+        "the bootstrap admin key had been revoked or had expired; FRAMEOS_BOOTSTRAP_ADMIN_KEY still names it, so it is valid again"
+    );
+    Ok(true)
 }

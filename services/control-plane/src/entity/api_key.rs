@@ -11,6 +11,13 @@ pub struct Model {
     pub key_hash: String,
     pub created_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
+    /// The owner's name for the key (`default` for keys made with their account).
+    pub name: String,
+    /// Comma-separated scope names; None: every scope of the account's role.
+    pub scopes: Option<String>,
+    pub expires_at: Option<DateTimeUtc>,
+    /// Written at most once a minute per key.
+    pub last_used_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,6 +4,7 @@ pub(crate) mod accounts;
 pub(crate) mod agents;
 pub(crate) mod billing;
 pub(crate) mod executions;
+pub(crate) mod keys;
 pub(crate) mod ops;
 pub(crate) mod reviews;
 #[cfg(test)]
@@ -129,6 +130,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
             "/v1/executions/{id}/cancel",
             post(executions::cancel_execution),
         )
+        .merge(keys::routes())
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
             ServiceBuilder::new()

@@ -274,6 +274,9 @@ async fn openapi_documents_every_route() {
     let routes = [
         ("post", "/v1/accounts"),
         ("get", "/v1/me"),
+        ("post", "/v1/me/keys"),
+        ("get", "/v1/me/keys"),
+        ("delete", "/v1/me/keys/{id}"),
         ("post", "/v1/agents"),
         ("get", "/v1/agents"),
         ("get", "/v1/agents/{slug}"),
