@@ -8,6 +8,7 @@ mod m0003_billing;
 mod m0004_delivery;
 mod m0005_fair_dispatch;
 mod m0006_billing_holds;
+mod m0008_execution_timings;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_delivery::Migration),
             Box::new(m0005_fair_dispatch::Migration),
             Box::new(m0006_billing_holds::Migration),
+            Box::new(m0008_execution_timings::Migration),
         ]
     }
 }
