@@ -1,9 +1,13 @@
 //! A switchable TCP forwarder to a broker, on a port the test holds for its whole life: while
 //! "down" it closes every connection at once (and cuts the forwarded ones), while "up" it
 //! forwards. Unlike releasing a port and binding it again later, nobody can take the port in
-//! between.
+//! between. It can also hold each new connection for a while before forwarding it: a slow link
+//! (e.g. a slow package store).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::{TcpListener, TcpStream};
@@ -14,6 +18,8 @@ pub struct BrokerProxy {
     addr: SocketAddr,
     url: String,
     up: watch::Sender<bool>,
+    /// Milliseconds each new connection waits before it is forwarded.
+    delay_ms: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -36,11 +42,13 @@ impl BrokerProxy {
         };
         let url = format!("{scheme}://{at}{addr}/{path}");
         let (sender, state) = watch::channel(up);
-        let task = tokio::spawn(serve(listener, target, state));
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(serve(listener, target, state, delay_ms.clone()));
         Ok(BrokerProxy {
             addr,
             url,
             up: sender,
+            delay_ms,
             task,
         })
     }
@@ -52,6 +60,12 @@ impl BrokerProxy {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Each connection accepted from now on is forwarded only after `delay` (zero: at once).
+    pub fn set_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.delay_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Up: forward; down: refuse new connections and cut the open ones.
@@ -67,8 +81,14 @@ impl Drop for BrokerProxy {
     }
 }
 
-async fn serve(listener: TcpListener, target: SocketAddr, state: watch::Receiver<bool>) {
+async fn serve(
+    listener: TcpListener,
+    target: SocketAddr,
+    state: watch::Receiver<bool>,
+    delay_ms: Arc<AtomicU64>,
+) {
     while let Ok((mut inbound, _)) = listener.accept().await {
+        let delay = Duration::from_millis(delay_ms.load(Ordering::Relaxed));
         if !*state.borrow() {
             // Down: the client sees its connection closed, as by a broker that went away.
             drop(inbound);
@@ -76,6 +96,8 @@ async fn serve(listener: TcpListener, target: SocketAddr, state: watch::Receiver
         }
         let mut state = state.clone();
         tokio::spawn(async move {
+            // The client's connect succeeded; its first bytes wait, as on a slow link.
+            tokio::time::sleep(delay).await;
             let Ok(mut outbound) = TcpStream::connect(target).await else {
                 return;
             };

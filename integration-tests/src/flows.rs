@@ -137,12 +137,18 @@ impl Mesh {
         Ok((events, last))
     }
 
-    /// Follows `/events` until the first event of `kind` (e.g. `progress`: the agent runs).
-    pub async fn wait_for_event(&self, key: &str, id: &str, kind: &str) -> anyhow::Result<()> {
+    /// Follows `/events` until the first event of `kind` (e.g. `progress`: the agent runs), and
+    /// returns it.
+    pub async fn wait_for_event(
+        &self,
+        key: &str,
+        id: &str,
+        kind: &str,
+    ) -> anyhow::Result<SseEvent> {
         let mut stream = self.events(key, id).await?;
         while let Some(event) = stream.next_event().await? {
             if event.kind == kind {
-                return Ok(());
+                return Ok(event);
             }
         }
         anyhow::bail!("the stream ended before a {kind} event")

@@ -9,6 +9,7 @@ mod m0004_delivery;
 mod m0005_fair_dispatch;
 mod m0006_billing_holds;
 mod m0007_api_keys;
+mod m0008_execution_timings;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_fair_dispatch::Migration),
             Box::new(m0006_billing_holds::Migration),
             Box::new(m0007_api_keys::Migration),
+            Box::new(m0008_execution_timings::Migration),
         ]
     }
 }

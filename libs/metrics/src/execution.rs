@@ -1,6 +1,5 @@
-//! The one family two services record into: `frameos_execution_duration_seconds{phase}` (the
-//! control plane knows the queue wait, the node the start and the run; API.md §4.4). A
-//! registry shared by both (`frameos dev`) holds it once.
+//! `frameos_execution_duration_seconds{phase}` (API.md §4.4): the control plane observes every
+//! phase of an execution once it ends, from the moments stored on it (ADR 0025).
 
 use std::fmt::Write;
 

@@ -79,8 +79,8 @@ impl Registry {
             .register_with_unit(name, help, Unit::Seconds, metric);
     }
 
-    /// `frameos_execution_duration_seconds{phase}`, registered on first use: the control plane
-    /// and a node sharing this registry record into the same family.
+    /// `frameos_execution_duration_seconds{phase}`, registered on first use (the control
+    /// plane records it; ADR 0025).
     pub fn execution_durations(&self) -> PhaseDurations {
         self.inner
             .phases

@@ -69,6 +69,8 @@ where
     W: AsyncWrite + Unpin,
     X: Future<Output = ()>,
 {
+    // Called right after `Spec::started` is marked: the timeout covers the run phase only
+    // (API.md §4.4), never the image, container or package work before it.
     let deadline = Instant::now() + timeout;
     let mut terminal_at: Option<Instant> = None;
     let write = async move {

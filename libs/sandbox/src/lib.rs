@@ -120,18 +120,41 @@ pub struct Spec {
 }
 
 /// When the agent's code started running: the end of an execution's `start` phase and the
-/// beginning of its `run` phase (API.md §4.4). Clones share it.
+/// beginning of its `run` phase (API.md §4.4), and the moment its `timeout` starts counting.
+/// Clones share it.
 #[derive(Clone, Debug, Default)]
-pub struct StartSignal(std::sync::Arc<std::sync::OnceLock<std::time::Instant>>);
+pub struct StartSignal(std::sync::Arc<StartState>);
+
+#[derive(Debug, Default)]
+struct StartState {
+    at: std::sync::OnceLock<std::time::Instant>,
+    marked: tokio::sync::Notify,
+}
 
 impl StartSignal {
     /// When the agent's code started, if it did.
     pub fn at(&self) -> Option<std::time::Instant> {
-        self.0.get().copied()
+        self.0.at.get().copied()
+    }
+
+    /// Waits until the agent's code has started (forever, if it never does).
+    pub async fn started(&self) -> std::time::Instant {
+        loop {
+            let marked = self.0.marked.notified();
+            tokio::pin!(marked);
+            // Registered before looking, so a mark in between is not missed.
+            marked.as_mut().enable();
+            if let Some(at) = self.at() {
+                return at;
+            }
+            marked.await;
+        }
     }
 
     pub(crate) fn mark(&self) {
-        let _ = self.0.set(std::time::Instant::now());
+        if self.0.at.set(std::time::Instant::now()).is_ok() {
+            self.0.marked.notify_waiters();
+        }
     }
 }
 
@@ -368,6 +391,23 @@ mod tests {
             entrypoint: "src/index.js".to_string(),
             ..Spec::default()
         }
+    }
+
+    #[tokio::test]
+    async fn a_start_is_heard_by_whoever_waits_for_it() {
+        let signal = StartSignal::default();
+        let waiting = tokio::spawn({
+            let signal = signal.clone();
+            async move { signal.started().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(signal.at().is_none());
+        signal.mark();
+        let at = waiting.await.expect("waiter");
+        assert_eq!(signal.at(), Some(at));
+        // Marked once: a second mark changes nothing, and a late waiter returns at once.
+        signal.mark();
+        assert_eq!(signal.started().await, at);
     }
 
     #[test]

@@ -188,7 +188,9 @@ impl Metrics {
         for kind in Fix::ALL {
             let _ = metrics.reconcile_fixes.get_or_create(&FixLabels { kind });
         }
-        metrics.phases.declare(Phase::QueueWait);
+        for phase in [Phase::QueueWait, Phase::Start, Phase::Run] {
+            metrics.phases.declare(phase);
+        }
         let m = metrics.clone();
         registry.register(
             "frameos_executions",
@@ -252,10 +254,11 @@ impl Metrics {
         }
     }
 
-    /// A first claim: the execution waited `waited` in the queue.
-    pub fn queue_wait(&self, waited: chrono::TimeDelta) {
+    /// One phase of an execution that ended (API.md §4.4): observed once per execution, from
+    /// the same stored moments as its `timings`.
+    pub fn phase(&self, phase: Phase, took: chrono::TimeDelta) {
         self.phases
-            .observe(Phase::QueueWait, waited.to_std().unwrap_or_default());
+            .observe(phase, took.to_std().unwrap_or_default());
     }
 
     pub fn charge(&self, status: ChargeStatus) {

@@ -120,7 +120,6 @@ pub struct Shared {
     pub sandbox: Sandbox,
     cache: cache::Cache,
     pub log_limit_bytes: u64,
-    metrics: metrics::NodeMetrics,
 }
 
 /// Where jobs come from: a broker to (re)connect to, or a queue shared in-process.
@@ -212,7 +211,7 @@ impl Node {
             config.store.build(),
             frameos_package::Limits::default(),
         )?
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics);
         let shared = Shared {
             node_id,
             instance_id: uuid::Uuid::new_v4().simple().to_string(),
@@ -221,7 +220,6 @@ impl Node {
             sandbox,
             cache,
             log_limit_bytes: config.log_limit_bytes,
-            metrics,
         };
         Ok(Node {
             shared: std::sync::Arc::new(shared),

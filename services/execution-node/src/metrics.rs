@@ -1,11 +1,11 @@
-//! The node's metrics (API.md §4.3): executions running here, the `start` and `run` phases of
-//! each execution (the control plane records `queue_wait`), package cache hits, and the
-//! sandbox's egress and Docker families.
+//! The node's metrics (API.md §4.3): executions running here, package cache hits, and the
+//! sandbox's egress and Docker families. The phases of executions
+//! (`frameos_execution_duration_seconds{phase}`) are the control plane's: it holds the moments
+//! they are computed from (ADR 0025).
 
 use std::fmt::Write;
-use std::time::{Duration, Instant};
 
-use frameos_metrics::{Phase, PhaseDurations, Registry};
+use frameos_metrics::Registry;
 use frameos_sandbox::SandboxMetrics;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -38,7 +38,6 @@ struct CacheLabels {
 /// Handles on the node's families; clones share them.
 #[derive(Clone, Debug)]
 pub struct NodeMetrics {
-    phases: PhaseDurations,
     cache: Family<CacheLabels, Counter>,
 }
 
@@ -47,12 +46,9 @@ impl NodeMetrics {
     /// gauge is read from `in_flight` at scrape time.
     pub fn new(registry: &Registry, sandbox: &SandboxMetrics, in_flight: &InFlight) -> Self {
         let metrics = NodeMetrics {
-            phases: registry.execution_durations(),
             cache: Family::default(),
         };
         // Every label value from the start (a family without samples is not exposed at all).
-        metrics.phases.declare(Phase::Start);
-        metrics.phases.declare(Phase::Run);
         for result in [CacheResult::Hit, CacheResult::Miss] {
             let _ = metrics.cache.get_or_create(&CacheLabels { result });
         }
@@ -92,19 +88,5 @@ impl NodeMetrics {
 
     pub fn cache(&self, result: CacheResult) {
         self.cache.get_or_create(&CacheLabels { result }).inc();
-    }
-
-    /// The run ended: `start` = claimed → the agent's code started; `run` = started → now.
-    pub fn ran(&self, claimed: Instant, started: Option<Instant>) {
-        let Some(started) = started else {
-            return;
-        };
-        self.phases.observe(
-            Phase::Start,
-            started
-                .checked_duration_since(claimed)
-                .unwrap_or(Duration::ZERO),
-        );
-        self.phases.observe(Phase::Run, started.elapsed());
     }
 }

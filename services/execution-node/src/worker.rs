@@ -239,7 +239,6 @@ async fn execute(
 ) -> Result<(), Failure> {
     let execution_id = &report.execution_id;
     let attempt = report.attempt;
-    let claimed = std::time::Instant::now();
     let fetching = tracing::info_span!(
         "package_fetch",
         package.sha256 = %claim.package_sha256,
@@ -269,6 +268,8 @@ async fn execute(
         inputs: claim.inputs_json.into_bytes(),
         cpu_cores: resources.cpu_cores,
         memory_mb: resources.memory_mb,
+        // The sandbox counts it from the moment the agent's code starts (`Spec::started`): the
+        // package fetch and the container's creation above never eat into it (API.md §4.4).
         timeout: Duration::from_millis(resources.timeout_ms),
         log_limit_bytes: shared.log_limit_bytes,
         allow_domains: claim.allow_domains,
@@ -290,11 +291,20 @@ async fn execute(
     let mut stopped: Option<Failure> = None;
     let mut user_canceled = false;
     let mut handing_back = false;
+    // Whether the control plane heard that the agent's code runs (the end of the start phase).
+    let mut started_sent = false;
     // Forward events until the sandbox closes its side (the run ended).
     loop {
         tokio::select! {
+            _ = started.started(), if !started_sent => {
+                announce_start(report, reports, &mut started_sent, &mut stopped, &cancel).await;
+            }
             event = event_rx.recv() => match event {
                 Some(event) => {
+                    // Whatever the agent reported, it reported while running: the start first.
+                    if started.at().is_some() {
+                        announce_start(report, reports, &mut started_sent, &mut stopped, &cancel).await;
+                    }
                     let mut next = Some(event);
                     while let Some(event) = next.take() {
                         let (body, rest) = batch(event, &mut event_rx);
@@ -336,10 +346,15 @@ async fn execute(
         return Err(failure);
     }
     let outcome = outcome?.map_err(|e| Failure::Platform(e.to_string()))?;
-    shared.metrics.ran(claimed, started.at());
     // A run that ended on its own meanwhile, or that its user canceled, reports as usual.
     if handing_back && !user_canceled && matches!(outcome, Outcome::Canceled) {
         return Err(Failure::ShuttingDown);
+    }
+    // A run so short that it ended before the loop above heard of its start.
+    if !started_sent && started.at().is_some() && !send_started(report, reports).await {
+        return Err(Failure::Disconnected(
+            "report stream closed before the outcome".into(),
+        ));
     }
     tracing::info!(%execution_id, attempt, outcome = outcome.label(), "run ended");
     let body = Report::Outcome(to_proto(outcome, timeout_ms));
@@ -365,6 +380,32 @@ async fn execute(
             Err(status) => return Err(stream_failure(&status, "recording the outcome failed")),
         }
     }
+}
+
+/// Sends `Started` once; a closed report stream stops the run, as any failed report does.
+async fn announce_start(
+    report: &Reporter,
+    reports: &mpsc::Sender<v1::ExecutionReport>,
+    sent: &mut bool,
+    stopped: &mut Option<Failure>,
+    cancel: &CancellationToken,
+) {
+    if *sent {
+        return;
+    }
+    *sent = true;
+    if !send_started(report, reports).await && stopped.is_none() {
+        *stopped = Some(Failure::Disconnected("report stream closed".into()));
+        cancel.cancel();
+    }
+}
+
+/// Tells the control plane that the agent's code runs. It records the moment it hears of it on
+/// its own clock, as it does the claim and the outcome (ADR 0025), so the node's clock, however
+/// skewed, never enters the timings. False when the report stream is gone.
+async fn send_started(report: &Reporter, reports: &mpsc::Sender<v1::ExecutionReport>) -> bool {
+    let started = Report::Started(v1::Started {});
+    reports.send(report.make(Some(started))).await.is_ok()
 }
 
 /// The event plus any log lines already waiting behind it, as one report, and the event that

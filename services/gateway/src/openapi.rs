@@ -66,6 +66,7 @@ use crate::view;
         view::LogPage,
         view::ProgressView,
         view::ChargeView,
+        view::TimingsView,
         view::SplitsView,
         view::MandateView,
         view::MandateKeyView,

@@ -288,6 +288,44 @@ pub struct ExecutionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub charge: Option<ChargeView>,
+    /// How long each phase took; absent until a node claimed it (API.md §4.4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub timings: Option<TimingsView>,
+}
+
+/// The phases of an execution in milliseconds, measured on the platform's clock. A field is
+/// present once both of its ends are known: `queue_wait_ms` from the claim, `start_ms` once the
+/// agent's code runs, `run_ms` once it ended (a run canceled or failed before the agent's code
+/// started has no `start_ms` and no `run_ms`). When the platform retried the execution on another
+/// node, they describe the final attempt and `queue_wait_ms` covers everything before it, so the
+/// three add up to `finished_at - created_at`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimingsView {
+    /// Created → claimed by an execution node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 0)]
+    pub queue_wait_ms: Option<u64>,
+    /// Claimed → the agent's code running: fetching the package, creating and starting its
+    /// sandbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 0)]
+    pub start_ms: Option<u64>,
+    /// The agent's code running → its outcome. Only this phase counts toward the agent's
+    /// `timeout_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 0)]
+    pub run_ms: Option<u64>,
+}
+
+impl From<v1::Timings> for TimingsView {
+    fn from(t: v1::Timings) -> Self {
+        TimingsView {
+            queue_wait_ms: t.queue_wait_ms,
+            start_ms: t.start_ms,
+            run_ms: t.run_ms,
+        }
+    }
 }
 
 impl From<v1::Execution> for ExecutionView {
@@ -312,6 +350,7 @@ impl From<v1::Execution> for ExecutionView {
             attempts: e.attempts,
             duration_ms: e.duration_ms,
             charge: e.charge.map(ChargeView::from),
+            timings: e.timings.map(TimingsView::from),
         }
     }
 }
@@ -738,6 +777,11 @@ mod tests {
         done.started_at = at(1_700_000_001, 0);
         done.finished_at = at(1_700_000_003, 500_000_000);
         done.duration_ms = Some(2500);
+        done.timings = Some(v1::Timings {
+            queue_wait_ms: Some(1000),
+            start_ms: Some(700),
+            run_ms: Some(1800),
+        });
         let json = serde_json::to_value(ExecutionView::from(done)).unwrap();
         assert_eq!(
             json,
@@ -755,6 +799,7 @@ mod tests {
                 "started_at": "2023-11-14T22:13:21Z",
                 "finished_at": "2023-11-14T22:13:23.500Z",
                 "duration_ms": 2500,
+                "timings": {"queue_wait_ms": 1000, "start_ms": 700, "run_ms": 1800},
             })
         );
 
@@ -771,6 +816,20 @@ mod tests {
         null.output_json = Some("null".into());
         let json = serde_json::to_value(ExecutionView::from(null)).unwrap();
         assert_eq!(json.get("output"), Some(&serde_json::Value::Null));
+    }
+
+    #[test]
+    fn a_running_execution_shows_only_the_phases_it_went_through() {
+        let mut claimed = execution("running");
+        claimed.timings = Some(v1::Timings {
+            queue_wait_ms: Some(12),
+            ..Default::default()
+        });
+        let json = serde_json::to_value(ExecutionView::from(claimed)).unwrap();
+        assert_eq!(json["timings"], json!({"queue_wait_ms": 12}));
+        // Nothing known yet: no object at all, as for a queued execution.
+        let json = serde_json::to_value(ExecutionView::from(execution("queued"))).unwrap();
+        assert!(json.get("timings").is_none(), "{json}");
     }
 
     fn charge(status: &str, splits: Option<v1::Splits>) -> v1::Charge {

@@ -25,6 +25,10 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// When the current (or last) attempt was claimed; cleared when it gives the execution back.
+    pub claimed_at: Option<DateTimeUtc>,
+    /// When that attempt's agent code started running (the node's `Started` report).
+    pub running_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

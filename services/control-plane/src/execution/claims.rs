@@ -247,9 +247,6 @@ pub async fn claim(
         let attempt = row.attempts + 1;
         if let Some(row) = take(db, claimant, &row, attempt, lost.as_deref()).await? {
             hub.touch(execution_id);
-            if attempt == 1 {
-                hub.metrics().queue_wait(Utc::now() - row.created_at);
-            }
             tracing::info!(
                 execution_id,
                 node_id = claimant.node_id,
@@ -285,6 +282,12 @@ async fn take(
         .col_expr(
             execution::Column::StartedAt,
             Expr::value(row.started_at.unwrap_or(now)),
+        )
+        // Each attempt's own phases (ADR 0025): the last claim ends the queue wait.
+        .col_expr(execution::Column::ClaimedAt, Expr::value(now))
+        .col_expr(
+            execution::Column::RunningAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
         )
         .filter(execution::Column::Id.eq(&row.id))
         .filter(execution::Column::Attempts.eq(row.attempts))
@@ -342,6 +345,8 @@ async fn take(
         status: execution::RUNNING.to_string(),
         node_id: Some(claimant.node_id.to_string()),
         started_at: Some(row.started_at.unwrap_or(now)),
+        claimed_at: Some(now),
+        running_at: None,
         ..row.clone()
     };
     Ok(Some(claimed))

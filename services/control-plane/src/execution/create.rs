@@ -122,6 +122,8 @@ pub async fn create(
         created_at: Set(now),
         started_at: Set(None),
         finished_at: Set(None),
+        claimed_at: Set(None),
+        running_at: Set(None),
     }
     .insert(&txn)
     .await;

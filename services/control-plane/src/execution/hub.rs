@@ -33,7 +33,7 @@ impl Hub {
         self.relay.notify_one();
     }
 
-    /// Where the execution paths record (outcomes, queue waits, reconciliations).
+    /// Where the execution paths record (outcomes, phases, reconciliations).
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }

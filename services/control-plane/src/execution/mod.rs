@@ -16,6 +16,7 @@ mod reports;
 mod requeue;
 mod service;
 mod system_log;
+mod timings;
 mod view;
 mod watch;
 

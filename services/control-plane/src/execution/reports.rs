@@ -182,6 +182,9 @@ async fn handle(
         Some(Report::HandBack(back)) => hand_back(db, execution_id, attempt, &back.reason)
             .await
             .map(Some),
+        Some(Report::Started(v1::Started {})) => record_started(db, execution_id, attempt)
+            .await
+            .map(|()| None),
     };
     hub.touch(execution_id);
     result
@@ -313,6 +316,35 @@ async fn record_progress(
     Ok(())
 }
 
+/// The attempt's agent code started running: the moment of receipt, on this clock (ADR 0025).
+/// Only the first report of an attempt counts; a repeated one changes nothing, and one that
+/// comes after the execution ended (canceled meanwhile) is ignored: it never ran as far as the
+/// execution is concerned.
+async fn record_started(
+    db: &DatabaseConnection,
+    execution_id: &str,
+    attempt: i32,
+) -> Result<(), Error> {
+    let changed = execution::Entity::update_many()
+        .col_expr(execution::Column::RunningAt, Expr::value(Utc::now()))
+        .filter(current_attempt(execution_id, attempt))
+        .filter(execution::Column::RunningAt.is_null())
+        .exec(db)
+        .await
+        .map_err(db::error)?
+        .rows_affected;
+    if changed == 0 {
+        match execution::Entity::find_by_id(execution_id).one(db).await {
+            Ok(Some(row))
+                if row.attempts == attempt
+                    && (row.running_at.is_some() || execution::is_terminal(&row.status)) => {}
+            _ => return Err(refused(db, execution_id, attempt).await),
+        }
+    }
+    tracing::debug!(execution_id, attempt, "agent code running");
+    Ok(())
+}
+
 async fn record_outcome(
     db: &DatabaseConnection,
     hub: &Hub,
@@ -365,6 +397,7 @@ async fn record_outcome(
         return Err(refused(db, execution_id, attempt).await);
     }
     hub.metrics().ended(&status);
+    super::timings::observe_ended(db, hub.metrics(), execution_id).await;
     tracing::info!(execution_id, attempt, %status, "execution finished");
     Ok(v1::Recorded { status })
 }

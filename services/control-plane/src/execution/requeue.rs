@@ -14,7 +14,7 @@ use super::reports::current_attempt;
 use super::system_log;
 use crate::entity::{execution, execution_claim, outbox};
 
-/// `running` under `attempt` → `queued`, its node, progress and claim cleared. False when the
+/// `running` under `attempt` → `queued`, its node, progress, claim and timings cleared. False when the
 /// execution is not running under that attempt (then nothing changed).
 pub async fn to_queue<C: ConnectionTrait>(
     conn: &C,
@@ -34,6 +34,15 @@ pub async fn to_queue<C: ConnectionTrait>(
         .col_expr(
             execution::Column::ProgressMessage,
             Expr::value(Option::<String>::None),
+        )
+        // Queued again: no timings until the next attempt is claimed (ADR 0025).
+        .col_expr(
+            execution::Column::ClaimedAt,
+            Expr::value(Option::<chrono::DateTime<Utc>>::None),
+        )
+        .col_expr(
+            execution::Column::RunningAt,
+            Expr::value(Option::<chrono::DateTime<Utc>>::None),
         )
         .filter(current_attempt(execution_id, attempt))
         .exec(conn)

@@ -48,6 +48,7 @@ pub fn execution(row: &execution::Model, slug: &str, version: &str) -> v1::Execu
         duration_ms,
         account_id: row.account_id.clone(),
         charge: None,
+        timings: super::timings::Phases::of(row).to_proto(),
     }
 }
 

@@ -362,6 +362,16 @@ async fn openapi_documents_every_route() {
         execution["properties"]["charge"]["$ref"],
         "#/components/schemas/ChargeView"
     );
+    assert!(!required.contains(&json!("timings")), "{execution}");
+    assert_eq!(
+        execution["properties"]["timings"]["$ref"],
+        "#/components/schemas/TimingsView"
+    );
+    let timings = &doc["components"]["schemas"]["TimingsView"];
+    assert!(timings.get("required").is_none(), "{timings}");
+    for phase in ["queue_wait_ms", "start_ms", "run_ms"] {
+        assert_eq!(timings["properties"][phase]["minimum"], 0, "{timings}");
+    }
     let splits = &doc["components"]["schemas"]["ChargeView"]["required"];
     assert!(
         splits.as_array().unwrap().contains(&json!("splits")),
