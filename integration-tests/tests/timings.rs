@@ -265,9 +265,11 @@ async fn timings_grow_with_each_phase_and_describe_the_final_attempt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_the_run_counts_toward_the_timeout() {
-    const TIMEOUT_MS: u64 = 3_000;
+    // Roomy: the run includes the runtime's boot in its container, over a second on a busy host.
+    const TIMEOUT_MS: u64 = 5_000;
     // Longer than the whole timeout: the package fetch of a cache miss, through a slow link.
-    const SLOW_FETCH: Duration = Duration::from_millis(4_000);
+    const SLOW_FETCH: Duration = Duration::from_millis(6_000);
+    const SHORT_TIMEOUT_MS: u64 = 2_000;
     let mut mesh = Mesh::with_queue(Backend::PostgresS3, |_| {}).await.unwrap();
     let dev = mesh.account("dev", "developer").await.unwrap();
     let user = mesh.account("uma", "user").await.unwrap();
@@ -276,7 +278,7 @@ async fn only_the_run_counts_toward_the_timeout() {
     mesh.publish_approved(&dev, "quick", package, None)
         .await
         .unwrap();
-    let package = packages::node_agent_with("sluggish", SLEEPY, TIMEOUT_MS, 128);
+    let package = packages::node_agent_with("sluggish", SLEEPY, SHORT_TIMEOUT_MS, 128);
     mesh.publish_approved(&dev, "sluggish", package, None)
         .await
         .unwrap();
@@ -316,8 +318,8 @@ async fn only_the_run_counts_toward_the_timeout() {
     assert_eq!(done["status"], "timed_out", "{done}");
     let run = timings_of(&done).unwrap().run_ms.unwrap();
     assert!(
-        (TIMEOUT_MS..TIMEOUT_MS + 3_000).contains(&run),
-        "run_ms {run} of a {TIMEOUT_MS} ms timeout"
+        (SHORT_TIMEOUT_MS..SHORT_TIMEOUT_MS + 3_000).contains(&run),
+        "run_ms {run} of a {SHORT_TIMEOUT_MS} ms timeout"
     );
     mesh.shutdown().await.unwrap();
 }

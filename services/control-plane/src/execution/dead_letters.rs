@@ -67,11 +67,11 @@ pub async fn run(
                         if failed {
                             tracing::warn!(execution_id = %id, %reason, "execution dead-lettered and failed");
                             hub.metrics().ended(execution::FAILED);
-                            super::timings::observe_ended(&db, hub.metrics(), &id).await;
                             hub.ended(&id);
                             if let Err(e) = crate::billing::settle(&db, &billing, &id).await {
                                 tracing::warn!(execution_id = %id, error = %e, "settlement after dead letter failed");
                             }
+                            super::timings::observe_ended(&db, hub.metrics(), &id).await;
                             hub.touch(&id);
                         }
                         if let Err(e) = delivery.ack().await {

@@ -132,12 +132,12 @@ pub async fn cancel(
         .rows_affected;
     if changed > 0 {
         hub.metrics().ended(execution::CANCELED);
-        super::timings::observe_ended(db, hub.metrics(), id).await;
         tracing::info!(execution_id = id, previous = %row.status, "execution canceled");
         // The user pays nothing for a canceled run; a failure here is left to reconciliation.
         if let Err(e) = crate::billing::settle(db, billing, id).await {
             tracing::warn!(execution_id = id, error = %e, "settlement after cancel failed");
         }
+        super::timings::observe_ended(db, hub.metrics(), id).await;
         hub.ended(id);
     }
     let row = owned(db, caller, id).await?;

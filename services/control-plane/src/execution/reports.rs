@@ -373,6 +373,10 @@ async fn record_outcome(
         ));
         output = None;
     }
+    let before = execution::Entity::find_by_id(execution_id)
+        .one(db)
+        .await
+        .map_err(db::error)?;
     let now = Utc::now();
     let changed = execution::Entity::update_many()
         .col_expr(execution::Column::Status, Expr::value(status.clone()))
@@ -397,7 +401,12 @@ async fn record_outcome(
         return Err(refused(db, execution_id, attempt).await);
     }
     hub.metrics().ended(&status);
-    super::timings::observe_ended(db, hub.metrics(), execution_id).await;
+    // From the row as read before the write: no more reads between the outcome and its
+    // settlement. Its claim and start are this attempt's (its reports come in order).
+    if let Some(mut row) = before {
+        row.finished_at = Some(now);
+        super::timings::Phases::of(&row).observe(hub.metrics());
+    }
     tracing::info!(execution_id, attempt, %status, "execution finished");
     Ok(v1::Recorded { status })
 }
