@@ -1,6 +1,16 @@
-//! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations.
+//! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations, plus
+//! what every route shares ([`SharedResponses`]) and the server's limits ([`limits`]).
 
+pub(crate) mod limits;
+#[cfg(test)]
+mod tests;
+
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
@@ -14,7 +24,9 @@ use crate::view;
         description = "Publish, review, run and pay for agents. Errors are always \
             `{\"error\": {\"code\": \"snake_case_code\", \"message\": \"...\"}}`. \
             Every `/v1` route may answer 429 `rate_limited` with `Retry-After` (seconds) to a \
-            caller over its request rate; the limits are per account."
+            caller over its request rate (the limits are per account), and 503 `unavailable` \
+            when the request outlasts the gateway's deadline or the control plane cannot be \
+            reached."
     ),
     paths(
         accounts::create_account,
@@ -72,7 +84,7 @@ use crate::view;
         view::BalanceView,
         view::LedgerEntryView,
     )),
-    modifiers(&BearerKey),
+    modifiers(&BearerKey, &SharedResponses),
     tags(
         (name = "accounts", description = "Accounts and API keys"),
         (name = "agents", description = "Agents and the marketplace"),
@@ -96,4 +108,108 @@ impl Modify for BearerKey {
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
     }
+}
+
+/// Answers every route of the API shares, documented once as components and referenced from
+/// each operation that does not document the status itself:
+/// * 429 `rate_limited` (with `Retry-After`) and 503 `unavailable` on every `/v1` route: the
+///   fair-use limits and the request deadline wrap the whole API;
+/// * 403 `permission_denied` on every route that requires a key: a key's scopes may not cover
+///   the operation, whatever the account's role.
+struct SharedResponses;
+
+impl SharedResponses {
+    const RATE_LIMITED: &'static str = "RateLimited";
+    const UNAVAILABLE: &'static str = "Unavailable";
+    const FORBIDDEN: &'static str = "Forbidden";
+}
+
+impl Modify for SharedResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let retry_after = HeaderBuilder::new()
+            .schema(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1)),
+            )
+            .description(Some(
+                "Seconds to wait before retrying (sent when the request rate is over the limit)",
+            ))
+            .build();
+        let shared = [
+            (
+                Self::RATE_LIMITED,
+                error_response(
+                    "`rate_limited`: the caller is over its request rate, or holds as many event \
+                     streams as it may; retry later",
+                )
+                .header("Retry-After", retry_after),
+            ),
+            (
+                Self::UNAVAILABLE,
+                error_response(
+                    "`unavailable`: the request outlasted the deadline, the gateway is saturated, \
+                     or the control plane cannot be reached; retry later",
+                ),
+            ),
+            (
+                Self::FORBIDDEN,
+                error_response(
+                    "`permission_denied`: the account's role, or the key's scopes, do not allow this",
+                ),
+            ),
+        ];
+        for (name, response) in shared {
+            components
+                .responses
+                .insert(name.to_string(), RefOr::T(response.build()));
+        }
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if path.starts_with("/v1/") {
+                    add_response(operation, "429", Self::RATE_LIMITED);
+                    add_response(operation, "503", Self::UNAVAILABLE);
+                }
+                if requires_key(operation) {
+                    add_response(operation, "403", Self::FORBIDDEN);
+                }
+            }
+        }
+    }
+}
+
+fn error_response(description: &str) -> utoipa::openapi::response::ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build(),
+    )
+}
+
+/// A route's own description of a status wins over the shared one.
+fn add_response(operation: &mut Operation, status: &str, shared: &str) {
+    operation
+        .responses
+        .responses
+        .entry(status.to_string())
+        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(shared)));
+}
+
+/// Whether every security requirement of the operation names a scheme (no anonymous one).
+fn requires_key(operation: &Operation) -> bool {
+    operation.security.as_ref().is_some_and(|requirements| {
+        !requirements.is_empty()
+            && requirements
+                .iter()
+                .all(|r| r != &utoipa::openapi::security::SecurityRequirement::default())
+    })
 }
