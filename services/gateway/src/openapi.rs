@@ -111,17 +111,22 @@ impl Modify for BearerKey {
 }
 
 /// Answers every route of the API shares, documented once as components and referenced from
-/// each operation that does not document the status itself:
+/// each operation that does not document the status itself (a route's own description wins):
 /// * 429 `rate_limited` (with `Retry-After`) and 503 `unavailable` on every `/v1` route: the
 ///   fair-use limits and the request deadline wrap the whole API;
-/// * 403 `permission_denied` on every route that requires a key: a key's scopes may not cover
-///   the operation, whatever the account's role.
+/// * 401 `unauthenticated` and 403 `permission_denied` on every route that requires a key: the
+///   key may be missing, unknown or revoked, and its scopes may not cover the operation;
+/// * 400 `invalid_request` on every route with a body or parameters to decode, and 413
+///   `payload_too_large` on every route with a body (the extractors answer them).
 struct SharedResponses;
 
 impl SharedResponses {
     const RATE_LIMITED: &'static str = "RateLimited";
     const UNAVAILABLE: &'static str = "Unavailable";
+    const UNAUTHORIZED: &'static str = "Unauthorized";
     const FORBIDDEN: &'static str = "Forbidden";
+    const BAD_REQUEST: &'static str = "BadRequest";
+    const TOO_LARGE: &'static str = "PayloadTooLarge";
 }
 
 impl Modify for SharedResponses {
@@ -154,10 +159,27 @@ impl Modify for SharedResponses {
                 ),
             ),
             (
+                Self::UNAUTHORIZED,
+                error_response(
+                    "`unauthenticated`: a missing, malformed, unknown or revoked API key",
+                ),
+            ),
+            (
                 Self::FORBIDDEN,
                 error_response(
                     "`permission_denied`: the account's role, or the key's scopes, do not allow this",
                 ),
+            ),
+            (
+                Self::BAD_REQUEST,
+                error_response(
+                    "`invalid_request`: a body, parameter or header that does not decode \
+                     (malformed JSON, a missing field, a wrong type or Content-Type)",
+                ),
+            ),
+            (
+                Self::TOO_LARGE,
+                error_response("`payload_too_large`: the body is over the gateway's limit"),
             ),
         ];
         for (name, response) in shared {
@@ -179,7 +201,15 @@ impl Modify for SharedResponses {
                     add_response(operation, "503", Self::UNAVAILABLE);
                 }
                 if requires_key(operation) {
+                    add_response(operation, "401", Self::UNAUTHORIZED);
                     add_response(operation, "403", Self::FORBIDDEN);
+                }
+                let has_parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                if operation.request_body.is_some() || has_parameters {
+                    add_response(operation, "400", Self::BAD_REQUEST);
+                }
+                if operation.request_body.is_some() {
+                    add_response(operation, "413", Self::TOO_LARGE);
                 }
             }
         }
