@@ -83,6 +83,7 @@ use crate::view;
         view::MandateKeyList,
         view::BalanceView,
         view::LedgerEntryView,
+        SseEvent,
     )),
     modifiers(&BearerKey, &SharedResponses),
     tags(
@@ -96,6 +97,71 @@ use crate::view;
     )
 )]
 pub struct ApiDoc;
+
+/// The document as served: [`ApiDoc`] with its response links in the spelling of the
+/// specification (utoipa 5 writes a link's `operationId` as `operation_id`), built once.
+pub fn document() -> &'static serde_json::Value {
+    static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let responses = doc["paths"]
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|paths| paths.values_mut())
+            .filter_map(serde_json::Value::as_object_mut)
+            .flat_map(|item| item.values_mut())
+            .filter_map(|operation| operation.get_mut("responses"))
+            .filter_map(serde_json::Value::as_object_mut)
+            .flat_map(|responses| responses.values_mut());
+        for response in responses {
+            let links = response
+                .get_mut("links")
+                .and_then(serde_json::Value::as_object_mut)
+                .into_iter()
+                .flat_map(|links| links.values_mut())
+                .filter_map(serde_json::Value::as_object_mut);
+            for link in links {
+                for (from, to) in [
+                    ("operation_id", "operationId"),
+                    ("operation_ref", "operationRef"),
+                    ("request_body", "requestBody"),
+                ] {
+                    if let Some(value) = link.remove(from) {
+                        link.insert(to.to_string(), value);
+                    }
+                }
+            }
+        }
+        doc
+    })
+}
+
+/// One event of `GET /v1/executions/{id}/events` (Server-Sent Events): its name says what its
+/// `data`, a JSON text, holds.
+pub struct SseEvent;
+
+impl utoipa::PartialSchema for SseEvent {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        ObjectBuilder::new()
+            .description(Some(
+                "`log`: a `LogLineView`, the event's `id` is its `seq`; `progress`: a \
+                 `ProgressView`; `status`: the `ExecutionView`; `error`: an `ErrorDetail`, and the \
+                 stream ends; `end`: the execution has ended and the stream closes",
+            ))
+            .property(
+                "event",
+                text().enum_values(Some(["log", "progress", "status", "error", "end"])),
+            )
+            .required("event")
+            .property("data", text().content_media_type("application/json"))
+            .property("id", text())
+            .property("retry", ObjectBuilder::new().schema_type(Type::Integer))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SseEvent {}
 
 /// `Authorization: Bearer <api key>`, referenced as `api_key` by the paths that need it.
 struct BearerKey;

@@ -1,12 +1,9 @@
 //! The document against the server's rules: what every route shares, the limits, the upload.
 
 use serde_json::{Value, json};
-use utoipa::OpenApi;
-
-use super::ApiDoc;
 
 fn doc() -> Value {
-    serde_json::to_value(ApiDoc::openapi()).unwrap()
+    super::document().clone()
 }
 
 fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
@@ -153,4 +150,24 @@ fn prices_are_integers_in_circulating_currencies() {
         pricing.contains(r#""INR""#) && !pricing.contains(r#""XAU""#),
         "{pricing}"
     );
+}
+
+#[test]
+fn links_name_their_operation_as_the_specification_does() {
+    let doc = doc();
+    let links = &doc["paths"]["/v1/agents"]["post"]["responses"]["201"]["links"];
+    assert_eq!(links["GetAgent"]["operationId"], "get_agent", "{links}");
+    assert!(links["GetAgent"]["operation_id"].is_null(), "{links}");
+    let ids: Vec<String> = operations(&doc)
+        .iter()
+        .filter_map(|(_, _, operation)| operation["operationId"].as_str().map(String::from))
+        .collect();
+    for (_, _, operation) in operations(&doc) {
+        for response in operation["responses"].as_object().unwrap().values() {
+            for link in response["links"].as_object().into_iter().flatten() {
+                let target = link.1["operationId"].as_str().unwrap();
+                assert!(ids.iter().any(|id| id == target), "{target}");
+            }
+        }
+    }
 }

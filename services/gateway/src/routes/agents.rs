@@ -46,7 +46,11 @@ pub struct ListAgentsQuery {
     security(("api_key" = [])),
     request_body = CreateAgent,
     responses(
-        (status = 201, description = "The new agent", body = AgentView),
+        (status = 201, description = "The new agent", body = AgentView, links(
+            ("GetAgent" = (operation_id = "get_agent", parameters(("slug" = "$response.body#/slug")))),
+            ("PublishVersion" = (operation_id = "publish_version", parameters(("slug" = "$response.body#/slug")))),
+            ("ListVersions" = (operation_id = "list_versions", parameters(("slug" = "$response.body#/slug")))),
+        )),
         (status = 400, description = "Malformed body: not JSON, a field missing or of the wrong type (e.g. a price that is not an integer), or a Content-Type other than `application/json`", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 403, description = "Not a developer (`permission_denied`)", body = ErrorBody),

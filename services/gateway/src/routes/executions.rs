@@ -107,7 +107,12 @@ pub struct EventsQuery {
     request_body = CreateExecution,
     responses(
         (status = 202, description = "The execution, `queued`", body = ExecutionView,
-            headers(("Location" = String, description = "The execution's URL"))),
+            headers(("Location" = String, description = "The execution's URL")),
+            links(
+                ("GetExecution" = (operation_id = "get_execution", parameters(("id" = "$response.body#/id")))),
+                ("ListLogs" = (operation_id = "list_logs", parameters(("id" = "$response.body#/id")))),
+                ("CancelExecution" = (operation_id = "cancel_execution", parameters(("id" = "$response.body#/id")))),
+            )),
         (status = 400, description = "Malformed body (not JSON, `inputs` missing, a Content-Type other than `application/json`) or Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 402, description = "The payment rail declined the hold for a paid agent (`payment_declined`); nothing was queued", body = ErrorBody),
@@ -329,7 +334,7 @@ pub async fn list_logs(
             description = "The `id` of the last `log` event received: resume after it"),
     ),
     responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = crate::openapi::SseEvent),
         (status = 400, description = "Malformed after_seq or Last-Event-ID", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such execution visible to the caller", body = ErrorBody),

@@ -76,7 +76,9 @@ pub async fn list_reviews(
         ("version" = String, Path, description = "The version, e.g. `1.2.0`"),
     ),
     responses(
-        (status = 200, description = "The version, now `published`", body = VersionView),
+        (status = 200, description = "The version, now `published`", body = VersionView, links(
+            ("CreateExecution" = (operation_id = "create_execution", parameters(("slug" = "$response.body#/agent")))),
+        )),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 403, description = "Not an admin (`permission_denied`)", body = ErrorBody),
         (status = 404, description = "No such agent or version", body = ErrorBody),

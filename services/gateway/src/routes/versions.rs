@@ -61,7 +61,10 @@ impl ToSchema for Package {}
         ),
     ),
     responses(
-        (status = 201, description = "The new version with the scanner's report", body = VersionView),
+        (status = 201, description = "The new version with the scanner's report", body = VersionView, links(
+            ("ApproveVersion" = (operation_id = "approve_version", parameters(("slug" = "$response.body#/agent"), ("version" = "$response.body#/version")))),
+            ("RejectVersion" = (operation_id = "reject_version", parameters(("slug" = "$response.body#/agent"), ("version" = "$response.body#/version")))),
+        )),
         (status = 400, description = "A Content-Type other than the three of the request body", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 403, description = "Not the owner of this published agent (`permission_denied`)", body = ErrorBody),
