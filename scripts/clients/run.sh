@@ -30,12 +30,19 @@ took() {
   printf '%d.%ds' $((ms / 1000)) $((ms % 1000 / 100))
 }
 
+apt_install() {
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
 ensure_tools() {
+  command -v curl >/dev/null 2>&1 || apt_install curl
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
   if [ "$(cat "$CLIENTS/venv/.pins" 2>/dev/null)" != "$PY_PINS" ]; then
     log "installing $PY_PINS"
     rm -rf "$CLIENTS/venv"
     mkdir -p "$CLIENTS"
-    python3 -m venv "$CLIENTS/venv"
+    python3 -m venv "$CLIENTS/venv" || { apt_install python3-venv && python3 -m venv "$CLIENTS/venv"; }
     # shellcheck disable=SC2086 # one word per pin
     "$CLIENTS/venv/bin/pip" install -q --disable-pip-version-check $PY_PINS
     echo "$PY_PINS" >"$CLIENTS/venv/.pins"
