@@ -11,9 +11,11 @@ use utoipa::ToSchema;
 pub enum Pricing {
     Free,
     PerExecution {
-        /// Price in minor units; must be a JSON integer.
+        /// Price in minor units; must be a JSON integer. Each currency has a minimum (the payment
+        /// rail's fee must fit in the platform's share): a lower price is refused (422).
+        #[schema(minimum = 1, maximum = 1000000000000_i64)]
         price_minor: i64,
-        /// ISO 4217 code, e.g. `INR`.
+        #[schema(schema_with = crate::openapi::limits::currency)]
         currency: String,
     },
 }

@@ -6,21 +6,25 @@ use axum::http::StatusCode;
 use frameos_proto::v1;
 use serde::Deserialize;
 use utoipa::ToSchema;
+use utoipa::openapi::Object;
 
 use super::AppState;
 use crate::auth::{self, ApiKey};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::JsonBody;
+use crate::openapi::limits;
 use crate::view::{AccountView, NewAccountView};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateAccount {
-    /// Unique among accounts.
-    #[schema(example = "dev-ada")]
+    #[schema(schema_with = limits::account_name, example = "dev-ada")]
     pub name: String,
-    /// `user`, `developer` or `admin`.
-    #[schema(example = "developer")]
+    #[schema(schema_with = role_schema, example = "developer")]
     pub role: String,
+}
+
+fn role_schema() -> Object {
+    limits::one_of(&["user", "developer", "admin"], "The account's role.")
 }
 
 /// Creates an account (admin only). Its API key is in this response and nowhere else.
@@ -32,12 +36,12 @@ pub struct CreateAccount {
     request_body = CreateAccount,
     responses(
         (status = 201, description = "The account and its API key, shown once", body = NewAccountView),
-        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 400, description = "Malformed body: not JSON, a field missing or of the wrong type, or a Content-Type other than `application/json`", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 403, description = "Not an admin (`permission_denied`)", body = ErrorBody),
         (status = 409, description = "An account with this name exists (`account_exists`)", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Unknown role or invalid name", body = ErrorBody),
+        (status = 413, description = "Body too large (`payload_too_large`)", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: unknown role, or a name that is blank, too long or holds control characters", body = ErrorBody),
     )
 )]
 pub async fn create_account(

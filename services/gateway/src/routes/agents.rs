@@ -11,16 +11,18 @@ use super::AppState;
 use crate::auth::{self, ApiKey};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathArgs, QueryArgs};
+use crate::openapi::limits;
 use crate::pricing::Pricing;
 use crate::view::{AgentList, AgentView};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateAgent {
-    /// `[a-z0-9-]{2,64}`; the package's `name` must equal it.
-    #[schema(example = "word-count")]
+    #[schema(schema_with = limits::new_slug)]
     pub slug: String,
+    #[schema(schema_with = limits::agent_name, example = "Word count")]
     pub name: String,
     #[serde(default)]
+    #[schema(schema_with = limits::description)]
     pub description: Option<String>,
     pub pricing: Pricing,
 }
@@ -28,9 +30,9 @@ pub struct CreateAgent {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListAgentsQuery {
-    /// Search text, matched against slug, name and description.
+    #[param(schema_with = limits::search_query)]
     pub q: Option<String>,
-    /// Items per page (at most 100).
+    #[param(schema_with = limits::page_size)]
     pub page_size: Option<u32>,
     /// `next_page_token` of the previous page.
     pub page_token: Option<String>,
@@ -44,13 +46,17 @@ pub struct ListAgentsQuery {
     security(("api_key" = [])),
     request_body = CreateAgent,
     responses(
-        (status = 201, description = "The new agent", body = AgentView),
-        (status = 400, description = "Malformed body, e.g. a price that is not an integer", body = ErrorBody),
+        (status = 201, description = "The new agent", body = AgentView, links(
+            ("GetAgent" = (operation_id = "get_agent", parameters(("slug" = "$response.body#/slug")))),
+            ("PublishVersion" = (operation_id = "publish_version", parameters(("slug" = "$response.body#/slug")))),
+            ("ListVersions" = (operation_id = "list_versions", parameters(("slug" = "$response.body#/slug")))),
+        )),
+        (status = 400, description = "Malformed body: not JSON, a field missing or of the wrong type (e.g. a price that is not an integer), or a Content-Type other than `application/json`", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
-        (status = 403, description = "Not a developer", body = ErrorBody),
+        (status = 403, description = "Not a developer (`permission_denied`)", body = ErrorBody),
         (status = 409, description = "The slug is taken (`slug_taken`)", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Invalid slug, price or currency", body = ErrorBody),
+        (status = 413, description = "Body too large (`payload_too_large`)", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: an invalid slug, name or description, or a price below the least the payment rail's fee allows in that currency (the minimum depends on the currency and the platform's fee schedule)", body = ErrorBody),
     )
 )]
 pub async fn create_agent(
@@ -83,6 +89,7 @@ pub async fn create_agent(
         (status = 200, description = "A page of published agents", body = AgentList),
         (status = 400, description = "Malformed query, e.g. a non-numeric page_size", body = ErrorBody),
         (status = 401, description = "An API key was sent but is invalid", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: page_size over 100, or q over 200 characters", body = ErrorBody),
     )
 )]
 pub async fn list_agents(

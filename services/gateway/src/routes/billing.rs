@@ -11,6 +11,7 @@ use super::AppState;
 use crate::auth::{self, ApiKey};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{PathArgs, QueryArgs};
+use crate::openapi::limits;
 use crate::view::{BalanceView, MandateKeyList, MandateView};
 
 /// The currency of a balance when the request names none (API.md §2).
@@ -19,7 +20,7 @@ const DEFAULT_CURRENCY: &str = "INR";
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct BalanceQuery {
-    /// ISO 4217 code; `INR` when absent.
+    #[param(schema_with = limits::currency_or_default)]
     pub currency: Option<String>,
 }
 
@@ -34,8 +35,9 @@ pub struct BalanceQuery {
     responses(
         (status = 200, description = "The balance and its ledger entries", body = BalanceView),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
-        (status = 404, description = "No such account visible to the caller", body = ErrorBody),
-        (status = 422, description = "Invalid currency", body = ErrorBody),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 404, description = "Another account's balance (only admins see every account's)", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: not a circulating ISO 4217 currency", body = ErrorBody),
     )
 )]
 pub async fn get_balance(

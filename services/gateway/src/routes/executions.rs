@@ -15,6 +15,7 @@ use frameos_proto::v1;
 use frameos_proto::v1::execution_event::Event as WatchEvent;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::Object;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
@@ -22,6 +23,7 @@ use crate::auth::{self, ApiKey};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathArgs, QueryArgs};
 use crate::fair_use::Caller;
+use crate::openapi::limits;
 use crate::streams::StreamSlot;
 use crate::view::{ExecutionList, ExecutionView, LogLineView, LogPage, ProgressView};
 
@@ -48,12 +50,27 @@ pub struct CreateExecution {
 pub struct ListExecutionsQuery {
     /// Only executions of this agent (its slug).
     pub agent: Option<String>,
-    /// Only executions in this status.
+    #[param(schema_with = execution_status_schema)]
     pub status: Option<String>,
     /// `next_page_token` of the previous page.
     pub page_token: Option<String>,
-    /// Items per page (at most 100).
+    #[param(schema_with = limits::page_size)]
     pub page_size: Option<u32>,
+}
+
+fn execution_status_schema() -> Object {
+    limits::one_of(
+        &[
+            "",
+            "queued",
+            "running",
+            "succeeded",
+            "failed",
+            "timed_out",
+            "canceled",
+        ],
+        "Only executions in this status; empty or absent: any status.",
+    )
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -61,7 +78,7 @@ pub struct ListExecutionsQuery {
 pub struct LogsQuery {
     /// Only lines after this `seq`; pass the previous page's `next_page_token`.
     pub after_seq: Option<u64>,
-    /// Lines per page (at most 1000).
+    /// Lines per page: 0 or absent 500, at most 1000 (a larger value reads as 1000).
     pub page_size: Option<u32>,
 }
 
@@ -81,22 +98,28 @@ pub struct EventsQuery {
     security(("api_key" = [])),
     params(
         ("slug" = String, Path, description = "The agent's slug"),
-        ("Idempotency-Key" = Option<String>, Header,
-            description = "Up to 255 characters; a retry with the same key and body returns the first execution"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false,
+            pattern = r"^[ \t]*[!-~](?:[ -~\t]{0,253}[!-~])?[ \t]*$",
+            description = "1 to 255 visible ASCII characters, sent once; a retry with the same key and body returns the first execution, with another body it is refused (422 `idempotency_key_reused`)"),
         ("traceparent" = Option<String>, Header,
             description = "W3C trace context, carried to the node that runs the execution"),
     ),
     request_body = CreateExecution,
     responses(
         (status = 202, description = "The execution, `queued`", body = ExecutionView,
-            headers(("Location" = String, description = "The execution's URL"))),
-        (status = 400, description = "Malformed body or Idempotency-Key", body = ErrorBody),
+            headers(("Location" = String, description = "The execution's URL")),
+            links(
+                ("GetExecution" = (operation_id = "get_execution", parameters(("id" = "$response.body#/id")))),
+                ("ListLogs" = (operation_id = "list_logs", parameters(("id" = "$response.body#/id")))),
+                ("CancelExecution" = (operation_id = "cancel_execution", parameters(("id" = "$response.body#/id")))),
+            )),
+        (status = 400, description = "Malformed body (not JSON, `inputs` missing, a Content-Type other than `application/json`) or Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 402, description = "The payment rail declined the hold for a paid agent (`payment_declined`); nothing was queued", body = ErrorBody),
-        (status = 403, description = "The role may not run agents", body = ErrorBody),
         (status = 404, description = "No such published agent or version", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "`invalid_inputs`, or `idempotency_key_reused` with a different body", body = ErrorBody),
+        (status = 409, description = "`conflict`: a paid agent whose price cannot be charged until its developer sets a valid one", body = ErrorBody),
+        (status = 413, description = "Body too large (`payload_too_large`)", body = ErrorBody),
+        (status = 422, description = "`invalid_inputs` (the inputs do not match the version's `inputs` JSON Schema), or `idempotency_key_reused` with a different body", body = ErrorBody),
     )
 )]
 pub async fn create_execution(
@@ -232,7 +255,7 @@ pub async fn cancel_execution(
         (status = 200, description = "A page of executions", body = ExecutionList),
         (status = 400, description = "Malformed query, e.g. a non-numeric page_size", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
-        (status = 422, description = "Unknown status, or page_size over 100", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: an unknown status, or page_size over 100", body = ErrorBody),
     )
 )]
 pub async fn list_executions(
@@ -307,11 +330,11 @@ pub async fn list_logs(
     params(
         ("id" = String, Path, description = "The execution's id"),
         EventsQuery,
-        ("Last-Event-ID" = Option<String>, Header,
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^[0-9]{0,19}$",
             description = "The `id` of the last `log` event received: resume after it"),
     ),
     responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = crate::openapi::SseEvent),
         (status = 400, description = "Malformed after_seq or Last-Event-ID", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such execution visible to the caller", body = ErrorBody),

@@ -4,24 +4,33 @@ use axum::Json;
 use axum::extract::State;
 use frameos_proto::v1;
 use serde::Deserialize;
+use utoipa::openapi::Object;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use crate::auth::{self, ApiKey};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathArgs, QueryArgs};
+use crate::openapi::limits;
 use crate::view::{VersionList, VersionView};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ReviewsQuery {
-    /// `pending_review` (the default), `published` or `rejected`.
+    #[param(schema_with = review_status_schema)]
     pub status: Option<String>,
+}
+
+fn review_status_schema() -> Object {
+    limits::one_of(
+        &["", "pending_review", "published", "rejected"],
+        "The versions' status; empty or absent: `pending_review`.",
+    )
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RejectVersion {
-    /// Shown to the developer; required.
+    #[schema(schema_with = limits::reason)]
     pub reason: String,
 }
 
@@ -35,8 +44,9 @@ pub struct RejectVersion {
     responses(
         (status = 200, description = "The versions", body = VersionList),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
-        (status = 422, description = "Unknown status", body = ErrorBody),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 403, description = "Not an admin (`permission_denied`)", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: an unknown status", body = ErrorBody),
     )
 )]
 pub async fn list_reviews(
@@ -66,10 +76,12 @@ pub async fn list_reviews(
         ("version" = String, Path, description = "The version, e.g. `1.2.0`"),
     ),
     responses(
-        (status = 200, description = "The version, now `published`", body = VersionView),
+        (status = 200, description = "The version, now `published`", body = VersionView, links(
+            ("CreateExecution" = (operation_id = "create_execution", parameters(("slug" = "$response.body#/agent")))),
+        )),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
-        (status = 404, description = "No such version", body = ErrorBody),
+        (status = 403, description = "Not an admin (`permission_denied`)", body = ErrorBody),
+        (status = 404, description = "No such agent or version", body = ErrorBody),
         (status = 409, description = "Already decided (`conflict`)", body = ErrorBody),
     )
 )]
@@ -104,13 +116,13 @@ pub async fn approve_version(
     request_body = RejectVersion,
     responses(
         (status = 200, description = "The version, now `rejected`", body = VersionView),
-        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 400, description = "Malformed body: not JSON, `reason` missing or not a string, or a Content-Type other than `application/json`", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
-        (status = 404, description = "No such version", body = ErrorBody),
+        (status = 403, description = "Not an admin (`permission_denied`)", body = ErrorBody),
+        (status = 404, description = "No such agent or version", body = ErrorBody),
         (status = 409, description = "Already decided (`conflict`)", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Blank reason", body = ErrorBody),
+        (status = 413, description = "Body too large (`payload_too_large`)", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: a blank reason, or one over 2000 characters", body = ErrorBody),
     )
 )]
 pub async fn reject_version(

@@ -7,6 +7,9 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use frameos_core::ErrorCode;
 use frameos_proto::v1;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::AppState;
 use crate::auth::{self, ApiKey};
@@ -22,6 +25,24 @@ const PACKAGE_TYPES: [&str; 3] = [
     "application/octet-stream",
 ];
 
+/// An agent package: a gzip-compressed tar whose root holds `agent.json` and the agent's code
+/// (API.md §1), sent as the raw request body.
+pub struct Package;
+
+impl PartialSchema for Package {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .description(Some(
+                "A gzip-compressed tar whose root holds `agent.json` and the agent's code",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Package {}
+
 /// Publishes a version (owner): the body is the package, a gzip-compressed tar (API.md §1).
 /// The scanner runs at once: the version is `pending_review`, or `rejected` with its findings.
 #[utoipa::path(
@@ -31,14 +52,22 @@ const PACKAGE_TYPES: [&str; 3] = [
     security(("api_key" = [])),
     params(("slug" = String, Path, description = "The agent's slug")),
     request_body(
-        description = "The package bytes",
-        content(("application/gzip"), ("application/x-gzip"), ("application/octet-stream")),
+        description = "The package bytes, a gzip-compressed tar (API.md §1); `application/gzip` is \
+            the documented type, the others are what common clients send for a `.tar.gz` file",
+        content(
+            (Package = "application/gzip"),
+            (Package = "application/x-gzip"),
+            (Package = "application/octet-stream"),
+        ),
     ),
     responses(
-        (status = 201, description = "The new version with the scanner's report", body = VersionView),
-        (status = 400, description = "Wrong Content-Type", body = ErrorBody),
+        (status = 201, description = "The new version with the scanner's report", body = VersionView, links(
+            ("ApproveVersion" = (operation_id = "approve_version", parameters(("slug" = "$response.body#/agent"), ("version" = "$response.body#/version")))),
+            ("RejectVersion" = (operation_id = "reject_version", parameters(("slug" = "$response.body#/agent"), ("version" = "$response.body#/version")))),
+        )),
+        (status = 400, description = "A Content-Type other than the three of the request body", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
-        (status = 403, description = "Not the owner of this published agent", body = ErrorBody),
+        (status = 403, description = "Not the owner of this published agent (`permission_denied`)", body = ErrorBody),
         (status = 404, description = "No such agent visible to the caller", body = ErrorBody),
         (status = 409, description = "This version exists (`version_exists`)", body = ErrorBody),
         (status = 413, description = "Package over the size limit (`package_too_large`)", body = ErrorBody),
