@@ -122,7 +122,7 @@ async fn reinstate_admin_key(db: &DatabaseConnection, key: &str) -> Result<bool,
         .one(db)
         .await
         .map_err(db::error)?;
-    if !owner.is_some_and(|a| a.role == Role::Admin.as_str()) {
+    if owner.is_none_or(|a| a.role != Role::Admin.as_str()) {
         return Ok(false);
     }
     let mut active: api_key::ActiveModel = row.into();
