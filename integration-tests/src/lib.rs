@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod broker_proxy;
 mod cleanup;
+pub mod cli;
 pub mod control_plane_process;
 pub mod dev_process;
 pub mod flows;

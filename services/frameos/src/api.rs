@@ -1,6 +1,8 @@
 //! A small client of the REST API (API.md §2) for the subcommands.
 
-use anyhow::{Context, anyhow};
+use std::fmt;
+
+use anyhow::Context;
 use serde_json::Value;
 
 #[derive(Clone, Debug, clap::Args)]
@@ -47,6 +49,11 @@ impl Client {
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.send(self.request(reqwest::Method::GET, path)?).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send(self.request(reqwest::Method::PATCH, path)?.json(body))
+            .await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
@@ -105,15 +112,49 @@ impl Client {
     }
 }
 
-/// The API's error shape as a readable message.
+/// An error answer of the API (`{"error": {"code", "message"}}`), with its HTTP status.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    /// Whether `error` is (or was caused by) an answer with this HTTP status.
+    pub fn has_status(error: &anyhow::Error, status: u16) -> bool {
+        error.chain().any(|c| {
+            c.downcast_ref::<ApiError>()
+                .is_some_and(|e| e.status == status)
+        })
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}, HTTP {})", self.message, self.code, self.status)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// The API's error shape as a typed error.
 async fn api_error(response: reqwest::Response) -> anyhow::Error {
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    match (
+    let (code, message) = match (
         body["error"]["code"].as_str(),
         body["error"]["message"].as_str(),
     ) {
-        (Some(code), Some(message)) => anyhow!("{message} ({code}, HTTP {})", status.as_u16()),
-        _ => anyhow!("the API answered HTTP {status}"),
-    }
+        (Some(code), Some(message)) => (code.to_string(), message.to_string()),
+        _ => (
+            "http_error".to_string(),
+            format!("the API answered HTTP {status}"),
+        ),
+    };
+    anyhow::Error::new(ApiError {
+        status: status.as_u16(),
+        code,
+        message,
+    })
 }

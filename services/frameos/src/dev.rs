@@ -26,7 +26,7 @@ pub struct Args {
     concurrency: Option<u16>,
 }
 
-pub async fn run(mut args: Args) -> anyhow::Result<()> {
+pub async fn run(mut args: Args, output: crate::output::Output) -> anyhow::Result<()> {
     frameos_telemetry::init();
     args.control_plane.migrate = true;
     // The three services talk over loopback in one process: plain HTTP/2, whatever FRAMEOS_TLS_*
@@ -93,27 +93,27 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         }
     };
 
-    println!();
-    println!("  FrameOS is running (development mode)");
-    println!("  REST API      http://{http_addr}/v1   (OpenAPI: http://{http_addr}/openapi.json)");
-    println!("  gRPC          http://{grpc_addr}");
-    match &sandbox_shown {
-        Sandbox::Docker(_) => println!("  sandbox       Docker"),
-        Sandbox::Local(_) => {
-            println!("  sandbox       local processes — NOT ISOLATED, development only")
-        }
-        Sandbox::Unavailable(u) => {
-            println!(
-                "  sandbox       UNAVAILABLE — every execution fails: {}",
-                u.reason()
-            )
-        }
+    let sandbox_name = match &sandbox_shown {
+        Sandbox::Docker(_) => "docker",
+        Sandbox::Local(_) => "local",
+        Sandbox::Unavailable(_) => "unavailable",
+    };
+    if output.is_json() {
+        // One line a script reads for where to connect; the banner goes to stderr instead.
+        crate::output::json_line(&serde_json::json!({
+            "api_url": format!("http://{http_addr}"),
+            "grpc_url": format!("http://{grpc_addr}"),
+            "sandbox": sandbox_name,
+            "admin_api_key": admin_key,
+        }))?;
     }
-    println!("  admin API key {admin_key}");
-    println!();
-    println!("  export FRAMEOS_API_URL=http://{http_addr} FRAMEOS_API_KEY={admin_key}");
-    println!("  stop with Ctrl-C (twice to skip the graceful stop)");
-    println!();
+    banner(
+        output,
+        &format!("http://{http_addr}"),
+        &format!("http://{grpc_addr}"),
+        &sandbox_shown,
+        &admin_key,
+    );
 
     serve(
         control_plane,
@@ -184,6 +184,45 @@ async fn serve(
     }
 }
 
+/// The start banner: on stdout, or on stderr when stdout is for JSON.
+fn banner(
+    output: crate::output::Output,
+    api_url: &str,
+    grpc_url: &str,
+    sandbox_shown: &Sandbox,
+    admin_key: &str,
+) {
+    macro_rules! say {
+        () => {
+            if output.is_json() { eprintln!() } else { println!() }
+        };
+        ($($arg:tt)*) => {
+            if output.is_json() { eprintln!($($arg)*) } else { println!($($arg)*) }
+        };
+    }
+    say!();
+    say!("  FrameOS is running (development mode)");
+    say!("  REST API      {api_url}/v1   (OpenAPI: {api_url}/openapi.json)");
+    say!("  gRPC          {grpc_url}");
+    match sandbox_shown {
+        Sandbox::Docker(_) => say!("  sandbox       Docker"),
+        Sandbox::Local(_) => {
+            say!("  sandbox       local processes — NOT ISOLATED, development only")
+        }
+        Sandbox::Unavailable(u) => {
+            say!(
+                "  sandbox       UNAVAILABLE — every execution fails: {}",
+                u.reason()
+            )
+        }
+    }
+    say!("  admin API key {admin_key}");
+    say!();
+    say!("  export FRAMEOS_API_URL={api_url} FRAMEOS_API_KEY={admin_key}");
+    say!("  stop with Ctrl-C (twice to skip the graceful stop)");
+    say!();
+}
+
 /// Room for each service's last short stages beyond its grace.
 const MARGIN: Duration = Duration::from_secs(30);
 
@@ -209,7 +248,7 @@ async fn sandbox(kind: SandboxKind, docker_host: Option<&str>, node_id: &str) ->
                 "{missing}, and runtime-images/build.sh is not here (run from the repository root)"
             ));
         }
-        println!("building the runtime images (first start only; a few minutes)…");
+        eprintln!("building the runtime images (first start only; a few minutes)…");
         let status = tokio::process::Command::new("bash")
             .arg(script)
             .status()

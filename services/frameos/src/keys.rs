@@ -1,18 +1,10 @@
 //! `frameos keys create|list|revoke`: the caller's named API keys (API.md §4.5).
 
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
 use serde_json::{Value, json};
 
 use crate::api::{Client, Connection};
-
-#[derive(Clone, Copy, Debug, Default, ValueEnum)]
-pub enum Output {
-    /// For people.
-    #[default]
-    Text,
-    /// The API's JSON, alone on stdout.
-    Json,
-}
+use crate::output::Output;
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -28,35 +20,28 @@ pub enum KeysCommand {
         /// When the key stops working (RFC 3339, e.g. 2030-01-31T00:00:00Z); default: never.
         #[arg(long)]
         expires_at: Option<String>,
-        #[arg(long, value_enum, default_value_t)]
-        output: Output,
         #[command(flatten)]
         connection: Connection,
     },
     /// Your keys that are not revoked (never their secrets).
     List {
-        #[arg(long, value_enum, default_value_t)]
-        output: Output,
         #[command(flatten)]
         connection: Connection,
     },
     /// Revoke a key by its id: it is refused everywhere within seconds.
     Revoke {
         id: String,
-        #[arg(long, value_enum, default_value_t)]
-        output: Output,
         #[command(flatten)]
         connection: Connection,
     },
 }
 
-pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+pub async fn keys(command: KeysCommand, output: Output) -> anyhow::Result<()> {
     match command {
         KeysCommand::Create {
             name,
             scopes,
             expires_at,
-            output,
             connection,
         } => {
             let mut body = json!({ "name": name });
@@ -84,7 +69,7 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        KeysCommand::List { output, connection } => {
+        KeysCommand::List { connection } => {
             let list = Client::new(&connection).get("/v1/me/keys").await?;
             match output {
                 Output::Json => println!("{list}"),
@@ -93,7 +78,6 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Revoke {
             id,
-            output,
             connection,
         } => {
             Client::new(&connection)

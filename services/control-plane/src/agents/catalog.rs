@@ -36,32 +36,7 @@ pub async fn create(
     if request.description.chars().count() > 2000 {
         return Err(invalid("description must be at most 2000 characters"));
     }
-    let (model, price_minor, currency) =
-        match request.pricing.as_ref().and_then(|p| p.model.as_ref()) {
-            None | Some(v1::pricing::Model::Free(_)) => ("free", None, None),
-            Some(v1::pricing::Model::PerExecution(p)) => {
-                if p.price_minor <= 0 {
-                    return Err(invalid(
-                        "pricing.price_minor must be a positive integer number of minor units",
-                    ));
-                }
-                let currency = frameos_billing::Currency::parse(&p.currency).map_err(|e| {
-                    Error::new(
-                        ErrorCode::ValidationFailed,
-                        format!("pricing.currency: {e}"),
-                    )
-                })?;
-                if p.price_minor > frameos_billing::MAX_MINOR {
-                    return Err(invalid("pricing.price_minor is too large"));
-                }
-                billing.check_price(p.price_minor, currency)?;
-                (
-                    "per_execution",
-                    Some(p.price_minor),
-                    Some(p.currency.clone()),
-                )
-            }
-        };
+    let (model, price_minor, currency) = pricing_columns(billing, request.pricing.as_ref())?;
     let now = Utc::now();
     let row = agent::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
@@ -86,6 +61,73 @@ pub async fn create(
     })?;
     tracing::info!(agent_id = %row.id, slug = %row.slug, "agent created");
     Ok(view::agent(&row, None))
+}
+
+/// The agent columns (`pricing_model`, `price_minor`, `currency`) of `pricing`, checked: a
+/// positive price the rail can carry, in a known currency. No pricing is free.
+fn pricing_columns(
+    billing: &crate::billing::Billing,
+    pricing: Option<&v1::Pricing>,
+) -> Result<(&'static str, Option<i64>, Option<String>), Error> {
+    match pricing.and_then(|p| p.model.as_ref()) {
+        None | Some(v1::pricing::Model::Free(_)) => Ok(("free", None, None)),
+        Some(v1::pricing::Model::PerExecution(p)) => {
+            if p.price_minor <= 0 {
+                return Err(invalid(
+                    "pricing.price_minor must be a positive integer number of minor units",
+                ));
+            }
+            let currency = frameos_billing::Currency::parse(&p.currency).map_err(|e| {
+                Error::new(
+                    ErrorCode::ValidationFailed,
+                    format!("pricing.currency: {e}"),
+                )
+            })?;
+            if p.price_minor > frameos_billing::MAX_MINOR {
+                return Err(invalid("pricing.price_minor is too large"));
+            }
+            billing.check_price(p.price_minor, currency)?;
+            Ok((
+                "per_execution",
+                Some(p.price_minor),
+                Some(p.currency.clone()),
+            ))
+        }
+    }
+}
+
+/// Sets the pricing of `owner`'s agent `slug` (owner only: not even an admin prices another's
+/// agent). Executions created from now on pay the new price; running ones keep their charge.
+pub async fn update_pricing(
+    db: &DatabaseConnection,
+    billing: &crate::billing::Billing,
+    owner: &Principal,
+    request: &v1::UpdateAgentRequest,
+) -> Result<v1::Agent, Error> {
+    let row = owned(db, &request.slug, owner, false).await?;
+    // Unlike on creation, no pricing is not "free": a change must say what it changes to.
+    if request
+        .pricing
+        .as_ref()
+        .and_then(|p| p.model.as_ref())
+        .is_none()
+    {
+        return Err(invalid(
+            "pricing is required: {\"model\": \"free\"} or per_execution",
+        ));
+    }
+    let (model, price_minor, currency) = pricing_columns(billing, request.pricing.as_ref())?;
+    let mut active: agent::ActiveModel = row.into();
+    active.pricing_model = Set(model.to_string());
+    active.price_minor = Set(price_minor);
+    active.currency = Set(currency);
+    active.updated_at = Set(Utc::now());
+    let row = active.update(db).await.map_err(db::error)?;
+    tracing::info!(agent_id = %row.id, slug = %row.slug, pricing = model, "agent pricing changed");
+    let latest = latest_published(db, std::slice::from_ref(&row))
+        .await?
+        .remove(&row.id);
+    Ok(view::agent(&row, latest))
 }
 
 fn slug_regex() -> &'static Regex {

@@ -139,4 +139,20 @@ impl AgentService for Agents {
             .await,
         )
     }
+
+    async fn update_agent(
+        &self,
+        request: Request<v1::UpdateAgentRequest>,
+    ) -> Result<Response<v1::UpdateAgentResponse>, Status> {
+        reply(
+            async {
+                let caller = auth::require(&request, Role::Developer)?;
+                let agent =
+                    catalog::update_pricing(&self.db, &self.billing, &caller, request.get_ref())
+                        .await?;
+                Ok(v1::UpdateAgentResponse { agent: Some(agent) })
+            }
+            .await,
+        )
+    }
 }

@@ -1,8 +1,9 @@
-//! `POST /v1/agents`, `GET /v1/agents`, `GET /v1/agents/{slug}`.
+//! `POST /v1/agents`, `GET /v1/agents`, `GET /v1/agents/{slug}`, `PATCH /v1/agents/{slug}`.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use frameos_core::ErrorCode;
 use frameos_proto::v1;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -24,6 +25,12 @@ pub struct CreateAgent {
     #[serde(default)]
     #[schema(schema_with = limits::description)]
     pub description: Option<String>,
+    pub pricing: Pricing,
+}
+
+/// What `PATCH /v1/agents/{slug}` changes: the pricing, for executions created from then on.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateAgent {
     pub pricing: Pricing,
 }
 
@@ -134,4 +141,46 @@ pub async fn get_agent(
         .get_agent(auth::request(v1::GetAgentRequest { slug }, key.as_ref()))
         .await?;
     Ok(Json(reply.into_inner().into()))
+}
+
+/// Changes the pricing of an agent (its owner only). Executions created from then on pay the
+/// new price; those already created keep theirs.
+#[utoipa::path(
+    patch,
+    path = "/v1/agents/{slug}",
+    tag = "agents",
+    security(("api_key" = [])),
+    params(("slug" = String, Path, description = "The agent's slug")),
+    request_body = UpdateAgent,
+    responses(
+        (status = 200, description = "The agent with its new pricing", body = AgentView),
+        (status = 400, description = "Malformed body, e.g. a price that is not an integer", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "Not a developer, or the agent belongs to another developer", body = ErrorBody),
+        (status = 404, description = "No such agent visible to the caller", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Invalid price or currency", body = ErrorBody),
+    )
+)]
+pub async fn update_agent(
+    State(state): State<AppState>,
+    key: ApiKey,
+    PathArgs(slug): PathArgs<String>,
+    body: JsonBody<UpdateAgent>,
+) -> Result<Json<AgentView>, ApiError> {
+    let body = body.parse(&state.control_plane, &key).await?;
+    let request = v1::UpdateAgentRequest {
+        slug,
+        pricing: Some(body.pricing.into()),
+    };
+    let reply = state
+        .control_plane
+        .agents()
+        .update_agent(auth::request(request, Some(&key)))
+        .await?;
+    let agent = reply
+        .into_inner()
+        .agent
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the control plane sent no agent"))?;
+    Ok(Json(agent.into()))
 }

@@ -104,7 +104,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
             "/v1/agents",
             post(agents::create_agent).get(agents::list_agents),
         )
-        .route("/v1/agents/{slug}", get(agents::get_agent))
+        .route(
+            "/v1/agents/{slug}",
+            get(agents::get_agent).patch(agents::update_agent),
+        )
         .route(
             "/v1/agents/{slug}/versions",
             post(versions::publish_version).get(versions::list_versions),

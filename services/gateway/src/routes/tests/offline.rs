@@ -280,6 +280,7 @@ async fn openapi_documents_every_route() {
         ("post", "/v1/agents"),
         ("get", "/v1/agents"),
         ("get", "/v1/agents/{slug}"),
+        ("patch", "/v1/agents/{slug}"),
         ("post", "/v1/agents/{slug}/versions"),
         ("get", "/v1/agents/{slug}/versions"),
         ("get", "/v1/reviews"),
