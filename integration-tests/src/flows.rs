@@ -128,12 +128,18 @@ impl Mesh {
         while let Some(event) = stream.next_event().await? {
             events.push(event);
         }
+        // `end` closes the stream of an ended execution (API.md §4.3) and repeats its status;
+        // the events returned are the others.
+        let end = events.pop_if(|e| e.kind == "end");
         let last = events
             .iter()
             .rev()
             .find(|e| e.kind == "status")
             .map(|e| e.data.clone())
             .context("the event stream ended without a status")?;
+        if let Some(end) = end {
+            ensure!(end.data["status"] == last["status"], "{end:?} after {last}");
+        }
         Ok((events, last))
     }
 

@@ -287,6 +287,12 @@ impl Mesh {
         &self.node_base.queue_name
     }
 
+    /// The configuration this mesh's control plane started with: another replica's, with its
+    /// own address.
+    pub fn control_plane_config(&self) -> frameos_control_plane::Config {
+        self.cp_config.clone()
+    }
+
     /// The database URL of this mesh's control plane.
     pub fn database_url(&self) -> &str {
         &self.cp_config.database_url

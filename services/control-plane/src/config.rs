@@ -44,6 +44,12 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_NODE_TOKEN", hide_env_values = true)]
     pub node_token: Option<String>,
 
+    /// Key of the stream tokens that open one execution's events (API.md §4.3, ADR 0023): 64
+    /// hex digits, the same on every replica. Absent → derived from FRAMEOS_MANDATE_SIGNING_KEY
+    /// when that is set, else random per start (tokens then work on this replica only).
+    #[arg(long, env = "FRAMEOS_STREAM_TOKEN_KEY", hide_env_values = true)]
+    pub stream_token_key: Option<String>,
+
     /// Seconds a stop may take after SIGTERM/SIGINT (API.md §4.3): readiness off, the outbox
     /// flushed, requests in flight finished.
     #[arg(long, env = "FRAMEOS_SHUTDOWN_GRACE_SECS", default_value_t = frameos_lifecycle::SERVICE_GRACE_SECS)]

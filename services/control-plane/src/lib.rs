@@ -19,6 +19,7 @@ mod view;
 
 pub use accounts::keys::generate as generate_api_key;
 pub use config::Config;
+pub use execution::StreamTokens;
 pub use server::{Error, Server};
 
 use tokio_util::sync::CancellationToken;

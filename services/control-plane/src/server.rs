@@ -22,7 +22,7 @@ use crate::agents::Agents;
 use crate::agents::versions::Publisher;
 use crate::billing::Billing;
 use crate::execution::relay::{self, QueueSource};
-use crate::execution::{Executions, Hub, Liveness, Nodes, dead_letters, reaper};
+use crate::execution::{Executions, Hub, Liveness, Nodes, StreamTokens, dead_letters, reaper};
 use crate::metrics::Metrics;
 use crate::{Config, db};
 
@@ -36,6 +36,8 @@ pub enum Error {
     Bootstrap(#[source] frameos_core::Error),
     #[error("billing cannot start: {0}")]
     Billing(#[source] frameos_core::Error),
+    #[error("stream tokens: {0}")]
+    StreamTokens(#[source] frameos_core::Error),
     #[error("the package store is unusable: {0}")]
     Store(#[source] frameos_blobstore::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -64,6 +66,8 @@ pub struct Server {
     shared_queue: Option<frameos_queue::Queue>,
     billing: Billing,
     node_token: String,
+    /// Issues and checks the stream tokens of `/events` (ADR 0023).
+    stream_tokens: StreamTokens,
     /// TLS of the gRPC server (`FRAMEOS_TLS_*`); None: plain HTTP/2.
     tls: Option<frameos_tls::ServerTls>,
     /// `FRAMEOS_GRPC_HEALTH_ADDR`: health only, plain HTTP/2, for probes.
@@ -138,6 +142,7 @@ impl Server {
                 crate::accounts::keys::generate()
             }
         };
+        let stream_tokens = stream_tokens(&config)?;
         let listener = match listener {
             Some(listener) => listener,
             None => TcpListener::bind(config.grpc_addr)
@@ -159,6 +164,7 @@ impl Server {
             shared_queue: None,
             billing,
             node_token,
+            stream_tokens,
             tls,
             health_listener,
             not_ready: None,
@@ -292,7 +298,8 @@ impl Server {
             serve_stop.clone(),
             supervisor.tracker(),
         )
-        .with_stream_limits(&self.config.fair_use);
+        .with_stream_limits(&self.config.fair_use)
+        .with_stream_tokens(self.stream_tokens.clone());
         let recovery = &self.config.recovery;
         let liveness = Liveness::new(Duration::from_secs(recovery.node_dead_after_secs));
         let nodes = Nodes::new(
@@ -462,4 +469,25 @@ const STAGE_LIMIT: Duration = Duration::from_secs(5);
 async fn ended(work: impl Future<Output = ()>) -> Result<(), Infallible> {
     work.await;
     Ok(())
+}
+
+/// The stream token key of `FRAMEOS_STREAM_TOKEN_KEY`, else derived from the mandate signing
+/// key, else random (said once: tokens then work on this replica only).
+fn stream_tokens(config: &Config) -> Result<StreamTokens, Error> {
+    use crate::execution::stream_token::KeySource;
+    let (tokens, source) = StreamTokens::from_config(
+        config.stream_token_key.as_deref(),
+        config.billing.mandate_signing_key.as_deref(),
+    )
+    .map_err(Error::StreamTokens)?;
+    match source {
+        KeySource::Configured => {}
+        KeySource::DerivedFromMandateKey => {
+            tracing::info!("stream token key derived from FRAMEOS_MANDATE_SIGNING_KEY")
+        }
+        KeySource::Random => tracing::warn!(
+            "no FRAMEOS_STREAM_TOKEN_KEY nor FRAMEOS_MANDATE_SIGNING_KEY: stream tokens work on this replica only"
+        ),
+    }
+    Ok(tokens)
 }

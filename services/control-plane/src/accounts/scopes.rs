@@ -29,6 +29,7 @@ const TABLE: &[(&str, Need)] = &[
     ("/frameos.v1.AccountService/CreateAccount", S(Admin)),
     ("/frameos.v1.AccountService/WhoAmI", AnyKey),
     ("/frameos.v1.AgentService/CreateAgent", S(Publish)),
+    ("/frameos.v1.AgentService/UpdateAgent", S(Publish)),
     ("/frameos.v1.AgentService/ListAgents", S(Read)),
     ("/frameos.v1.AgentService/GetAgent", S(Read)),
     ("/frameos.v1.AgentService/PublishVersion", S(Publish)),

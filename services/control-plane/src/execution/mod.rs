@@ -15,6 +15,7 @@ mod release;
 mod reports;
 mod requeue;
 mod service;
+pub mod stream_token;
 mod system_log;
 mod timings;
 mod view;
@@ -24,6 +25,7 @@ pub use claims::Liveness;
 pub use hub::Hub;
 pub use node_service::Nodes;
 pub use service::Executions;
+pub use stream_token::StreamTokens;
 
 /// Priorities of queue messages: paid executions run before free ones.
 pub const PRIORITY_PAID: i16 = 5;

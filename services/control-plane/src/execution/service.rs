@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+use super::stream_token::StreamTokens;
 use super::{Hub, create, query, view, watch};
 use crate::accounts::auth;
 
@@ -28,6 +29,8 @@ pub struct Executions {
     shutdown: CancellationToken,
     /// Owns the watcher tasks: the stop waits for them.
     tasks: TaskTracker,
+    /// Issues and checks the stream tokens of `WatchExecution`.
+    tokens: StreamTokens,
 }
 
 impl Executions {
@@ -47,7 +50,14 @@ impl Executions {
             streams: KeyedSlots::new(None, None),
             shutdown,
             tasks,
+            tokens: StreamTokens::random(),
         }
+    }
+
+    /// Stream tokens with the key every replica shares (a random one per start without it).
+    pub fn with_stream_tokens(mut self, tokens: StreamTokens) -> Self {
+        self.tokens = tokens;
+        self
     }
 
     /// Bounds the open `WatchExecution` streams per account and in total (unbounded without).
@@ -212,21 +222,47 @@ impl ExecutionService for Executions {
         )
     }
 
+    async fn create_stream_token(
+        &self,
+        request: Request<v1::CreateStreamTokenRequest>,
+    ) -> Result<Response<v1::CreateStreamTokenResponse>, Status> {
+        reply(
+            async {
+                let caller = auth::require(&request, Role::User)?;
+                let row =
+                    query::owned(&self.db, &caller, &request.get_ref().execution_id).await?;
+                let (token, expires_at) =
+                    self.tokens
+                        .issue(&row.id, &caller.account_id, chrono::Utc::now());
+                // Never the token itself: it is a secret until it expires.
+                tracing::info!(execution_id = %row.id, account_id = %caller.account_id, %expires_at, "stream token issued");
+                Ok(v1::CreateStreamTokenResponse {
+                    token,
+                    expires_at: Some(crate::view::timestamp(expires_at)),
+                })
+            }
+            .await,
+        )
+    }
+
     type WatchExecutionStream = EventStream;
 
     async fn watch_execution(
         &self,
         request: Request<v1::WatchExecutionRequest>,
     ) -> Result<Response<Self::WatchExecutionStream>, Status> {
-        let caller = auth::require(&request, Role::User).map_err(|e| to_status(&e))?;
+        let watcher = watch::Watcher::of(&request, &self.tokens, &request.get_ref().id)
+            .map_err(|e| to_status(&e))?;
+        let account_id = watcher.account_id();
         // Before any further query: a flood of refused streams should cost as little as it can.
         // The slot is held by the watcher and freed when the stream ends or the client goes.
         let slot = self
             .streams
-            .acquire(&caller.account_id)
-            .map_err(|refused| to_status(&stream_refused(&caller.account_id, refused)))?;
+            .acquire(&account_id.to_string())
+            .map_err(|refused| to_status(&stream_refused(account_id, refused)))?;
         let body = request.into_inner();
-        let row = query::owned(&self.db, &caller, &body.id)
+        let row = watcher
+            .execution(&self.db, &body.id)
             .await
             .map_err(|e| to_status(&e))?;
         // Bounded: a slow client slows its watcher down, never the control plane.

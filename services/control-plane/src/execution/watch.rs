@@ -5,14 +5,76 @@
 use std::time::Duration;
 
 use frameos_core::slots::Slot;
+use frameos_core::{Error, ErrorCode, Role};
 use frameos_proto::v1::{self, execution_event::Event};
 use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::stream_token::{self, Grant, StreamTokens};
 use super::{Hub, query, view};
+use crate::accounts::auth::{self, Principal};
 use crate::entity::execution;
+
+/// Who opens a stream: the holder of an API key (the execution's user or an admin), or of a
+/// stream token of this execution (ADR 0023), which replaces the key.
+pub enum Watcher {
+    Key(Principal),
+    Token(Grant),
+}
+
+impl Watcher {
+    /// The key's caller, or the grant of the `frameos-stream-token` metadata; not both.
+    pub fn of<T>(
+        request: &tonic::Request<T>,
+        tokens: &StreamTokens,
+        execution_id: &str,
+    ) -> Result<Watcher, Error> {
+        let Some(token) = request.metadata().get(stream_token::METADATA) else {
+            return auth::require(request, Role::User).map(Watcher::Key);
+        };
+        if request.metadata().contains_key("authorization") {
+            return Err(Error::new(
+                ErrorCode::InvalidRequest,
+                "send an API key or a stream token, not both",
+            ));
+        }
+        let token = token.to_str().map_err(|_| {
+            Error::new(
+                ErrorCode::Unauthenticated,
+                "invalid stream token: it is not one this platform issued",
+            )
+        })?;
+        tokens
+            .verify(token, execution_id, chrono::Utc::now())
+            .map(Watcher::Token)
+    }
+
+    /// The account the stream counts against.
+    pub fn account_id(&self) -> &str {
+        match self {
+            Watcher::Key(principal) => &principal.account_id,
+            Watcher::Token(grant) => &grant.account_id,
+        }
+    }
+
+    /// The execution, if this watcher may see it (a token's was checked when it was issued).
+    pub async fn execution(
+        &self,
+        db: &DatabaseConnection,
+        id: &str,
+    ) -> Result<execution::Model, Error> {
+        match self {
+            Watcher::Key(principal) => query::owned(db, principal, id).await,
+            Watcher::Token(grant) => execution::Entity::find_by_id(&grant.execution_id)
+                .one(db)
+                .await
+                .map_err(crate::db::error)?
+                .ok_or_else(|| Error::not_found(format!("execution {id:?}"))),
+        }
+    }
+}
 
 /// Catches changes written by another control plane replica.
 const POLL: Duration = Duration::from_millis(500);

@@ -24,7 +24,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathArgs, QueryArgs};
 use crate::fair_use::Caller;
 use crate::openapi::limits;
-use crate::streams::StreamSlot;
+use crate::streams::{Credential, StreamSlot};
 use crate::view::{ExecutionList, ExecutionView, LogLineView, LogPage, ProgressView};
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -34,6 +34,9 @@ const LAST_EVENT_ID: &str = "last-event-id";
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// After one of these the execution changes no more, and its event stream ends.
 const TERMINAL_STATUSES: [&str; 4] = ["succeeded", "failed", "timed_out", "canceled"];
+/// The reconnection delay `event: end` asks for: a client that ignores `end` (an EventSource
+/// that is not closed) comes back a day later, not every few seconds, to hear the same end.
+const AFTER_END_RETRY: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateExecution {
@@ -87,6 +90,20 @@ pub struct LogsQuery {
 pub struct EventsQuery {
     /// Only log lines after this `seq`. A `Last-Event-ID` header takes precedence.
     pub after_seq: Option<u64>,
+    /// A stream token of this execution (`POST /v1/executions/{id}/stream-token`), instead of
+    /// the `Authorization` header, for clients that cannot send one (a browser's EventSource).
+    pub access_token: Option<String>,
+}
+
+/// A stream token: it opens this execution's `/events` (as `?access_token=`) until
+/// `expires_at`, and nothing else.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamTokenView {
+    /// A bearer secret, URL-safe; keep it out of logs.
+    pub token: String,
+    /// RFC 3339, at most 5 minutes ahead. A stream opened before goes on after it.
+    #[schema(format = DateTime)]
+    pub expires_at: String,
 }
 
 /// Runs an agent (user): the inputs are validated and the execution is queued. Retrying with
@@ -318,10 +335,16 @@ pub async fn list_logs(
 /// * `status`: the whole execution (`ExecutionView`) each time its status changes, first on
 ///   connecting; the stream ends after the one with a final status (`succeeded`, `failed`,
 ///   `timed_out`, `canceled`);
+/// * `end`: `{status}`, the final status, right after the last `status` event; the stream then
+///   closes. An EventSource should be closed on it (`es.close()`): reconnecting to an ended
+///   execution replays what follows `Last-Event-ID`, then `end` again. It carries `retry:` of a
+///   day, so a client that ignores it does not come back every few seconds;
 /// * `error`: `{code, message}` (`ErrorDetail`) when the stream broke; it ends the stream.
 ///
-/// A comment line every 15 s keeps a quiet stream open. A stream that ends without a final
-/// status (the gateway restarting) should be resumed with `Last-Event-ID`.
+/// A comment line every 15 s keeps a quiet stream open. A stream that ends without `end`
+/// (the gateway restarting) should be resumed with `Last-Event-ID`. A browser, which cannot
+/// send `Authorization` on an EventSource, passes `?access_token=` from
+/// `POST /v1/executions/{id}/stream-token` instead.
 #[utoipa::path(
     get,
     path = "/v1/executions/{id}/events",
@@ -335,8 +358,8 @@ pub async fn list_logs(
     ),
     responses(
         (status = 200, description = "The event stream", content_type = "text/event-stream", body = crate::openapi::SseEvent),
-        (status = 400, description = "Malformed after_seq or Last-Event-ID", body = ErrorBody),
-        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 400, description = "Malformed after_seq or Last-Event-ID, or both an API key and an access_token", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key; or an access_token that is expired, altered, or of another execution", body = ErrorBody),
         (status = 404, description = "No such execution visible to the caller", body = ErrorBody),
         (status = 429, description = "`rate_limited`: this account has as many streams open as it may, or sends requests too fast", body = ErrorBody),
         (status = 503, description = "The gateway holds as many streams as it can, or the control plane is unavailable", body = ErrorBody),
@@ -345,19 +368,18 @@ pub async fn list_logs(
 pub async fn watch_execution(
     State(state): State<AppState>,
     caller: Caller,
-    key: ApiKey,
+    key: Option<ApiKey>,
     PathArgs(id): PathArgs<String>,
     QueryArgs(query): QueryArgs<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let after_seq = match resume_after(&headers, query.after_seq) {
-        Ok(after_seq) => after_seq,
-        Err(error) => {
-            return Err(state
-                .control_plane
-                .unless_unauthenticated(&key, error)
-                .await);
+    let credential = Credential::of(key, query.access_token)?;
+    let after_seq = match (resume_after(&headers, query.after_seq), &credential) {
+        (Ok(after_seq), _) => after_seq,
+        (Err(error), Credential::Key(key)) => {
+            return Err(state.control_plane.unless_unauthenticated(key, error).await);
         }
+        (Err(error), Credential::Token(_)) => return Err(error),
     };
     let slot = state.streams.open(&caller)?;
     let request = v1::WatchExecutionRequest { id, after_seq };
@@ -366,7 +388,7 @@ pub async fn watch_execution(
     let events = state
         .control_plane
         .execution_events()
-        .watch_execution(auth::request(request, Some(&key)))
+        .watch_execution(credential.request(request))
         .await?
         .into_inner();
     let sse = Sse::new(sse_events(events, slot)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
@@ -376,6 +398,45 @@ pub async fn watch_execution(
         HeaderValue::from_static("no"),
     )];
     Ok((no_buffering, sse).into_response())
+}
+
+/// A stream token for this execution's `/events` (its user or an admin): a browser's
+/// EventSource cannot send `Authorization`, so it passes `?access_token=<token>` instead. The
+/// token opens nothing else and expires within 5 minutes; a stream opened before goes on.
+#[utoipa::path(
+    post,
+    path = "/v1/executions/{id}/stream-token",
+    tag = "executions",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The execution's id")),
+    responses(
+        (status = 200, description = "The token and when it expires", body = StreamTokenView),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such execution visible to the caller", body = ErrorBody),
+    )
+)]
+pub async fn create_stream_token(
+    State(state): State<AppState>,
+    key: ApiKey,
+    PathArgs(execution_id): PathArgs<String>,
+) -> Result<Json<StreamTokenView>, ApiError> {
+    let reply = state
+        .control_plane
+        .executions()
+        .create_stream_token(auth::request(
+            v1::CreateStreamTokenRequest { execution_id },
+            Some(&key),
+        ))
+        .await?
+        .into_inner();
+    let expires_at = crate::view::timestamp(reply.expires_at.as_ref()).ok_or_else(|| {
+        tracing::error!("the control plane sent a stream token without its expiry");
+        ApiError::new(ErrorCode::Internal, "internal error")
+    })?;
+    Ok(Json(StreamTokenView {
+        token: reply.token,
+        expires_at,
+    }))
 }
 
 /// Where a stream starts: after `Last-Event-ID` (which EventSource sends when it reconnects,
@@ -398,28 +459,49 @@ fn resume_after(headers: &HeaderMap, after_seq: Option<u64>) -> Result<u64, ApiE
 }
 
 /// Whether the stream goes on after an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Flow {
     Continue,
-    End,
+    /// The final status was sent: `end` follows, then the stream closes.
+    Finished(String),
+    /// An error event was sent; the stream closes without `end` (the client may resume).
+    Broken,
 }
 
-/// The events of a `WatchExecution` stream as SSE. It ends after a final status, after an
-/// error, when the gateway stops, or when the control plane ends it; the slot is held until then.
+/// Where an event stream is.
+enum StreamState<S> {
+    Open(S, StreamSlot),
+    /// `end`, still to send.
+    Ending(Event),
+    Closed,
+}
+
+/// The events of a `WatchExecution` stream as SSE. It ends after a final status (with `end`),
+/// after an error, when the gateway stops, or when the control plane ends it; the slot is held
+/// until then.
 fn sse_events<S>(events: S, slot: StreamSlot) -> impl Stream<Item = Result<Event, Infallible>>
 where
     S: Stream<Item = Result<v1::ExecutionEvent, tonic::Status>> + Unpin,
 {
-    futures::stream::unfold(Some((events, slot)), |open| async move {
-        let (mut events, slot) = open?;
+    futures::stream::unfold(StreamState::Open(events, slot), |progress| async move {
+        let (mut events, slot) = match progress {
+            StreamState::Open(events, slot) => (events, slot),
+            StreamState::Ending(end) => return Some((Ok(end), StreamState::Closed)),
+            StreamState::Closed => return None,
+        };
         loop {
             let item = tokio::select! {
                 item = events.next() => item,
                 () = slot.closed() => None,
             };
             match sse_event(item?) {
-                Some((event, Flow::Continue)) => return Some((Ok(event), Some((events, slot)))),
-                Some((event, Flow::End)) => return Some((Ok(event), None)),
+                Some((event, Flow::Continue)) => {
+                    return Some((Ok(event), StreamState::Open(events, slot)));
+                }
+                Some((event, Flow::Finished(status))) => {
+                    return Some((Ok(event), StreamState::Ending(end_event(&status))));
+                }
+                Some((event, Flow::Broken)) => return Some((Ok(event), StreamState::Closed)),
                 None => {}
             }
         }
@@ -430,7 +512,7 @@ where
 fn sse_event(item: Result<v1::ExecutionEvent, tonic::Status>) -> Option<(Event, Flow)> {
     let event = match item {
         Ok(v1::ExecutionEvent { event }) => event?,
-        Err(status) => return Some((error_event(&ApiError::from(status)), Flow::End)),
+        Err(status) => return Some((error_event(&ApiError::from(status)), Flow::Broken)),
     };
     let (event, flow) = match event {
         WatchEvent::Log(line) => {
@@ -444,7 +526,7 @@ fn sse_event(item: Result<v1::ExecutionEvent, tonic::Status>) -> Option<(Event, 
         ),
         WatchEvent::Status(execution) => {
             let flow = if TERMINAL_STATUSES.contains(&execution.status.as_str()) {
-                Flow::End
+                Flow::Finished(execution.status.clone())
             } else {
                 Flow::Continue
             };
@@ -453,8 +535,17 @@ fn sse_event(item: Result<v1::ExecutionEvent, tonic::Status>) -> Option<(Event, 
     };
     Some(match event {
         Ok(event) => (event, flow),
-        Err(error) => (error_event(&error), Flow::End),
+        Err(error) => (error_event(&error), Flow::Broken),
     })
+}
+
+/// `event: end` with `{status}`: nothing follows, and a reconnection would only hear it again.
+fn end_event(status: &str) -> Event {
+    let data = serde_json::json!({ "status": status });
+    Event::default()
+        .event("end")
+        .data(data.to_string())
+        .retry(AFTER_END_RETRY)
 }
 
 fn json_event(name: &'static str, data: &impl Serialize) -> Result<Event, ApiError> {

@@ -134,7 +134,12 @@ pub fn router(state: AppState, config: &Config) -> Router {
             post(executions::cancel_execution),
         )
         .merge(keys::routes())
+        .route(
+            "/v1/executions/{id}/stream-token",
+            post(executions::create_stream_token),
+        )
         .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn(crate::streams::refuse_access_token))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(move |error: BoxError| async move {
@@ -168,7 +173,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn(crate::streams::refuse_access_token));
 
     api.merge(streams)
         .merge(ops)

@@ -14,9 +14,9 @@ use frameos_proto::status::to_status;
 use frameos_proto::v1::execution_event::Event;
 use frameos_proto::v1::execution_service_server::{ExecutionService, ExecutionServiceServer};
 use frameos_proto::v1::{
-    Charge, CreateExecutionRequest, Execution, ExecutionEvent, GetExecutionRequest,
-    ListExecutionsRequest, ListExecutionsResponse, ListLogsRequest, ListLogsResponse, LogLine,
-    Mandate, Progress, Splits, WatchExecutionRequest,
+    Charge, CreateExecutionRequest, CreateStreamTokenRequest, CreateStreamTokenResponse, Execution,
+    ExecutionEvent, GetExecutionRequest, ListExecutionsRequest, ListExecutionsResponse,
+    ListLogsRequest, ListLogsResponse, LogLine, Mandate, Progress, Splits, WatchExecutionRequest,
 };
 use futures::{Stream, StreamExt, stream};
 use serde_json::{Value, json};
@@ -213,13 +213,44 @@ impl ExecutionService for FakeExecutions {
         }))
     }
 
+    async fn create_stream_token(
+        &self,
+        request: tonic::Request<CreateStreamTokenRequest>,
+    ) -> Result<tonic::Response<CreateStreamTokenResponse>, tonic::Status> {
+        caller(&request)?;
+        let id = request.into_inner().execution_id;
+        if id == "missing" {
+            return Err(not_found());
+        }
+        Ok(tonic::Response::new(CreateStreamTokenResponse {
+            token: format!("tok_{id}"),
+            expires_at: at(1_700_000_300),
+        }))
+    }
+
     type WatchExecutionStream = EventStream;
 
     async fn watch_execution(
         &self,
         request: tonic::Request<WatchExecutionRequest>,
     ) -> Result<tonic::Response<EventStream>, tonic::Status> {
-        caller(&request)?;
+        // A stream token of this execution (`tok_<id>`) stands for a key.
+        let token = request
+            .metadata()
+            .get("frameos-stream-token")
+            .map(|v| v.to_str().unwrap_or_default().to_string());
+        match token {
+            Some(token) if token == format!("tok_{}", request.get_ref().id) => {}
+            Some(_) => {
+                return Err(to_status(&Error::new(
+                    ErrorCode::Unauthenticated,
+                    "this stream token is for another execution",
+                )));
+            }
+            None => {
+                caller(&request)?;
+            }
+        }
         let WatchExecutionRequest { id, after_seq } = request.into_inner();
         let log = |n: u64, line: &str| event(Event::Log(log_line(after_seq + n, line)));
         let status = |status: &str| event(Event::Status(execution(&id, status)));
@@ -539,6 +570,8 @@ async fn mandates_are_the_signed_bytes_in_standard_base64() {
 struct Sse {
     event: String,
     id: Option<String>,
+    /// `retry:` in milliseconds.
+    retry: Option<u64>,
     data: Value,
 }
 
@@ -546,7 +579,7 @@ struct Sse {
 fn parse_sse(text: &str) -> Vec<Sse> {
     text.split("\n\n")
         .filter_map(|block| {
-            let (mut event, mut id, mut data) = (None, None, Vec::new());
+            let (mut event, mut id, mut data, mut retry) = (None, None, Vec::new(), None);
             for line in block.lines().filter(|l| !l.starts_with(':')) {
                 let (field, value) = line.split_once(':').unwrap_or((line, ""));
                 let value = value.strip_prefix(' ').unwrap_or(value);
@@ -554,12 +587,14 @@ fn parse_sse(text: &str) -> Vec<Sse> {
                     "event" => event = Some(value.to_string()),
                     "id" => id = Some(value.to_string()),
                     "data" => data.push(value),
+                    "retry" => retry = Some(value.parse().unwrap()),
                     other => panic!("unexpected field {other:?} in {block:?}"),
                 }
             }
             Some(Sse {
                 event: event?,
                 id,
+                retry,
                 data: serde_json::from_str(&data.join("\n")).unwrap(),
             })
         })
@@ -594,8 +629,12 @@ async fn events_stream_in_order_and_end_after_the_final_status() {
     assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
     assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
     let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
-    // Nothing after the final status, though the control plane's stream went on.
-    assert_eq!(names, ["log", "progress", "status", "log", "status"]);
+    // Nothing but `end` after the final status, though the control plane's stream went on.
+    assert_eq!(names, ["log", "progress", "status", "log", "status", "end"]);
+    assert_eq!(events[5].data, json!({"status": "succeeded"}));
+    // A client that ignores `end` is asked not to come back for a day.
+    assert_eq!(events[5].retry, Some(86_400_000));
+    assert!(events[..5].iter().all(|e| e.retry.is_none()));
     assert_eq!(events[0].id.as_deref(), Some("3"));
     assert_eq!(
         events[0].data,
@@ -647,6 +686,7 @@ async fn event_errors_are_json_before_the_stream_and_an_event_after() {
     let (status, _, events) = read_stream(&app, request).await;
     assert_eq!(status, StatusCode::OK);
     let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    // A broken stream has no `end`: the client should resume it.
     assert_eq!(names, ["log", "error"]);
     assert_eq!(
         events[1].data,
@@ -688,8 +728,18 @@ async fn event_streams_outlive_the_request_deadline_and_have_their_own_bound() {
     // Its final status comes 1.5 s in, past the 1 s request deadline.
     let (status, _, events) = read_stream(&app, watch("ex_slow")).await;
     assert_eq!(status, StatusCode::OK);
-    let statuses: Vec<&Value> = events.iter().map(|e| &e.data["status"]).collect();
-    assert_eq!(statuses, [&json!("running"), &json!("succeeded")]);
+    let statuses: Vec<(&str, &Value)> = events
+        .iter()
+        .map(|e| (e.event.as_str(), &e.data["status"]))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("status", &json!("running")),
+            ("status", &json!("succeeded")),
+            ("end", &json!("succeeded"))
+        ]
+    );
 
     // A stopping gateway ends its open streams, which would otherwise hold up the shutdown.
     let open = app.clone().oneshot(watch("ex_open")).await.unwrap();
@@ -702,5 +752,85 @@ async fn event_streams_outlive_the_request_deadline_and_have_their_own_bound() {
         .await
         .expect("the stream did not end with the gateway");
     assert!(rest.is_empty(), "{rest:?}");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_stream_token_opens_its_executions_events_and_no_other_route() {
+    let shutdown = CancellationToken::new();
+    let app = app(&fake_control_plane(shutdown.clone(), FakeExecutions::default()).await);
+
+    let request = authorized("POST", "/v1/executions/ex_done/stream-token")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = send(&app, request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"token": "tok_ex_done", "expires_at": "2023-11-14T22:18:20Z"})
+    );
+    let request = authorized("POST", "/v1/executions/missing/stream-token")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = send(&app, request).await;
+    assert_error(status, &body, ErrorCode::NotFound);
+    let (status, body) = send(
+        &app,
+        post_json("/v1/executions/ex_done/stream-token", None, ""),
+    )
+    .await;
+    assert_error(status, &body, ErrorCode::Unauthenticated);
+
+    // No Authorization header: the token is the credential, carried to the control plane.
+    let request = Request::get("/v1/executions/ex_done/events?access_token=tok_ex_done")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, events) = read_stream(&app, request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(events.last().map(|e| e.event.as_str()), Some("end"));
+    // The control plane's refusal (another execution's token) is the usual JSON 401.
+    let request = Request::get("/v1/executions/ex_open/events?access_token=tok_ex_done")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = send(&app, request).await;
+    assert_error(status, &body, ErrorCode::Unauthenticated);
+    // A key and a token: which one counts would be a guess.
+    let request = authorized(
+        "GET",
+        "/v1/executions/ex_done/events?access_token=tok_ex_done",
+    )
+    .body(Body::empty())
+    .unwrap();
+    let (status, body) = send(&app, request).await;
+    assert_error(status, &body, ErrorCode::InvalidRequest);
+    // Neither: the message says how a browser gets in.
+    let (status, body) = send(&app, super::get("/v1/executions/ex_done/events")).await;
+    assert_error(status, &body, ErrorCode::Unauthenticated);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("access_token"),
+        "{body}"
+    );
+
+    // Every other route refuses a token, even beside a valid key.
+    for path in [
+        "/v1/executions/ex_done?access_token=tok_ex_done",
+        "/v1/executions/ex_done/logs?access_token=tok_ex_done",
+        "/v1/executions?access_token=tok_ex_done",
+        "/healthz?access_token=tok_ex_done",
+    ] {
+        let request = authorized("GET", path).body(Body::empty()).unwrap();
+        let (status, body) = send(&app, request).await;
+        assert_error(status, &body, ErrorCode::Unauthenticated);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("/events"),
+            "{path}: {body}"
+        );
+    }
     shutdown.cancel();
 }

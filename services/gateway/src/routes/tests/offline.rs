@@ -292,6 +292,7 @@ async fn openapi_documents_every_route() {
         ("get", "/v1/executions/{id}/logs"),
         ("get", "/v1/executions/{id}/events"),
         ("post", "/v1/executions/{id}/cancel"),
+        ("post", "/v1/executions/{id}/stream-token"),
         ("get", "/v1/accounts/{id}/balance"),
         ("get", "/v1/billing/mandate-keys"),
         ("get", "/v1/executions/{id}/mandate"),
