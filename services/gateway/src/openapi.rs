@@ -71,6 +71,12 @@ use crate::view;
         view::MandateKeyList,
         view::BalanceView,
         view::LedgerEntryView,
+        frameos_core::Role,
+        frameos_core::VersionStatus,
+        frameos_core::ReviewDecision,
+        frameos_core::ExecutionStatus,
+        frameos_core::ChargeStatus,
+        frameos_core::LogStream,
     )),
     modifiers(&BearerKey),
     tags(

@@ -64,13 +64,9 @@ pub async fn resolve(db: &DatabaseConnection, key: &str) -> Result<Principal, Er
         .await
         .map_err(db::error)?
         .ok_or_else(invalid_key)?;
-    let role = account
-        .role
-        .parse()
-        .map_err(|_| Error::internal(format!("account {} has an unknown role", account.id)))?;
     Ok(Principal {
         account_id: account.id,
-        role,
+        role: account.role,
     })
 }
 

@@ -40,7 +40,7 @@ pub async fn create(
     let model = account::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         name: Set(name.clone()),
-        role: Set(role.as_str().to_string()),
+        role: Set(role),
         created_at: Set(Utc::now()),
     }
     .insert(&txn)
@@ -84,7 +84,7 @@ pub async fn bootstrap_admin(
                 None => account::ActiveModel {
                     id: Set(uuid::Uuid::now_v7().to_string()),
                     name: Set("admin".to_string()),
-                    role: Set(Role::Admin.as_str().to_string()),
+                    role: Set(Role::Admin),
                     created_at: Set(Utc::now()),
                 }
                 .insert(db)

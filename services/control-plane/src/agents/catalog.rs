@@ -1,5 +1,6 @@
 //! Agents: creation, the marketplace listing and lookups with their visibility rules.
 
+use frameos_core::{PricingModel, VersionStatus};
 use std::collections::HashMap;
 
 use chrono::Utc;
@@ -38,7 +39,7 @@ pub async fn create(
     }
     let (model, price_minor, currency) =
         match request.pricing.as_ref().and_then(|p| p.model.as_ref()) {
-            None | Some(v1::pricing::Model::Free(_)) => ("free", None, None),
+            None | Some(v1::pricing::Model::Free(_)) => (PricingModel::Free, None, None),
             Some(v1::pricing::Model::PerExecution(p)) => {
                 if p.price_minor <= 0 {
                     return Err(invalid(
@@ -56,7 +57,7 @@ pub async fn create(
                 }
                 billing.check_price(p.price_minor, currency)?;
                 (
-                    "per_execution",
+                    PricingModel::PerExecution,
                     Some(p.price_minor),
                     Some(p.currency.clone()),
                 )
@@ -69,7 +70,7 @@ pub async fn create(
         name: Set(name.to_string()),
         description: Set(request.description.clone()),
         owner_id: Set(owner.account_id.clone()),
-        pricing_model: Set(model.to_string()),
+        pricing_model: Set(model),
         price_minor: Set(price_minor),
         currency: Set(currency),
         created_at: Set(now),
@@ -150,7 +151,7 @@ pub async fn latest_published(
         .collect();
     let rows = agent_version::Entity::find()
         .filter(agent_version::Column::AgentId.is_in(slugs.keys().copied()))
-        .filter(agent_version::Column::Status.eq(agent_version::PUBLISHED))
+        .filter(agent_version::Column::Status.eq(VersionStatus::Published))
         .all(db)
         .await
         .map_err(db::error)?;
@@ -191,7 +192,7 @@ pub async fn list(
     let published = Query::select()
         .column(agent_version::Column::AgentId)
         .from(agent_version::Entity)
-        .and_where(agent_version::Column::Status.eq(agent_version::PUBLISHED))
+        .and_where(agent_version::Column::Status.eq(VersionStatus::Published))
         .to_owned();
     let mut condition = Condition::all().add(agent::Column::Id.in_subquery(published));
     if !request.page_token.is_empty() {

@@ -70,7 +70,7 @@ pub async fn create_agent(
         .agents()
         .create_agent(auth::request(request, Some(&key)))
         .await?;
-    Ok((StatusCode::CREATED, Json(reply.into_inner().into())))
+    Ok((StatusCode::CREATED, Json(reply.into_inner().try_into()?)))
 }
 
 /// The marketplace: agents with a published version. No key needed.
@@ -100,7 +100,7 @@ pub async fn list_agents(
         .agents()
         .list_agents(auth::request(request, key.as_ref()))
         .await?;
-    Ok(Json(reply.into_inner().into()))
+    Ok(Json(reply.into_inner().try_into()?))
 }
 
 /// One agent with its latest published version. Anyone sees a published agent; its owner and
@@ -126,5 +126,5 @@ pub async fn get_agent(
         .agents()
         .get_agent(auth::request(v1::GetAgentRequest { slug }, key.as_ref()))
         .await?;
-    Ok(Json(reply.into_inner().into()))
+    Ok(Json(reply.into_inner().try_into()?))
 }
