@@ -6,9 +6,13 @@
 
 use std::time::Duration;
 
+use frameos_core::{ExecutionStatus, Runtime};
 use frameos_integration_tests::broker_proxy::BrokerProxy;
 use frameos_integration_tests::{Backend, Mesh, amqp_url, packages};
-use frameos_proto::v1::{self, execution_report::Report, node_service_client::NodeServiceClient};
+use frameos_proto::ProtoEnum;
+use frameos_proto::v1::{
+    self, node_service_client::NodeServiceClient, report_execution_request::Report,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -45,8 +49,8 @@ async fn nodes(mesh: &Mesh) -> Nodes {
     nodes_with(mesh, &mesh.node_token).await
 }
 
-fn report(id: &str, attempt: u32, body: Option<Report>) -> v1::ExecutionReport {
-    v1::ExecutionReport {
+fn report(id: &str, attempt: u32, body: Option<Report>) -> v1::ReportExecutionRequest {
+    v1::ReportExecutionRequest {
         execution_id: id.to_string(),
         attempt,
         report: body,
@@ -84,8 +88,8 @@ fn error_code(status: &tonic::Status) -> String {
 /// Sends `reports` on one stream; returns the first reply (or the error).
 async fn send(
     client: &mut Nodes,
-    reports: Vec<v1::ExecutionReport>,
-) -> Result<v1::ReportReply, tonic::Status> {
+    reports: Vec<v1::ReportExecutionRequest>,
+) -> Result<v1::ReportExecutionResponse, tonic::Status> {
     let mut replies = client
         .report_execution(tokio_stream::iter(reports))
         .await?
@@ -131,7 +135,7 @@ async fn reports_from_a_stale_attempt_are_refused() {
     let first = claim(&mut client, "node-a", "a-1", id).await;
     assert_eq!(first.decision, v1::ClaimDecision::Run as i32);
     assert_eq!(first.attempt, 1);
-    assert_eq!(first.runtime, "node");
+    assert_eq!(first.runtime, Runtime::Node.to_proto());
     // A duplicate message reaches node-b while node-a's claim lives: nothing is taken over.
     let duplicate = claim(&mut client, "node-b", "b-1", id).await;
     assert_eq!(duplicate.decision, v1::ClaimDecision::Skip as i32);
@@ -157,7 +161,7 @@ async fn reports_from_a_stale_attempt_are_refused() {
     assert_eq!(stale.code(), tonic::Code::FailedPrecondition, "{stale:?}");
     assert_eq!(error_code(&stale), "stale_attempt", "{stale:?}");
     let outcome = v1::Outcome {
-        status: "succeeded".into(),
+        status: ExecutionStatus::Succeeded.to_proto(),
         output_json: Some("\"old\"".into()),
         ..Default::default()
     };
@@ -173,7 +177,7 @@ async fn reports_from_a_stale_attempt_are_refused() {
     // The current attempt records the one result.
     let output = json!({"words": 1, "lines": 1, "characters": 1, "top_words": []});
     let outcome = v1::Outcome {
-        status: "succeeded".into(),
+        status: ExecutionStatus::Succeeded.to_proto(),
         output_json: Some(output.to_string()),
         ..Default::default()
     };
@@ -187,13 +191,13 @@ async fn reports_from_a_stale_attempt_are_refused() {
     .await
     .unwrap();
     assert!(
-        matches!(reply.reply, Some(v1::report_reply::Reply::Recorded(ref r)) if r.status == "succeeded"),
+        matches!(reply.reply, Some(v1::report_execution_response::Reply::Recorded(ref r)) if r.status == ExecutionStatus::Succeeded.to_proto()),
         "{reply:?}"
     );
 
     // A late report of attempt 1 cannot overwrite it, and a claim now skips.
     let outcome = v1::Outcome {
-        status: "failed".into(),
+        status: ExecutionStatus::Failed.to_proto(),
         error: Some("late".into()),
         ..Default::default()
     };
@@ -583,7 +587,7 @@ async fn a_handed_back_attempt_is_queued_again_and_fenced() {
     .await
     .unwrap();
     assert!(
-        matches!(reply.reply, Some(v1::report_reply::Reply::Recorded(ref r)) if r.status == "queued"),
+        matches!(reply.reply, Some(v1::report_execution_response::Reply::Recorded(ref r)) if r.status == ExecutionStatus::Queued.to_proto()),
         "{reply:?}"
     );
     let now: Value = mesh

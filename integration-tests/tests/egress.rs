@@ -14,8 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use frameos_core::LogStream;
 use frameos_integration_tests::{Backend, Mesh, packages};
-use frameos_proto::v1::{self, execution_event, execution_service_client::ExecutionServiceClient};
+use frameos_proto::ProtoEnum;
+use frameos_proto::v1::{
+    self, execution_service_client::ExecutionServiceClient, watch_execution_response,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -438,8 +442,9 @@ async fn only_the_platform_writes_system_lines_in_every_view() {
     let mut stream = client.watch_execution(request).await.unwrap().into_inner();
     let mut grpc = Vec::new();
     while let Some(event) = stream.message().await.unwrap() {
-        if let Some(execution_event::Event::Log(line)) = event.event {
-            grpc.push((line.stream, line.line));
+        if let Some(watch_execution_response::Event::Log(line)) = event.event {
+            let stream = LogStream::from_proto(line.stream).unwrap();
+            grpc.push((stream.to_string(), line.line));
         }
     }
     assert_only_platform_lines_are_system("gRPC", &grpc);

@@ -6,8 +6,10 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use frameos_core::ExecutionStatus;
 use frameos_integration_tests::{Backend, Mesh, packages};
-use frameos_proto::v1::{self, execution_event::Event, execution_service_client};
+use frameos_proto::ProtoEnum;
+use frameos_proto::v1::{self, execution_service_client, watch_execution_response::Event};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -185,13 +187,13 @@ async fn a_watch_flood_by_one_key_on_grpc_leaves_another_accounts_watch_alone() 
     let followed = tokio::time::timeout(Duration::from_secs(90), async {
         while let Some(event) = events.message().await.unwrap() {
             if let Some(Event::Status(execution)) = event.event {
-                last_status = Some(execution.status);
+                last_status = Some(ExecutionStatus::from_proto(execution.status).unwrap());
             }
         }
     })
     .await;
     assert!(followed.is_ok(), "bob's watch did not end");
-    assert_eq!(last_status.as_deref(), Some("succeeded"));
+    assert_eq!(last_status, Some(ExecutionStatus::Succeeded));
     // Alice was told she is at her own limit, with the public code.
     assert_eq!(open.len(), 4, "refused: {refused:?}");
     for status in &refused {

@@ -303,7 +303,8 @@ async fn the_control_plane_reports_not_serving_before_it_stops_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hand_back_is_fenced_by_the_attempt_and_queues_the_job_again() {
-    use frameos_proto::v1;
+    use frameos_core::ExecutionStatus;
+    use frameos_proto::{ProtoEnum, v1};
 
     let (mesh, user) = mesh_with_sleeper(10).await;
     let id = mesh.execute(&user, "sleeper", json!({})).await.unwrap()["id"]
@@ -388,7 +389,7 @@ async fn a_hand_back_is_fenced_by_the_attempt_and_queues_the_job_again() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(released.status, "queued");
+    assert_eq!(released.status, ExecutionStatus::Queued.to_proto());
     let queued = execution(&mesh, &user, &id).await;
     assert_eq!(
         (queued["status"].as_str(), queued["attempts"].as_u64()),

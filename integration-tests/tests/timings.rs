@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use frameos_integration_tests::broker_proxy::BrokerProxy;
 use frameos_integration_tests::{Backend, Mesh, packages};
 use frameos_proto::v1::{
-    self, execution_report::Report, execution_service_client::ExecutionServiceClient,
+    self, execution_service_client::ExecutionServiceClient, report_execution_request::Report,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -46,7 +46,13 @@ async fn grpc(mesh: &Mesh, key: &str, id: &str) -> v1::Execution {
     request
         .metadata_mut()
         .insert("authorization", format!("Bearer {key}").parse().unwrap());
-    client.get_execution(request).await.unwrap().into_inner()
+    client
+        .get_execution(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .execution
+        .expect("an execution")
 }
 
 /// The REST `timings` object as the gRPC message it must equal.
@@ -72,8 +78,8 @@ fn at(execution: &Value, field: &str) -> DateTime<Utc> {
     execution[field].as_str().unwrap().parse().unwrap()
 }
 
-fn report(id: &str, attempt: u32, body: Option<Report>) -> v1::ExecutionReport {
-    v1::ExecutionReport {
+fn report(id: &str, attempt: u32, body: Option<Report>) -> v1::ReportExecutionRequest {
+    v1::ReportExecutionRequest {
         execution_id: id.into(),
         attempt,
         report: body,
@@ -174,7 +180,7 @@ async fn timings_grow_with_each_phase_and_describe_the_final_attempt() {
     reports.send(report(&id, 1, Some(back))).await.unwrap();
     let recorded = replies.message().await.unwrap().unwrap();
     assert!(
-        matches!(recorded.reply, Some(v1::report_reply::Reply::Recorded(ref r)) if r.status == "queued"),
+        matches!(recorded.reply, Some(v1::report_execution_response::Reply::Recorded(ref r)) if r.status() == v1::ExecutionStatus::Queued),
         "{recorded:?}"
     );
     let requeued = rest(&mesh, &user, &id).await;

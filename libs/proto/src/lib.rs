@@ -1,4 +1,5 @@
-//! Rust bindings of the FrameOS gRPC contracts in `proto/frameos/v1`.
+//! Rust bindings of the FrameOS gRPC contracts in `proto/frameos/v1`, and the conversions of
+//! the core vocabulary to and from their protobuf enums ([`vocab`]).
 
 pub mod v1 {
     #![allow(clippy::all, clippy::pedantic, clippy::unwrap_used)]
@@ -11,3 +12,6 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 pub mod scope;
 pub mod status;
+pub mod vocab;
+
+pub use vocab::ProtoEnum;

@@ -23,7 +23,7 @@ const ABORTED: i64 = 128 + 6;
 /// (reported as out of memory) before the kernel's OOM killer (measured in ADR 0011: at 64 MB
 /// and above V8 aborts first every time; below, the cgroup kills first, also out of memory).
 pub(crate) fn runner_command(runtime: Runtime, runner: &str, memory_mb: u64) -> Vec<String> {
-    let program = runtime.interpreter().to_string();
+    let program = crate::interpreter(runtime).to_string();
     match runtime {
         Runtime::Node => vec![
             program,

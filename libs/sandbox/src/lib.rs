@@ -39,33 +39,14 @@ pub const OUTPUT_LIMIT_BYTES: usize = 1024 * 1024;
 /// Longer output lines are cut to this many bytes.
 pub const LINE_LIMIT_BYTES: usize = 64 * 1024;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Runtime {
-    #[default]
-    Node,
-    Python,
-}
+/// The language of an agent: the one vocabulary type of `frameos-core`.
+pub use frameos_core::Runtime;
 
-impl Runtime {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Runtime::Node => "node",
-            Runtime::Python => "python",
-        }
-    }
-
-    /// The program that runs its runner.
-    pub(crate) fn interpreter(self) -> &'static str {
-        match self {
-            Runtime::Node => "node",
-            Runtime::Python => "python3",
-        }
-    }
-}
-
-impl std::fmt::Display for Runtime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+/// The program that runs a runtime's runner.
+pub(crate) fn interpreter(runtime: Runtime) -> &'static str {
+    match runtime {
+        Runtime::Node => "node",
+        Runtime::Python => "python3",
     }
 }
 

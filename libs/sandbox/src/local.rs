@@ -74,7 +74,7 @@ impl LocalSandbox {
         if !runner.is_file() {
             return Err(Error::RunnerMissing { path: runner });
         }
-        let program = spec.runtime.interpreter();
+        let program = crate::interpreter(spec.runtime);
         let scratch = tempfile::Builder::new()
             .prefix("frameos-local-")
             .tempdir()

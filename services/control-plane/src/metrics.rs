@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use chrono::Utc;
+use frameos_core::{ChargeStatus, ExecutionStatus};
 use frameos_metrics::{Phase, PhaseDurations, Registry};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -21,49 +22,24 @@ use sea_orm::{
 
 use crate::entity::{execution, execution_claim, node, outbox};
 
-/// The end of an execution.
+/// The end of an execution: a terminal status as a label value (its contract string).
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum Outcome {
-    Succeeded,
-    Failed,
-    TimedOut,
-    Canceled,
-}
+struct Outcome(ExecutionStatus);
 
-impl Outcome {
-    const ALL: [Outcome; 4] = [
-        Outcome::Succeeded,
-        Outcome::Failed,
-        Outcome::TimedOut,
-        Outcome::Canceled,
-    ];
-
-    /// The outcome a stored status means; `None` for a status that is not an end.
-    pub fn of(status: &str) -> Option<Outcome> {
-        match status {
-            execution::SUCCEEDED => Some(Outcome::Succeeded),
-            execution::FAILED => Some(Outcome::Failed),
-            execution::TIMED_OUT => Some(Outcome::TimedOut),
-            execution::CANCELED => Some(Outcome::Canceled),
-            _ => None,
-        }
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.0.as_str())
     }
 }
 
-/// Where a charge went.
+/// Where a charge went: the vocabulary's status as a label value (its contract string).
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum ChargeStatus {
-    Authorized,
-    Captured,
-    Voided,
-}
+struct ChargeLabel(ChargeStatus);
 
-impl ChargeStatus {
-    const ALL: [ChargeStatus; 3] = [
-        ChargeStatus::Authorized,
-        ChargeStatus::Captured,
-        ChargeStatus::Voided,
-    ];
+impl EncodeLabelValue for ChargeLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.0.as_str())
+    }
 }
 
 /// What a reconciliation fixed.
@@ -106,8 +82,6 @@ macro_rules! label_value {
     };
 }
 
-label_value!(Outcome { Succeeded => "succeeded", Failed => "failed", TimedOut => "timed_out", Canceled => "canceled" });
-label_value!(ChargeStatus { Authorized => "authorized", Captured => "captured", Voided => "voided" });
 label_value!(Fix { Settled => "settled", Released => "released", DeadClaim => "dead_claim", LostJob => "lost_job" });
 label_value!(Reconciler { Billing => "billing", Reaper => "reaper" });
 
@@ -118,7 +92,7 @@ struct OutcomeLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChargeLabels {
-    status: ChargeStatus,
+    status: ChargeLabel,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -174,10 +148,11 @@ impl Metrics {
         };
         // Every label value from the start: a family without samples is left out of the
         // exposition, and an alert on a missing series never fires.
-        for outcome in Outcome::ALL {
+        for outcome in ExecutionStatus::TERMINAL.map(Outcome) {
             let _ = metrics.executions.get_or_create(&OutcomeLabels { outcome });
         }
         for status in ChargeStatus::ALL {
+            let status = ChargeLabel(*status);
             let _ = metrics.charges.get_or_create(&ChargeLabels { status });
         }
         for reconciler in Reconciler::ALL {
@@ -246,8 +221,9 @@ impl Metrics {
     }
 
     /// An execution ended with `status`; other statuses (a hand-back) are not counted.
-    pub fn ended(&self, status: &str) {
-        if let Some(outcome) = Outcome::of(status) {
+    pub fn ended(&self, status: ExecutionStatus) {
+        if status.is_terminal() {
+            let outcome = Outcome(status);
             self.executions
                 .get_or_create(&OutcomeLabels { outcome })
                 .inc();
@@ -262,6 +238,7 @@ impl Metrics {
     }
 
     pub fn charge(&self, status: ChargeStatus) {
+        let status = ChargeLabel(status);
         self.charges.get_or_create(&ChargeLabels { status }).inc();
     }
 
@@ -296,7 +273,7 @@ impl Metrics {
     ) -> Result<(), DbErr> {
         let now = Utc::now();
         let queued = execution::Entity::find()
-            .filter(execution::Column::Status.eq(execution::QUEUED))
+            .filter(execution::Column::Status.eq(ExecutionStatus::Queued))
             .count(db)
             .await?;
         self.queue_depth.set(gauge(queued));
@@ -314,7 +291,7 @@ impl Metrics {
         let running: Vec<String> = execution::Entity::find()
             .select_only()
             .column(execution::Column::Id)
-            .filter(execution::Column::Status.eq(execution::RUNNING))
+            .filter(execution::Column::Status.eq(ExecutionStatus::Running))
             .into_tuple()
             .all(db)
             .await?;

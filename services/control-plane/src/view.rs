@@ -1,7 +1,8 @@
 //! Table rows → gRPC messages.
 
 use chrono::{DateTime, Utc};
-use frameos_proto::v1;
+use frameos_core::PricingModel;
+use frameos_proto::{ProtoEnum, v1};
 
 use crate::entity::{account, agent, agent_version, review};
 
@@ -16,14 +17,14 @@ pub fn account(m: &account::Model) -> v1::Account {
     v1::Account {
         id: m.id.clone(),
         name: m.name.clone(),
-        role: m.role.clone(),
+        role: m.role.to_proto(),
         created_at: Some(timestamp(m.created_at)),
     }
 }
 
 pub fn pricing(m: &agent::Model) -> v1::Pricing {
-    let model = match (m.pricing_model.as_str(), m.price_minor, &m.currency) {
-        ("per_execution", Some(price_minor), Some(currency)) => {
+    let model = match (m.pricing_model, m.price_minor, &m.currency) {
+        (PricingModel::PerExecution, Some(price_minor), Some(currency)) => {
             v1::pricing::Model::PerExecution(v1::PerExecution {
                 price_minor,
                 currency: currency.clone(),
@@ -62,13 +63,13 @@ pub fn version(
         agent_id: m.agent_id.clone(),
         agent_slug: slug.to_string(),
         version: m.version.clone(),
-        status: m.status.clone(),
+        status: m.status.to_proto(),
         sha256: m.sha256.clone(),
         size_bytes: u64::try_from(m.size_bytes).unwrap_or(0),
         scan: Some(scan),
         manifest_json: m.manifest.clone(),
         review: last_review.map(|r| v1::Review {
-            decision: r.decision.clone(),
+            decision: r.decision.to_proto(),
             reviewer: r.reviewer.clone(),
             reason: r.reason.clone(),
             decided_at: Some(timestamp(r.created_at)),

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use frameos_core::ErrorCode;
-use frameos_proto::v1::{self, execution_report::Report};
+use frameos_core::ExecutionStatus;
+use frameos_proto::ProtoEnum;
+use frameos_proto::v1::{self, report_execution_request::Report};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -33,14 +35,14 @@ pub async fn hand_back(
     shared: &Shared,
     execution_id: &str,
     attempt: u32,
-    reports: mpsc::Sender<v1::ExecutionReport>,
-    mut replies: tonic::Streaming<v1::ReportReply>,
+    reports: mpsc::Sender<v1::ReportExecutionRequest>,
+    mut replies: tonic::Streaming<v1::ReportExecutionResponse>,
 ) -> Settle {
     let line = format!(
         "node {} is shutting down: attempt {attempt} was stopped and the execution handed back to the queue",
         shared.node_id
     );
-    let report = v1::ExecutionReport {
+    let report = v1::ReportExecutionRequest {
         execution_id: execution_id.to_string(),
         attempt,
         report: Some(Report::Logs(v1::LogBatch {
@@ -72,7 +74,8 @@ pub async fn hand_back(
     .await;
     match released {
         Ok(Ok(reply)) => {
-            let status = reply.into_inner().status;
+            let status = ExecutionStatus::from_proto(reply.into_inner().status);
+            let status = status.map_or_else(|e| e.message, |s| s.to_string());
             tracing::info!(execution_id, attempt, %status, "execution handed back");
             Settle::Ack
         }

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use frameos_core::ErrorCode;
-use frameos_proto::v1::{self, execution_report::Report, report_reply::Reply};
+use frameos_core::{ErrorCode, ExecutionStatus};
+use frameos_proto::ProtoEnum;
+use frameos_proto::v1::{self, report_execution_request::Report, report_execution_response::Reply};
 use frameos_queue::Delivery;
 use frameos_sandbox::{Event, Outcome, Runtime, Spec, Stream};
 use tokio::sync::mpsc;
@@ -144,7 +145,7 @@ async fn run(shared: &Shared, delivery: &Delivery, stop: &Stop) -> Settle {
     tracing::info!(%execution_id, attempt, trace_id, "running");
 
     // Open the report stream first: it is how a cancel reaches us, even while fetching.
-    let (reports, outgoing) = mpsc::channel::<v1::ExecutionReport>(32);
+    let (reports, outgoing) = mpsc::channel::<v1::ReportExecutionRequest>(32);
     let report = Reporter {
         execution_id: execution_id.clone(),
         attempt,
@@ -187,8 +188,8 @@ struct Reporter {
 }
 
 impl Reporter {
-    fn make(&self, body: Option<Report>) -> v1::ExecutionReport {
-        v1::ExecutionReport {
+    fn make(&self, body: Option<Report>) -> v1::ReportExecutionRequest {
+        v1::ReportExecutionRequest {
             execution_id: self.execution_id.clone(),
             attempt: self.attempt,
             report: body,
@@ -200,8 +201,8 @@ impl Reporter {
 /// job is retried, so whichever node gets the retry can claim it.
 async fn hand_back(
     report: &Reporter,
-    reports: &mpsc::Sender<v1::ExecutionReport>,
-    replies: &mut tonic::Streaming<v1::ReportReply>,
+    reports: &mpsc::Sender<v1::ReportExecutionRequest>,
+    replies: &mut tonic::Streaming<v1::ReportExecutionResponse>,
     reason: &str,
 ) {
     let back = Report::HandBack(v1::HandBack {
@@ -213,7 +214,7 @@ async fn hand_back(
     }
     loop {
         match replies.message().await {
-            Ok(Some(v1::ReportReply {
+            Ok(Some(v1::ReportExecutionResponse {
                 reply: Some(Reply::Recorded(_)),
             })) => {
                 tracing::info!(execution_id = %report.execution_id, attempt = report.attempt, "execution handed back");
@@ -234,8 +235,8 @@ async fn execute(
     claim: v1::ClaimExecutionResponse,
     stop: &Stop,
     report: &Reporter,
-    reports: &mpsc::Sender<v1::ExecutionReport>,
-    replies: &mut tonic::Streaming<v1::ReportReply>,
+    reports: &mpsc::Sender<v1::ReportExecutionRequest>,
+    replies: &mut tonic::Streaming<v1::ReportExecutionResponse>,
 ) -> Result<(), Failure> {
     let execution_id = &report.execution_id;
     let attempt = report.attempt;
@@ -256,13 +257,11 @@ async fn execute(
     };
     drop(fetching);
     let resources = claim.resources.unwrap_or_default();
+    let runtime = Runtime::from_proto(claim.runtime)
+        .map_err(|e| Failure::Platform(format!("the claim's runtime: {}", e.message)))?;
     let spec = Spec {
         execution_id: execution_id.clone(),
-        runtime: if claim.runtime == "python" {
-            Runtime::Python
-        } else {
-            Runtime::Node
-        },
+        runtime,
         package_dir,
         entrypoint: claim.entrypoint.clone(),
         inputs: claim.inputs_json.into_bytes(),
@@ -318,7 +317,7 @@ async fn execute(
                 None => break,
             },
             reply = replies.message(), if stopped.is_none() => match reply {
-                Ok(Some(v1::ReportReply { reply: Some(Reply::Cancel(_)) })) => {
+                Ok(Some(v1::ReportExecutionResponse { reply: Some(Reply::Cancel(_)) })) => {
                     tracing::info!(%execution_id, "canceled by its user");
                     user_canceled = true;
                     cancel.cancel();
@@ -365,10 +364,12 @@ async fn execute(
     }
     loop {
         match replies.message().await {
-            Ok(Some(v1::ReportReply {
+            Ok(Some(v1::ReportExecutionResponse {
                 reply: Some(Reply::Recorded(recorded)),
             })) => {
-                tracing::info!(%execution_id, status = %recorded.status, "outcome recorded");
+                let status = ExecutionStatus::from_proto(recorded.status);
+                let status = status.map_or("unknown", ExecutionStatus::as_str);
+                tracing::info!(%execution_id, status, "outcome recorded");
                 return Ok(());
             }
             Ok(Some(_)) => {}
@@ -385,7 +386,7 @@ async fn execute(
 /// Sends `Started` once; a closed report stream stops the run, as any failed report does.
 async fn announce_start(
     report: &Reporter,
-    reports: &mpsc::Sender<v1::ExecutionReport>,
+    reports: &mpsc::Sender<v1::ReportExecutionRequest>,
     sent: &mut bool,
     stopped: &mut Option<Failure>,
     cancel: &CancellationToken,
@@ -403,7 +404,10 @@ async fn announce_start(
 /// Tells the control plane that the agent's code runs. It records the moment it hears of it on
 /// its own clock, as it does the claim and the outcome (ADR 0025), so the node's clock, however
 /// skewed, never enters the timings. False when the report stream is gone.
-async fn send_started(report: &Reporter, reports: &mpsc::Sender<v1::ExecutionReport>) -> bool {
+async fn send_started(
+    report: &Reporter,
+    reports: &mpsc::Sender<v1::ReportExecutionRequest>,
+) -> bool {
     let started = Report::Started(v1::Started {});
     reports.send(report.make(Some(started))).await.is_ok()
 }
@@ -436,7 +440,7 @@ fn batch(first: Event, rx: &mut mpsc::Receiver<Event>) -> (Report, Option<Event>
 pub(crate) fn log_line(stream: Stream, line: String) -> v1::NodeLogLine {
     let now = chrono::Utc::now();
     v1::NodeLogLine {
-        stream: stream.as_str().to_string(),
+        stream: stream.to_proto(),
         line,
         ts: Some(prost_types::Timestamp {
             seconds: now.timestamp(),
@@ -447,24 +451,34 @@ pub(crate) fn log_line(stream: Stream, line: String) -> v1::NodeLogLine {
 
 fn to_proto(outcome: Outcome, timeout_ms: u64) -> v1::Outcome {
     let (status, output_json, error, exit_code) = match outcome {
-        Outcome::Succeeded { output } => ("succeeded", Some(output.to_string()), None, None),
+        Outcome::Succeeded { output } => (
+            ExecutionStatus::Succeeded,
+            Some(output.to_string()),
+            None,
+            None,
+        ),
         Outcome::Failed { error, exit_code } => (
-            "failed",
+            ExecutionStatus::Failed,
             None,
             Some(error),
             exit_code.and_then(|c| i32::try_from(c).ok()),
         ),
         Outcome::TimedOut => (
-            "timed_out",
+            ExecutionStatus::TimedOut,
             None,
             Some(format!("timed out after {timeout_ms} ms")),
             None,
         ),
-        Outcome::OutOfMemory => ("failed", None, Some("out of memory".to_string()), None),
-        Outcome::Canceled => ("canceled", None, None, None),
+        Outcome::OutOfMemory => (
+            ExecutionStatus::Failed,
+            None,
+            Some("out of memory".to_string()),
+            None,
+        ),
+        Outcome::Canceled => (ExecutionStatus::Canceled, None, None, None),
     };
     v1::Outcome {
-        status: status.to_string(),
+        status: status.to_proto(),
         output_json,
         error,
         exit_code,

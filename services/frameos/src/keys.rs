@@ -76,10 +76,7 @@ pub async fn keys(command: KeysCommand, output: Output) -> anyhow::Result<()> {
                 Output::Text => print_table(&list),
             }
         }
-        KeysCommand::Revoke {
-            id,
-            connection,
-        } => {
+        KeysCommand::Revoke { id, connection } => {
             Client::new(&connection)
                 .delete(&format!("/v1/me/keys/{id}"))
                 .await?;

@@ -90,6 +90,12 @@ use crate::view;
         view::BalanceView,
         view::LedgerEntryView,
         SseEvent,
+        frameos_core::Role,
+        frameos_core::VersionStatus,
+        frameos_core::ReviewDecision,
+        frameos_core::ExecutionStatus,
+        frameos_core::ChargeStatus,
+        frameos_core::LogStream,
     )),
     modifiers(&BearerKey, &SharedResponses),
     tags(

@@ -1,14 +1,18 @@
 //! gRPC messages → the JSON of API.md §2. Absent optional fields are omitted, not null; the one
-//! exception is `latest_version`, which is null until a version is published.
+//! exception is `latest_version`, which is null until a version is published. The fixed sets
+//! (status, role, decision, stream) are the core vocabulary enums, so the document lists their
+//! values; a reply the control plane should never send (an UNSPECIFIED enum, a missing message)
+//! is an internal error, not a guess.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, SecondsFormat};
-use frameos_core::LogStream;
-use frameos_proto::v1;
+use frameos_core::{
+    ChargeStatus, Error, ExecutionStatus, LogStream, ReviewDecision, Role, VersionStatus,
+};
+use frameos_proto::{ProtoEnum, v1};
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use crate::pricing::Pricing;
 
@@ -19,25 +23,46 @@ pub fn timestamp(t: Option<&prost_types::Timestamp>) -> Option<String> {
     Some(at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
+/// A vocabulary field of a control plane reply.
+fn word<T: ProtoEnum>(value: i32, field: &str) -> Result<T, Error> {
+    T::from_proto(value)
+        .map_err(|e| Error::internal(format!("the control plane sent {field}: {}", e.message)))
+}
+
+/// The message a control plane reply wraps.
+fn wrapped<T>(message: Option<T>, what: &str) -> Result<T, Error> {
+    message.ok_or_else(|| Error::internal(format!("the control plane sent no {what}")))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountView {
     pub id: String,
     pub name: String,
     /// `user`, `developer` or `admin`.
-    pub role: String,
+    pub role: Role,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, format = DateTime)]
     pub created_at: Option<String>,
 }
 
-impl From<v1::Account> for AccountView {
-    fn from(a: v1::Account) -> Self {
-        AccountView {
+impl TryFrom<v1::Account> for AccountView {
+    type Error = Error;
+
+    fn try_from(a: v1::Account) -> Result<Self, Error> {
+        Ok(AccountView {
             created_at: timestamp(a.created_at.as_ref()),
+            role: word(a.role, "role")?,
             id: a.id,
             name: a.name,
-            role: a.role,
-        }
+        })
+    }
+}
+
+impl TryFrom<v1::WhoAmIResponse> for AccountView {
+    type Error = Error;
+
+    fn try_from(r: v1::WhoAmIResponse) -> Result<Self, Error> {
+        wrapped(r.account, "account")?.try_into()
     }
 }
 
@@ -46,23 +71,25 @@ impl From<v1::Account> for AccountView {
 pub struct NewAccountView {
     pub id: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub api_key: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, format = DateTime)]
     pub created_at: Option<String>,
 }
 
-impl From<v1::CreateAccountResponse> for NewAccountView {
-    fn from(r: v1::CreateAccountResponse) -> Self {
-        let account = AccountView::from(r.account.unwrap_or_default());
-        NewAccountView {
+impl TryFrom<v1::CreateAccountResponse> for NewAccountView {
+    type Error = Error;
+
+    fn try_from(r: v1::CreateAccountResponse) -> Result<Self, Error> {
+        let account = AccountView::try_from(wrapped(r.account, "account")?)?;
+        Ok(NewAccountView {
             id: account.id,
             name: account.name,
             role: account.role,
             api_key: r.api_key,
             created_at: account.created_at,
-        }
+        })
     }
 }
 
@@ -82,18 +109,44 @@ pub struct AgentView {
     pub created_at: Option<String>,
 }
 
-impl From<v1::Agent> for AgentView {
-    fn from(a: v1::Agent) -> Self {
-        AgentView {
+impl TryFrom<v1::Agent> for AgentView {
+    type Error = Error;
+
+    fn try_from(a: v1::Agent) -> Result<Self, Error> {
+        Ok(AgentView {
             created_at: timestamp(a.created_at.as_ref()),
-            latest_version: a.latest_version.map(VersionView::from),
+            latest_version: a.latest_version.map(VersionView::try_from).transpose()?,
             pricing: Pricing::from(a.pricing),
             id: a.id,
             slug: a.slug,
             name: a.name,
             description: a.description,
             owner_id: a.owner_id,
-        }
+        })
+    }
+}
+
+impl TryFrom<v1::CreateAgentResponse> for AgentView {
+    type Error = Error;
+
+    fn try_from(r: v1::CreateAgentResponse) -> Result<Self, Error> {
+        wrapped(r.agent, "agent")?.try_into()
+    }
+}
+
+impl TryFrom<v1::UpdateAgentResponse> for AgentView {
+    type Error = Error;
+
+    fn try_from(r: v1::UpdateAgentResponse) -> Result<Self, Error> {
+        wrapped(r.agent, "agent")?.try_into()
+    }
+}
+
+impl TryFrom<v1::GetAgentResponse> for AgentView {
+    type Error = Error;
+
+    fn try_from(r: v1::GetAgentResponse) -> Result<Self, Error> {
+        wrapped(r.agent, "agent")?.try_into()
     }
 }
 
@@ -106,12 +159,18 @@ pub struct AgentList {
     pub next_page_token: Option<String>,
 }
 
-impl From<v1::ListAgentsResponse> for AgentList {
-    fn from(r: v1::ListAgentsResponse) -> Self {
-        AgentList {
-            items: r.items.into_iter().map(AgentView::from).collect(),
+impl TryFrom<v1::ListAgentsResponse> for AgentList {
+    type Error = Error;
+
+    fn try_from(r: v1::ListAgentsResponse) -> Result<Self, Error> {
+        Ok(AgentList {
+            items: r
+                .items
+                .into_iter()
+                .map(AgentView::try_from)
+                .collect::<Result<_, _>>()?,
             next_page_token: Some(r.next_page_token).filter(|t| !t.is_empty()),
-        }
+        })
     }
 }
 
@@ -121,7 +180,7 @@ pub struct VersionView {
     pub agent: String,
     pub version: String,
     /// `pending_review`, `published` or `rejected`.
-    pub status: String,
+    pub status: VersionStatus,
     /// Hex SHA-256 of the package bytes.
     pub sha256: String,
     pub size_bytes: u64,
@@ -138,19 +197,45 @@ pub struct VersionView {
     pub created_at: Option<String>,
 }
 
-impl From<v1::Version> for VersionView {
-    fn from(v: v1::Version) -> Self {
-        VersionView {
+impl TryFrom<v1::Version> for VersionView {
+    type Error = Error;
+
+    fn try_from(v: v1::Version) -> Result<Self, Error> {
+        Ok(VersionView {
             manifest: manifest(&v),
             created_at: timestamp(v.created_at.as_ref()),
             scan: ScanView::from(v.scan.unwrap_or_default()),
-            review: v.review.map(ReviewView::from),
+            review: v.review.map(ReviewView::try_from).transpose()?,
+            status: word(v.status, "version status")?,
             agent: v.agent_slug,
             version: v.version,
-            status: v.status,
             sha256: v.sha256,
             size_bytes: v.size_bytes,
-        }
+        })
+    }
+}
+
+impl TryFrom<v1::PublishVersionResponse> for VersionView {
+    type Error = Error;
+
+    fn try_from(r: v1::PublishVersionResponse) -> Result<Self, Error> {
+        wrapped(r.version, "version")?.try_into()
+    }
+}
+
+impl TryFrom<v1::ApproveVersionResponse> for VersionView {
+    type Error = Error;
+
+    fn try_from(r: v1::ApproveVersionResponse) -> Result<Self, Error> {
+        wrapped(r.version, "version")?.try_into()
+    }
+}
+
+impl TryFrom<v1::RejectVersionResponse> for VersionView {
+    type Error = Error;
+
+    fn try_from(r: v1::RejectVersionResponse) -> Result<Self, Error> {
+        wrapped(r.version, "version")?.try_into()
     }
 }
 
@@ -170,11 +255,30 @@ pub struct VersionList {
     pub items: Vec<VersionView>,
 }
 
-impl From<v1::ListVersionsResponse> for VersionList {
-    fn from(r: v1::ListVersionsResponse) -> Self {
-        VersionList {
-            items: r.items.into_iter().map(VersionView::from).collect(),
-        }
+impl VersionList {
+    fn of(items: Vec<v1::Version>) -> Result<Self, Error> {
+        Ok(VersionList {
+            items: items
+                .into_iter()
+                .map(VersionView::try_from)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+impl TryFrom<v1::ListVersionsResponse> for VersionList {
+    type Error = Error;
+
+    fn try_from(r: v1::ListVersionsResponse) -> Result<Self, Error> {
+        VersionList::of(r.items)
+    }
+}
+
+impl TryFrom<v1::ListReviewsResponse> for VersionList {
+    type Error = Error;
+
+    fn try_from(r: v1::ListReviewsResponse) -> Result<Self, Error> {
+        VersionList::of(r.items)
     }
 }
 
@@ -217,7 +321,7 @@ impl From<v1::Violation> for ViolationView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReviewView {
     /// `approved` or `rejected`.
-    pub decision: String,
+    pub decision: ReviewDecision,
     /// The admin's account id, or `scanner`.
     pub reviewer: String,
     /// Why it was rejected; empty for an approval.
@@ -227,14 +331,16 @@ pub struct ReviewView {
     pub decided_at: Option<String>,
 }
 
-impl From<v1::Review> for ReviewView {
-    fn from(r: v1::Review) -> Self {
-        ReviewView {
+impl TryFrom<v1::Review> for ReviewView {
+    type Error = Error;
+
+    fn try_from(r: v1::Review) -> Result<Self, Error> {
+        Ok(ReviewView {
             decided_at: timestamp(r.decided_at.as_ref()),
-            decision: r.decision,
+            decision: word(r.decision, "review decision")?,
             reviewer: r.reviewer,
             reason: r.reason,
-        }
+        })
     }
 }
 
@@ -247,7 +353,7 @@ pub struct ExecutionView {
     /// The version that runs (the highest published one when the request named none).
     pub version: String,
     /// `queued`, `running`, `succeeded`, `failed`, `timed_out` or `canceled`.
-    pub status: String,
+    pub status: ExecutionStatus,
     /// The inputs as given.
     pub inputs: serde_json::Value,
     /// What the agent returned (any JSON value, null included); present once it succeeded.
@@ -328,9 +434,11 @@ impl From<v1::Timings> for TimingsView {
     }
 }
 
-impl From<v1::Execution> for ExecutionView {
-    fn from(e: v1::Execution) -> Self {
-        ExecutionView {
+impl TryFrom<v1::Execution> for ExecutionView {
+    type Error = Error;
+
+    fn try_from(e: v1::Execution) -> Result<Self, Error> {
+        Ok(ExecutionView {
             inputs: stored_json(&e.inputs_json, "inputs_json", &e.id),
             output: e
                 .output_json
@@ -339,19 +447,43 @@ impl From<v1::Execution> for ExecutionView {
             created_at: timestamp(e.created_at.as_ref()),
             started_at: timestamp(e.started_at.as_ref()),
             finished_at: timestamp(e.finished_at.as_ref()),
+            status: word(e.status, "execution status")?,
+            charge: e.charge.map(ChargeView::try_from).transpose()?,
             id: e.id,
             agent: e.agent_slug,
             version: e.version,
-            status: e.status,
             error: e.error,
             exit_code: e.exit_code,
             progress: e.progress,
             progress_message: e.progress_message,
             attempts: e.attempts,
             duration_ms: e.duration_ms,
-            charge: e.charge.map(ChargeView::from),
             timings: e.timings.map(TimingsView::from),
-        }
+        })
+    }
+}
+
+impl TryFrom<v1::CreateExecutionResponse> for ExecutionView {
+    type Error = Error;
+
+    fn try_from(r: v1::CreateExecutionResponse) -> Result<Self, Error> {
+        wrapped(r.execution, "execution")?.try_into()
+    }
+}
+
+impl TryFrom<v1::GetExecutionResponse> for ExecutionView {
+    type Error = Error;
+
+    fn try_from(r: v1::GetExecutionResponse) -> Result<Self, Error> {
+        wrapped(r.execution, "execution")?.try_into()
+    }
+}
+
+impl TryFrom<v1::CancelExecutionResponse> for ExecutionView {
+    type Error = Error;
+
+    fn try_from(r: v1::CancelExecutionResponse) -> Result<Self, Error> {
+        wrapped(r.execution, "execution")?.try_into()
     }
 }
 
@@ -359,7 +491,7 @@ impl From<v1::Execution> for ExecutionView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChargeView {
     /// `authorized` while it runs; `captured` once it succeeded, `voided` otherwise.
-    pub status: String,
+    pub status: ChargeStatus,
     pub amount_minor: i64,
     /// ISO 4217 code, e.g. `INR`.
     pub currency: String,
@@ -367,14 +499,16 @@ pub struct ChargeView {
     pub splits: SplitsView,
 }
 
-impl From<v1::Charge> for ChargeView {
-    fn from(c: v1::Charge) -> Self {
-        ChargeView {
+impl TryFrom<v1::Charge> for ChargeView {
+    type Error = Error;
+
+    fn try_from(c: v1::Charge) -> Result<Self, Error> {
+        Ok(ChargeView {
             splits: SplitsView::from(c.splits.unwrap_or_default()),
-            status: c.status,
+            status: word(c.status, "charge status")?,
             amount_minor: c.amount_minor,
             currency: c.currency,
-        }
+        })
     }
 }
 
@@ -427,6 +561,14 @@ impl From<v1::Mandate> for MandateView {
     }
 }
 
+impl TryFrom<v1::GetMandateResponse> for MandateView {
+    type Error = Error;
+
+    fn try_from(r: v1::GetMandateResponse) -> Result<Self, Error> {
+        Ok(wrapped(r.mandate, "mandate")?.into())
+    }
+}
+
 /// A public key that verifies mandates.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MandateKeyView {
@@ -474,6 +616,14 @@ pub struct BalanceView {
     pub balance_minor: i64,
     /// The ledger entries behind it.
     pub entries: Vec<LedgerEntryView>,
+}
+
+impl TryFrom<v1::GetBalanceResponse> for BalanceView {
+    type Error = Error;
+
+    fn try_from(r: v1::GetBalanceResponse) -> Result<Self, Error> {
+        Ok(wrapped(r.balance, "balance")?.into())
+    }
 }
 
 impl From<v1::Balance> for BalanceView {
@@ -536,12 +686,18 @@ pub struct ExecutionList {
     pub next_page_token: Option<String>,
 }
 
-impl From<v1::ListExecutionsResponse> for ExecutionList {
-    fn from(r: v1::ListExecutionsResponse) -> Self {
-        ExecutionList {
-            items: r.items.into_iter().map(ExecutionView::from).collect(),
+impl TryFrom<v1::ListExecutionsResponse> for ExecutionList {
+    type Error = Error;
+
+    fn try_from(r: v1::ListExecutionsResponse) -> Result<Self, Error> {
+        Ok(ExecutionList {
+            items: r
+                .items
+                .into_iter()
+                .map(ExecutionView::try_from)
+                .collect::<Result<_, _>>()?,
             next_page_token: Some(r.next_page_token).filter(|t| !t.is_empty()),
-        }
+        })
     }
 }
 
@@ -552,8 +708,7 @@ pub struct LogLineView {
     pub seq: u64,
     /// `stdout` or `stderr`: the agent printed it; `system`: the platform wrote it (egress
     /// decisions, the log-limit marker, retries). Nothing an agent prints is ever `system`.
-    #[schema(schema_with = log_stream_schema)]
-    pub stream: String,
+    pub stream: LogStream,
     /// The line, without its line break.
     pub line: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -561,22 +716,17 @@ pub struct LogLineView {
     pub ts: Option<String>,
 }
 
-impl From<v1::LogLine> for LogLineView {
-    fn from(l: v1::LogLine) -> Self {
-        LogLineView {
-            ts: timestamp(l.ts.as_ref()),
-            seq: l.seq,
-            stream: l.stream,
-            line: l.line,
-        }
-    }
-}
+impl TryFrom<v1::LogLine> for LogLineView {
+    type Error = Error;
 
-/// The stream is an enum in the document, listing every stream a line can have.
-fn log_stream_schema() -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(LogStream::ALL.iter().map(|s| s.as_str())))
+    fn try_from(l: v1::LogLine) -> Result<Self, Error> {
+        Ok(LogLineView {
+            ts: timestamp(l.ts.as_ref()),
+            stream: word(l.stream, "log stream")?,
+            seq: l.seq,
+            line: l.line,
+        })
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -588,12 +738,18 @@ pub struct LogPage {
     pub next_page_token: Option<String>,
 }
 
-impl From<v1::ListLogsResponse> for LogPage {
-    fn from(r: v1::ListLogsResponse) -> Self {
-        LogPage {
-            items: r.items.into_iter().map(LogLineView::from).collect(),
+impl TryFrom<v1::ListLogsResponse> for LogPage {
+    type Error = Error;
+
+    fn try_from(r: v1::ListLogsResponse) -> Result<Self, Error> {
+        Ok(LogPage {
+            items: r
+                .items
+                .into_iter()
+                .map(LogLineView::try_from)
+                .collect::<Result<_, _>>()?,
             next_page_token: Some(r.next_page_token).filter(|t| !t.is_empty()),
-        }
+        })
     }
 }
 
@@ -630,7 +786,7 @@ mod tests {
             agent_id: "ag_1".into(),
             agent_slug: "word-count".into(),
             version: "1.2.0".into(),
-            status: "rejected".into(),
+            status: VersionStatus::Rejected.to_proto(),
             sha256: "ab".repeat(32),
             size_bytes: 1234,
             scan: Some(v1::ScanReport {
@@ -663,7 +819,7 @@ mod tests {
 
     #[test]
     fn versions_carry_the_parsed_manifest_and_omit_a_missing_review() {
-        let json = serde_json::to_value(VersionView::from(version(None))).unwrap();
+        let json = serde_json::to_value(VersionView::try_from(version(None)).unwrap()).unwrap();
         assert_eq!(
             json,
             json!({
@@ -680,12 +836,13 @@ mod tests {
             })
         );
         let review = v1::Review {
-            decision: "rejected".into(),
+            decision: ReviewDecision::Rejected.to_proto(),
             reviewer: "scanner".into(),
             reason: "spawns processes".into(),
             decided_at: at(1_700_000_060, 0),
         };
-        let json = serde_json::to_value(VersionView::from(version(Some(review)))).unwrap();
+        let json =
+            serde_json::to_value(VersionView::try_from(version(Some(review))).unwrap()).unwrap();
         assert_eq!(
             json["review"],
             json!({"decision": "rejected", "reviewer": "scanner", "reason": "spawns processes", "decided_at": "2023-11-14T22:14:20Z"})
@@ -704,7 +861,7 @@ mod tests {
             latest_version: None,
             created_at: at(1_700_000_000, 0),
         };
-        let json = serde_json::to_value(AgentView::from(agent.clone())).unwrap();
+        let json = serde_json::to_value(AgentView::try_from(agent.clone()).unwrap()).unwrap();
         assert_eq!(json["pricing"], json!({"model": "free"}));
         assert_eq!(json["latest_version"], serde_json::Value::Null);
         assert_eq!(json["description"], "");
@@ -717,7 +874,7 @@ mod tests {
             .into(),
         );
         agent.latest_version = Some(version(None));
-        let json = serde_json::to_value(AgentView::from(agent)).unwrap();
+        let json = serde_json::to_value(AgentView::try_from(agent).unwrap()).unwrap();
         assert_eq!(
             json["pricing"],
             json!({"model": "per_execution", "price_minor": 500, "currency": "INR"})
@@ -727,12 +884,13 @@ mod tests {
 
     #[test]
     fn an_empty_page_token_is_omitted() {
-        let list = AgentList::from(v1::ListAgentsResponse::default());
+        let list = AgentList::try_from(v1::ListAgentsResponse::default()).unwrap();
         assert_eq!(serde_json::to_value(list).unwrap(), json!({"items": []}));
-        let list = AgentList::from(v1::ListAgentsResponse {
+        let list = AgentList::try_from(v1::ListAgentsResponse {
             items: vec![],
             next_page_token: "p2".into(),
-        });
+        })
+        .unwrap();
         assert_eq!(serde_json::to_value(list).unwrap()["next_page_token"], "p2");
     }
 
@@ -741,7 +899,7 @@ mod tests {
             id: "ex_1".into(),
             agent_slug: "word-count".into(),
             version: "1.2.0".into(),
-            status: status.into(),
+            status: status.parse::<ExecutionStatus>().unwrap().to_proto(),
             inputs_json: r#"{"text":"a b c"}"#.into(),
             attempts: 0,
             created_at: at(1_700_000_000, 0),
@@ -752,7 +910,8 @@ mod tests {
 
     #[test]
     fn a_queued_execution_omits_what_has_not_happened() {
-        let json = serde_json::to_value(ExecutionView::from(execution("queued"))).unwrap();
+        let json =
+            serde_json::to_value(ExecutionView::try_from(execution("queued")).unwrap()).unwrap();
         assert_eq!(
             json,
             json!({
@@ -782,7 +941,7 @@ mod tests {
             start_ms: Some(700),
             run_ms: Some(1800),
         });
-        let json = serde_json::to_value(ExecutionView::from(done)).unwrap();
+        let json = serde_json::to_value(ExecutionView::try_from(done).unwrap()).unwrap();
         assert_eq!(
             json,
             json!({
@@ -806,7 +965,7 @@ mod tests {
         let mut failed = execution("failed");
         failed.error = Some("process exited without a result".into());
         failed.exit_code = Some(3);
-        let json = serde_json::to_value(ExecutionView::from(failed)).unwrap();
+        let json = serde_json::to_value(ExecutionView::try_from(failed).unwrap()).unwrap();
         assert_eq!(json["error"], "process exited without a result");
         assert_eq!(json["exit_code"], 3);
         assert!(json.get("output").is_none(), "{json}");
@@ -814,7 +973,7 @@ mod tests {
         // An agent may return null: that is an output, unlike no output at all.
         let mut null = execution("succeeded");
         null.output_json = Some("null".into());
-        let json = serde_json::to_value(ExecutionView::from(null)).unwrap();
+        let json = serde_json::to_value(ExecutionView::try_from(null).unwrap()).unwrap();
         assert_eq!(json.get("output"), Some(&serde_json::Value::Null));
     }
 
@@ -825,16 +984,17 @@ mod tests {
             queue_wait_ms: Some(12),
             ..Default::default()
         });
-        let json = serde_json::to_value(ExecutionView::from(claimed)).unwrap();
+        let json = serde_json::to_value(ExecutionView::try_from(claimed).unwrap()).unwrap();
         assert_eq!(json["timings"], json!({"queue_wait_ms": 12}));
         // Nothing known yet: no object at all, as for a queued execution.
-        let json = serde_json::to_value(ExecutionView::from(execution("queued"))).unwrap();
+        let json =
+            serde_json::to_value(ExecutionView::try_from(execution("queued")).unwrap()).unwrap();
         assert!(json.get("timings").is_none(), "{json}");
     }
 
     fn charge(status: &str, splits: Option<v1::Splits>) -> v1::Charge {
         v1::Charge {
-            status: status.into(),
+            status: status.parse::<ChargeStatus>().unwrap().to_proto(),
             amount_minor: 500,
             currency: "INR".into(),
             splits,
@@ -853,7 +1013,7 @@ mod tests {
                 rail_fee: 15,
             }),
         ));
-        let json = serde_json::to_value(ExecutionView::from(captured)).unwrap();
+        let json = serde_json::to_value(ExecutionView::try_from(captured).unwrap()).unwrap();
         assert_eq!(
             json["charge"],
             json!({
@@ -868,7 +1028,7 @@ mod tests {
         for status in ["authorized", "voided"] {
             let mut pending = execution("running");
             pending.charge = Some(charge(status, None));
-            let json = serde_json::to_value(ExecutionView::from(pending)).unwrap();
+            let json = serde_json::to_value(ExecutionView::try_from(pending).unwrap()).unwrap();
             assert_eq!(
                 json["charge"],
                 json!({
@@ -880,7 +1040,8 @@ mod tests {
             );
         }
 
-        let json = serde_json::to_value(ExecutionView::from(execution("succeeded"))).unwrap();
+        let json =
+            serde_json::to_value(ExecutionView::try_from(execution("succeeded")).unwrap()).unwrap();
         assert!(json.get("charge").is_none(), "{json}");
     }
 
@@ -913,28 +1074,75 @@ mod tests {
     }
 
     #[test]
-    fn the_log_stream_is_documented_as_its_three_values() {
-        let schema =
-            serde_json::to_value(<LogLineView as utoipa::PartialSchema>::schema()).unwrap();
+    fn the_fixed_sets_are_documented_as_enums_of_their_words() {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(crate::openapi::ApiDoc::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let words = |name: &str| schemas[name]["enum"].clone();
+        assert_eq!(words("LogStream"), json!(["stdout", "stderr", "system"]));
         assert_eq!(
-            schema["properties"]["stream"]["enum"],
-            json!(["stdout", "stderr", "system"]),
-            "{schema}"
+            words("ExecutionStatus"),
+            json!([
+                "queued",
+                "running",
+                "succeeded",
+                "failed",
+                "timed_out",
+                "canceled"
+            ])
         );
+        assert_eq!(
+            words("VersionStatus"),
+            json!(["pending_review", "published", "rejected"])
+        );
+        assert_eq!(words("ReviewDecision"), json!(["approved", "rejected"]));
+        assert_eq!(
+            words("ChargeStatus"),
+            json!(["authorized", "captured", "voided"])
+        );
+        assert_eq!(words("Role"), json!(["user", "developer", "admin"]));
+        // ...and the views use them, not plain strings.
+        let uses = |view: &str, field: &str, name: &str| {
+            let property = &schemas[view]["properties"][field];
+            let reference = format!("#/components/schemas/{name}");
+            let found = property["$ref"] == reference.as_str()
+                || property["allOf"]
+                    .as_array()
+                    .is_some_and(|all| all.iter().any(|s| s["$ref"] == reference.as_str()));
+            assert!(found, "{view}.{field}: {property}");
+        };
+        uses("LogLineView", "stream", "LogStream");
+        uses("ExecutionView", "status", "ExecutionStatus");
+        uses("VersionView", "status", "VersionStatus");
+        uses("ReviewView", "decision", "ReviewDecision");
+        uses("ChargeView", "status", "ChargeStatus");
+        uses("AccountView", "role", "Role");
+        uses("NewAccountView", "role", "Role");
+    }
+
+    #[test]
+    fn a_reply_without_its_words_is_an_internal_error() {
+        let mut unspecified = execution("queued");
+        unspecified.status = 0;
+        let err = ExecutionView::try_from(unspecified).unwrap_err();
+        assert_eq!(err.code, frameos_core::ErrorCode::Internal);
+        let err = AccountView::try_from(v1::WhoAmIResponse { account: None }).unwrap_err();
+        assert_eq!(err.code, frameos_core::ErrorCode::Internal);
     }
 
     #[test]
     fn log_lines_and_pages() {
         let line = v1::LogLine {
             seq: 7,
-            stream: "stderr".into(),
+            stream: LogStream::Stderr.to_proto(),
             line: "warning: slow".into(),
             ts: at(1_700_000_000, 250_000_000),
         };
-        let page = LogPage::from(v1::ListLogsResponse {
+        let page = LogPage::try_from(v1::ListLogsResponse {
             items: vec![line],
             next_page_token: "7".into(),
-        });
+        })
+        .unwrap();
         assert_eq!(
             serde_json::to_value(page).unwrap(),
             json!({
@@ -942,7 +1150,7 @@ mod tests {
                 "next_page_token": "7",
             })
         );
-        let list = ExecutionList::from(v1::ListExecutionsResponse::default());
+        let list = ExecutionList::try_from(v1::ListExecutionsResponse::default()).unwrap();
         assert_eq!(serde_json::to_value(list).unwrap(), json!({"items": []}));
     }
 }

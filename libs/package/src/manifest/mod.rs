@@ -37,26 +37,14 @@ const FIELDS: &[&str] = &[
 const RESOURCE_FIELDS: &[&str] = &["cpu_cores", "memory_mb", "timeout_ms"];
 const HTTP_REQUEST_FIELDS: &[&str] = &["type", "allow_domains"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Runtime {
-    Node,
-    Python,
-}
+/// `runtime` of agent.json: the one vocabulary type of `frameos-core`.
+pub use frameos_core::Runtime;
 
-impl Runtime {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Runtime::Node => "node",
-            Runtime::Python => "python",
-        }
-    }
-
-    fn entrypoint_extensions(self) -> &'static [&'static str] {
-        match self {
-            Runtime::Node => &[".js", ".cjs"],
-            Runtime::Python => &[".py"],
-        }
+/// The file names an entrypoint of `runtime` may have.
+fn entrypoint_extensions(runtime: Runtime) -> &'static [&'static str] {
+    match runtime {
+        Runtime::Node => &[".js", ".cjs"],
+        Runtime::Python => &[".py"],
     }
 }
 
@@ -213,7 +201,7 @@ fn entrypoint(value: &Value, runtime: Runtime) -> Result<String, Error> {
             format!("{raw:?} is not a safe relative path: {reason}"),
         )
     })?;
-    let extensions = runtime.entrypoint_extensions();
+    let extensions = entrypoint_extensions(runtime);
     if !extensions.iter().any(|ext| path.ends_with(ext)) {
         return Err(Error::manifest(
             "entrypoint",

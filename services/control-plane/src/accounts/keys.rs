@@ -127,10 +127,7 @@ pub async fn resolve(db: &DatabaseConnection, key: &str) -> Result<Principal, Er
         .await
         .map_err(db::error)?
         .ok_or_else(invalid_key)?;
-    let role: Role = account
-        .role
-        .parse()
-        .map_err(|_| Error::internal(format!("account {} has an unknown role", account.id)))?;
+    let role = account.role;
     let scopes = scopes_of(&row, role)?;
     touch(db, &row, now).await;
     Ok(Principal {

@@ -44,7 +44,7 @@ pub async fn create(
     let model = account::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         name: Set(name.clone()),
-        role: Set(role.as_str().to_string()),
+        role: Set(role),
         created_at: Set(Utc::now()),
     }
     .insert(&txn)
@@ -92,7 +92,7 @@ pub async fn bootstrap_admin(
                 None => account::ActiveModel {
                     id: Set(uuid::Uuid::now_v7().to_string()),
                     name: Set("admin".to_string()),
-                    role: Set(Role::Admin.as_str().to_string()),
+                    role: Set(Role::Admin),
                     created_at: Set(Utc::now()),
                 }
                 .insert(db)
@@ -122,7 +122,7 @@ async fn reinstate_admin_key(db: &DatabaseConnection, key: &str) -> Result<bool,
         .one(db)
         .await
         .map_err(db::error)?;
-    if owner.is_none_or(|a| a.role != Role::Admin.as_str()) {
+    if owner.is_none_or(|a| a.role != Role::Admin) {
         return Ok(false);
     }
     let mut active: api_key::ActiveModel = row.into();

@@ -1,9 +1,10 @@
 //! The `AccountService` gRPC endpoint: account creation by admins and `WhoAmI`.
 
 use frameos_core::{Error, Role};
+use frameos_proto::ProtoEnum;
 use frameos_proto::status::to_status;
 use frameos_proto::v1::{
-    self, CreateAccountRequest, CreateAccountResponse, WhoAmIRequest,
+    CreateAccountRequest, CreateAccountResponse, WhoAmIRequest, WhoAmIResponse,
     account_service_server::AccountService,
 };
 use sea_orm::{DatabaseConnection, EntityTrait};
@@ -32,7 +33,7 @@ impl AccountService for Accounts {
         let result = async {
             auth::require(&request, Role::Admin)?;
             let body = request.get_ref();
-            let role: Role = body.role.parse()?;
+            let role = Role::from_proto(body.role)?;
             let (model, api_key) = create(&self.db, &body.name, role).await?;
             tracing::info!(account_id = %model.id, role = %role, "account created");
             Ok::<_, Error>(CreateAccountResponse {
@@ -47,7 +48,7 @@ impl AccountService for Accounts {
     async fn who_am_i(
         &self,
         request: Request<WhoAmIRequest>,
-    ) -> Result<Response<v1::Account>, Status> {
+    ) -> Result<Response<WhoAmIResponse>, Status> {
         let result = async {
             let principal = auth::require(&request, Role::User)?;
             let model = account::Entity::find_by_id(&principal.account_id)
@@ -55,7 +56,9 @@ impl AccountService for Accounts {
                 .await
                 .map_err(db::error)?
                 .ok_or_else(|| Error::not_found("account"))?;
-            Ok::<_, Error>(view::account(&model))
+            Ok::<_, Error>(WhoAmIResponse {
+                account: Some(view::account(&model)),
+            })
         }
         .await;
         result.map(Response::new).map_err(|e| to_status(&e))

@@ -1,5 +1,6 @@
 //! Agents: creation, the marketplace listing and lookups with their visibility rules.
 
+use frameos_core::{PricingModel, VersionStatus};
 use std::collections::HashMap;
 
 use chrono::Utc;
@@ -44,7 +45,7 @@ pub async fn create(
         name: Set(name.to_string()),
         description: Set(request.description.clone()),
         owner_id: Set(owner.account_id.clone()),
-        pricing_model: Set(model.to_string()),
+        pricing_model: Set(model),
         price_minor: Set(price_minor),
         currency: Set(currency),
         created_at: Set(now),
@@ -68,9 +69,9 @@ pub async fn create(
 fn pricing_columns(
     billing: &crate::billing::Billing,
     pricing: Option<&v1::Pricing>,
-) -> Result<(&'static str, Option<i64>, Option<String>), Error> {
+) -> Result<(PricingModel, Option<i64>, Option<String>), Error> {
     match pricing.and_then(|p| p.model.as_ref()) {
-        None | Some(v1::pricing::Model::Free(_)) => Ok(("free", None, None)),
+        None | Some(v1::pricing::Model::Free(_)) => Ok((PricingModel::Free, None, None)),
         Some(v1::pricing::Model::PerExecution(p)) => {
             if p.price_minor <= 0 {
                 return Err(invalid(
@@ -88,7 +89,7 @@ fn pricing_columns(
             }
             billing.check_price(p.price_minor, currency)?;
             Ok((
-                "per_execution",
+                PricingModel::PerExecution,
                 Some(p.price_minor),
                 Some(p.currency.clone()),
             ))
@@ -118,12 +119,12 @@ pub async fn update_pricing(
     }
     let (model, price_minor, currency) = pricing_columns(billing, request.pricing.as_ref())?;
     let mut active: agent::ActiveModel = row.into();
-    active.pricing_model = Set(model.to_string());
+    active.pricing_model = Set(model);
     active.price_minor = Set(price_minor);
     active.currency = Set(currency);
     active.updated_at = Set(Utc::now());
     let row = active.update(db).await.map_err(db::error)?;
-    tracing::info!(agent_id = %row.id, slug = %row.slug, pricing = model, "agent pricing changed");
+    tracing::info!(agent_id = %row.id, slug = %row.slug, pricing = %model, "agent pricing changed");
     let latest = latest_published(db, std::slice::from_ref(&row))
         .await?
         .remove(&row.id);
@@ -192,7 +193,7 @@ pub async fn latest_published(
         .collect();
     let rows = agent_version::Entity::find()
         .filter(agent_version::Column::AgentId.is_in(slugs.keys().copied()))
-        .filter(agent_version::Column::Status.eq(agent_version::PUBLISHED))
+        .filter(agent_version::Column::Status.eq(VersionStatus::Published))
         .all(db)
         .await
         .map_err(db::error)?;
@@ -233,7 +234,7 @@ pub async fn list(
     let published = Query::select()
         .column(agent_version::Column::AgentId)
         .from(agent_version::Entity)
-        .and_where(agent_version::Column::Status.eq(agent_version::PUBLISHED))
+        .and_where(agent_version::Column::Status.eq(VersionStatus::Published))
         .to_owned();
     let mut condition = Condition::all().add(agent::Column::Id.in_subquery(published));
     if !request.page_token.is_empty() {

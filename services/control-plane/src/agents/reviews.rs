@@ -1,5 +1,6 @@
 //! The admin review: the queue, approve (→ published) and reject (→ rejected, with a reason).
 
+use frameos_core::{ReviewDecision, VersionStatus};
 use std::collections::HashMap;
 
 use chrono::Utc;
@@ -16,18 +17,10 @@ use crate::agents::versions;
 use crate::db;
 use crate::entity::{agent, agent_version, review};
 
-pub async fn queue(db: &DatabaseConnection, status: &str) -> Result<Vec<v1::Version>, Error> {
-    let status = match status {
-        "" => agent_version::PENDING_REVIEW,
-        s
-        @ (agent_version::PENDING_REVIEW | agent_version::PUBLISHED | agent_version::REJECTED) => s,
-        other => {
-            return Err(Error::new(
-                ErrorCode::ValidationFailed,
-                format!("unknown status {other:?}; expected pending_review, published or rejected"),
-            ));
-        }
-    };
+pub async fn queue(
+    db: &DatabaseConnection,
+    status: VersionStatus,
+) -> Result<Vec<v1::Version>, Error> {
     let rows = agent_version::Entity::find()
         .filter(agent_version::Column::Status.eq(status))
         .order_by_asc(agent_version::Column::CreatedAt)
@@ -43,20 +36,39 @@ pub async fn queue(db: &DatabaseConnection, status: &str) -> Result<Vec<v1::Vers
     versions::with_reviews(db, rows, &slugs).await
 }
 
+/// An admin's decision; a rejection carries its reason for the developer.
 #[derive(Clone, Copy)]
-pub enum Decision {
+pub enum Decision<'a> {
     Approve,
-    Reject,
+    Reject(&'a str),
+}
+
+/// The version a decision is about.
+pub struct Target<'a> {
+    pub agent_slug: &'a str,
+    pub version: &'a str,
+}
+
+impl<'a> Target<'a> {
+    pub fn new(agent_slug: &'a str, version: &'a str) -> Self {
+        Target {
+            agent_slug,
+            version,
+        }
+    }
 }
 
 pub async fn decide(
     db: &DatabaseConnection,
     admin: &Principal,
-    request: &v1::ReviewDecisionRequest,
-    decision: Decision,
+    request: &Target<'_>,
+    decision: Decision<'_>,
 ) -> Result<v1::Version, Error> {
-    let reason = request.reason.trim();
-    if matches!(decision, Decision::Reject) && reason.is_empty() {
+    let reason = match decision {
+        Decision::Approve => "",
+        Decision::Reject(reason) => reason.trim(),
+    };
+    if matches!(decision, Decision::Reject(_)) && reason.is_empty() {
         return Err(Error::new(
             ErrorCode::ValidationFailed,
             "a rejection needs a reason for the developer",
@@ -69,14 +81,14 @@ pub async fn decide(
         ));
     }
     let agent = agent::Entity::find()
-        .filter(agent::Column::Slug.eq(&request.agent_slug))
+        .filter(agent::Column::Slug.eq(request.agent_slug))
         .one(db)
         .await
         .map_err(db::error)?
         .ok_or_else(|| Error::not_found(format!("agent {:?}", request.agent_slug)))?;
     let row = agent_version::Entity::find()
         .filter(agent_version::Column::AgentId.eq(&agent.id))
-        .filter(agent_version::Column::Version.eq(&request.version))
+        .filter(agent_version::Column::Version.eq(request.version))
         .one(db)
         .await
         .map_err(db::error)?
@@ -85,8 +97,8 @@ pub async fn decide(
         })?;
     let now = Utc::now();
     let (status, label) = match decision {
-        Decision::Approve => (agent_version::PUBLISHED, review::APPROVED),
-        Decision::Reject => (agent_version::REJECTED, review::REJECTED),
+        Decision::Approve => (VersionStatus::Published, ReviewDecision::Approved),
+        Decision::Reject(_) => (VersionStatus::Rejected, ReviewDecision::Rejected),
     };
     let txn = db.begin().await.map_err(db::error)?;
     // Guarded transition: only a version still waiting for review changes, so two admins
@@ -94,7 +106,7 @@ pub async fn decide(
     let mut update = agent_version::Entity::update_many()
         .col_expr(agent_version::Column::Status, Expr::value(status))
         .filter(agent_version::Column::Id.eq(&row.id))
-        .filter(agent_version::Column::Status.eq(agent_version::PENDING_REVIEW));
+        .filter(agent_version::Column::Status.eq(VersionStatus::PendingReview));
     if matches!(decision, Decision::Approve) {
         update = update.col_expr(agent_version::Column::PublishedAt, Expr::value(now));
     }
@@ -111,7 +123,7 @@ pub async fn decide(
     review::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         version_id: Set(row.id.clone()),
-        decision: Set(label.to_string()),
+        decision: Set(label),
         reviewer: Set(admin.account_id.clone()),
         reason: Set(reason.to_string()),
         created_at: Set(now),
@@ -123,7 +135,7 @@ pub async fn decide(
     tracing::info!(
         slug = %agent.slug,
         version = %row.version,
-        decision = label,
+        decision = %label,
         reviewer = %admin.account_id,
         "version reviewed"
     );

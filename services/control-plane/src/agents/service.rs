@@ -1,13 +1,14 @@
 //! The `AgentService` gRPC endpoint: authentication and roles, then the domain modules.
 
-use frameos_core::{Error, Role};
+use frameos_core::{Error, Role, VersionStatus};
+use frameos_proto::ProtoEnum;
 use frameos_proto::status::to_status;
 use frameos_proto::v1::{self, agent_service_server::AgentService};
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
 use super::catalog;
-use super::reviews::{self, Decision};
+use super::reviews::{self, Decision, Target};
 use super::versions::{self, Publisher};
 use crate::accounts::auth;
 
@@ -36,11 +37,13 @@ impl AgentService for Agents {
     async fn create_agent(
         &self,
         request: Request<v1::CreateAgentRequest>,
-    ) -> Result<Response<v1::Agent>, Status> {
+    ) -> Result<Response<v1::CreateAgentResponse>, Status> {
         reply(
             async {
                 let caller = auth::require(&request, Role::Developer)?;
-                catalog::create(&self.db, &self.billing, &caller, request.get_ref()).await
+                let agent =
+                    catalog::create(&self.db, &self.billing, &caller, request.get_ref()).await?;
+                Ok(v1::CreateAgentResponse { agent: Some(agent) })
             }
             .await,
         )
@@ -56,13 +59,15 @@ impl AgentService for Agents {
     async fn get_agent(
         &self,
         request: Request<v1::GetAgentRequest>,
-    ) -> Result<Response<v1::Agent>, Status> {
+    ) -> Result<Response<v1::GetAgentResponse>, Status> {
         reply(
             async {
                 let caller = auth::caller(&request)?;
                 let (row, latest) =
                     catalog::visible(&self.db, &request.get_ref().slug, caller.as_ref()).await?;
-                Ok(crate::view::agent(&row, latest))
+                Ok(v1::GetAgentResponse {
+                    agent: Some(crate::view::agent(&row, latest)),
+                })
             }
             .await,
         )
@@ -71,14 +76,18 @@ impl AgentService for Agents {
     async fn publish_version(
         &self,
         request: Request<v1::PublishVersionRequest>,
-    ) -> Result<Response<v1::Version>, Status> {
+    ) -> Result<Response<v1::PublishVersionResponse>, Status> {
         reply(
             async {
                 let caller = auth::require(&request, Role::Developer)?;
                 let body = request.into_inner();
-                self.publisher
+                let version = self
+                    .publisher
                     .publish(&caller, &body.agent_slug, body.package.into())
-                    .await
+                    .await?;
+                Ok(v1::PublishVersionResponse {
+                    version: Some(version),
+                })
             }
             .await,
         )
@@ -103,12 +112,14 @@ impl AgentService for Agents {
     async fn list_reviews(
         &self,
         request: Request<v1::ListReviewsRequest>,
-    ) -> Result<Response<v1::ListVersionsResponse>, Status> {
+    ) -> Result<Response<v1::ListReviewsResponse>, Status> {
         reply(
             async {
                 auth::require(&request, Role::Admin)?;
-                let items = reviews::queue(&self.db, &request.get_ref().status).await?;
-                Ok(v1::ListVersionsResponse { items })
+                let status = VersionStatus::from_proto_optional(request.get_ref().status)?
+                    .unwrap_or(VersionStatus::PendingReview);
+                let items = reviews::queue(&self.db, status).await?;
+                Ok(v1::ListReviewsResponse { items })
             }
             .await,
         )
@@ -116,12 +127,17 @@ impl AgentService for Agents {
 
     async fn approve_version(
         &self,
-        request: Request<v1::ReviewDecisionRequest>,
-    ) -> Result<Response<v1::Version>, Status> {
+        request: Request<v1::ApproveVersionRequest>,
+    ) -> Result<Response<v1::ApproveVersionResponse>, Status> {
         reply(
             async {
                 let admin = auth::require(&request, Role::Admin)?;
-                reviews::decide(&self.db, &admin, request.get_ref(), Decision::Approve).await
+                let body = request.get_ref();
+                let version = &Target::new(&body.agent_slug, &body.version);
+                let version = reviews::decide(&self.db, &admin, version, Decision::Approve).await?;
+                Ok(v1::ApproveVersionResponse {
+                    version: Some(version),
+                })
             }
             .await,
         )
@@ -129,12 +145,18 @@ impl AgentService for Agents {
 
     async fn reject_version(
         &self,
-        request: Request<v1::ReviewDecisionRequest>,
-    ) -> Result<Response<v1::Version>, Status> {
+        request: Request<v1::RejectVersionRequest>,
+    ) -> Result<Response<v1::RejectVersionResponse>, Status> {
         reply(
             async {
                 let admin = auth::require(&request, Role::Admin)?;
-                reviews::decide(&self.db, &admin, request.get_ref(), Decision::Reject).await
+                let body = request.get_ref();
+                let version = &Target::new(&body.agent_slug, &body.version);
+                let decision = Decision::Reject(&body.reason);
+                let version = reviews::decide(&self.db, &admin, version, decision).await?;
+                Ok(v1::RejectVersionResponse {
+                    version: Some(version),
+                })
             }
             .await,
         )

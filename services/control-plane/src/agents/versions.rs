@@ -1,5 +1,6 @@
 //! Publishing a version: validate the package, scan it, store the exact bytes, record it.
 
+use frameos_core::{ReviewDecision, VersionStatus};
 use std::collections::HashMap;
 
 use bytes::Bytes;
@@ -64,9 +65,9 @@ impl Publisher {
 
         let version = opened.manifest.version.clone();
         let status = if report.passed {
-            agent_version::PENDING_REVIEW
+            VersionStatus::PendingReview
         } else {
-            agent_version::REJECTED
+            VersionStatus::Rejected
         };
         let scan_json = serde_json::to_string(&report)
             .map_err(|e| Error::internal(format!("scan report: {e}")))?;
@@ -101,7 +102,7 @@ impl Publisher {
             id: Set(uuid::Uuid::now_v7().to_string()),
             agent_id: Set(agent.id.clone()),
             version: Set(version.to_string()),
-            status: Set(status.to_string()),
+            status: Set(status),
             sha256: Set(opened.sha256.clone()),
             size_bytes: Set(i64::try_from(opened.size_bytes).unwrap_or(i64::MAX)),
             package_key: Set(package_key),
@@ -131,7 +132,7 @@ impl Publisher {
             let decision = review::ActiveModel {
                 id: Set(uuid::Uuid::now_v7().to_string()),
                 version_id: Set(row.id.clone()),
-                decision: Set(review::REJECTED.to_string()),
+                decision: Set(ReviewDecision::Rejected),
                 reviewer: Set(review::SCANNER.to_string()),
                 reason: Set(format!(
                     "the scanner found high-severity issues: {}",

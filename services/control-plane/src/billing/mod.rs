@@ -10,6 +10,7 @@ mod reconcile;
 pub mod service;
 mod settle;
 
+use frameos_core::ChargeStatus;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -226,7 +227,7 @@ impl Billing {
             nonce: Set(payload.nonce),
             expires_at: Set(now + self.mandate_ttl),
             authorization_id: Set(authorization.id),
-            status: Set(charge::AUTHORIZED.to_string()),
+            status: Set(ChargeStatus::Authorized),
             orchestrated: Set(false),
             developer_minor: Set(None),
             orchestrator_minor: Set(None),

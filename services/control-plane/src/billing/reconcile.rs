@@ -2,6 +2,7 @@
 //! rail that no execution was ever recorded for. Runs at start and every
 //! `FRAMEOS_RECONCILE_INTERVAL_SECS`.
 
+use frameos_core::{ChargeStatus, ExecutionStatus};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -35,7 +36,7 @@ pub async fn reconcile(
     orphan_age: chrono::Duration,
 ) -> Result<Reconciled, Error> {
     let open = charge::Entity::find()
-        .filter(charge::Column::Status.eq(charge::AUTHORIZED))
+        .filter(charge::Column::Status.eq(ChargeStatus::Authorized))
         .all(db)
         .await
         .map_err(db::error)?;
@@ -43,7 +44,7 @@ pub async fn reconcile(
         .select_only()
         .column(execution::Column::Id)
         .filter(execution::Column::Id.is_in(open.iter().map(|c| c.execution_id.as_str())))
-        .filter(execution::Column::Status.is_in(execution::TERMINAL))
+        .filter(execution::Column::Status.is_in(ExecutionStatus::TERMINAL))
         .into_tuple::<String>()
         .all(db)
         .await
@@ -208,7 +209,7 @@ mod tests {
             nonce: Set("n".into()),
             expires_at: Set(now),
             authorization_id: Set(charged.id.clone()),
-            status: Set(charge::AUTHORIZED.into()),
+            status: Set(ChargeStatus::Authorized),
             orchestrated: Set(false),
             developer_minor: Set(None),
             orchestrator_minor: Set(None),

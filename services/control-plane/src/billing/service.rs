@@ -61,7 +61,7 @@ impl BillingService for BillingApi {
     async fn get_balance(
         &self,
         request: Request<v1::GetBalanceRequest>,
-    ) -> Result<Response<v1::Balance>, Status> {
+    ) -> Result<Response<v1::GetBalanceResponse>, Status> {
         reply(
             async {
                 let caller = auth::require(&request, Role::User)?;
@@ -117,11 +117,13 @@ impl BillingService for BillingApi {
                         created_at: Some(view::timestamp(e.created_at)),
                     })
                     .collect();
-                Ok(v1::Balance {
-                    account_id: body.account_id.clone(),
-                    currency,
-                    balance_minor,
-                    entries,
+                Ok(v1::GetBalanceResponse {
+                    balance: Some(v1::Balance {
+                        account_id: body.account_id.clone(),
+                        currency,
+                        balance_minor,
+                        entries,
+                    }),
                 })
             }
             .await,

@@ -6,6 +6,7 @@
 use chrono::{Datelike, TimeZone, Utc};
 use frameos_billing::{AuthState, Currency, RailError, SignedMandate};
 use frameos_core::Error;
+use frameos_core::{ChargeStatus, ExecutionStatus};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
@@ -16,7 +17,6 @@ use super::Billing;
 use super::ledger::{self, Parts};
 use crate::db;
 use crate::entity::{charge, execution};
-use crate::metrics::ChargeStatus;
 
 /// Settles the execution's charge if it has one that is still open and the execution ended.
 /// In a span `settle` whose `charge.outcome` says what it did: `captured`, `voided` or `none`.
@@ -74,7 +74,7 @@ async fn settle_charge(
         .one(db)
         .await
         .map_err(db::error)?
-        .filter(|c| c.status == charge::AUTHORIZED)
+        .filter(|c| c.status == ChargeStatus::Authorized)
     else {
         return Ok(Settled::Nothing);
     };
@@ -85,10 +85,10 @@ async fn settle_charge(
     else {
         return Ok(Settled::Nothing);
     };
-    if !execution::is_terminal(&run.status) {
+    if !run.status.is_terminal() {
         return Ok(Settled::Nothing);
     }
-    if run.status == execution::SUCCEEDED {
+    if run.status == ExecutionStatus::Succeeded {
         match verify_mandate(billing, &open) {
             Ok(()) => capture(db, billing, &open)
                 .await
@@ -187,7 +187,7 @@ async fn capture(
     let now = Utc::now();
     let txn = db.begin().await.map_err(db::error)?;
     let changed = charge::Entity::update_many()
-        .col_expr(charge::Column::Status, Expr::value(charge::CAPTURED))
+        .col_expr(charge::Column::Status, Expr::value(ChargeStatus::Captured))
         .col_expr(charge::Column::DeveloperMinor, Expr::value(split.developer))
         .col_expr(
             charge::Column::OrchestratorMinor,
@@ -197,7 +197,7 @@ async fn capture(
         .col_expr(charge::Column::RailFeeMinor, Expr::value(split.rail_fee))
         .col_expr(charge::Column::SettledAt, Expr::value(now))
         .filter(charge::Column::ExecutionId.eq(&open.execution_id))
-        .filter(charge::Column::Status.eq(charge::AUTHORIZED))
+        .filter(charge::Column::Status.eq(ChargeStatus::Authorized))
         .exec(&txn)
         .await
         .map_err(db::error)?
@@ -256,10 +256,10 @@ async fn mark_voided(
     execution_id: &str,
 ) -> Result<(), Error> {
     let changed = charge::Entity::update_many()
-        .col_expr(charge::Column::Status, Expr::value(charge::VOIDED))
+        .col_expr(charge::Column::Status, Expr::value(ChargeStatus::Voided))
         .col_expr(charge::Column::SettledAt, Expr::value(Utc::now()))
         .filter(charge::Column::ExecutionId.eq(execution_id))
-        .filter(charge::Column::Status.eq(charge::AUTHORIZED))
+        .filter(charge::Column::Status.eq(ChargeStatus::Authorized))
         .exec(db)
         .await
         .map_err(db::error)?
@@ -289,7 +289,7 @@ async fn month_gross_before(
         .column(charge::Column::AmountMinor)
         .filter(charge::Column::PayeeAccount.eq(payee))
         .filter(charge::Column::Currency.eq(currency))
-        .filter(charge::Column::Status.eq(charge::CAPTURED))
+        .filter(charge::Column::Status.eq(ChargeStatus::Captured))
         .filter(charge::Column::SettledAt.gte(month_start))
         .filter(charge::Column::ExecutionId.ne(execution_id))
         .into_tuple()
@@ -340,7 +340,7 @@ mod tests {
             nonce: nonce.into(),
             expires_at: now + chrono::Duration::hours(1),
             authorization_id: "auth_1".into(),
-            status: charge::AUTHORIZED.into(),
+            status: ChargeStatus::Authorized,
             orchestrated: false,
             developer_minor: None,
             orchestrator_minor: None,

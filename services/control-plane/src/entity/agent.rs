@@ -1,3 +1,4 @@
+use frameos_core::PricingModel;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -9,7 +10,7 @@ pub struct Model {
     pub name: String,
     pub description: String,
     pub owner_id: String,
-    pub pricing_model: String,
+    pub pricing_model: PricingModel,
     pub price_minor: Option<i64>,
     pub currency: Option<String>,
     pub created_at: DateTimeUtc,

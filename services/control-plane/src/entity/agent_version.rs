@@ -1,3 +1,4 @@
+use frameos_core::VersionStatus;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -7,7 +8,7 @@ pub struct Model {
     pub id: String,
     pub agent_id: String,
     pub version: String,
-    pub status: String,
+    pub status: VersionStatus,
     pub sha256: String,
     pub size_bytes: i64,
     pub package_key: String,
@@ -32,7 +33,3 @@ impl Model {
         })
     }
 }
-
-pub const PENDING_REVIEW: &str = "pending_review";
-pub const PUBLISHED: &str = "published";
-pub const REJECTED: &str = "rejected";

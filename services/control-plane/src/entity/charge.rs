@@ -1,3 +1,4 @@
+use frameos_core::ChargeStatus;
 use sea_orm::entity::prelude::*;
 
 /// The purchase intent, its signed mandate and the rail authorization of one paid execution.
@@ -18,7 +19,7 @@ pub struct Model {
     pub nonce: String,
     pub expires_at: DateTimeUtc,
     pub authorization_id: String,
-    pub status: String,
+    pub status: ChargeStatus,
     pub orchestrated: bool,
     pub developer_minor: Option<i64>,
     pub orchestrator_minor: Option<i64>,
@@ -32,7 +33,3 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
-
-pub const AUTHORIZED: &str = "authorized";
-pub const CAPTURED: &str = "captured";
-pub const VOIDED: &str = "voided";

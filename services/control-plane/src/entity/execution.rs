@@ -1,3 +1,4 @@
+use frameos_core::ExecutionStatus;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -8,7 +9,7 @@ pub struct Model {
     pub account_id: String,
     pub agent_id: String,
     pub version_id: String,
-    pub status: String,
+    pub status: ExecutionStatus,
     pub inputs: String,
     pub output: Option<String>,
     pub error: Option<String>,
@@ -35,19 +36,3 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
-
-pub const QUEUED: &str = "queued";
-pub const RUNNING: &str = "running";
-pub const SUCCEEDED: &str = "succeeded";
-pub const FAILED: &str = "failed";
-pub const TIMED_OUT: &str = "timed_out";
-pub const CANCELED: &str = "canceled";
-
-pub const STATUSES: &[&str] = &[QUEUED, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, CANCELED];
-
-/// The statuses an execution ends in.
-pub const TERMINAL: [&str; 4] = [SUCCEEDED, FAILED, TIMED_OUT, CANCELED];
-
-pub fn is_terminal(status: &str) -> bool {
-    TERMINAL.contains(&status)
-}

@@ -1,3 +1,4 @@
+use frameos_core::LogStream;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -8,7 +9,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub seq: i64,
     /// A `frameos_core::LogStream`, checked when the line is recorded.
-    pub stream: String,
+    pub stream: LogStream,
     pub line: String,
     pub ts: DateTimeUtc,
 }

@@ -1,3 +1,4 @@
+use frameos_core::ReviewDecision;
 use sea_orm::entity::prelude::*;
 
 /// One review decision; append-only, so the history of a version is kept.
@@ -7,7 +8,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub version_id: String,
-    pub decision: String,
+    pub decision: ReviewDecision,
     /// The admin's account id, or [`SCANNER`].
     pub reviewer: String,
     pub reason: String,
@@ -20,5 +21,3 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 pub const SCANNER: &str = "scanner";
-pub const APPROVED: &str = "approved";
-pub const REJECTED: &str = "rejected";

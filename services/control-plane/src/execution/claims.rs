@@ -7,6 +7,7 @@
 //! the same node id registers anew) and the node's heartbeats keep listing the execution as
 //! running (they renew the claim), for at most `FRAMEOS_NODE_DEAD_AFTER_SECS` between two.
 
+use frameos_core::ExecutionStatus;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -215,11 +216,11 @@ pub async fn claim(
             tracing::warn!(execution_id, "claim of an unknown execution");
             return Ok(Decision::Skip);
         };
-        if execution::is_terminal(&row.status) {
+        if row.status.is_terminal() {
             return Ok(Decision::Skip);
         }
         let mut lost = None;
-        if row.status == execution::RUNNING {
+        if row.status == ExecutionStatus::Running {
             let claim = execution_claim::Entity::find_by_id(execution_id)
                 .one(db)
                 .await
@@ -277,7 +278,10 @@ async fn take(
     let txn = db.begin().await.map_err(db::error)?;
     let changed = execution::Entity::update_many()
         .col_expr(execution::Column::Attempts, Expr::value(attempt))
-        .col_expr(execution::Column::Status, Expr::value(execution::RUNNING))
+        .col_expr(
+            execution::Column::Status,
+            Expr::value(ExecutionStatus::Running),
+        )
         .col_expr(execution::Column::NodeId, Expr::value(claimant.node_id))
         .col_expr(
             execution::Column::StartedAt,
@@ -291,7 +295,9 @@ async fn take(
         )
         .filter(execution::Column::Id.eq(&row.id))
         .filter(execution::Column::Attempts.eq(row.attempts))
-        .filter(execution::Column::Status.is_in([execution::QUEUED, execution::RUNNING]))
+        .filter(
+            execution::Column::Status.is_in([ExecutionStatus::Queued, ExecutionStatus::Running]),
+        )
         .exec(&txn)
         .await
         .map_err(db::error)?
@@ -342,7 +348,7 @@ async fn take(
     txn.commit().await.map_err(db::error)?;
     let claimed = execution::Model {
         attempts: attempt,
-        status: execution::RUNNING.to_string(),
+        status: ExecutionStatus::Running,
         node_id: Some(claimant.node_id.to_string()),
         started_at: Some(row.started_at.unwrap_or(now)),
         claimed_at: Some(now),

@@ -2,6 +2,7 @@
 //! and the execution row committed together with its outbox message.
 
 use chrono::Utc;
+use frameos_core::{ChargeStatus, ExecutionStatus, PricingModel, VersionStatus};
 use frameos_core::{Error, ErrorCode};
 use frameos_proto::v1;
 use sea_orm::{
@@ -15,7 +16,6 @@ use crate::accounts::auth::Principal;
 use crate::agents::catalog;
 use crate::db;
 use crate::entity::{account, agent, agent_version, charge, execution, outbox};
-use crate::metrics::ChargeStatus;
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
@@ -57,7 +57,7 @@ pub async fn create(
         )
     })?;
 
-    let priority = if agent.pricing_model == "per_execution" {
+    let priority = if agent.pricing_model == PricingModel::PerExecution {
         PRIORITY_PAID
     } else {
         PRIORITY_FREE
@@ -66,7 +66,9 @@ pub async fn create(
     let id = uuid::Uuid::now_v7().to_string();
     // A paid execution is queued only once the rail holds the amount: a decline writes nothing.
     let charge = match (agent.price_minor, &agent.currency) {
-        (Some(price_minor), Some(currency)) if agent.pricing_model == "per_execution" => {
+        (Some(price_minor), Some(currency))
+            if agent.pricing_model == PricingModel::PerExecution =>
+        {
             // Prices set before currencies were checked may name no ISO 4217 currency: that is
             // the agent's state, not a platform fault, and nothing is held for it.
             if let Err(e) = frameos_billing::Currency::parse(currency) {
@@ -105,7 +107,7 @@ pub async fn create(
         account_id: Set(caller.account_id.clone()),
         agent_id: Set(agent.id.clone()),
         version_id: Set(version.id.clone()),
-        status: Set(execution::QUEUED.to_string()),
+        status: Set(ExecutionStatus::Queued),
         inputs: Set(inputs.to_string()),
         output: Set(None),
         error: Set(None),
@@ -248,7 +250,7 @@ async fn runnable(
     let row = agent_version::Entity::find()
         .filter(agent_version::Column::AgentId.eq(&agent.id))
         .filter(agent_version::Column::Version.eq(&wanted))
-        .filter(agent_version::Column::Status.eq(agent_version::PUBLISHED))
+        .filter(agent_version::Column::Status.eq(VersionStatus::Published))
         .one(db)
         .await
         .map_err(db::error)?

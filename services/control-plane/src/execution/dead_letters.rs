@@ -3,6 +3,7 @@
 //! duplicate message gave up, not the execution; ADR 0008).
 
 use chrono::Utc;
+use frameos_core::ExecutionStatus;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait};
 use tokio_util::sync::CancellationToken;
@@ -66,7 +67,7 @@ pub async fn run(
                     Ok(failed) => {
                         if failed {
                             tracing::warn!(execution_id = %id, %reason, "execution dead-lettered and failed");
-                            hub.metrics().ended(execution::FAILED);
+                            hub.metrics().ended(ExecutionStatus::Failed);
                             hub.ended(&id);
                             if let Err(e) = crate::billing::settle(&db, &billing, &id).await {
                                 tracing::warn!(execution_id = %id, error = %e, "settlement after dead letter failed");
@@ -110,9 +111,9 @@ async fn give_up(
     let Some(row) = execution::Entity::find_by_id(id).one(db).await? else {
         return Ok(false);
     };
-    match row.status.as_str() {
-        execution::QUEUED => {}
-        execution::RUNNING => {
+    match row.status {
+        ExecutionStatus::Queued => {}
+        ExecutionStatus::Running => {
             if claims::judge(db, &row, liveness).await? == Verdict::Live {
                 tracing::info!(
                     execution_id = id,
@@ -127,11 +128,14 @@ async fn give_up(
     let txn = db.begin().await?;
     // Guarded by what was judged: a claim or the reaper moving the row meanwhile wins.
     let failed = execution::Entity::update_many()
-        .col_expr(execution::Column::Status, Expr::value(execution::FAILED))
+        .col_expr(
+            execution::Column::Status,
+            Expr::value(ExecutionStatus::Failed),
+        )
         .col_expr(execution::Column::Error, Expr::value(GAVE_UP))
         .col_expr(execution::Column::FinishedAt, Expr::value(Utc::now()))
         .filter(execution::Column::Id.eq(id))
-        .filter(execution::Column::Status.eq(&row.status))
+        .filter(execution::Column::Status.eq(row.status))
         .filter(execution::Column::Attempts.eq(row.attempts))
         .exec(&txn)
         .await?

@@ -21,13 +21,14 @@
 //! cost follows the backlog, never the history of the outbox.
 
 use chrono::{DateTime, Utc};
+use frameos_core::ExecutionStatus;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Statement,
 };
 
-use crate::entity::{execution, outbox};
+use crate::entity::outbox;
 
 /// Up to `limit` unsent rows that may be published now, oldest first, locked on PostgreSQL
 /// (rows locked by another relay are skipped). `cap` 0: every unsent row, as without fairness.
@@ -78,7 +79,11 @@ pub async fn mark_dispatched<C: ConnectionTrait>(
 /// The ids of the rows fair dispatch allows now, oldest first. Only our own constants and
 /// numbers are in it; nothing from a request.
 fn eligible(cap: u32, limit: u64) -> String {
-    let live = format!("('{}', '{}')", execution::QUEUED, execution::RUNNING);
+    let live = format!(
+        "('{}', '{}')",
+        ExecutionStatus::Queued,
+        ExecutionStatus::Running
+    );
     format!(
         "WITH held AS ( \
            SELECT e.account_id, COUNT(*) AS n FROM executions e \

@@ -5,7 +5,8 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use frameos_core::{Error, ErrorCode};
+use frameos_core::{Error, ErrorCode, Runtime};
+use frameos_proto::ProtoEnum;
 use frameos_proto::status::to_status;
 use frameos_proto::v1::{self, node_service_server::NodeService};
 use sea_orm::{DatabaseConnection, EntityTrait};
@@ -102,6 +103,14 @@ pub async fn claim(
         .ok_or_else(|| Error::internal("the execution's version vanished"))?;
     let manifest = version.manifest_json()?;
     let resources = &manifest["resources"];
+    // Validated at upload: a stored manifest without a known runtime is our bug.
+    let runtime: Runtime = manifest["runtime"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: Error| {
+            Error::internal(format!("stored manifest of {}: {}", version.id, e.message))
+        })?;
     let allow_domains = manifest["capabilities"]
         .as_array()
         .into_iter()
@@ -116,7 +125,7 @@ pub async fn claim(
         package_key: version.package_key.clone(),
         package_sha256: version.sha256.clone(),
         package_size: u64::try_from(version.size_bytes).unwrap_or(0),
-        runtime: manifest["runtime"].as_str().unwrap_or_default().to_string(),
+        runtime: runtime.to_proto(),
         entrypoint: manifest["entrypoint"]
             .as_str()
             .unwrap_or_default()
@@ -132,7 +141,7 @@ pub async fn claim(
 }
 
 type ReplyStream =
-    Pin<Box<dyn tokio_stream::Stream<Item = Result<v1::ReportReply, Status>> + Send>>;
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<v1::ReportExecutionResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl NodeService for Nodes {
@@ -187,7 +196,7 @@ impl NodeService for Nodes {
 
     async fn report_execution(
         &self,
-        request: Request<Streaming<v1::ExecutionReport>>,
+        request: Request<Streaming<v1::ReportExecutionRequest>>,
     ) -> Result<Response<Self::ReportExecutionStream>, Status> {
         let inbound = request.into_inner();
         let (sender, receiver) = mpsc::channel(8);

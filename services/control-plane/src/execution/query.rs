@@ -2,7 +2,9 @@
 //! and canceling them.
 
 use chrono::Utc;
+use frameos_core::ExecutionStatus;
 use frameos_core::{Error, ErrorCode};
+use frameos_proto::ProtoEnum;
 use frameos_proto::v1;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -49,14 +51,8 @@ pub async fn list(
     };
     let mut query =
         execution::Entity::find().filter(execution::Column::AccountId.eq(&caller.account_id));
-    if !request.status.is_empty() {
-        if !execution::STATUSES.contains(&request.status.as_str()) {
-            return Err(Error::new(
-                ErrorCode::ValidationFailed,
-                format!("unknown status {:?}", request.status),
-            ));
-        }
-        query = query.filter(execution::Column::Status.eq(&request.status));
+    if let Some(status) = ExecutionStatus::from_proto_optional(request.status)? {
+        query = query.filter(execution::Column::Status.eq(status));
     }
     if !request.agent_slug.is_empty() {
         let Some(agent) = agent::Entity::find()
@@ -122,16 +118,21 @@ pub async fn cancel(
 ) -> Result<v1::Execution, Error> {
     let row = owned(db, caller, id).await?;
     let changed = execution::Entity::update_many()
-        .col_expr(execution::Column::Status, Expr::value(execution::CANCELED))
+        .col_expr(
+            execution::Column::Status,
+            Expr::value(ExecutionStatus::Canceled),
+        )
         .col_expr(execution::Column::FinishedAt, Expr::value(Utc::now()))
         .filter(execution::Column::Id.eq(id))
-        .filter(execution::Column::Status.is_in([execution::QUEUED, execution::RUNNING]))
+        .filter(
+            execution::Column::Status.is_in([ExecutionStatus::Queued, ExecutionStatus::Running]),
+        )
         .exec(db)
         .await
         .map_err(db::error)?
         .rows_affected;
     if changed > 0 {
-        hub.metrics().ended(execution::CANCELED);
+        hub.metrics().ended(ExecutionStatus::Canceled);
         tracing::info!(execution_id = id, previous = %row.status, "execution canceled");
         // The user pays nothing for a canceled run; a failure here is left to reconciliation.
         if let Err(e) = crate::billing::settle(db, billing, id).await {

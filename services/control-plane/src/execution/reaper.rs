@@ -12,6 +12,7 @@
 //! One pass runs at a time across control plane replicas (a transaction-scoped advisory lock
 //! on PostgreSQL); every change comes with a `system` log line saying why.
 
+use frameos_core::ExecutionStatus;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,7 +196,7 @@ async fn reap_dead_claims(
     let mut after = String::new();
     loop {
         let running = execution::Entity::find()
-            .filter(execution::Column::Status.eq(execution::RUNNING))
+            .filter(execution::Column::Status.eq(ExecutionStatus::Running))
             .filter(execution::Column::Id.gt(after.as_str()))
             .order_by_asc(execution::Column::Id)
             .limit(BATCH)
@@ -309,7 +310,7 @@ async fn redispatch_lost(
             .col_expr(execution::Column::Attempts, Expr::value(row.attempts))
             .filter(execution::Column::Id.eq(&row.id))
             .filter(execution::Column::Attempts.eq(row.attempts))
-            .filter(execution::Column::Status.eq(execution::QUEUED))
+            .filter(execution::Column::Status.eq(ExecutionStatus::Queued))
             .exec(txn)
             .await?
             .rows_affected;
@@ -342,6 +343,6 @@ fn dispatched_before(at: DateTime<Utc>) -> sea_orm::Condition {
         )
         .to_owned();
     sea_orm::Condition::all()
-        .add(execution::Column::Status.eq(execution::QUEUED))
+        .add(execution::Column::Status.eq(ExecutionStatus::Queued))
         .add(Expr::exists(pending).not())
 }

@@ -2,6 +2,8 @@
 //! and the execution is queued again at once — through a new outbox row committed with the
 //! status change — so another node runs it as the next attempt. Fenced like every report.
 
+use frameos_core::ExecutionStatus;
+use frameos_proto::ProtoEnum;
 use std::sync::Arc;
 
 use frameos_core::{Error, ErrorCode};
@@ -39,9 +41,11 @@ pub async fn release(
         // Ended meanwhile under this very attempt (e.g. canceled): nothing to hand back.
         if let Ok(Some(row)) = execution::Entity::find_by_id(execution_id).one(db).await
             && row.attempts == attempt
-            && execution::is_terminal(&row.status)
+            && row.status.is_terminal()
         {
-            return Ok(v1::ReleaseExecutionResponse { status: row.status });
+            return Ok(v1::ReleaseExecutionResponse {
+                status: row.status.to_proto(),
+            });
         }
         return Err(refused(db, execution_id, attempt).await);
     }
@@ -65,6 +69,6 @@ pub async fn release(
         "execution handed back; queued again"
     );
     Ok(v1::ReleaseExecutionResponse {
-        status: execution::QUEUED.to_string(),
+        status: ExecutionStatus::Queued.to_proto(),
     })
 }

@@ -3,9 +3,10 @@
 //! node to stop when the user cancels.
 
 use chrono::{DateTime, Utc};
-use frameos_core::{Error, ErrorCode, LogStream};
+use frameos_core::{Error, ErrorCode, ExecutionStatus, LogStream};
+use frameos_proto::ProtoEnum;
 use frameos_proto::status::to_status;
-use frameos_proto::v1::{self, execution_report::Report};
+use frameos_proto::v1::{self, report_execution_request::Report};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
 use tokio::sync::mpsc;
@@ -18,7 +19,7 @@ use super::{Hub, MAX_STORED_LOG_BYTES, system_log};
 use crate::db;
 use crate::entity::{agent_version, execution, execution_log};
 
-type Reply = Result<v1::ReportReply, Status>;
+type Reply = Result<v1::ReportExecutionResponse, Status>;
 
 /// Handles one report stream in a task owned by `tasks`.
 pub fn spawn(
@@ -26,7 +27,7 @@ pub fn spawn(
     db: DatabaseConnection,
     hub: Hub,
     billing: crate::billing::Billing,
-    mut inbound: Streaming<v1::ExecutionReport>,
+    mut inbound: Streaming<v1::ReportExecutionRequest>,
     replies: mpsc::Sender<Reply>,
     shutdown: CancellationToken,
 ) {
@@ -67,8 +68,8 @@ pub fn spawn(
                             tracing::warn!(%execution_id, error = %e, "settlement failed; reconciliation will retry");
                         }
                         hub.ended(&execution_id);
-                        let reply = v1::ReportReply {
-                            reply: Some(v1::report_reply::Reply::Recorded(recorded)),
+                        let reply = v1::ReportExecutionResponse {
+                            reply: Some(v1::report_execution_response::Reply::Recorded(recorded)),
                         };
                         let _ = replies.send(Ok(reply)).await;
                         return;
@@ -93,7 +94,7 @@ pub fn spawn(
                         Fence::Current => {}
                         Fence::Canceled => {
                             cancel_sent = true;
-                            let reply = v1::ReportReply { reply: Some(v1::report_reply::Reply::Cancel(v1::Cancel {})) };
+                            let reply = v1::ReportExecutionResponse { reply: Some(v1::report_execution_response::Reply::Cancel(v1::Cancel {})) };
                             if replies.send(Ok(reply)).await.is_err() {
                                 return;
                             }
@@ -135,8 +136,8 @@ enum Fence {
 
 async fn fence(db: &DatabaseConnection, execution_id: &str, attempt: i32) -> Fence {
     match execution::Entity::find_by_id(execution_id).one(db).await {
-        Ok(Some(row)) if row.status == execution::CANCELED => Fence::Canceled,
-        Ok(Some(row)) if row.attempts != attempt || row.status == execution::QUEUED => {
+        Ok(Some(row)) if row.status == ExecutionStatus::Canceled => Fence::Canceled,
+        Ok(Some(row)) if row.attempts != attempt || row.status == ExecutionStatus::Queued => {
             Fence::Stale(stale(attempt, &row))
         }
         _ => Fence::Current,
@@ -166,7 +167,9 @@ async fn handle(
     let result = match report {
         // The opening message only announces the attempt: check that it is current.
         None => match execution::Entity::find_by_id(execution_id).one(db).await {
-            Ok(Some(row)) if row.attempts == attempt && row.status != execution::QUEUED => Ok(None),
+            Ok(Some(row)) if row.attempts == attempt && row.status != ExecutionStatus::Queued => {
+                Ok(None)
+            }
             Ok(_) => Err(refused(db, execution_id, attempt).await),
             Err(e) => Err(db::error(e)),
         },
@@ -195,13 +198,13 @@ pub(super) fn current_attempt(execution_id: &str, attempt: i32) -> sea_orm::Cond
     sea_orm::Condition::all()
         .add(execution::Column::Id.eq(execution_id))
         .add(execution::Column::Attempts.eq(attempt))
-        .add(execution::Column::Status.eq(execution::RUNNING))
+        .add(execution::Column::Status.eq(ExecutionStatus::Running))
 }
 
 /// Explains a guarded update that changed nothing.
 pub(super) async fn refused(db: &DatabaseConnection, execution_id: &str, attempt: i32) -> Error {
     match execution::Entity::find_by_id(execution_id).one(db).await {
-        Ok(Some(row)) if row.attempts != attempt || row.status == execution::QUEUED => {
+        Ok(Some(row)) if row.attempts != attempt || row.status == ExecutionStatus::Queued => {
             stale(attempt, &row)
         }
         Ok(Some(row)) => Error::new(
@@ -271,7 +274,7 @@ async fn append_logs(
             execution_log::ActiveModel {
                 execution_id: Set(execution_id.to_string()),
                 seq: Set(seq),
-                stream: Set(stream.as_str().to_string()),
+                stream: Set(stream),
                 line: Set(line.line),
                 ts: Set(ts),
             }
@@ -284,9 +287,12 @@ async fn append_logs(
     Ok(())
 }
 
-/// Each line's stream, or the refusal naming the first unknown one.
+/// Each line's stream, or the refusal of the first unspecified or unknown one.
 fn streams_of(lines: &[v1::NodeLogLine]) -> Result<Vec<LogStream>, Error> {
-    lines.iter().map(|line| line.stream.parse()).collect()
+    lines
+        .iter()
+        .map(|line| LogStream::from_proto(line.stream))
+        .collect()
 }
 
 async fn record_progress(
@@ -337,7 +343,7 @@ async fn record_started(
         match execution::Entity::find_by_id(execution_id).one(db).await {
             Ok(Some(row))
                 if row.attempts == attempt
-                    && (row.running_at.is_some() || execution::is_terminal(&row.status)) => {}
+                    && (row.running_at.is_some() || row.status.is_terminal()) => {}
             _ => return Err(refused(db, execution_id, attempt).await),
         }
     }
@@ -352,22 +358,18 @@ async fn record_outcome(
     attempt: i32,
     outcome: v1::Outcome,
 ) -> Result<v1::Recorded, Error> {
-    let (mut status, mut output, mut error) = match outcome.status.as_str() {
-        s @ (execution::SUCCEEDED
-        | execution::FAILED
-        | execution::TIMED_OUT
-        | execution::CANCELED) => (s.to_string(), outcome.output_json, outcome.error),
-        other => {
-            return Err(Error::new(
-                ErrorCode::InvalidRequest,
-                format!("unknown outcome status {other:?}"),
-            ));
-        }
-    };
-    if status == execution::SUCCEEDED
+    let mut status = ExecutionStatus::from_proto(outcome.status)?;
+    if !status.is_terminal() {
+        return Err(Error::new(
+            ErrorCode::InvalidRequest,
+            format!("an outcome must be a terminal status, not {status}"),
+        ));
+    }
+    let (mut output, mut error) = (outcome.output_json, outcome.error);
+    if status == ExecutionStatus::Succeeded
         && let Err(reason) = check_output(db, execution_id, output.as_deref()).await?
     {
-        status = execution::FAILED.to_string();
+        status = ExecutionStatus::Failed;
         error = Some(format!(
             "the output does not match the agent's output schema: {reason}"
         ));
@@ -379,7 +381,7 @@ async fn record_outcome(
         .map_err(db::error)?;
     let now = Utc::now();
     let changed = execution::Entity::update_many()
-        .col_expr(execution::Column::Status, Expr::value(status.clone()))
+        .col_expr(execution::Column::Status, Expr::value(status))
         .col_expr(execution::Column::Output, Expr::value(output))
         .col_expr(execution::Column::Error, Expr::value(error))
         .col_expr(execution::Column::ExitCode, Expr::value(outcome.exit_code))
@@ -394,13 +396,15 @@ async fn record_outcome(
         // after a lost reply): the stored outcome stands and the node may ack.
         if let Ok(Some(row)) = execution::Entity::find_by_id(execution_id).one(db).await
             && row.attempts == attempt
-            && execution::is_terminal(&row.status)
+            && row.status.is_terminal()
         {
-            return Ok(v1::Recorded { status: row.status });
+            return Ok(v1::Recorded {
+                status: row.status.to_proto(),
+            });
         }
         return Err(refused(db, execution_id, attempt).await);
     }
-    hub.metrics().ended(&status);
+    hub.metrics().ended(status);
     // From the row as read before the write: no more reads between the outcome and its
     // settlement. Its claim and start are this attempt's (its reports come in order).
     if let Some(mut row) = before {
@@ -408,7 +412,9 @@ async fn record_outcome(
         super::timings::Phases::of(&row).observe(hub.metrics());
     }
     tracing::info!(execution_id, attempt, %status, "execution finished");
-    Ok(v1::Recorded { status })
+    Ok(v1::Recorded {
+        status: status.to_proto(),
+    })
 }
 
 /// The attempt gives the execution back without an outcome (the node retries the job): it is
@@ -434,7 +440,7 @@ async fn hand_back(
     txn.commit().await.map_err(db::error)?;
     tracing::info!(execution_id, attempt, %reason, "attempt handed back; execution queued again");
     Ok(v1::Recorded {
-        status: execution::QUEUED.to_string(),
+        status: ExecutionStatus::Queued.to_proto(),
     })
 }
 
@@ -471,9 +477,9 @@ async fn check_output(
 mod tests {
     use super::*;
 
-    fn line(stream: &str) -> v1::NodeLogLine {
+    fn line(stream: i32) -> v1::NodeLogLine {
         v1::NodeLogLine {
-            stream: stream.to_string(),
+            stream,
             line: "x".to_string(),
             ts: None,
         }
@@ -481,7 +487,7 @@ mod tests {
 
     #[test]
     fn only_the_known_streams_are_recorded() {
-        let known = [line("stdout"), line("stderr"), line("system")];
+        let known: Vec<_> = LogStream::ALL.iter().map(|s| line(s.to_proto())).collect();
         assert_eq!(
             streams_of(&known),
             Ok(vec![
@@ -490,15 +496,12 @@ mod tests {
                 LogStream::System
             ])
         );
-        // Before, anything but "stderr" was silently stored as stdout.
-        for bad in ["", "STDERR", "platform", "system ", "stdin"] {
-            let batch = [line("stdout"), line(bad)];
+        // Unspecified or unknown: the whole batch is refused, as the node's mistake.
+        for bad in [0, 4, -1] {
+            let batch = [line(LogStream::Stdout.to_proto()), line(bad)];
             let refused = streams_of(&batch).unwrap_err();
             assert_eq!(refused.code, ErrorCode::InvalidRequest, "{bad:?}");
-            assert!(
-                refused.message.contains("unknown log stream"),
-                "{refused:?}"
-            );
+            assert!(refused.message.contains("log stream"), "{refused:?}");
         }
     }
 }

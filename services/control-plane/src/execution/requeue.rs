@@ -4,6 +4,7 @@
 //! and that attempt's later reports are refused (its status is no longer `running`).
 
 use chrono::Utc;
+use frameos_core::ExecutionStatus;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -22,7 +23,10 @@ pub async fn to_queue<C: ConnectionTrait>(
     attempt: i32,
 ) -> Result<bool, DbErr> {
     let changed = execution::Entity::update_many()
-        .col_expr(execution::Column::Status, Expr::value(execution::QUEUED))
+        .col_expr(
+            execution::Column::Status,
+            Expr::value(ExecutionStatus::Queued),
+        )
         .col_expr(
             execution::Column::NodeId,
             Expr::value(Option::<String>::None),

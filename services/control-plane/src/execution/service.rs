@@ -110,7 +110,7 @@ impl ExecutionService for Executions {
     async fn create_execution(
         &self,
         request: Request<v1::CreateExecutionRequest>,
-    ) -> Result<Response<v1::Execution>, Status> {
+    ) -> Result<Response<v1::CreateExecutionResponse>, Status> {
         // A child of the call's SERVER span, which continues the caller's trace.
         let span = tracing::info_span!("create_execution", trace_id = tracing::field::Empty);
         if let Some(trace_id) = frameos_telemetry::trace_id(&span) {
@@ -123,7 +123,9 @@ impl ExecutionService for Executions {
             if created {
                 self.outbox.notify_one();
             }
-            Ok(execution)
+            Ok(v1::CreateExecutionResponse {
+                execution: Some(execution),
+            })
         }
         .instrument(span)
         .await;
@@ -133,12 +135,15 @@ impl ExecutionService for Executions {
     async fn get_execution(
         &self,
         request: Request<v1::GetExecutionRequest>,
-    ) -> Result<Response<v1::Execution>, Status> {
+    ) -> Result<Response<v1::GetExecutionResponse>, Status> {
         reply(
             async {
                 let caller = auth::require(&request, Role::User)?;
                 let row = query::owned(&self.db, &caller, &request.get_ref().id).await?;
-                view::one(&self.db, &row).await
+                let execution = view::one(&self.db, &row).await?;
+                Ok(v1::GetExecutionResponse {
+                    execution: Some(execution),
+                })
             }
             .await,
         )
@@ -159,19 +164,22 @@ impl ExecutionService for Executions {
 
     async fn cancel_execution(
         &self,
-        request: Request<v1::GetExecutionRequest>,
-    ) -> Result<Response<v1::Execution>, Status> {
+        request: Request<v1::CancelExecutionRequest>,
+    ) -> Result<Response<v1::CancelExecutionResponse>, Status> {
         reply(
             async {
                 let caller = auth::require(&request, Role::User)?;
-                query::cancel(
+                let execution = query::cancel(
                     &self.db,
                     &self.hub,
                     &self.billing,
                     &caller,
                     &request.get_ref().id,
                 )
-                .await
+                .await?;
+                Ok(v1::CancelExecutionResponse {
+                    execution: Some(execution),
+                })
             }
             .await,
         )
@@ -194,8 +202,8 @@ impl ExecutionService for Executions {
 
     async fn get_mandate(
         &self,
-        request: Request<v1::GetExecutionRequest>,
-    ) -> Result<Response<v1::Mandate>, Status> {
+        request: Request<v1::GetMandateRequest>,
+    ) -> Result<Response<v1::GetMandateResponse>, Status> {
         reply(
             async {
                 let caller = auth::require(&request, Role::User)?;
@@ -212,10 +220,12 @@ impl ExecutionService for Executions {
                     })?;
                 let signature = hex::decode(&charge.mandate_signature)
                     .map_err(|_| Error::internal("stored mandate signature is not hex"))?;
-                Ok(v1::Mandate {
-                    payload: charge.mandate_payload.into_bytes(),
-                    signature,
-                    kid: charge.kid,
+                Ok(v1::GetMandateResponse {
+                    mandate: Some(v1::Mandate {
+                        payload: charge.mandate_payload.into_bytes(),
+                        signature,
+                        kid: charge.kid,
+                    }),
                 })
             }
             .await,

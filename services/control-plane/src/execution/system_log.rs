@@ -40,7 +40,7 @@ pub async fn append<C: ConnectionTrait>(
     execution_log::Entity::insert(execution_log::ActiveModel {
         execution_id: Set(execution_id.to_string()),
         seq: Set(seq),
-        stream: Set(frameos_core::LogStream::System.as_str().to_string()),
+        stream: Set(frameos_core::LogStream::System),
         line: Set(line),
         ts: Set(Utc::now()),
     })

@@ -93,7 +93,7 @@ mod tests {
             account_id: "a".into(),
             agent_id: "g".into(),
             version_id: "v".into(),
-            status: execution::QUEUED.into(),
+            status: frameos_core::ExecutionStatus::Queued,
             inputs: "{}".into(),
             output: None,
             error: None,

@@ -1,9 +1,10 @@
 //! Execution rows → gRPC messages, with the agent slug and version string attached.
 
+use frameos_core::ChargeStatus;
 use std::collections::HashMap;
 
 use frameos_core::Error;
-use frameos_proto::v1;
+use frameos_proto::{ProtoEnum, v1};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::db;
@@ -11,14 +12,14 @@ use crate::entity::{agent, agent_version, charge, execution, execution_log};
 use crate::view::timestamp;
 
 pub fn charge(row: &charge::Model) -> v1::Charge {
-    let splits = (row.status == charge::CAPTURED).then(|| v1::Splits {
+    let splits = (row.status == ChargeStatus::Captured).then(|| v1::Splits {
         developer: row.developer_minor.unwrap_or(0),
         platform: row.platform_minor.unwrap_or(0),
         orchestrator: row.orchestrator_minor.unwrap_or(0),
         rail_fee: row.rail_fee_minor.unwrap_or(0),
     });
     v1::Charge {
-        status: row.status.clone(),
+        status: row.status.to_proto(),
         amount_minor: row.amount_minor,
         currency: row.currency.clone(),
         splits,
@@ -34,7 +35,7 @@ pub fn execution(row: &execution::Model, slug: &str, version: &str) -> v1::Execu
         id: row.id.clone(),
         agent_slug: slug.to_string(),
         version: version.to_string(),
-        status: row.status.clone(),
+        status: row.status.to_proto(),
         inputs_json: row.inputs.clone(),
         output_json: row.output.clone(),
         error: row.error.clone(),
@@ -105,7 +106,7 @@ pub async fn one(db: &DatabaseConnection, row: &execution::Model) -> Result<v1::
 pub fn log_line(row: &execution_log::Model) -> v1::LogLine {
     v1::LogLine {
         seq: u64::try_from(row.seq).unwrap_or(0),
-        stream: row.stream.clone(),
+        stream: row.stream.to_proto(),
         line: row.line.clone(),
         ts: Some(timestamp(row.ts)),
     }

@@ -2,11 +2,12 @@
 //! Each wake-up re-reads the database, so nothing is missed and a watcher on another replica
 //! still sees everything within the poll interval.
 
+use frameos_core::{ChargeStatus, ExecutionStatus};
 use std::time::Duration;
 
 use frameos_core::slots::Slot;
 use frameos_core::{Error, ErrorCode, Role};
-use frameos_proto::v1::{self, execution_event::Event};
+use frameos_proto::v1::{self, watch_execution_response::Event};
 use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -79,7 +80,7 @@ impl Watcher {
 /// Catches changes written by another control plane replica.
 const POLL: Duration = Duration::from_millis(500);
 
-pub type EventResult = Result<v1::ExecutionEvent, tonic::Status>;
+pub type EventResult = Result<v1::WatchExecutionResponse, tonic::Status>;
 
 /// What one stream watches, and its place among the open streams (freed with the task).
 pub struct Watch {
@@ -108,7 +109,7 @@ pub fn spawn(
         let mut subscription = hub.subscribe(&execution_id);
         let mut last_seq = after_seq;
         let mut last_progress: Option<(Option<f64>, Option<String>)> = None;
-        let mut last_status: Option<String> = None;
+        let mut last_status: Option<ExecutionStatus> = None;
         let mut ended_at: Option<tokio::time::Instant> = None;
         loop {
             // The row first, then the logs: a node commits its last lines before its outcome,
@@ -159,7 +160,7 @@ pub fn spawn(
             }
             // The final event carries the settled charge: hold it back while the capture or
             // void that follows the outcome is under way (bounded, in case the rail is down).
-            let terminal = execution::is_terminal(&row.status);
+            let terminal = row.status.is_terminal();
             if terminal {
                 let since = *ended_at.get_or_insert_with(tokio::time::Instant::now);
                 if settling(&db, &row.id).await && since.elapsed() < SETTLE_WAIT {
@@ -172,8 +173,8 @@ pub fn spawn(
                     continue;
                 }
             }
-            if last_status.as_deref() != Some(row.status.as_str()) {
-                last_status = Some(row.status.clone());
+            if last_status != Some(row.status) {
+                last_status = Some(row.status);
                 let Ok(status) = view::one(&db, &row).await else {
                     return;
                 };
@@ -201,10 +202,10 @@ const SETTLE_WAIT: Duration = Duration::from_secs(10);
 async fn settling(db: &DatabaseConnection, execution_id: &str) -> bool {
     matches!(
         crate::entity::charge::Entity::find_by_id(execution_id).one(db).await,
-        Ok(Some(c)) if c.status == crate::entity::charge::AUTHORIZED
+        Ok(Some(c)) if c.status == ChargeStatus::Authorized
     )
 }
 
-fn event(event: Event) -> v1::ExecutionEvent {
-    v1::ExecutionEvent { event: Some(event) }
+fn event(event: Event) -> v1::WatchExecutionResponse {
+    v1::WatchExecutionResponse { event: Some(event) }
 }

@@ -55,7 +55,10 @@ impl Accounts {
         let mut client = self.control_plane.accounts();
         let call = client.who_am_i(auth::request(WhoAmIRequest {}, Some(key)));
         let account: Arc<str> = match tokio::time::timeout(RESOLVE_TIMEOUT, call).await {
-            Ok(Ok(reply)) => reply.into_inner().id.into(),
+            Ok(Ok(reply)) => match reply.into_inner().account {
+                Some(account) => account.id.into(),
+                None => return None,
+            },
             Ok(Err(status)) => {
                 tracing::debug!(code = ?status.code(), "caller's key not resolved");
                 return None;

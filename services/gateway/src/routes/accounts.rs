@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use frameos_proto::v1;
+use frameos_core::Role;
+use frameos_proto::{ProtoEnum, v1};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa::openapi::Object;
@@ -50,16 +51,27 @@ pub async fn create_account(
     body: JsonBody<CreateAccount>,
 ) -> Result<(StatusCode, Json<NewAccountView>), ApiError> {
     let body = body.parse(&state.control_plane, &key).await?;
+    // An unknown role is `validation_failed` (422), unless the key is invalid (401).
+    let role = match body.role.parse::<Role>() {
+        Ok(role) => role,
+        Err(error) => {
+            let error = ApiError::from(error);
+            return Err(state
+                .control_plane
+                .unless_unauthenticated(&key, error)
+                .await);
+        }
+    };
     let request = v1::CreateAccountRequest {
         name: body.name,
-        role: body.role,
+        role: role.to_proto(),
     };
     let reply = state
         .control_plane
         .accounts()
         .create_account(auth::request(request, Some(&key)))
         .await?;
-    Ok((StatusCode::CREATED, Json(reply.into_inner().into())))
+    Ok((StatusCode::CREATED, Json(reply.into_inner().try_into()?)))
 }
 
 /// The account the presented key belongs to.
@@ -79,5 +91,5 @@ pub async fn me(State(state): State<AppState>, key: ApiKey) -> Result<Json<Accou
         .accounts()
         .who_am_i(auth::request(v1::WhoAmIRequest {}, Some(&key)))
         .await?;
-    Ok(Json(reply.into_inner().into()))
+    Ok(Json(reply.into_inner().try_into()?))
 }

@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use frameos_core::ErrorCode;
 use frameos_proto::v1;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -83,7 +82,7 @@ pub async fn create_agent(
         .agents()
         .create_agent(auth::request(request, Some(&key)))
         .await?;
-    Ok((StatusCode::CREATED, Json(reply.into_inner().into())))
+    Ok((StatusCode::CREATED, Json(reply.into_inner().try_into()?)))
 }
 
 /// The marketplace: agents with a published version. No key needed.
@@ -114,7 +113,7 @@ pub async fn list_agents(
         .agents()
         .list_agents(auth::request(request, key.as_ref()))
         .await?;
-    Ok(Json(reply.into_inner().into()))
+    Ok(Json(reply.into_inner().try_into()?))
 }
 
 /// One agent with its latest published version. Anyone sees a published agent; its owner and
@@ -140,7 +139,7 @@ pub async fn get_agent(
         .agents()
         .get_agent(auth::request(v1::GetAgentRequest { slug }, key.as_ref()))
         .await?;
-    Ok(Json(reply.into_inner().into()))
+    Ok(Json(reply.into_inner().try_into()?))
 }
 
 /// Changes the pricing of an agent (its owner only). Executions created from then on pay the
@@ -178,9 +177,5 @@ pub async fn update_agent(
         .agents()
         .update_agent(auth::request(request, Some(&key)))
         .await?;
-    let agent = reply
-        .into_inner()
-        .agent
-        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the control plane sent no agent"))?;
-    Ok(Json(agent.into()))
+    Ok(Json(reply.into_inner().try_into()?))
 }

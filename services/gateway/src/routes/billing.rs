@@ -57,7 +57,7 @@ pub async fn get_balance(
         .billing()
         .get_balance(auth::request(request, Some(&key)))
         .await?;
-    Ok(Json(reply.into_inner().into()))
+    Ok(Json(reply.into_inner().try_into()?))
 }
 
 /// The public keys that verify mandates, retired ones included. No key needed.
@@ -104,7 +104,7 @@ pub async fn get_mandate(
     let reply = state
         .control_plane
         .executions()
-        .get_mandate(auth::request(v1::GetExecutionRequest { id }, Some(&key)))
+        .get_mandate(auth::request(v1::GetMandateRequest { id }, Some(&key)))
         .await?;
-    Ok(Json(reply.into_inner().into()))
+    Ok(Json(reply.into_inner().try_into()?))
 }

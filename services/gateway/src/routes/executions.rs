@@ -10,9 +10,9 @@ use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use frameos_core::ErrorCode;
-use frameos_proto::v1;
-use frameos_proto::v1::execution_event::Event as WatchEvent;
+use frameos_core::{Error, ErrorCode, ExecutionStatus};
+use frameos_proto::v1::watch_execution_response::Event as WatchEvent;
+use frameos_proto::{ProtoEnum, v1};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::Object;
@@ -32,8 +32,6 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 const LAST_EVENT_ID: &str = "last-event-id";
 /// A comment line this often keeps proxies and clients from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// After one of these the execution changes no more, and its event stream ends.
-const TERMINAL_STATUSES: [&str; 4] = ["succeeded", "failed", "timed_out", "canceled"];
 /// The reconnection delay `event: end` asks for: a client that ignores `end` (an EventSource
 /// that is not closed) comes back a day later, not every few seconds, to hear the same end.
 const AFTER_END_RETRY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -169,12 +167,23 @@ pub async fn create_execution(
         .executions()
         .create_execution(auth::request(request, Some(&key)))
         .await?;
-    let execution = ExecutionView::from(reply.into_inner());
+    let execution = ExecutionView::try_from(reply.into_inner())?;
     let mut reply_headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/executions/{}", execution.id)) {
         reply_headers.insert(LOCATION, location);
     }
     Ok((StatusCode::ACCEPTED, reply_headers, Json(execution)))
+}
+
+/// The `?status=` filter of a listing: absent means any; an unknown word is refused (422).
+fn status_filter(status: Option<&str>) -> Result<i32, ApiError> {
+    let Some(status) = status else {
+        return Ok(0);
+    };
+    let status: ExecutionStatus = status
+        .parse()
+        .map_err(|e: Error| ApiError::new(ErrorCode::ValidationFailed, e.message))?;
+    Ok(status.to_proto())
 }
 
 /// The `Idempotency-Key` header, if sent: once, 1 to 255 visible ASCII characters.
@@ -231,7 +240,7 @@ pub async fn get_execution(
         .executions()
         .get_execution(auth::request(v1::GetExecutionRequest { id }, Some(&key)))
         .await?;
-    Ok(Json(reply.into_inner().into()))
+    Ok(Json(reply.into_inner().try_into()?))
 }
 
 /// Stops a queued or running execution (its user or an admin). An execution that has ended
@@ -256,9 +265,9 @@ pub async fn cancel_execution(
     let reply = state
         .control_plane
         .executions()
-        .cancel_execution(auth::request(v1::GetExecutionRequest { id }, Some(&key)))
+        .cancel_execution(auth::request(v1::CancelExecutionRequest { id }, Some(&key)))
         .await?;
-    Ok(Json(reply.into_inner().into()))
+    Ok(Json(reply.into_inner().try_into()?))
 }
 
 /// The caller's own executions, newest first.
@@ -280,9 +289,19 @@ pub async fn list_executions(
     key: ApiKey,
     QueryArgs(query): QueryArgs<ListExecutionsQuery>,
 ) -> Result<Json<ExecutionList>, ApiError> {
+    // An unknown status is `validation_failed` (422), unless the key is invalid (401).
+    let status = match status_filter(query.status.as_deref()) {
+        Ok(status) => status,
+        Err(error) => {
+            return Err(state
+                .control_plane
+                .unless_unauthenticated(&key, error)
+                .await);
+        }
+    };
     let request = v1::ListExecutionsRequest {
         agent_slug: query.agent.unwrap_or_default(),
-        status: query.status.unwrap_or_default(),
+        status,
         page_token: query.page_token.unwrap_or_default(),
         page_size: query.page_size.unwrap_or_default(),
     };
@@ -291,7 +310,7 @@ pub async fn list_executions(
         .executions()
         .list_executions(auth::request(request, Some(&key)))
         .await?;
-    Ok(Json(reply.into_inner().into()))
+    Ok(Json(reply.into_inner().try_into()?))
 }
 
 /// The execution's log, oldest line first (its user or an admin).
@@ -324,7 +343,7 @@ pub async fn list_logs(
         .executions()
         .list_logs(auth::request(request, Some(&key)))
         .await?;
-    Ok(Json(reply.into_inner().into()))
+    Ok(Json(reply.into_inner().try_into()?))
 }
 
 /// Live events of an execution as Server-Sent Events (its user or an admin), until it ends:
@@ -463,7 +482,7 @@ fn resume_after(headers: &HeaderMap, after_seq: Option<u64>) -> Result<u64, ApiE
 enum Flow {
     Continue,
     /// The final status was sent: `end` follows, then the stream closes.
-    Finished(String),
+    Finished(ExecutionStatus),
     /// An error event was sent; the stream closes without `end` (the client may resume).
     Broken,
 }
@@ -481,7 +500,7 @@ enum StreamState<S> {
 /// until then.
 fn sse_events<S>(events: S, slot: StreamSlot) -> impl Stream<Item = Result<Event, Infallible>>
 where
-    S: Stream<Item = Result<v1::ExecutionEvent, tonic::Status>> + Unpin,
+    S: Stream<Item = Result<v1::WatchExecutionResponse, tonic::Status>> + Unpin,
 {
     futures::stream::unfold(StreamState::Open(events, slot), |progress| async move {
         let (mut events, slot) = match progress {
@@ -509,29 +528,33 @@ where
 }
 
 /// One SSE event, or none for an event this gateway does not know (a newer control plane).
-fn sse_event(item: Result<v1::ExecutionEvent, tonic::Status>) -> Option<(Event, Flow)> {
+fn sse_event(item: Result<v1::WatchExecutionResponse, tonic::Status>) -> Option<(Event, Flow)> {
     let event = match item {
-        Ok(v1::ExecutionEvent { event }) => event?,
+        Ok(v1::WatchExecutionResponse { event }) => event?,
         Err(status) => return Some((error_event(&ApiError::from(status)), Flow::Broken)),
     };
     let (event, flow) = match event {
         WatchEvent::Log(line) => {
             let id = line.seq.to_string();
-            let event = json_event("log", &LogLineView::from(line)).map(|e| e.id(id));
+            let event = LogLineView::try_from(line)
+                .map_err(ApiError::from)
+                .and_then(|line| json_event("log", &line))
+                .map(|e| e.id(id));
             (event, Flow::Continue)
         }
         WatchEvent::Progress(progress) => (
             json_event("progress", &ProgressView::from(progress)),
             Flow::Continue,
         ),
-        WatchEvent::Status(execution) => {
-            let flow = if TERMINAL_STATUSES.contains(&execution.status.as_str()) {
-                Flow::Finished(execution.status.clone())
-            } else {
-                Flow::Continue
-            };
-            (json_event("status", &ExecutionView::from(execution)), flow)
-        }
+        // After a terminal status the execution changes no more, and its event stream ends.
+        WatchEvent::Status(execution) => match ExecutionView::try_from(execution) {
+            Ok(execution) if execution.status.is_terminal() => {
+                let status = execution.status;
+                (json_event("status", &execution), Flow::Finished(status))
+            }
+            Ok(execution) => (json_event("status", &execution), Flow::Continue),
+            Err(error) => (Err(ApiError::from(error)), Flow::Broken),
+        },
     };
     Some(match event {
         Ok(event) => (event, flow),
@@ -540,7 +563,7 @@ fn sse_event(item: Result<v1::ExecutionEvent, tonic::Status>) -> Option<(Event, 
 }
 
 /// `event: end` with `{status}`: nothing follows, and a reconnection would only hear it again.
-fn end_event(status: &str) -> Event {
+fn end_event(status: &ExecutionStatus) -> Event {
     let data = serde_json::json!({ "status": status });
     Event::default()
         .event("end")

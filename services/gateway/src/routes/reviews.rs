@@ -2,7 +2,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use frameos_proto::v1;
+use frameos_core::{ErrorCode, VersionStatus};
+use frameos_proto::{ProtoEnum, v1};
 use serde::Deserialize;
 use utoipa::openapi::Object;
 use utoipa::{IntoParams, ToSchema};
@@ -54,15 +55,27 @@ pub async fn list_reviews(
     key: ApiKey,
     QueryArgs(query): QueryArgs<ReviewsQuery>,
 ) -> Result<Json<VersionList>, ApiError> {
+    // An unknown status is `validation_failed` (422), unless the key is invalid (401).
+    let status = match query.status.as_deref().map(str::parse::<VersionStatus>) {
+        None => VersionStatus::PendingReview,
+        Some(Ok(status)) => status,
+        Some(Err(e)) => {
+            let error = ApiError::new(ErrorCode::ValidationFailed, e.message);
+            return Err(state
+                .control_plane
+                .unless_unauthenticated(&key, error)
+                .await);
+        }
+    };
     let request = v1::ListReviewsRequest {
-        status: query.status.unwrap_or_default(),
+        status: status.to_proto(),
     };
     let reply = state
         .control_plane
         .agents()
         .list_reviews(auth::request(request, Some(&key)))
         .await?;
-    Ok(Json(reply.into_inner().into()))
+    Ok(Json(reply.into_inner().try_into()?))
 }
 
 /// Publishes a version waiting for review (admin).
@@ -90,17 +103,16 @@ pub async fn approve_version(
     key: ApiKey,
     PathArgs((agent_slug, version)): PathArgs<(String, String)>,
 ) -> Result<Json<VersionView>, ApiError> {
-    let request = v1::ReviewDecisionRequest {
+    let request = v1::ApproveVersionRequest {
         agent_slug,
         version,
-        reason: String::new(),
     };
     let reply = state
         .control_plane
         .agents()
         .approve_version(auth::request(request, Some(&key)))
         .await?;
-    Ok(Json(reply.into_inner().into()))
+    Ok(Json(reply.into_inner().try_into()?))
 }
 
 /// Rejects a version waiting for review, with a reason (admin).
@@ -132,7 +144,7 @@ pub async fn reject_version(
     body: JsonBody<RejectVersion>,
 ) -> Result<Json<VersionView>, ApiError> {
     let body = body.parse(&state.control_plane, &key).await?;
-    let request = v1::ReviewDecisionRequest {
+    let request = v1::RejectVersionRequest {
         agent_slug,
         version,
         reason: body.reason,
@@ -142,5 +154,5 @@ pub async fn reject_version(
         .agents()
         .reject_version(auth::request(request, Some(&key)))
         .await?;
-    Ok(Json(reply.into_inner().into()))
+    Ok(Json(reply.into_inner().try_into()?))
 }

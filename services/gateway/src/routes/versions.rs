@@ -111,7 +111,7 @@ pub async fn publish_version(
         .agents()
         .publish_version(auth::request(request, Some(&key)))
         .await?;
-    Ok((StatusCode::CREATED, Json(reply.into_inner().into())))
+    Ok((StatusCode::CREATED, Json(reply.into_inner().try_into()?)))
 }
 
 fn is_package_type(headers: &HeaderMap) -> bool {
@@ -149,7 +149,7 @@ pub async fn list_versions(
         .agents()
         .list_versions(auth::request(request, Some(&key)))
         .await?;
-    Ok(Json(reply.into_inner().into()))
+    Ok(Json(reply.into_inner().try_into()?))
 }
 
 #[cfg(test)]

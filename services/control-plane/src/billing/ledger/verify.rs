@@ -4,6 +4,7 @@
 //! recorded split implies (so an edited, missing or extra entry shows even when the sums still
 //! balance); nothing else has one.
 
+use frameos_core::ChargeStatus;
 use std::collections::{HashMap, HashSet};
 
 use frameos_core::Error;
@@ -108,8 +109,8 @@ pub async fn verify(db: &DatabaseConnection) -> Result<Verification, Error> {
     let charges = charge::Entity::find().all(db).await.map_err(db::error)?;
     let mut captured = HashSet::new();
     for c in charges {
-        match c.status.as_str() {
-            charge::CAPTURED => {
+        match c.status {
+            ChargeStatus::Captured => {
                 captured.insert(c.execution_id.clone());
                 match posted.get(&c.execution_id) {
                     None => report.captures_without_transaction.push(c.execution_id),
@@ -124,7 +125,7 @@ pub async fn verify(db: &DatabaseConnection) -> Result<Verification, Error> {
                     }
                 }
             }
-            charge::VOIDED if posted.contains_key(&c.execution_id) => {
+            ChargeStatus::Voided if posted.contains_key(&c.execution_id) => {
                 report.voided_with_transaction.push(c.execution_id);
             }
             _ => {}

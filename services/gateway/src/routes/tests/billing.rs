@@ -6,12 +6,13 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use frameos_core::{Error, ErrorCode};
+use frameos_core::{Error, ErrorCode, Role};
+use frameos_proto::ProtoEnum;
 use frameos_proto::status::to_status;
 use frameos_proto::v1::billing_service_server::{BillingService, BillingServiceServer};
 use frameos_proto::v1::{
-    Balance, GetBalanceRequest, LedgerEntry, ListMandateKeysRequest, ListMandateKeysResponse,
-    MandateKey,
+    Balance, GetBalanceRequest, GetBalanceResponse, LedgerEntry, ListMandateKeysRequest,
+    ListMandateKeysResponse, MandateKey,
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -74,22 +75,24 @@ impl BillingService for FakeBilling {
     async fn get_balance(
         &self,
         request: tonic::Request<GetBalanceRequest>,
-    ) -> Result<tonic::Response<Balance>, tonic::Status> {
+    ) -> Result<tonic::Response<GetBalanceResponse>, tonic::Status> {
         let account = caller(&request)?;
         let query = request.into_inner();
         self.balances.lock().unwrap().push(query.clone());
-        if account.role != "admin" && account.id != query.account_id {
+        if account.role != Role::Admin.to_proto() && account.id != query.account_id {
             return Err(to_status(&Error::not_found("account")));
         }
         let developer = format!("developer:{}", query.account_id);
-        Ok(tonic::Response::new(Balance {
-            account_id: query.account_id,
-            currency: query.currency,
-            balance_minor: 400,
-            entries: vec![
-                entry("credit", &developer, 400),
-                entry("debit", "user:acc_user", 500),
-            ],
+        Ok(tonic::Response::new(GetBalanceResponse {
+            balance: Some(Balance {
+                account_id: query.account_id,
+                currency: query.currency,
+                balance_minor: 400,
+                entries: vec![
+                    entry("credit", &developer, 400),
+                    entry("debit", "user:acc_user", 500),
+                ],
+            }),
         }))
     }
 }

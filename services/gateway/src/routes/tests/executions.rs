@@ -9,14 +9,17 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use frameos_core::{Error, ErrorCode};
+use frameos_core::{ChargeStatus, Error, ErrorCode, ExecutionStatus, LogStream};
+use frameos_proto::ProtoEnum;
 use frameos_proto::status::to_status;
-use frameos_proto::v1::execution_event::Event;
 use frameos_proto::v1::execution_service_server::{ExecutionService, ExecutionServiceServer};
+use frameos_proto::v1::watch_execution_response::Event;
 use frameos_proto::v1::{
-    Charge, CreateExecutionRequest, CreateStreamTokenRequest, CreateStreamTokenResponse, Execution,
-    ExecutionEvent, GetExecutionRequest, ListExecutionsRequest, ListExecutionsResponse,
-    ListLogsRequest, ListLogsResponse, LogLine, Mandate, Progress, Splits, WatchExecutionRequest,
+    CancelExecutionRequest, CancelExecutionResponse, Charge, CreateExecutionRequest,
+    CreateExecutionResponse, CreateStreamTokenRequest, CreateStreamTokenResponse, Execution,
+    GetExecutionRequest, GetExecutionResponse, GetMandateRequest, GetMandateResponse,
+    ListExecutionsRequest, ListExecutionsResponse, ListLogsRequest, ListLogsResponse, LogLine,
+    Mandate, Progress, Splits, WatchExecutionRequest, WatchExecutionResponse,
 };
 use futures::{Stream, StreamExt, stream};
 use serde_json::{Value, json};
@@ -47,7 +50,7 @@ fn execution(id: &str, status: &str) -> Execution {
         id: id.into(),
         agent_slug: "word-count".into(),
         version: "1.2.0".into(),
-        status: status.into(),
+        status: status.parse::<ExecutionStatus>().unwrap().to_proto(),
         inputs_json: r#"{"text":"a b"}"#.into(),
         created_at: at(1_700_000_000),
         account_id: "acc_developer".into(),
@@ -58,7 +61,7 @@ fn execution(id: &str, status: &str) -> Execution {
 /// The charge the fake reports for an execution id: paid ones are named after their state.
 fn charge(id: &str) -> Option<Charge> {
     let charge = |status: &str, splits| Charge {
-        status: status.into(),
+        status: status.parse::<ChargeStatus>().unwrap().to_proto(),
         amount_minor: 500,
         currency: "INR".into(),
         splits,
@@ -93,24 +96,25 @@ fn not_found() -> tonic::Status {
 fn log_line(seq: u64, line: &str) -> LogLine {
     LogLine {
         seq,
-        stream: "stdout".into(),
+        stream: LogStream::Stdout.to_proto(),
         line: line.into(),
         ts: at(1_700_000_001),
     }
 }
 
-fn event(event: Event) -> Result<ExecutionEvent, tonic::Status> {
-    Ok(ExecutionEvent { event: Some(event) })
+fn event(event: Event) -> Result<WatchExecutionResponse, tonic::Status> {
+    Ok(WatchExecutionResponse { event: Some(event) })
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<ExecutionEvent, tonic::Status>> + Send>>;
+type EventStream =
+    Pin<Box<dyn Stream<Item = Result<WatchExecutionResponse, tonic::Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ExecutionService for FakeExecutions {
     async fn create_execution(
         &self,
         request: tonic::Request<CreateExecutionRequest>,
-    ) -> Result<tonic::Response<Execution>, tonic::Status> {
+    ) -> Result<tonic::Response<CreateExecutionResponse>, tonic::Status> {
         caller(&request)?;
         let context = ["traceparent", "tracestate"]
             .into_iter()
@@ -128,29 +132,33 @@ impl ExecutionService for FakeExecutions {
         }
         self.created.lock().unwrap().push(body.clone());
         self.traced.lock().unwrap().push(context);
-        Ok(tonic::Response::new(Execution {
-            agent_slug: body.agent_slug,
-            inputs_json: body.inputs_json,
-            ..execution("ex_new", "queued")
+        Ok(tonic::Response::new(CreateExecutionResponse {
+            execution: Some(Execution {
+                agent_slug: body.agent_slug,
+                inputs_json: body.inputs_json,
+                ..execution("ex_new", "queued")
+            }),
         }))
     }
 
     async fn get_execution(
         &self,
         request: tonic::Request<GetExecutionRequest>,
-    ) -> Result<tonic::Response<Execution>, tonic::Status> {
+    ) -> Result<tonic::Response<GetExecutionResponse>, tonic::Status> {
         caller(&request)?;
         let id = request.into_inner().id;
         if id == "missing" {
             return Err(not_found());
         }
-        Ok(tonic::Response::new(Execution {
-            progress: Some(0.25),
-            progress_message: Some("reading".into()),
-            attempts: 1,
-            started_at: at(1_700_000_001),
-            charge: charge(&id),
-            ..execution(&id, "running")
+        Ok(tonic::Response::new(GetExecutionResponse {
+            execution: Some(Execution {
+                progress: Some(0.25),
+                progress_message: Some("reading".into()),
+                attempts: 1,
+                started_at: at(1_700_000_001),
+                charge: charge(&id),
+                ..execution(&id, "running")
+            }),
         }))
     }
 
@@ -164,7 +172,8 @@ impl ExecutionService for FakeExecutions {
         Ok(tonic::Response::new(ListExecutionsResponse {
             items: vec![Execution {
                 agent_slug: query.agent_slug,
-                ..execution("ex_1", &query.status)
+                status: query.status,
+                ..execution("ex_1", "queued")
             }],
             next_page_token: format!("after-{}-{}", query.page_token, query.page_size),
         }))
@@ -172,13 +181,15 @@ impl ExecutionService for FakeExecutions {
 
     async fn cancel_execution(
         &self,
-        request: tonic::Request<GetExecutionRequest>,
-    ) -> Result<tonic::Response<Execution>, tonic::Status> {
+        request: tonic::Request<CancelExecutionRequest>,
+    ) -> Result<tonic::Response<CancelExecutionResponse>, tonic::Status> {
         caller(&request)?;
         let id = request.into_inner().id;
-        Ok(tonic::Response::new(Execution {
-            finished_at: at(1_700_000_002),
-            ..execution(&id, "canceled")
+        Ok(tonic::Response::new(CancelExecutionResponse {
+            execution: Some(Execution {
+                finished_at: at(1_700_000_002),
+                ..execution(&id, "canceled")
+            }),
         }))
     }
 
@@ -198,18 +209,20 @@ impl ExecutionService for FakeExecutions {
 
     async fn get_mandate(
         &self,
-        request: tonic::Request<GetExecutionRequest>,
-    ) -> Result<tonic::Response<Mandate>, tonic::Status> {
+        request: tonic::Request<GetMandateRequest>,
+    ) -> Result<tonic::Response<GetMandateResponse>, tonic::Status> {
         caller(&request)?;
         if request.into_inner().id != "ex_paid" {
             return Err(to_status(&Error::not_found(
                 "a mandate for this execution (free agents have none)",
             )));
         }
-        Ok(tonic::Response::new(Mandate {
-            payload: MANDATE_PAYLOAD.as_bytes().to_vec(),
-            signature: mandate_signature(),
-            kid: "mk_2023".into(),
+        Ok(tonic::Response::new(GetMandateResponse {
+            mandate: Some(Mandate {
+                payload: MANDATE_PAYLOAD.as_bytes().to_vec(),
+                signature: mandate_signature(),
+                kid: "mk_2023".into(),
+            }),
         }))
     }
 
@@ -467,7 +480,28 @@ async fn execution_reads_and_cancel_are_forwarded_and_translated() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["items"][0]["agent"], "word-count");
     assert_eq!(body["items"][0]["status"], "failed");
+
     assert_eq!(body["next_page_token"], "after-p1-5");
+
+    // An unknown status is refused by the gateway as it always was: 422, or 401 for a bad key.
+    let unknown = authorized("GET", "/v1/executions?status=done")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = send(&app, unknown).await;
+    assert_error(status, &body, ErrorCode::ValidationFailed);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("queued, running, succeeded"),
+        "{body}"
+    );
+    let forged = Request::get("/v1/executions?status=done")
+        .header(header::AUTHORIZATION, "Bearer forged")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = send(&app, forged).await;
+    assert_error(status, &body, ErrorCode::Unauthenticated);
 
     let (status, body) = send(
         &app,

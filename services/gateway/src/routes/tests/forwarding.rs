@@ -2,10 +2,13 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use frameos_core::{Error, ErrorCode};
+use frameos_core::{Error, ErrorCode, Role};
+use frameos_proto::ProtoEnum;
 use frameos_proto::status::to_status;
 use frameos_proto::v1::account_service_server::{AccountService, AccountServiceServer};
-use frameos_proto::v1::{Account, CreateAccountRequest, CreateAccountResponse, WhoAmIRequest};
+use frameos_proto::v1::{
+    Account, CreateAccountRequest, CreateAccountResponse, WhoAmIRequest, WhoAmIResponse,
+};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -22,8 +25,8 @@ pub(super) fn caller<T>(request: &tonic::Request<T>) -> Result<Account, tonic::S
         .get("authorization")
         .and_then(|v| v.to_str().ok());
     let role = match authorization {
-        Some("Bearer good") => "developer",
-        Some("Bearer admin") => "admin",
+        Some("Bearer good") => Role::Developer,
+        Some("Bearer admin") => Role::Admin,
         _ => {
             return Err(to_status(&Error::new(
                 ErrorCode::Unauthenticated,
@@ -34,7 +37,7 @@ pub(super) fn caller<T>(request: &tonic::Request<T>) -> Result<Account, tonic::S
     Ok(Account {
         id: format!("acc_{role}"),
         name: format!("the {role}"),
-        role: role.into(),
+        role: role.to_proto(),
         created_at: Some(prost_types::Timestamp {
             seconds: 1_700_000_000,
             nanos: 0,
@@ -49,7 +52,7 @@ impl AccountService for FakeAccounts {
         request: tonic::Request<CreateAccountRequest>,
     ) -> Result<tonic::Response<CreateAccountResponse>, tonic::Status> {
         let admin = caller(&request)?;
-        if admin.role != "admin" {
+        if admin.role != Role::Admin.to_proto() {
             return Err(to_status(&Error::new(
                 ErrorCode::PermissionDenied,
                 "admins only",
@@ -70,8 +73,11 @@ impl AccountService for FakeAccounts {
     async fn who_am_i(
         &self,
         request: tonic::Request<WhoAmIRequest>,
-    ) -> Result<tonic::Response<Account>, tonic::Status> {
-        caller(&request).map(tonic::Response::new)
+    ) -> Result<tonic::Response<WhoAmIResponse>, tonic::Status> {
+        let account = caller(&request)?;
+        Ok(tonic::Response::new(WhoAmIResponse {
+            account: Some(account),
+        }))
     }
 }
 
