@@ -165,7 +165,7 @@ def main() -> None:
         assert label(me, "role") == "admin", me
 
         suffix = uuid.uuid4().hex[:8]
-        created = api.call("CreateAccount", args.admin_key, name=f"py-dev-{suffix}", role="developer")
+        created = api.call("CreateAccount", args.admin_key, name=f"py-dev-{suffix}", role="ROLE_DEVELOPER")
         developer = created.api_key
         print(f"CreateAccount: {created.account.name} ({label(created.account, 'role')})")
 

@@ -56,6 +56,13 @@ pub fn account_name() -> Object {
     )
 }
 
+pub fn key_name() -> Object {
+    text(
+        trimmed(1, MAX_NAME_CHARS, true),
+        "Your name for the key: 1 to 128 printable characters (surrounding whitespace is trimmed).",
+    )
+}
+
 pub fn agent_name() -> Object {
     text(
         trimmed(1, MAX_NAME_CHARS, false),

@@ -88,19 +88,16 @@ fn public_routes_need_no_key() {
 fn the_package_upload_is_a_binary_body() {
     let doc = doc();
     let content = &doc["paths"]["/v1/agents/{slug}/versions"]["post"]["requestBody"]["content"];
-    for media_type in [
-        "application/gzip",
-        "application/x-gzip",
-        "application/octet-stream",
-    ] {
-        let schema = &content[media_type]["schema"];
-        let schema = match schema["$ref"].as_str() {
-            Some(reference) => &doc["components"]["schemas"][reference.rsplit('/').next().unwrap()],
-            None => schema,
-        };
-        assert_eq!(schema["type"], "string", "{media_type}: {schema}");
-        assert_eq!(schema["format"], "binary", "{media_type}: {schema}");
-    }
+    // One media type: generators build one body per type and trip over several (the server
+    // accepts the common aliases anyway).
+    assert_eq!(content.as_object().map(|c| c.len()), Some(1), "{content}");
+    let schema = &content["application/gzip"]["schema"];
+    let schema = match schema["$ref"].as_str() {
+        Some(reference) => &doc["components"]["schemas"][reference.rsplit('/').next().unwrap()],
+        None => schema,
+    };
+    assert_eq!(schema["type"], "string", "{schema}");
+    assert_eq!(schema["format"], "binary", "{schema}");
 }
 
 #[test]

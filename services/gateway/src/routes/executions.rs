@@ -175,9 +175,10 @@ pub async fn create_execution(
     Ok((StatusCode::ACCEPTED, reply_headers, Json(execution)))
 }
 
-/// The `?status=` filter of a listing: absent means any; an unknown word is refused (422).
+/// The `?status=` filter of a listing: absent or empty means any; an unknown word is refused
+/// (422).
 fn status_filter(status: Option<&str>) -> Result<i32, ApiError> {
-    let Some(status) = status else {
+    let Some(status) = status.filter(|s| !s.is_empty()) else {
         return Ok(0);
     };
     let status: ExecutionStatus = status
@@ -376,7 +377,7 @@ pub async fn list_logs(
             description = "The `id` of the last `log` event received: resume after it"),
     ),
     responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = crate::openapi::SseEvent),
+        (status = 200, description = "The event stream: `log`, `progress` and `status` events, then `end` (each event's fields are the `SseEvent` schema)", content_type = "text/event-stream", body = String),
         (status = 400, description = "Malformed after_seq or Last-Event-ID, or both an API key and an access_token", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key; or an access_token that is expired, altered, or of another execution", body = ErrorBody),
         (status = 404, description = "No such execution visible to the caller", body = ErrorBody),

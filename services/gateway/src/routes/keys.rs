@@ -28,7 +28,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateKey {
     /// Your name for the key: 1 to 128 printable characters.
-    #[schema(example = "ci-runner", min_length = 1, max_length = 128)]
+    #[schema(schema_with = crate::openapi::limits::key_name, example = "ci-runner")]
     pub name: String,
     /// What the key may do; absent: everything your role allows. Never beyond your role, and
     /// never beyond the scopes of the key that creates it.
@@ -117,11 +117,18 @@ impl From<v1::CreateApiKeyResponse> for NewKeyView {
 
 /// Scopes are an enum in the document.
 fn scope_list_schema() -> ArrayBuilder {
-    ArrayBuilder::new().items(
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .enum_values(Some(Scope::ALL.iter().map(|s| s.as_str()))),
-    )
+    // null is taken as absent; an empty list is refused (a key that may do nothing).
+    ArrayBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Array,
+            Type::Null,
+        ]))
+        .min_items(Some(1))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(Scope::ALL.iter().map(|s| s.as_str()))),
+        )
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {

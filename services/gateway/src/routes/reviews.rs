@@ -56,7 +56,12 @@ pub async fn list_reviews(
     QueryArgs(query): QueryArgs<ReviewsQuery>,
 ) -> Result<Json<VersionList>, ApiError> {
     // An unknown status is `validation_failed` (422), unless the key is invalid (401).
-    let status = match query.status.as_deref().map(str::parse::<VersionStatus>) {
+    let status = match query
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(str::parse::<VersionStatus>)
+    {
         None => VersionStatus::PendingReview,
         Some(Ok(status)) => status,
         Some(Err(e)) => {

@@ -52,20 +52,17 @@ impl ToSchema for Package {}
     security(("api_key" = [])),
     params(("slug" = String, Path, description = "The agent's slug")),
     request_body(
-        description = "The package bytes, a gzip-compressed tar (API.md §1); `application/gzip` is \
-            the documented type, the others are what common clients send for a `.tar.gz` file",
-        content(
-            (Package = "application/gzip"),
-            (Package = "application/x-gzip"),
-            (Package = "application/octet-stream"),
-        ),
+        description = "The package bytes, a gzip-compressed tar (API.md §1). The server also \
+            accepts them as `application/x-gzip` and `application/octet-stream` (what common \
+            clients send for a `.tar.gz` file); one media type here keeps generated clients simple",
+        content((Package = "application/gzip")),
     ),
     responses(
         (status = 201, description = "The new version with the scanner's report", body = VersionView, links(
             ("ApproveVersion" = (operation_id = "approve_version", parameters(("slug" = "$response.body#/agent"), ("version" = "$response.body#/version")))),
             ("RejectVersion" = (operation_id = "reject_version", parameters(("slug" = "$response.body#/agent"), ("version" = "$response.body#/version")))),
         )),
-        (status = 400, description = "A Content-Type other than the three of the request body", body = ErrorBody),
+        (status = 400, description = "A Content-Type other than `application/gzip`, `application/x-gzip` or `application/octet-stream`", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 403, description = "Not the owner of this published agent (`permission_denied`)", body = ErrorBody),
         (status = 404, description = "No such agent visible to the caller", body = ErrorBody),
