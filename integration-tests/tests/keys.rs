@@ -16,6 +16,18 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+/// `DELETE /v1/me/keys/{id}` with `key`.
+async fn revoke(base_url: &str, id: &str, key: &str) -> (u16, Value) {
+    call(
+        base_url,
+        Method::DELETE,
+        &format!("/v1/me/keys/{id}"),
+        key,
+        None,
+    )
+    .await
+}
+
 async fn call(
     base_url: &str,
     method: Method,
@@ -232,26 +244,12 @@ async fn keys_are_named_scoped_listed_without_secrets_and_revoked() {
         "{body}"
     );
     let ci_id = ci["id"].as_str().unwrap();
-    let (status, body) = call(
-        &base,
-        Method::DELETE,
-        &format!("/v1/me/keys/{ci_id}"),
-        &reader_secret,
-        None,
-    )
-    .await;
+    let (status, body) = revoke(&base, ci_id, &reader_secret).await;
     assert_eq!(status, 403, "{body}");
 
     // Revoked: 204, then refused on REST and gRPC, gone from the list; a second revoke and
     // another account's key are 404.
-    let (status, _) = call(
-        &base,
-        Method::DELETE,
-        &format!("/v1/me/keys/{ci_id}"),
-        &dev,
-        None,
-    )
-    .await;
+    let (status, _) = revoke(&base, ci_id, &dev).await;
     assert_eq!(status, 204);
     let (status, body) = call(&base, Method::GET, "/v1/me", &ci_secret, None).await;
     assert_eq!(status, 401, "{body}");
@@ -262,24 +260,10 @@ async fn keys_are_named_scoped_listed_without_secrets_and_revoked() {
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
     assert!(listed(&mesh, &dev).await.iter().all(|k| k["id"] != ci_id));
-    let (status, _) = call(
-        &base,
-        Method::DELETE,
-        &format!("/v1/me/keys/{ci_id}"),
-        &dev,
-        None,
-    )
-    .await;
+    let (status, _) = revoke(&base, ci_id, &dev).await;
     assert_eq!(status, 404);
     let reader_id = reader["id"].as_str().unwrap();
-    let (status, _) = call(
-        &base,
-        Method::DELETE,
-        &format!("/v1/me/keys/{reader_id}"),
-        &other,
-        None,
-    )
-    .await;
+    let (status, _) = revoke(&base, reader_id, &other).await;
     assert_eq!(status, 404, "another account's key is not found");
 
     // Bad requests: an empty name or scope list, an unknown scope, an expiry in the past.
@@ -433,14 +417,7 @@ async fn a_revoked_key_is_refused_by_every_replica_at_once() {
         .await
         .unwrap();
 
-    let (status, _) = call(
-        &mesh.base_url,
-        Method::DELETE,
-        &format!("/v1/me/keys/{id}"),
-        &dev,
-        None,
-    )
-    .await;
+    let (status, _) = revoke(&mesh.base_url, id, &dev).await;
     assert_eq!(status, 204);
     let revoked = Instant::now();
     let (status, body) = call(&second_base, Method::GET, "/v1/me", secret, None).await;

@@ -34,6 +34,32 @@ fn wrapped<T>(message: Option<T>, what: &str) -> Result<T, Error> {
     message.ok_or_else(|| Error::internal(format!("the control plane sent no {what}")))
 }
 
+/// `TryFrom<v1::FooResponse>` for the view of the one message a response wraps.
+macro_rules! from_wrapper {
+    ($($view:ty: $response:ty => $field:ident),+ $(,)?) => {$(
+        impl TryFrom<$response> for $view {
+            type Error = Error;
+
+            fn try_from(r: $response) -> Result<Self, Error> {
+                wrapped(r.$field, stringify!($field))?.try_into()
+            }
+        }
+    )+};
+}
+
+from_wrapper! {
+    AccountView: v1::WhoAmIResponse => account,
+    AgentView: v1::CreateAgentResponse => agent,
+    AgentView: v1::UpdateAgentResponse => agent,
+    AgentView: v1::GetAgentResponse => agent,
+    VersionView: v1::PublishVersionResponse => version,
+    VersionView: v1::ApproveVersionResponse => version,
+    VersionView: v1::RejectVersionResponse => version,
+    ExecutionView: v1::CreateExecutionResponse => execution,
+    ExecutionView: v1::GetExecutionResponse => execution,
+    ExecutionView: v1::CancelExecutionResponse => execution,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountView {
     pub id: String,
@@ -55,14 +81,6 @@ impl TryFrom<v1::Account> for AccountView {
             id: a.id,
             name: a.name,
         })
-    }
-}
-
-impl TryFrom<v1::WhoAmIResponse> for AccountView {
-    type Error = Error;
-
-    fn try_from(r: v1::WhoAmIResponse) -> Result<Self, Error> {
-        wrapped(r.account, "account")?.try_into()
     }
 }
 
@@ -123,30 +141,6 @@ impl TryFrom<v1::Agent> for AgentView {
             description: a.description,
             owner_id: a.owner_id,
         })
-    }
-}
-
-impl TryFrom<v1::CreateAgentResponse> for AgentView {
-    type Error = Error;
-
-    fn try_from(r: v1::CreateAgentResponse) -> Result<Self, Error> {
-        wrapped(r.agent, "agent")?.try_into()
-    }
-}
-
-impl TryFrom<v1::UpdateAgentResponse> for AgentView {
-    type Error = Error;
-
-    fn try_from(r: v1::UpdateAgentResponse) -> Result<Self, Error> {
-        wrapped(r.agent, "agent")?.try_into()
-    }
-}
-
-impl TryFrom<v1::GetAgentResponse> for AgentView {
-    type Error = Error;
-
-    fn try_from(r: v1::GetAgentResponse) -> Result<Self, Error> {
-        wrapped(r.agent, "agent")?.try_into()
     }
 }
 
@@ -212,30 +206,6 @@ impl TryFrom<v1::Version> for VersionView {
             sha256: v.sha256,
             size_bytes: v.size_bytes,
         })
-    }
-}
-
-impl TryFrom<v1::PublishVersionResponse> for VersionView {
-    type Error = Error;
-
-    fn try_from(r: v1::PublishVersionResponse) -> Result<Self, Error> {
-        wrapped(r.version, "version")?.try_into()
-    }
-}
-
-impl TryFrom<v1::ApproveVersionResponse> for VersionView {
-    type Error = Error;
-
-    fn try_from(r: v1::ApproveVersionResponse) -> Result<Self, Error> {
-        wrapped(r.version, "version")?.try_into()
-    }
-}
-
-impl TryFrom<v1::RejectVersionResponse> for VersionView {
-    type Error = Error;
-
-    fn try_from(r: v1::RejectVersionResponse) -> Result<Self, Error> {
-        wrapped(r.version, "version")?.try_into()
     }
 }
 
@@ -460,30 +430,6 @@ impl TryFrom<v1::Execution> for ExecutionView {
             duration_ms: e.duration_ms,
             timings: e.timings.map(TimingsView::from),
         })
-    }
-}
-
-impl TryFrom<v1::CreateExecutionResponse> for ExecutionView {
-    type Error = Error;
-
-    fn try_from(r: v1::CreateExecutionResponse) -> Result<Self, Error> {
-        wrapped(r.execution, "execution")?.try_into()
-    }
-}
-
-impl TryFrom<v1::GetExecutionResponse> for ExecutionView {
-    type Error = Error;
-
-    fn try_from(r: v1::GetExecutionResponse) -> Result<Self, Error> {
-        wrapped(r.execution, "execution")?.try_into()
-    }
-}
-
-impl TryFrom<v1::CancelExecutionResponse> for ExecutionView {
-    type Error = Error;
-
-    fn try_from(r: v1::CancelExecutionResponse) -> Result<Self, Error> {
-        wrapped(r.execution, "execution")?.try_into()
     }
 }
 
