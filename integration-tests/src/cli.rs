@@ -27,17 +27,12 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 }
 
 fn build() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    // <target>/<profile>/deps/<test binary>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("no profile directory")?;
-    let target = profile_dir.parent().context("no target directory")?;
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("profile directory name")?;
+    let crate::build_dir::BuildDir {
+        target,
+        profile_dir,
+        profile,
+    } = crate::build_dir::BuildDir::of_this_test()?;
+    let (target, profile) = (target.as_path(), profile.as_str());
     let binary = profile_dir.join("frameos");
     let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../services/frameos");
     if modified(&binary).is_some_and(|built| newest(&sources).is_some_and(|s| s <= built)) {

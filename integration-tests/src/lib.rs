@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod broker_proxy;
+mod build_dir;
 mod cleanup;
 pub mod cli;
 pub mod control_plane_process;

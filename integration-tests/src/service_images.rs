@@ -38,17 +38,12 @@ pub fn docker(args: &[&str]) -> anyhow::Result<String> {
 /// (`$CARGO_TARGET_DIR/debug`): `cargo build --bins` must have made them
 /// (scripts/test does; `cargo test` alone builds neither the gateway's nor the node's binary).
 pub fn build_images() -> anyhow::Result<()> {
-    let exe = std::env::current_exe()?;
-    // <target>/<profile>/deps/<test binary>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("no profile directory")?;
-    let target = profile_dir.parent().context("no target directory")?;
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("profile directory name")?;
+    let crate::build_dir::BuildDir {
+        target,
+        profile_dir: _,
+        profile,
+    } = crate::build_dir::BuildDir::of_this_test()?;
+    let (target, profile) = (target.as_path(), profile.as_str());
     let script = repo_root().join("images/build.sh");
     let started = Instant::now();
     let out = Command::new("bash")
