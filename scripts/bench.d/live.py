@@ -100,11 +100,12 @@ def flood():
     after = {n: rss_mib(p) for n, p in processes().items()}
     say(f"P5 flood: {mib} MiB printed in {seconds:.1f} s, ended {status}, {logs} log events streamed")
     say("P5 flood peak RSS: " + ", ".join(f"{n} {v:.1f} MiB" for n, v in sampler.peak.items()))
-    if status != "succeeded":
-        raise ApiError(f"flood execution {execution_id} ended {status}")
-    rows = [row("P5", f"peak RSS {n}, {mib} MiB log flood", v, None, RSS_TARGETS[n], "MiB", False, ratio_of=False)
+    # The memory is the point: a flood cut short by its timeout (300 s, a slow machine) still
+    # counts for what was printed, and says so.
+    what = f"{mib} MiB log flood" if status == "succeeded" else f"log flood ({status} after {seconds:.0f} s)"
+    rows = [row("P5", f"peak RSS {n}, {what}", v, None, RSS_TARGETS[n], "MiB", False, ratio_of=False)
             for n, v in sampler.peak.items()]
-    return rows, {"mib": mib, "seconds": seconds, "log_events": logs, "before_mib": before,
+    return rows, {"mib": mib, "status": status, "seconds": seconds, "log_events": logs, "before_mib": before,
                   "peak_mib": sampler.peak, "after_mib": after}
 
 

@@ -15,7 +15,9 @@ GOAL_ORDER = ["P1", "P2", "P3", "P4", "P5", "P6"]
 def fmt(value, unit):
     if value is None:
         return "—"
-    if unit in ("ms", "MiB") and value < 100:
+    if value < 10:
+        return f"{value:.2f} {unit}"
+    if value < 100:
         return f"{value:.1f} {unit}"
     return f"{value:,.0f} {unit}"
 
