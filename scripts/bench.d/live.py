@@ -109,19 +109,23 @@ def flood():
                   "peak_mib": sampler.peak, "after_mib": after}
 
 
-async def hold_stream(host, port, path, key, opened, release):
+async def hold_stream(host, port, path, key, opened, release, opening):
     """One SSE client: connects, reads the response head and the first event, then holds the
-    stream open until `release`."""
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
+    stream open until `release`. At most `opening` clients connect at once: a stream's head
+    takes one of the gateway's request slots (FRAMEOS_MAX_CONCURRENT_REQUESTS) until it is
+    answered, and 1,000 clients arriving in the same millisecond would be load-shed (503)."""
+    async with opening:
+        reader, writer = await asyncio.open_connection(host, port)
         writer.write(f"GET {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {key}\r\n"
                      "accept: text/event-stream\r\n\r\n".encode())
         await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 200"):
+            writer.close()
             return head.split(b"\r\n", 1)[0].decode()
         await reader.readuntil(b"\n\n")
         opened.append(1)
+    try:
         await release.wait()
         return "ok"
     finally:
@@ -131,8 +135,9 @@ async def hold_stream(host, port, path, key, opened, release):
 async def hold_streams(base, key, execution_id, count, sampler_seconds):
     url = urllib.parse.urlsplit(base)
     path = f"/v1/executions/{execution_id}/events"
-    opened, release = [], asyncio.Event()
-    tasks = [asyncio.create_task(hold_stream(url.hostname, url.port, path, key, opened, release)) for _ in range(count)]
+    opened, release, opening = [], asyncio.Event(), asyncio.Semaphore(64)
+    tasks = [asyncio.create_task(hold_stream(url.hostname, url.port, path, key, opened, release, opening))
+             for _ in range(count)]
     deadline = time.monotonic() + 60
     # Until every stream is open or was refused (a refused one's task is done).
     while len(opened) + sum(t.done() for t in tasks) < count and time.monotonic() < deadline:
