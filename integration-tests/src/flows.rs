@@ -161,23 +161,12 @@ impl Mesh {
     }
 
     async fn events(&self, key: &str, id: &str) -> anyhow::Result<EventStream> {
-        let response = self
-            .request(
-                Method::GET,
-                &format!("/v1/executions/{id}/events"),
-                Some(key),
-            )
-            .send()
-            .await?;
-        ensure!(
-            response.status() == 200,
-            "events: {}",
-            response.text().await?
-        );
-        Ok(EventStream {
-            body: Box::pin(response.bytes_stream()),
-            buffer: String::new(),
-        })
+        EventStream::open(self.request(
+            Method::GET,
+            &format!("/v1/executions/{id}/events"),
+            Some(key),
+        ))
+        .await
     }
 
     /// Runs an execution to its end.
@@ -194,14 +183,28 @@ impl Mesh {
 }
 
 /// A Server-Sent Events body, read event by event.
-struct EventStream {
+pub struct EventStream {
     body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
     buffer: String,
 }
 
 impl EventStream {
+    /// Sends `request` (an `/events` of any gateway) and reads its body once it is a 200.
+    pub async fn open(request: reqwest::RequestBuilder) -> anyhow::Result<EventStream> {
+        let response = request.send().await?;
+        ensure!(
+            response.status() == 200,
+            "events: {}",
+            response.text().await?
+        );
+        Ok(EventStream {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        })
+    }
+
     /// The next named event, or `None` when the stream ends.
-    async fn next_event(&mut self) -> anyhow::Result<Option<SseEvent>> {
+    pub async fn next_event(&mut self) -> anyhow::Result<Option<SseEvent>> {
         loop {
             while let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();

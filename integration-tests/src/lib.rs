@@ -18,6 +18,7 @@ pub mod packages;
 mod postgres;
 pub mod processes;
 pub mod rail;
+pub mod replicas;
 mod s3;
 pub mod service_images;
 

@@ -63,6 +63,17 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// Milliseconds between two reads of a watched execution without a wake-up: the safety net
+    /// behind the live events of ADR 0028. Default 5000; 500 on PostgreSQL with
+    /// FRAMEOS_WATCH_NOTIFY=false.
+    #[arg(long, env = "FRAMEOS_WATCH_POLL_MS")]
+    pub watch_poll_ms: Option<u64>,
+
+    /// On PostgreSQL, replicas wake each other's watchers with LISTEN/NOTIFY (ADR 0028). Turn it
+    /// off where LISTEN does not work (a PgBouncer in transaction mode): watchers then poll.
+    #[arg(long, env = "FRAMEOS_WATCH_NOTIFY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub watch_notify: bool,
+
     #[command(flatten)]
     pub store: StoreConfig,
 

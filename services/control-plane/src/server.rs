@@ -22,7 +22,9 @@ use crate::agents::Agents;
 use crate::agents::versions::Publisher;
 use crate::billing::Billing;
 use crate::execution::relay::{self, QueueSource};
-use crate::execution::{Executions, Hub, Liveness, Nodes, StreamTokens, dead_letters, reaper};
+use crate::execution::{
+    Executions, Hub, Liveness, Nodes, StreamTokens, dead_letters, live, reaper,
+};
 use crate::metrics::Metrics;
 use crate::{Config, db};
 
@@ -289,7 +291,17 @@ impl Server {
         ));
 
         let outbox = std::sync::Arc::new(tokio::sync::Notify::new());
-        let hub = Hub::new(outbox.clone(), self.metrics.clone());
+        let hub = live::between_replicas(
+            Hub::new(outbox.clone(), self.metrics.clone()),
+            &self.db,
+            &self.config.database_url,
+            live::LiveEvents {
+                notify: self.config.watch_notify,
+                poll_ms: self.config.watch_poll_ms,
+            },
+            &supervisor,
+            serve_stop.clone(),
+        );
         let executions = Executions::new(
             self.db.clone(),
             hub.clone(),

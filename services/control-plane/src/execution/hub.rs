@@ -1,19 +1,35 @@
 //! Wakes watchers of an execution when it changes, and the outbox relay when one ends (its
 //! account may dispatch another). The database stays the source of truth: a wake-up only says
-//! "read again", so a slow watcher can never miss an event.
+//! "read again", so a slow watcher can never miss an event. On PostgreSQL the other replicas
+//! hear of each change too ([`super::live`], ADR 0028); what they miss, their watchers' poll
+//! catches.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
+use super::live::{Announcer, Change};
 use crate::metrics::Metrics;
 
-#[derive(Clone, Default)]
+/// How often a watcher reads again without being woken, unless configured.
+pub const DEFAULT_POLL: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
 pub struct Hub {
     channels: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
     relay: Arc<Notify>,
     metrics: Metrics,
+    /// Tells the other replicas; None when there are none to tell (SQLite: one process).
+    announcer: Option<Announcer>,
+    poll: Duration,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub::new(Arc::default(), Metrics::default())
+    }
 }
 
 impl Hub {
@@ -23,14 +39,34 @@ impl Hub {
             channels: Arc::default(),
             relay,
             metrics,
+            announcer: None,
+            poll: DEFAULT_POLL,
         }
     }
 
+    /// Watchers also read again every `poll`, woken or not: the safety net for a change
+    /// nobody announced (a notification lost with its connection, a write by other means).
+    pub fn polling_every(mut self, poll: Duration) -> Self {
+        self.poll = poll.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Every change is also announced to the other replicas through `announcer`.
+    pub fn announcing(mut self, announcer: Announcer) -> Self {
+        self.announcer = Some(announcer);
+        self
+    }
+
+    /// How often a watcher reads again without being woken.
+    pub fn poll(&self) -> Duration {
+        self.poll
+    }
+
     /// The execution ended: its watchers read again, and the relay may dispatch the next
-    /// execution of its account (ADR 0010).
+    /// execution of its account (ADR 0010). The other replicas hear of it.
     pub fn ended(&self, execution_id: &str) {
-        self.touch(execution_id);
-        self.relay.notify_one();
+        self.wake_ended(execution_id);
+        self.announce(execution_id, Change::Ended);
     }
 
     /// Where the execution paths record (outcomes, phases, reconciliations).
@@ -51,11 +87,39 @@ impl Hub {
         }
     }
 
-    /// Something about the execution changed.
+    /// Something about the execution changed (and was committed). The other replicas hear of
+    /// it.
     pub fn touch(&self, execution_id: &str) {
+        self.wake(execution_id);
+        self.announce(execution_id, Change::Changed);
+    }
+
+    /// Wakes this replica's watchers of the execution, and nobody else.
+    pub(super) fn wake(&self, execution_id: &str) {
         let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(sender) = channels.get(execution_id) {
             sender.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// As [`Hub::wake`], and the relay: the execution ended (here or on another replica).
+    pub(super) fn wake_ended(&self, execution_id: &str) {
+        self.wake(execution_id);
+        self.relay.notify_one();
+    }
+
+    /// Wakes every watcher of this replica and the relay: changes may have gone unheard.
+    pub(super) fn wake_all(&self) {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        for sender in channels.values() {
+            sender.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        self.relay.notify_one();
+    }
+
+    fn announce(&self, execution_id: &str, change: Change) {
+        if let Some(announcer) = &self.announcer {
+            announcer.announce(execution_id, change);
         }
     }
 }

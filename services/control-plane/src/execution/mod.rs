@@ -7,6 +7,7 @@ mod create;
 pub mod dead_letters;
 mod dispatch;
 mod hub;
+pub mod live;
 mod node_service;
 mod query;
 pub mod reaper;

@@ -1,6 +1,6 @@
 //! `WatchExecution`: log lines, progress and status changes, live, until the execution ends.
-//! Each wake-up re-reads the database, so nothing is missed and a watcher on another replica
-//! still sees everything within the poll interval.
+//! Each wake-up re-reads the database, so nothing is missed. Changes made on another replica
+//! wake it too (ADR 0028); the poll is the safety net for a wake-up that never came.
 
 use frameos_core::{ChargeStatus, ExecutionStatus};
 use std::time::Duration;
@@ -76,9 +76,6 @@ impl Watcher {
         }
     }
 }
-
-/// Catches changes written by another control plane replica.
-const POLL: Duration = Duration::from_millis(500);
 
 pub type EventResult = Result<v1::WatchExecutionResponse, tonic::Status>;
 
@@ -166,7 +163,7 @@ pub fn spawn(
                 if settling(&db, &row.id).await && since.elapsed() < SETTLE_WAIT {
                     tokio::select! {
                         () = subscription.changed() => {}
-                        () = tokio::time::sleep(POLL) => {}
+                        () = tokio::time::sleep(SETTLE_POLL.min(hub.poll())) => {}
                         () = sender.closed() => return,
                         () = shutdown.cancelled() => return,
                     }
@@ -187,7 +184,7 @@ pub fn spawn(
             }
             tokio::select! {
                 () = subscription.changed() => {}
-                () = tokio::time::sleep(POLL) => {}
+                () = tokio::time::sleep(hub.poll()) => {}
                 () = sender.closed() => return,
                 () = shutdown.cancelled() => return,
             }
@@ -197,6 +194,10 @@ pub fn spawn(
 
 /// How long the final status event waits for the charge to settle.
 const SETTLE_WAIT: Duration = Duration::from_secs(10);
+
+/// How often a watcher holding back the final event reads the charge again: a settlement the
+/// billing reconciler finishes wakes nobody.
+const SETTLE_POLL: Duration = Duration::from_millis(500);
 
 /// Whether the execution has a charge that is still only authorized.
 async fn settling(db: &DatabaseConnection, execution_id: &str) -> bool {
