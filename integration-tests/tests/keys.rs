@@ -1,6 +1,7 @@
 //! Named API keys (API.md §4.5) against real PostgreSQL: create, list without secrets, scopes
-//! within the role and refused beyond the key's, expiry, `last_used_at`, revocation seen by a
-//! second control plane and gateway at once, gRPC and the `frameos keys` CLI.
+//! within the role and refused beyond the key's, expiry, `last_used_at`, revocation seen by the
+//! revoking control plane at once and by a second one within its key cache's TTL, gRPC and the
+//! `frameos keys` CLI.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -376,10 +377,33 @@ async fn scopes_never_exceed_the_role_and_expired_keys_are_refused() {
     mesh.shutdown().await.unwrap();
 }
 
-/// A second control plane on the same database and a gateway in front of it: a key revoked
-/// through the first gateway is refused by the second on the very next request, REST and gRPC.
+/// How long the second replica keeps a resolved key (FRAMEOS_KEY_CACHE_TTL_SECS).
+const SECOND_TTL: Duration = Duration::from_secs(1);
+/// Room above the TTL for the request that sees the change to make its way.
+const MARGIN: Duration = Duration::from_secs(5);
+
+/// Asks `GET /v1/me` with `key` until `done` holds for its answer; fails after `within`.
+async fn until_me(base_url: &str, key: &str, within: Duration, done: impl Fn(u16, &Value) -> bool) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, body) = call(base_url, Method::GET, "/v1/me", key, None).await;
+        if done(status, &body) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {status} {body} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A second control plane on the same database (keeping resolved keys for [`SECOND_TTL`]) and
+/// a gateway in front of it. A key revoked through the first replica is refused by the first at
+/// once and by the second within its TTL (ADR 0027), REST and gRPC; an account's role changed
+/// in the database is honoured by the second within the same bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_key_is_refused_by_every_replica_at_once() {
+async fn a_revoked_key_is_refused_at_once_here_and_within_the_ttl_elsewhere() {
     let mesh = Mesh::start(Backend::PostgresS3).await.unwrap();
     let dev = mesh.account("dev-rae", "developer").await.unwrap();
 
@@ -387,6 +411,7 @@ async fn a_revoked_key_is_refused_by_every_replica_at_once() {
     let mut config = embedded_config(dir.path());
     config.database_url = mesh.database_url().to_string();
     config.migrate = false;
+    config.key_cache_ttl_secs = SECOND_TTL.as_secs();
     let second = Served::start(frameos_control_plane::Server::bind(config).await.unwrap());
     let mut gateway_config = frameos_gateway::Config::embedded();
     gateway_config.http_addr = "127.0.0.1:0".parse().unwrap();
@@ -409,9 +434,11 @@ async fn a_revoked_key_is_refused_by_every_replica_at_once() {
     let key = create(&mesh, &dev, json!({"name": "shared"})).await;
     let id = key["id"].as_str().unwrap();
     let secret = key["api_key"].as_str().unwrap();
-    // Known to the second replica (and remembered by its gateway's fair-use cache).
-    let (status, _) = call(&second_base, Method::GET, "/v1/me", secret, None).await;
-    assert_eq!(status, 200);
+    // Known to both replicas (and kept by both).
+    for base in [&mesh.base_url, &second_base] {
+        let (status, _) = call(base, Method::GET, "/v1/me", secret, None).await;
+        assert_eq!(status, 200);
+    }
     let mut keys = ApiKeyServiceClient::new(channel);
     keys.list_api_keys(grpc(v1::ListApiKeysRequest {}, secret))
         .await
@@ -420,17 +447,52 @@ async fn a_revoked_key_is_refused_by_every_replica_at_once() {
     let (status, _) = revoke(&mesh.base_url, id, &dev).await;
     assert_eq!(status, 204);
     let revoked = Instant::now();
-    let (status, body) = call(&second_base, Method::GET, "/v1/me", secret, None).await;
-    assert_eq!(status, 401, "the second gateway still accepts it: {body}");
+    // The replica that revoked it forgot it at once.
+    let (status, body) = call(&mesh.base_url, Method::GET, "/v1/me", secret, None).await;
+    assert_eq!(status, 401, "the revoking replica still accepts it: {body}");
+    // The other one within its TTL, REST and gRPC.
+    until_me(&second_base, secret, SECOND_TTL + MARGIN, |status, _| {
+        status == 401
+    })
+    .await;
     let refused = keys
         .list_api_keys(grpc(v1::ListApiKeysRequest {}, secret))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
     eprintln!(
-        "[keys] revoked key refused by the second replica {} ms after the 204 (REST and gRPC)",
-        revoked.elapsed().as_millis()
+        "[keys] revoked key refused by the second replica {} ms after the 204 (TTL {} s)",
+        revoked.elapsed().as_millis(),
+        SECOND_TTL.as_secs()
     );
+
+    // A role lowered in the database (no API does that): the second replica, which keeps the
+    // developer key, serves it as a user's within the bound, scopes included.
+    let (status, me) = call(&second_base, Method::GET, "/v1/me", &dev, None).await;
+    assert_eq!((status, me["role"].as_str()), (200, Some("developer")));
+    let db = sea_orm::Database::connect(mesh.database_url())
+        .await
+        .unwrap();
+    let lowered = sea_orm::ConnectionTrait::execute_unprepared(
+        &db,
+        "UPDATE accounts SET role = 'user' WHERE name = 'dev-rae'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(lowered.rows_affected(), 1);
+    until_me(&second_base, &dev, SECOND_TTL + MARGIN, |_, me| {
+        me["role"] == "user"
+    })
+    .await;
+    let (status, body) = call(
+        &second_base,
+        Method::POST,
+        "/v1/agents",
+        &dev,
+        Some(json!({"slug": "too-late", "name": "too late", "pricing": {"model": "free"}})),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
 
     stop_gateway.cancel();
     gateway.await.unwrap().unwrap();

@@ -59,6 +59,13 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
     pub bootstrap_admin_key: Option<String>,
 
+    /// Seconds a resolved API key is kept (0 to 10; 0: every request reads the database). A key
+    /// revoked, or a role changed, through another replica is honoured here within this bound
+    /// (ADR 0027); through this replica and at a key's expiry, at once.
+    #[arg(long, env = "FRAMEOS_KEY_CACHE_TTL_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=10))]
+    pub key_cache_ttl_secs: u64,
+
     /// Where `/metrics` is served (Prometheus text, OpenMetrics when asked); absent → off.
     #[arg(long, env = "FRAMEOS_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
@@ -166,6 +173,13 @@ impl LimitsConfig {
 }
 
 impl Config {
+    /// The API keys resolved by this replica, kept for at most FRAMEOS_KEY_CACHE_TTL_SECS.
+    pub fn key_cache(&self) -> crate::accounts::KeyCache {
+        let ttl = std::time::Duration::from_secs(self.key_cache_ttl_secs)
+            .min(crate::accounts::key_cache::MAX_TTL);
+        crate::accounts::KeyCache::new(ttl, crate::accounts::key_cache::CAPACITY)
+    }
+
     pub fn shutdown_grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.shutdown_grace_secs)
     }

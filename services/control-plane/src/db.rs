@@ -10,6 +10,19 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, S
 /// down, sqlx retries connecting until then (30 s by default): the request then gets a clear
 /// `unavailable` in seconds instead of hanging.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A pooled connection idle this long is pinged before use; a busy one is not (the default
+/// pings on every acquire: one more round trip per query). A connection that died while in use
+/// fails its statement, which is `unavailable` ([`is_unavailable`]) like a failed ping.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
+
+/// Connections in the pool: enough for each core to have requests in flight while others wait
+/// on the database, bounded because every replica's pool counts against the server's
+/// `max_connections`.
+fn pool_size() -> (u32, u32) {
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
+    ((4 * cores).clamp(10, 32), cores.min(4))
+}
 
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     if let Some(path) = url
@@ -31,7 +44,12 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url);
     options.sqlx_logging(false);
     if networked {
-        options.acquire_timeout(ACQUIRE_TIMEOUT);
+        let (max, min) = pool_size();
+        options
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .max_connections(max)
+            .min_connections(min);
+        options.test_before_acquire_if_idle_for(PING_IF_IDLE_FOR);
     }
     Database::connect(options).await
 }

@@ -392,10 +392,14 @@ impl Server {
                     .as_ref()
                     .is_some_and(frameos_tls::ServerTls::requires_node_certificates),
             );
+        let key_cache = self.config.key_cache();
         let server = frameos_tls::server_builder(self.tls.as_ref())?
             .timeout(Duration::from_secs(60))
             .layer(frameos_metrics::GrpcLayer::new(&self.registry))
-            .layer(crate::accounts::auth::AuthLayer::new(self.db.clone()))
+            .layer(crate::accounts::auth::AuthLayer::new(
+                self.db.clone(),
+                key_cache.clone(),
+            ))
             // A SERVER span per call, continuing the caller's trace from the call's metadata.
             .layer(frameos_telemetry::grpc::ServerSpans)
             .add_service(health_service.clone())
@@ -404,6 +408,7 @@ impl Server {
             .add_service(AccountServiceServer::new(Accounts::new(self.db.clone())))
             .add_service(ApiKeyServiceServer::new(accounts::ApiKeys::new(
                 self.db.clone(),
+                key_cache,
             )))
             .add_service(BillingServiceServer::new(
                 crate::billing::service::BillingApi::new(self.db.clone()),

@@ -16,7 +16,7 @@ use futures::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 use tonic::codegen::http;
 
-use super::{keys, scopes};
+use super::{KeyCache, keys, scopes};
 
 /// Who is calling.
 #[derive(Clone, Debug)]
@@ -79,6 +79,7 @@ pub fn require<T>(request: &tonic::Request<T>, role: Role) -> Result<Principal, 
 /// Resolves the `authorization: Bearer <key>` header of a request.
 async fn authenticate(
     db: &DatabaseConnection,
+    cache: &KeyCache,
     headers: &http::HeaderMap,
 ) -> Result<Option<Principal>, Error> {
     let Some(value) = headers.get(http::header::AUTHORIZATION) else {
@@ -91,7 +92,7 @@ async fn authenticate(
         .map(str::trim)
         .filter(|k| !k.is_empty() && k.len() <= 256)
         .ok_or_else(keys::invalid_key)?;
-    keys::resolve(db, key).await.map(Some)
+    cache.resolve(db, key).await.map(Some)
 }
 
 /// Node calls carry the node token, not an API key.
@@ -105,11 +106,13 @@ fn is_node_call(path: &str) -> bool {
 #[derive(Clone)]
 pub struct AuthLayer {
     db: DatabaseConnection,
+    cache: KeyCache,
 }
 
 impl AuthLayer {
-    pub fn new(db: DatabaseConnection) -> Self {
-        AuthLayer { db }
+    /// Keys are resolved through `cache`, which the key service evicts revoked keys from.
+    pub fn new(db: DatabaseConnection, cache: KeyCache) -> Self {
+        AuthLayer { db, cache }
     }
 }
 
@@ -120,6 +123,7 @@ impl<S> tower::Layer<S> for AuthLayer {
         Authenticate {
             inner,
             db: self.db.clone(),
+            cache: self.cache.clone(),
         }
     }
 }
@@ -129,6 +133,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 pub struct Authenticate<S> {
     inner: S,
     db: DatabaseConnection,
+    cache: KeyCache,
 }
 
 impl<S, B, RB> tower::Service<http::Request<B>> for Authenticate<S>
@@ -150,11 +155,11 @@ where
         // The clone that was polled ready serves this request; the fresh one waits for the next.
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
-        let db = self.db.clone();
+        let (db, cache) = (self.db.clone(), self.cache.clone());
         Box::pin(async move {
             let path = request.uri().path();
             if !is_node_call(path) {
-                let outcome = authenticate(&db, request.headers()).await;
+                let outcome = authenticate(&db, &cache, request.headers()).await;
                 if let Ok(Some(principal)) = &outcome
                     && let Err(refusal) = scopes::check(path, principal)
                 {
@@ -212,7 +217,8 @@ mod tests {
             response.extensions_mut().insert(Seen(seen));
             Ok::<_, Infallible>(response)
         });
-        let mut service = AuthLayer::new(db.clone()).layer(handler);
+        let cache = KeyCache::new(std::time::Duration::ZERO, 0);
+        let mut service = AuthLayer::new(db.clone(), cache).layer(handler);
         let mut request = http::Request::builder().uri(path);
         if let Some(key) = key {
             request = request.header("authorization", format!("Bearer {key}"));

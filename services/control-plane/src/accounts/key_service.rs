@@ -17,6 +17,7 @@ use sea_orm::{
 };
 use tonic::{Request, Response, Status};
 
+use super::KeyCache;
 use super::auth::{self, Principal};
 use super::keys::{self, NewKey};
 use crate::entity::api_key;
@@ -27,11 +28,13 @@ pub const MAX_KEYS_PER_ACCOUNT: u64 = 100;
 
 pub struct ApiKeys {
     db: DatabaseConnection,
+    /// The auth layer's: a key revoked here is forgotten there at once.
+    cache: KeyCache,
 }
 
 impl ApiKeys {
-    pub fn new(db: DatabaseConnection) -> Self {
-        ApiKeys { db }
+    pub fn new(db: DatabaseConnection, cache: KeyCache) -> Self {
+        ApiKeys { db, cache }
     }
 
     async fn create(
@@ -139,6 +142,7 @@ impl ApiKeys {
             .await
             .map_err(db::error)?
             .rows_affected;
+        self.cache.evict(&row.key_hash);
         if revoked == 0 {
             // Revoked by a concurrent call in between.
             return Err(Error::not_found("API key"));

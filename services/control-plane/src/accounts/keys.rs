@@ -4,10 +4,9 @@
 //! for 256-bit random secrets) and a public key id, the first 16 hex digits of that hash, to find
 //! the row; the full hashes are then compared in constant time.
 //!
-//! Every request resolves its key from the database, so a revoked or expired key is refused by
-//! every replica on the next request; nothing about validity is cached. `last_used_at` is
-//! written at most once a minute per key ([`TOUCH_EVERY`]), so a busy key costs no write per
-//! request.
+//! Requests resolve their key through [`super::KeyCache`], which keeps what is read here for a
+//! few seconds. `last_used_at` is written at most once a minute per key ([`TOUCH_EVERY`]), so a
+//! busy key costs no write per request.
 
 use chrono::{DateTime, Utc};
 use frameos_core::{Error, ErrorCode, Role, Scopes};
@@ -34,7 +33,8 @@ pub fn generate() -> String {
     format!("fos_{}", hex::encode(secret))
 }
 
-fn digest(key: &str) -> String {
+/// The SHA-256 of `key` in hex, as stored in `api_key.key_hash`.
+pub(super) fn digest(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
@@ -88,8 +88,14 @@ pub async fn store<C: ConnectionTrait>(
 
 /// The row of `key`, revoked or not; None when no row holds it.
 pub async fn find<C: ConnectionTrait>(db: &C, key: &str) -> Result<Option<api_key::Model>, Error> {
-    let hash = digest(key);
-    let row = api_key::Entity::find_by_id(key_id(&hash))
+    find_hashed(db, &digest(key)).await
+}
+
+async fn find_hashed<C: ConnectionTrait>(
+    db: &C,
+    hash: &str,
+) -> Result<Option<api_key::Model>, Error> {
+    let row = api_key::Entity::find_by_id(key_id(hash))
         .one(db)
         .await
         .map_err(db::error)?;
@@ -107,20 +113,37 @@ pub fn scopes_of(row: &api_key::Model, role: Role) -> Result<Scopes, Error> {
     }
 }
 
-/// The caller holding `key`; unknown, revoked and expired keys are `UNAUTHENTICATED`.
+/// The caller holding `key`, read from the database; unknown, revoked and expired keys are
+/// `UNAUTHENTICATED`. Requests go through [`super::KeyCache`] instead.
 pub async fn resolve(db: &DatabaseConnection, key: &str) -> Result<Principal, Error> {
-    let Some(row) = find(db, key).await?.filter(|r| r.revoked_at.is_none()) else {
+    resolve_hashed(db, &digest(key), Utc::now())
+        .await
+        .map(|resolved| resolved.principal)
+}
+
+/// What a valid key resolved to, with what decides how long that holds.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub principal: Principal,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// As recorded after this resolution.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// Resolves the key whose SHA-256 (hex) is `hash` at `now`, and records its use when due.
+pub(super) async fn resolve_hashed(
+    db: &DatabaseConnection,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Resolved, Error> {
+    let Some(row) = find_hashed(db, hash)
+        .await?
+        .filter(|r| r.revoked_at.is_none())
+    else {
         return Err(invalid_key());
     };
-    let now = Utc::now();
     if let Some(expires_at) = row.expires_at.filter(|at| *at <= now) {
-        return Err(Error::new(
-            ErrorCode::Unauthenticated,
-            format!(
-                "this API key expired at {}",
-                expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ),
-        ));
+        return Err(expired(expires_at));
     }
     let account = account::Entity::find_by_id(&row.account_id)
         .one(db)
@@ -129,25 +152,46 @@ pub async fn resolve(db: &DatabaseConnection, key: &str) -> Result<Principal, Er
         .ok_or_else(invalid_key)?;
     let role = account.role;
     let scopes = scopes_of(&row, role)?;
-    touch(db, &row, now).await;
-    Ok(Principal {
-        account_id: account.id,
-        role,
-        key_id: row.id,
-        scopes,
+    let mut last_used_at = row.last_used_at;
+    if touch_due(last_used_at, now) {
+        touch(db, &row.id, now).await;
+        last_used_at = Some(now);
+    }
+    Ok(Resolved {
+        principal: Principal {
+            account_id: account.id,
+            role,
+            key_id: row.id,
+            scopes,
+        },
+        expires_at: row.expires_at,
+        last_used_at,
     })
 }
 
-/// Records that the key was used, unless that was done within the last [`TOUCH_EVERY`]. The
-/// condition is checked again in the update, so replicas racing on one key write once.
-async fn touch(db: &DatabaseConnection, row: &api_key::Model, now: DateTime<Utc>) {
+pub(super) fn expired(expires_at: DateTime<Utc>) -> Error {
+    Error::new(
+        ErrorCode::Unauthenticated,
+        format!(
+            "this API key expired at {}",
+            expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+    )
+}
+
+/// Whether a key last used at `last_used_at` is due to have its use recorded at `now`.
+pub(super) fn touch_due(last_used_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    last_used_at.is_none_or(|at| at <= now - TOUCH_EVERY)
+}
+
+/// Records that the key `key_id` was used, unless that was done within the last
+/// [`TOUCH_EVERY`]. The condition is checked in the update, so replicas racing on one key
+/// write once.
+pub(super) async fn touch(db: &DatabaseConnection, key_id: &str, now: DateTime<Utc>) {
     let stale_before = now - TOUCH_EVERY;
-    if row.last_used_at.is_some_and(|at| at > stale_before) {
-        return;
-    }
     let written = api_key::Entity::update_many()
         .col_expr(api_key::Column::LastUsedAt, Expr::value(now))
-        .filter(api_key::Column::Id.eq(&row.id))
+        .filter(api_key::Column::Id.eq(key_id))
         .filter(
             Condition::any()
                 .add(api_key::Column::LastUsedAt.is_null())
@@ -157,7 +201,7 @@ async fn touch(db: &DatabaseConnection, row: &api_key::Model, now: DateTime<Utc>
         .await;
     // The request goes on: when a key was last used is worth no refusal.
     if let Err(error) = written {
-        tracing::warn!(key_id = %row.id, %error, "cannot record when the API key was used");
+        tracing::warn!(%key_id, %error, "cannot record when the API key was used");
     }
 }
 

@@ -1,8 +1,9 @@
 //! Accounts: creation, the bootstrap admin, API keys ([`keys`]), resolving the caller of a request
-//! ([`auth`]) and what its key may do ([`scopes`]), the `AccountService` gRPC endpoint
-//! ([`service`]) and the `ApiKeyService` one ([`key_service`]).
+//! ([`auth`], through a [`KeyCache`]) and what its key may do ([`scopes`]), the `AccountService`
+//! gRPC endpoint ([`service`]) and the `ApiKeyService` one ([`key_service`]).
 
 pub mod auth;
+pub mod key_cache;
 mod key_service;
 pub mod keys;
 pub mod scopes;
@@ -18,6 +19,7 @@ use sea_orm::{
 use crate::db;
 use crate::entity::{account, api_key};
 
+pub use key_cache::KeyCache;
 pub use key_service::ApiKeys;
 pub use service::Accounts;
 

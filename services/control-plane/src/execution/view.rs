@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use frameos_core::Error;
 use frameos_proto::{ProtoEnum, v1};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, JoinType, QueryFilter, QuerySelect};
 
 use crate::db;
 use crate::entity::{agent, agent_version, charge, execution, execution_log};
@@ -96,11 +96,30 @@ pub async fn executions(
         .collect())
 }
 
+/// The view of one execution: its agent's slug and version in one query, its charge in another.
 pub async fn one(db: &DatabaseConnection, row: &execution::Model) -> Result<v1::Execution, Error> {
-    let mut views = executions(db, std::slice::from_ref(row)).await?;
-    views
-        .pop()
-        .ok_or_else(|| Error::internal("execution view vanished"))
+    let of_agent = agent_version::Entity::belongs_to(agent::Entity)
+        .from(agent_version::Column::AgentId)
+        .to(agent::Column::Id)
+        .into();
+    let names: Option<(String, String)> = agent_version::Entity::find_by_id(&row.version_id)
+        .select_only()
+        .column(agent::Column::Slug)
+        .column(agent_version::Column::Version)
+        .join(JoinType::InnerJoin, of_agent)
+        .into_tuple()
+        .one(db)
+        .await
+        .map_err(db::error)?;
+    let (slug, version) = names.unwrap_or_default();
+    let charge = charge::Entity::find()
+        .filter(charge::Column::ExecutionId.eq(&row.id))
+        .one(db)
+        .await
+        .map_err(db::error)?;
+    let mut view = execution(row, &slug, &version);
+    view.charge = charge.as_ref().map(self::charge);
+    Ok(view)
 }
 
 pub fn log_line(row: &execution_log::Model) -> v1::LogLine {
