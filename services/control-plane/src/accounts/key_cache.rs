@@ -145,8 +145,8 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use frameos_core::{ErrorCode, Role};
-    use sea_orm::EntityTrait;
     use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
     use super::*;
     use crate::entity::{account, api_key};
@@ -173,7 +173,7 @@ mod tests {
         let row = keys::find(db, key).await.unwrap().unwrap();
         api_key::Entity::update_many()
             .col_expr(api_key::Column::RevokedAt, Expr::value(Utc::now()))
-            .filter(sea_orm::ColumnTrait::eq(&api_key::Column::Id, &row.id))
+            .filter(api_key::Column::Id.eq(&row.id))
             .exec(db)
             .await
             .unwrap();
