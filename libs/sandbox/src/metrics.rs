@@ -42,6 +42,8 @@ pub enum DockerOperation {
     Remove,
     List,
     InspectImage,
+    /// A warm container takes the execution's name at hand-off.
+    Rename,
 }
 
 impl EncodeLabelValue for EgressDecision {
@@ -74,6 +76,7 @@ impl EncodeLabelValue for DockerOperation {
             DockerOperation::Remove => "remove",
             DockerOperation::List => "list",
             DockerOperation::InspectImage => "inspect_image",
+            DockerOperation::Rename => "rename",
         })
     }
 }
