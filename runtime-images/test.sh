@@ -539,6 +539,11 @@ def run_case(c, d, mode):
     terminal_at = next((t for t, line in lines if is_terminal(line)), None)
     lingered = None if terminal_at is None else exited - terminal_at
     out = b"".join(line for _, line in lines)
+    if mode == "warm":
+        ready = b'{"frameos":1,"type":"ready"}\n'
+        if not out.startswith(ready):
+            return ["warm mode: no ready line first: %r" % out[:200]]
+        out = out[len(ready):]
     return check(c, out, b"".join(err).decode("utf-8", "replace"), rc, lingered)
 
 

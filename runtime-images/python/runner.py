@@ -6,7 +6,7 @@ Contract (the execution node parses exactly this; see runtime-images/README.md):
         FRAMEOS_AGENT_DIR    package root, default /agent (only the tests change it)
   stdin one JSON document (the inputs), read to EOF, at most 10 MiB
   warm  with FRAMEOS_WARM=1 (a pool container started before its execution is known) the
-        runner waits on stdin for one header line {"entrypoint","execution_id"} followed by
+        runner writes {"frameos":1,"type":"ready"} once it is up, waits on stdin for one header line {"entrypoint","execution_id"} followed by
         the inputs; it sets FRAMEOS_ENTRYPOINT / FRAMEOS_EXECUTION_ID from the header,
         removes FRAMEOS_WARM, and only then loads the agent: from there on as above.
   stdout one JSON frame per line, each {"frameos":1,"type":...}:
@@ -525,6 +525,8 @@ def main():
 
     try:
         if os.environ.get("FRAMEOS_WARM") == "1":
+            # Up and waiting: the pool hands this container out only after this line.
+            _write_frame_bytes(b'{"frameos":1,"type":"ready"}\n')
             raw = _accept_hand_off(_read_stdin(MAX_HEADER_BYTES + MAX_INPUT_BYTES))
         else:
             raw = _read_stdin(MAX_INPUT_BYTES)

@@ -274,6 +274,7 @@ impl DockerSandbox {
         .await
         .inspect_err(|_| failed(&starting))?;
         drop(starting);
+        let pump = Pump::new(events, spec.log_limit_bytes);
         let outcome = self
             .drive_container(
                 &name,
@@ -281,7 +282,7 @@ impl DockerSandbox {
                 io.input,
                 &spec.inputs,
                 &spec,
-                events,
+                pump,
                 &cancel,
             )
             .await?;
@@ -308,7 +309,7 @@ impl DockerSandbox {
         input: W,
         stdin: &[u8],
         spec: &Spec,
-        events: mpsc::Sender<Event>,
+        mut pump: Pump,
         cancel: &CancellationToken,
     ) -> Result<Outcome, Error>
     where
@@ -343,7 +344,6 @@ impl DockerSandbox {
             let exited = async move {
                 let _ = waiting.next().await;
             };
-            let mut pump = Pump::new(events, spec.log_limit_bytes);
             let ended = drive(
                 Box::pin(chunks),
                 input,
@@ -364,6 +364,8 @@ impl DockerSandbox {
                         Outcome::Canceled
                     }
                 }
+                // The result is the outcome; the container's removal stops what is left of it.
+                Ended::Settled => decide(pump.into_terminal(), None, false),
                 Ended::Exited | Ended::Lingered => {
                     if ended == Ended::Lingered {
                         tracing::info!("agent did not exit after its terminal frame; killing it");

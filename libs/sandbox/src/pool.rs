@@ -449,12 +449,29 @@ impl Inner {
             Ok::<_, Error>(io)
         }
         .await;
+        let attached = match attached {
+            Ok(io) => {
+                let mut output = io.output.boxed();
+                match tokio::time::timeout(READY_WAIT, ready(&mut output)).await {
+                    Ok(Ok(())) => Ok((output, io.input)),
+                    Ok(Err(message)) => Err(Error::Docker {
+                        action: "start a warm runner",
+                        message,
+                    }),
+                    Err(_) => Err(Error::Docker {
+                        action: "start a warm runner",
+                        message: format!("not ready within {READY_WAIT:?}"),
+                    }),
+                }
+            }
+            Err(e) => Err(e),
+        };
         match attached {
-            Ok(io) => Ok(Warm {
+            Ok((output, input)) => Ok(Warm {
                 name,
                 slot,
-                output: io.output.boxed().peekable(),
-                input: io.input,
+                output: output.peekable(),
+                input,
                 dead: CancellationToken::new(),
                 taken: CancellationToken::new(),
             }),
@@ -511,6 +528,38 @@ impl Inner {
             }
             let _ = tokio::task::spawn_blocking(move || slot.remove()).await;
         });
+    }
+}
+
+/// What a warm runner writes once it is up and waiting on stdin (runner.js, runner.py).
+const READY_LINE: &[u8] = b"{\"frameos\":1,\"type\":\"ready\"}\n";
+/// How long a started runner may take to say it is ready.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reads the runner's ready line: only then is the container worth handing an execution
+/// (started is not enough: the interpreter still has to boot).
+async fn ready(
+    output: &mut BoxStream<'static, Result<LogOutput, BollardError>>,
+) -> Result<(), String> {
+    let mut line = Vec::new();
+    while !line.ends_with(b"\n") {
+        match output.next().await {
+            Some(Ok(LogOutput::StdOut { message })) => line.extend_from_slice(&message),
+            Some(Ok(other)) => return Err(format!("wrote {other:?} before it was ready")),
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("exited before it was ready".to_string()),
+        }
+        if line.len() > READY_LINE.len() {
+            break;
+        }
+    }
+    if line == READY_LINE {
+        Ok(())
+    } else {
+        Err(format!(
+            "wrote {:?} instead of its ready line",
+            String::from_utf8_lossy(&line)
+        ))
     }
 }
 

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{DockerSandbox, RemoveOnDrop, docker_err, failed, remove, status};
+use crate::frames::Pump;
 use crate::metrics::DockerOperation as Op;
 use crate::pool::{Pool, Warm, fill_slot};
 use crate::{Error, Event, Outcome, Spec};
@@ -61,8 +62,10 @@ impl DockerSandbox {
         tracing::debug!(parent: &starting, "handed to a warm container");
         drop(starting);
         let stdin = hand_off_message(&spec);
+        // The container is removed off the critical path: a result ends the run at once.
+        let pump = Pump::new(events, spec.log_limit_bytes).settle_on_result();
         let outcome = self
-            .drive_container(&name, output, input, &stdin, &spec, events, &cancel)
+            .drive_container(&name, output, input, &stdin, &spec, pump, &cancel)
             .await;
         // One execution per container: it is removed, with its slot, off the critical path.
         guard.docker = None;
