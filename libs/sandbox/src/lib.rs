@@ -24,7 +24,7 @@ pub use metrics::{
     DecisionLabels, Direction, DirectionLabels, DockerDurations, DockerOperation, EgressDecision,
     OperationLabels, SandboxMetrics,
 };
-pub use pool::{PoolConfig, PoolStats};
+pub use pool::{PoolConfig, PoolStats, host_memory_mb};
 pub use selection::{SandboxKind, Unavailable, UnknownSandboxKind};
 
 use std::path::PathBuf;

@@ -588,8 +588,8 @@ fn warm_name() -> String {
     format!("frameos-warm-{}-{n}-{nanos}", std::process::id())
 }
 
-/// MemTotal from /proc/meminfo; 4 GiB when it cannot be read.
-pub(crate) fn host_memory_mb() -> u64 {
+/// The host's memory in MiB (MemTotal of /proc/meminfo); 4 GiB when it cannot be read.
+pub fn host_memory_mb() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| {
