@@ -22,7 +22,7 @@ pub use frameos_core::LogStream as Stream;
 pub use local::LocalSandbox;
 pub use metrics::{
     DecisionLabels, Direction, DirectionLabels, DockerDurations, DockerOperation, EgressDecision,
-    OperationLabels, SandboxMetrics,
+    OperationLabels, PoolTake, PoolTakeLabels, SandboxMetrics,
 };
 pub use pool::{PoolConfig, PoolStats, host_memory_mb};
 pub use selection::{SandboxKind, Unavailable, UnknownSandboxKind};
@@ -294,7 +294,8 @@ pub enum Error {
 /// plus the stand-in for a Docker that `frameos dev` could not reach.
 #[derive(Clone, Debug)]
 pub enum Sandbox {
-    Docker(DockerSandbox),
+    /// Boxed: its pool and metrics handles make it far larger than the other two.
+    Docker(Box<DockerSandbox>),
     Local(LocalSandbox),
     Unavailable(Unavailable),
 }
@@ -307,9 +308,9 @@ impl Sandbox {
         images: Images,
         node_id: &str,
     ) -> Result<Sandbox, Error> {
-        Ok(Sandbox::Docker(
+        Ok(Sandbox::Docker(Box::new(
             DockerSandbox::connect(host, images, node_id).await?,
-        ))
+        )))
     }
 
     /// Development only: runs the runner as a plain local process, with no isolation at all.
@@ -323,7 +324,7 @@ impl Sandbox {
     /// Records egress decisions and bytes and Docker call latencies in `metrics`.
     pub fn with_metrics(self, metrics: SandboxMetrics) -> Sandbox {
         match self {
-            Sandbox::Docker(d) => Sandbox::Docker(d.with_metrics(metrics)),
+            Sandbox::Docker(d) => Sandbox::Docker(Box::new(d.with_metrics(metrics))),
             other => other,
         }
     }
@@ -332,7 +333,7 @@ impl Sandbox {
     /// `max_per_class == 0` keeps every run cold. Call it after `with_metrics`.
     pub fn with_pool(self, config: PoolConfig) -> Sandbox {
         match self {
-            Sandbox::Docker(d) => Sandbox::Docker(d.with_pool(config)),
+            Sandbox::Docker(d) => Sandbox::Docker(Box::new(d.with_pool(config))),
             other => other,
         }
     }

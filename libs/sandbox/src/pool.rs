@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::docker::body::{Class, Tenant, container_body};
 use crate::docker::{docker_err, remove, status};
-use crate::metrics::{DockerOperation as Op, SandboxMetrics};
+use crate::metrics::{DockerOperation as Op, PoolTake, SandboxMetrics};
 use crate::{Error, Images, Runtime, Spec};
 
 pub(crate) use slot::{Slot, fill as fill_slot, sweep as sweep_slots};
@@ -227,6 +227,7 @@ impl Pool {
                     if warm.alive() {
                         warm.taken.cancel();
                         inner.hits.fetch_add(1, Ordering::Relaxed);
+                        inner.metrics.pool_take(PoolTake::Hit);
                         inner.refill(class);
                         return Some(warm);
                     }
@@ -236,6 +237,7 @@ impl Pool {
                 }
                 None => {
                     inner.misses.fetch_add(1, Ordering::Relaxed);
+                    inner.metrics.pool_take(PoolTake::Miss);
                     inner.refill(class);
                     return None;
                 }
@@ -243,7 +245,8 @@ impl Pool {
         }
     }
 
-    /// Waits until a warm container of `spec`'s class is ready, starting one if needed.
+    /// Waits until a warm container of this class is ready, starting one if none is (without
+    /// raising the class's size: a run that takes it does not cause a refill).
     pub async fn prewarm(&self, class: &Class) -> Result<(), Error> {
         let inner = self.inner();
         let mut asked = false;
@@ -253,9 +256,7 @@ impl Pool {
             changed.as_mut().enable();
             let failed = {
                 let mut state = inner.lock();
-                let max = inner.config.max_per_class;
                 let entry = state.classes.entry(class.clone()).or_default();
-                entry.target = entry.target.max(1).min(max);
                 if !entry.ready.is_empty() {
                     return Ok(());
                 }
@@ -276,12 +277,12 @@ impl Pool {
                 Some(None) if asked => {
                     return Err(Error::Docker {
                         action: "start a warm container",
-                        message: "the pool is off, closed or at its memory bound".to_string(),
+                        message: "the pool is closed or at its memory bound".to_string(),
                     });
                 }
                 Some(None) => {
                     asked = true;
-                    inner.refill(class);
+                    inner.top_up(class, 1);
                 }
             }
         }
@@ -356,6 +357,11 @@ impl Inner {
 
     /// Starts as many containers as the class lacks, within the memory bound.
     fn refill(self: &Arc<Self>, class: &Class) {
+        self.top_up(class, 0);
+    }
+
+    /// Starts containers until the class has its target, or `at_least`, waiting or starting.
+    fn top_up(self: &Arc<Self>, class: &Class, at_least: usize) {
         let wanted = {
             let mut state = self.lock();
             if state.closed {
@@ -364,7 +370,8 @@ impl Inner {
             let room = self.budget_mb.saturating_sub(state.memory_mb()) / class.memory_mb.max(1);
             let entry = state.classes.entry(class.clone()).or_default();
             let have = entry.ready.len() + entry.starting;
-            let wanted = entry.target.saturating_sub(have).min(room as usize);
+            let goal = entry.target.max(at_least);
+            let wanted = goal.saturating_sub(have).min(room as usize);
             entry.starting += wanted;
             wanted
         };
