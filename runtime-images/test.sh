@@ -9,6 +9,9 @@
 #    and runs the same cases inside frameos/runtime-node:1 and frameos/runtime-python:1 with
 #    the execution node's lockdown flags, plus a lockdown case per runtime. Docker must
 #    answer: without it these cases fail. Only --host-only leaves them out, and says so.
+#    Every host case with an entrypoint also runs in warm mode (FRAMEOS_WARM=1: the entrypoint
+#    and execution id arrive as a header line on stdin before the inputs), as the execution
+#    node's pool containers run the runner (ADR 0026).
 # 3. --bench: median wall time of 20 `docker run --rm` of a trivial agent per runtime.
 #
 # Cases run N at a time (--jobs, default 4; FRAMEOS_RUNNER_TEST_JOBS). The output ends with
@@ -425,9 +428,19 @@ def write_agent(c, idx, mode):
     return d
 
 
+def warm_stdin(c):
+    header = {"entrypoint": c["entry"], "execution_id": c["env"].get("FRAMEOS_EXECUTION_ID", "")}
+    return json.dumps(header).encode() + b"\n" + c["stdin"]
+
+
 def command(c, d, mode):
     env = dict(c["env"])
-    if c["entry"] is not None:
+    if mode == "warm":
+        # Known only at hand-off: both arrive in the header line instead.
+        env.pop("FRAMEOS_EXECUTION_ID", None)
+        env["FRAMEOS_WARM"] = "1"
+        mode = "host"
+    elif c["entry"] is not None:
         env["FRAMEOS_ENTRYPOINT"] = c["entry"]
     if mode == "host":
         full = {k: v for k, v in os.environ.items() if not k.startswith("FRAMEOS_")}
@@ -495,6 +508,7 @@ def is_terminal(line):
 
 def run_case(c, d, mode):
     cmd, env, name = command(c, d, mode)
+    stdin = warm_stdin(c) if mode == "warm" else c["stdin"]
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     lines, err = [], []  # stdout lines with the time each arrived; stderr
 
@@ -504,7 +518,7 @@ def run_case(c, d, mode):
 
     def write_in():
         try:
-            p.stdin.write(c["stdin"])
+            p.stdin.write(stdin)
             p.stdin.close()
         except OSError:
             pass  # the runner may exit without reading its inputs
@@ -525,6 +539,11 @@ def run_case(c, d, mode):
     terminal_at = next((t for t, line in lines if is_terminal(line)), None)
     lingered = None if terminal_at is None else exited - terminal_at
     out = b"".join(line for _, line in lines)
+    if mode == "warm":
+        ready = b'{"frameos":1,"type":"ready"}\n'
+        if not out.startswith(ready):
+            return ["warm mode: no ready line first: %r" % out[:200]]
+        out = out[len(ready):]
     return check(c, out, b"".join(err).decode("utf-8", "replace"), rc, lingered)
 
 
@@ -553,11 +572,14 @@ def bench():
               % (rt, statistics.median(times), min(times), max(times), int(size) / 1e6))
 
 
-modes = ["host"] + (["docker"] if DOCKER != "0" else [])
+modes = ["host", "warm"] + (["docker"] if DOCKER != "0" else [])
 runs = []
 for mode in modes:
     for idx, c in enumerate(CASES):
-        if c["where"] in ("both", mode):
+        if mode == "warm":
+            if c["where"] in ("both", "host") and c["entry"] is not None:
+                runs.append((mode, idx, c))
+        elif c["where"] in ("both", mode):
             runs.append((mode, idx, c))
 
 
@@ -590,7 +612,7 @@ with concurrent.futures.ThreadPoolExecutor(max_workers=JOBS) as pool:
 if BENCH and DOCKER == "1":
     bench()
 print("ran in %.0f s, %d at a time:" % (time.monotonic() - started, JOBS))
-for mode in ("host", "docker"):
+for mode in ("host", "warm", "docker"):
     if mode not in modes:
         print("  %-6s  not run (--host-only)" % mode)
         continue

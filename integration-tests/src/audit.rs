@@ -245,6 +245,9 @@ pub fn containers_of_node(node_id: &str, docker_host: Option<&str>) -> anyhow::R
             "-aq",
             "--filter",
             &format!("label=frameos.node={node_id}"),
+            // Executions' containers; not the warm pool's waiting ones (ADR 0026).
+            "--filter",
+            "name=^frameos-exec-",
         ])
         .stdin(Stdio::null())
         .output()

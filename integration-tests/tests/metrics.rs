@@ -393,12 +393,23 @@ async fn every_service_exposes_the_operations_families_to_a_stock_parser() {
         ),
         5.0
     );
-    assert_eq!(
+    // Each run went to a warm pool container (hit) or a cold one (miss), and every one of
+    // those containers was created; the pool also creates the ones still waiting (ADR 0026).
+    let hits = node.counter("frameos_sandbox_pool_takes", &[("result", "hit")]);
+    let misses = node.counter("frameos_sandbox_pool_takes", &[("result", "miss")]);
+    assert_eq!(hits + misses, 5.0);
+    assert!(
         node.histogram_count(
             "frameos_docker_request_duration_seconds",
             &[("operation", "create")]
+        ) >= 5.0
+    );
+    assert_eq!(
+        node.histogram_count(
+            "frameos_docker_request_duration_seconds",
+            &[("operation", "rename")]
         ),
-        5.0
+        hits
     );
 
     mesh.shutdown().await.unwrap();

@@ -53,6 +53,9 @@ fn containers_of_node(node_id: &str) -> Vec<String> {
             "-aq",
             "--filter",
             &format!("label=frameos.node={node_id}"),
+            // Executions' containers; not the warm pool's waiting ones (ADR 0026).
+            "--filter",
+            "name=^frameos-exec-",
         ])
         .output()
         .expect("docker ps");

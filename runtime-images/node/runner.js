@@ -6,6 +6,10 @@
 //         FRAMEOS_EXECUTION_ID exposed as ctx.execution_id (optional)
 //         FRAMEOS_AGENT_DIR    package root, default /agent (only the tests change it)
 //   stdin one JSON document (the inputs), read to EOF, at most 10 MiB
+//   warm  with FRAMEOS_WARM=1 (a pool container started before its execution is known) the
+//         runner writes {"frameos":1,"type":"ready"} once it is up, waits on stdin for one header line {"entrypoint","execution_id"} followed by
+//         the inputs; it sets FRAMEOS_ENTRYPOINT / FRAMEOS_EXECUTION_ID from the header,
+//         removes FRAMEOS_WARM, and only then loads the agent: from there on as above.
 //   stdout one JSON frame per line, each {"frameos":1,"type":...}:
 //           log      {"stream":"stdout"|"stderr","line":"..."}
 //           progress {"fraction":0..1,"message":"..."}
@@ -20,6 +24,7 @@ const { Writable } = require('stream');
 const { pathToFileURL } = require('url');
 
 const MAX_INPUT_BYTES = 10 * 1024 * 1024;
+const MAX_HEADER_BYTES = 64 * 1024;
 const MAX_LINE_BYTES = 16 * 1024;
 const MAX_STACK_CHARS = 8 * 1024;
 const MAX_PROGRESS_MESSAGE_CHARS = 1024;
@@ -293,7 +298,7 @@ function finishResult(output) {
 // Inputs, entrypoint, ctx
 // ---------------------------------------------------------------------------------------
 
-function readStdinSync() {
+function readStdinSync(limit) {
   const chunks = [];
   let total = 0;
   const buf = Buffer.allocUnsafe(1 << 16);
@@ -309,10 +314,31 @@ function readStdinSync() {
     }
     if (n === 0) break;
     total += n;
-    if (total > MAX_INPUT_BYTES) throw new RunnerError('inputs on stdin exceed 10 MiB');
+    if (total > limit) throw new RunnerError('inputs on stdin exceed 10 MiB');
     chunks.push(Buffer.from(buf.subarray(0, n)));
   }
   return Buffer.concat(chunks, total);
+}
+
+// Warm mode: the header line names the execution; what follows it is the inputs.
+function acceptHandOff(raw) {
+  const nl = raw.indexOf(10);
+  if (nl === -1) throw new RunnerError('warm hand-off without a header line');
+  let header;
+  try {
+    header = JSON.parse(raw.subarray(0, nl).toString('utf8'));
+  } catch (e) {
+    throw new RunnerError(`warm hand-off header is not valid JSON: ${e.message}`);
+  }
+  if (!header || typeof header.entrypoint !== 'string' || typeof header.execution_id !== 'string') {
+    throw new RunnerError('warm hand-off header must name entrypoint and execution_id');
+  }
+  delete process.env.FRAMEOS_WARM;
+  process.env.FRAMEOS_ENTRYPOINT = header.entrypoint;
+  process.env.FRAMEOS_EXECUTION_ID = header.execution_id;
+  const inputs = raw.subarray(nl + 1);
+  if (inputs.length > MAX_INPUT_BYTES) throw new RunnerError('inputs on stdin exceed 10 MiB');
+  return inputs;
 }
 
 function parseInputs(raw) {
@@ -612,7 +638,13 @@ async function main() {
   let inputs;
   let target;
   try {
-    inputs = parseInputs(readStdinSync());
+    if (process.env.FRAMEOS_WARM === '1') {
+      // Up and waiting: the pool hands this container out only after this line.
+      writeFrameText(JSON.stringify({ frameos: 1, type: 'ready' }));
+      inputs = parseInputs(acceptHandOff(readStdinSync(MAX_HEADER_BYTES + MAX_INPUT_BYTES)));
+    } else {
+      inputs = parseInputs(readStdinSync(MAX_INPUT_BYTES));
+    }
     target = resolveEntrypoint();
   } catch (e) {
     if (e instanceof RunnerError) return runnerFail(e.message);

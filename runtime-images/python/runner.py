@@ -5,6 +5,10 @@ Contract (the execution node parses exactly this; see runtime-images/README.md):
         FRAMEOS_EXECUTION_ID exposed as ctx.execution_id (optional)
         FRAMEOS_AGENT_DIR    package root, default /agent (only the tests change it)
   stdin one JSON document (the inputs), read to EOF, at most 10 MiB
+  warm  with FRAMEOS_WARM=1 (a pool container started before its execution is known) the
+        runner writes {"frameos":1,"type":"ready"} once it is up, waits on stdin for one header line {"entrypoint","execution_id"} followed by
+        the inputs; it sets FRAMEOS_ENTRYPOINT / FRAMEOS_EXECUTION_ID from the header,
+        removes FRAMEOS_WARM, and only then loads the agent: from there on as above.
   stdout one JSON frame per line, each {"frameos":1,"type":...}:
           log      {"stream":"stdout"|"stderr","line":"..."}
           progress {"fraction":0..1,"message":"..."}
@@ -29,6 +33,7 @@ import time
 import traceback
 
 MAX_INPUT_BYTES = 10 * 1024 * 1024
+MAX_HEADER_BYTES = 64 * 1024
 MAX_LINE_BYTES = 16 * 1024
 MAX_STACK_CHARS = 8 * 1024
 MAX_PROGRESS_MESSAGE_CHARS = 1024
@@ -310,7 +315,7 @@ def finish_result(output):
 # ---------------------------------------------------------------------------------------
 
 
-def _read_stdin():
+def _read_stdin(limit):
     chunks = []
     total = 0
     while True:
@@ -324,10 +329,34 @@ def _read_stdin():
         if not chunk:
             break
         total += len(chunk)
-        if total > MAX_INPUT_BYTES:
+        if total > limit:
             raise RunnerError("inputs on stdin exceed 10 MiB")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _accept_hand_off(raw):
+    """Warm mode: the header line names the execution; what follows it is the inputs."""
+    nl = raw.find(b"\n")
+    if nl == -1:
+        raise RunnerError("warm hand-off without a header line")
+    try:
+        header = json.loads(raw[:nl].decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RunnerError("warm hand-off header is not valid JSON: %s" % (e,))
+    if (
+        not isinstance(header, dict)
+        or not isinstance(header.get("entrypoint"), str)
+        or not isinstance(header.get("execution_id"), str)
+    ):
+        raise RunnerError("warm hand-off header must name entrypoint and execution_id")
+    os.environ.pop("FRAMEOS_WARM", None)
+    os.environ["FRAMEOS_ENTRYPOINT"] = header["entrypoint"]
+    os.environ["FRAMEOS_EXECUTION_ID"] = header["execution_id"]
+    inputs = raw[nl + 1 :]
+    if len(inputs) > MAX_INPUT_BYTES:
+        raise RunnerError("inputs on stdin exceed 10 MiB")
+    return inputs
 
 
 def _reject_constant(name):
@@ -495,7 +524,13 @@ def main():
     atexit.register(_flush_partials)
 
     try:
-        inputs = _parse_inputs(_read_stdin())
+        if os.environ.get("FRAMEOS_WARM") == "1":
+            # Up and waiting: the pool hands this container out only after this line.
+            _write_frame_bytes(b'{"frameos":1,"type":"ready"}\n')
+            raw = _accept_hand_off(_read_stdin(MAX_HEADER_BYTES + MAX_INPUT_BYTES))
+        else:
+            raw = _read_stdin(MAX_INPUT_BYTES)
+        inputs = _parse_inputs(raw)
         ep, path = _resolve_entrypoint()
     except RunnerError as e:
         runner_fail(str(e))

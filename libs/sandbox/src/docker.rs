@@ -1,27 +1,32 @@
 //! Docker backend: one fresh, locked-down container per execution, always removed afterwards.
 
+pub(crate) mod body;
+mod warm;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
     ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::{API_DEFAULT_VERSION, Docker};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
+use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::drive::{Ended, decide, drive, out_of_memory, runner_command};
+use self::body::{Class, Tenant, container_body};
+use crate::drive::{Ended, decide, drive, out_of_memory};
 use crate::egress::{self, EgressPolicy, EgressProxy};
 use crate::frames::{Pipe, Pump};
 use crate::metrics::{DockerOperation as Op, SandboxMetrics};
-use crate::{Error, Event, Images, Outcome, Runtime, Spec};
+use crate::pool::{Pool, PoolConfig, PoolStats};
+use crate::{Error, Event, Images, Outcome, Spec};
 
 /// Seconds bollard waits for a response's headers.
 const REQUEST_TIMEOUT_SECS: u64 = 60;
@@ -30,8 +35,6 @@ const STOP_WAIT: Duration = Duration::from_secs(10);
 /// How often, and how far apart, an exit by SIGKILL is re-inspected for the OOM flag.
 const OOM_RECHECKS: u32 = 10;
 const OOM_RECHECK_INTERVAL: Duration = Duration::from_millis(50);
-/// The runtime images run the runner as this (non-root) user.
-const USER: &str = "10001:10001";
 
 #[derive(Clone, Debug)]
 pub struct DockerSandbox {
@@ -41,6 +44,8 @@ pub struct DockerSandbox {
     /// Holds one egress socket directory per running execution that may use the network.
     egress_base: PathBuf,
     metrics: SandboxMetrics,
+    /// Warm containers waiting for executions (ADR 0026); `None`: every run is cold.
+    pool: Option<Pool>,
 }
 
 impl DockerSandbox {
@@ -74,12 +79,51 @@ impl DockerSandbox {
             // The daemon bind-mounts from here, so it must be local to the daemon's host.
             egress_base: std::env::temp_dir().join("frameos-egress"),
             metrics: SandboxMetrics::default(),
+            pool: None,
         })
     }
 
     pub(crate) fn with_metrics(mut self, metrics: SandboxMetrics) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Sets up (but does not warm) a pool; `max_per_class == 0` turns it off. Call it after
+    /// `with_metrics`, so that the pool's Docker calls are counted too.
+    pub(crate) fn with_pool(mut self, config: PoolConfig) -> Self {
+        self.pool = (config.max_per_class > 0).then(|| {
+            let (docker, images) = (self.docker.clone(), self.images.clone());
+            Pool::new(docker, images, &self.node_id, self.metrics.clone(), config)
+        });
+        self
+    }
+
+    pub(crate) fn warm_pool(&self) {
+        if let Some(pool) = &self.pool {
+            pool.warm_defaults();
+        }
+    }
+
+    /// Waits until a warm container of `spec`'s class is ready. False: there is no pool, or
+    /// the spec is one the pool never serves (an egress allow-list).
+    pub(crate) async fn prewarm(&self, spec: &Spec) -> Result<bool, Error> {
+        match &self.pool {
+            Some(pool) if spec.allow_domains.is_empty() => {
+                pool.prewarm(&Class::of(spec)).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    pub(crate) fn pool_stats(&self) -> Option<PoolStats> {
+        self.pool.as_ref().map(Pool::stats)
+    }
+
+    pub(crate) async fn shutdown(&self) {
+        if let Some(pool) = &self.pool {
+            pool.shutdown().await;
+        }
     }
 
     pub(crate) async fn check_images(&self) -> Result<(), Error> {
@@ -122,6 +166,10 @@ impl DockerSandbox {
             }
         }
         tracing::info!(node_id = %self.node_id, removed, "removed stale containers");
+        if let Some(pool) = &self.pool {
+            let slots = crate::pool::sweep_slots(pool.slot_base());
+            tracing::info!(slots, "removed stale pool slots");
+        }
         let swept = crate::egress::sweep_orphans(&self.egress_base);
         if swept > 0 {
             tracing::info!(swept, "removed egress directories of dead processes");
@@ -152,9 +200,18 @@ impl DockerSandbox {
                 Some(EgressProxy::start(&self.egress_base, name, policy, events, metrics).await?)
             };
             let egress_dir = proxy.as_ref().map(|p| p.dir().to_path_buf());
-            let result = self
-                .run_in_container(spec, events, cancel, egress_dir.as_deref())
-                .await;
+            // A run with egress keeps the cold path: its container needs the proxy's socket.
+            let warm = match (&self.pool, &proxy) {
+                (Some(pool), None) => pool.take(&Class::of(&spec)).map(|w| (pool, w)),
+                _ => None,
+            };
+            let result = match warm {
+                Some((pool, warm)) => self.run_warm(pool, warm, spec, events, cancel).await,
+                None => {
+                    self.run_in_container(spec, events, cancel, egress_dir.as_deref())
+                        .await
+                }
+            };
             if let Some(proxy) = proxy {
                 proxy.stop().await;
             }
@@ -217,6 +274,48 @@ impl DockerSandbox {
         .await
         .inspect_err(|_| failed(&starting))?;
         drop(starting);
+        let pump = Pump::new(events, spec.log_limit_bytes);
+        let outcome = self
+            .drive_container(
+                &name,
+                io.output,
+                io.input,
+                &spec.inputs,
+                &spec,
+                pump,
+                &cancel,
+            )
+            .await?;
+        let removed = self
+            .metrics
+            .docker(Op::Remove, remove(&self.docker, &name))
+            .await;
+        if let Err(e) = removed {
+            // The outcome stands; `remove_stale` sweeps the container at the next start.
+            tracing::warn!(container = %name, error = %e, "removing container failed");
+        }
+        guard.docker = None;
+        tracing::info!(outcome = outcome.label(), "execution ended");
+        Ok(outcome)
+    }
+
+    /// The run phase both paths share: feed `stdin`, pump the output, stop at the deadline or
+    /// on cancel, and decide the outcome. The container is left for the caller to remove.
+    #[allow(clippy::too_many_arguments)]
+    async fn drive_container<S, W>(
+        &self,
+        name: &str,
+        output: S,
+        input: W,
+        stdin: &[u8],
+        spec: &Spec,
+        mut pump: Pump,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, Error>
+    where
+        S: Stream<Item = Result<LogOutput, BollardError>> + Send + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         let running = tracing::info_span!(
             "container_run",
             container.name = %name,
@@ -224,7 +323,7 @@ impl DockerSandbox {
             otel.status_code = tracing::field::Empty,
         );
         let outcome = async {
-            let chunks = io.output.filter_map(|item| async move {
+            let chunks = output.filter_map(|item| async move {
                 match item {
                     Ok(LogOutput::StdErr { message }) => Some((Pipe::Stderr, message)),
                     Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
@@ -240,38 +339,39 @@ impl DockerSandbox {
             let wait = WaitContainerOptionsBuilder::default()
                 .condition("not-running")
                 .build();
-            let mut waiting = self.docker.wait_container(&name, Some(wait));
+            let mut waiting = self.docker.wait_container(name, Some(wait));
             // A non-zero exit arrives as an Err from bollard; either way the container has stopped.
             let exited = async move {
                 let _ = waiting.next().await;
             };
-            let mut pump = Pump::new(events, spec.log_limit_bytes);
             let ended = drive(
                 Box::pin(chunks),
-                io.input,
-                &spec.inputs,
+                input,
+                stdin,
                 exited,
                 &mut pump,
                 spec.timeout,
-                &cancel,
+                cancel,
             )
             .await;
 
             let outcome = match ended {
                 Ended::TimedOut | Ended::Canceled => {
-                    self.kill(&name).await;
+                    self.kill(name).await;
                     if ended == Ended::TimedOut {
                         Outcome::TimedOut
                     } else {
                         Outcome::Canceled
                     }
                 }
+                // The result is the outcome; the container's removal stops what is left of it.
+                Ended::Settled => decide(pump.into_terminal(), None, false),
                 Ended::Exited | Ended::Lingered => {
                     if ended == Ended::Lingered {
                         tracing::info!("agent did not exit after its terminal frame; killing it");
-                        self.kill(&name).await;
+                        self.kill(name).await;
                     }
-                    let (exit_code, oom_killed) = self.final_state(&name).await?;
+                    let (exit_code, oom_killed) = self.final_state(name).await?;
                     let oom = out_of_memory(oom_killed, &pump, exit_code);
                     decide(pump.into_terminal(), exit_code, oom)
                 }
@@ -281,17 +381,7 @@ impl DockerSandbox {
         .instrument(running.clone())
         .await
         .inspect_err(|_| failed(&running))?;
-        let removed = self
-            .metrics
-            .docker(Op::Remove, remove(&self.docker, &name))
-            .await;
-        if let Err(e) = removed {
-            // The outcome stands; `remove_stale` sweeps the container at the next start.
-            tracing::warn!(container = %name, error = %e, "removing container failed");
-        }
-        guard.docker = None;
         running.record("outcome", outcome.label());
-        tracing::info!(outcome = outcome.label(), "execution ended");
         Ok(outcome)
     }
 
@@ -303,7 +393,12 @@ impl DockerSandbox {
     ) -> Result<(), Error> {
         let image = self.images.for_runtime(spec.runtime).to_string();
         let options = CreateContainerOptionsBuilder::default().name(name).build();
-        let mut body = container_body(spec, &image, &self.node_id);
+        let tenant = Tenant::Execution {
+            execution_id: &spec.execution_id,
+            entrypoint: &spec.entrypoint,
+        };
+        let class = Class::of(spec);
+        let mut body = container_body(&class, &image, &self.node_id, &spec.package_dir, tenant);
         if let Some(dir) = egress_dir {
             egress::add_to_container(&mut body, dir);
         }
@@ -388,65 +483,6 @@ impl DockerSandbox {
     }
 }
 
-fn container_body(spec: &Spec, image: &str, node_id: &str) -> ContainerCreateBody {
-    let runner = match spec.runtime {
-        Runtime::Node => "/opt/frameos/runner.js",
-        Runtime::Python => "/opt/frameos/runner.py",
-    };
-    let labels = HashMap::from([
-        ("frameos.managed".to_string(), "true".to_string()),
-        ("frameos.node".to_string(), node_id.to_string()),
-        ("frameos.execution".to_string(), spec.execution_id.clone()),
-    ]);
-    let memory = i64::try_from(spec.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
-    let tmp = format!("rw,noexec,nosuid,size={}m,mode=1777", spec.tmp_size_mb);
-    let host_config = HostConfig {
-        network_mode: Some("none".to_string()),
-        readonly_rootfs: Some(true),
-        tmpfs: Some(HashMap::from([("/tmp".to_string(), tmp)])),
-        nano_cpus: Some((spec.cpu_cores * 1e9).round() as i64),
-        memory: Some(memory),
-        // Equal to `memory`: no swap, so the limit is real and a hog is OOM-killed.
-        memory_swap: Some(memory),
-        pids_limit: Some(i64::from(spec.pids_limit)),
-        cap_drop: Some(vec!["ALL".to_string()]),
-        security_opt: Some(vec!["no-new-privileges".to_string()]),
-        init: Some(true),
-        mounts: Some(vec![Mount {
-            target: Some("/agent".to_string()),
-            source: Some(spec.package_dir.to_string_lossy().into_owned()),
-            typ: Some(MountType::BIND),
-            read_only: Some(true),
-            ..Default::default()
-        }]),
-        // Output is streamed through attach; a log driver would only copy it to the host's disk.
-        log_config: Some(HostConfigLogConfig {
-            typ: Some("none".to_string()),
-            config: None,
-        }),
-        ..Default::default()
-    };
-    ContainerCreateBody {
-        image: Some(image.to_string()),
-        cmd: Some(runner_command(spec.runtime, runner, spec.memory_mb)),
-        env: Some(vec![
-            format!("FRAMEOS_ENTRYPOINT={}", spec.entrypoint),
-            format!("FRAMEOS_EXECUTION_ID={}", spec.execution_id),
-        ]),
-        working_dir: Some("/agent".to_string()),
-        user: Some(USER.to_string()),
-        attach_stdin: Some(true),
-        attach_stdout: Some(true),
-        attach_stderr: Some(true),
-        open_stdin: Some(true),
-        stdin_once: Some(true),
-        tty: Some(false),
-        labels: Some(labels),
-        host_config: Some(host_config),
-        ..Default::default()
-    }
-}
-
 /// Removes the container when a run ends early: an error, a panic, or a dropped future.
 struct RemoveOnDrop {
     docker: Option<Docker>,
@@ -474,7 +510,7 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-async fn remove(docker: &Docker, name: &str) -> Result<(), BollardError> {
+pub(crate) async fn remove(docker: &Docker, name: &str) -> Result<(), BollardError> {
     let options = RemoveContainerOptionsBuilder::default()
         .force(true)
         .v(true)
@@ -485,14 +521,14 @@ async fn remove(docker: &Docker, name: &str) -> Result<(), BollardError> {
     }
 }
 
-fn status(e: &BollardError) -> Option<u16> {
+pub(crate) fn status(e: &BollardError) -> Option<u16> {
     match e {
         BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
     }
 }
 
-fn docker_err(action: &'static str, e: BollardError) -> Error {
+pub(crate) fn docker_err(action: &'static str, e: BollardError) -> Error {
     Error::Docker {
         action,
         message: e.to_string(),

@@ -49,6 +49,9 @@ pub(crate) enum Ended {
     Exited,
     /// It sent its terminal frame but did not exit within the grace period: kill it.
     Lingered,
+    /// It sent its result and the pump settles on results (`Pump::settle_on_result`): the
+    /// outcome is known; stopping the process is left to the container's removal.
+    Settled,
     TimedOut,
     Canceled,
 }
@@ -116,6 +119,9 @@ where
         output_ended |= end_of_output;
         if terminal_at.is_none() && pump.has_terminal() {
             terminal_at = Some(Instant::now());
+            if pump.settled() {
+                return Ended::Settled;
+            }
         }
     }
 }

@@ -146,6 +146,7 @@ pub(crate) struct Pump {
     stderr: Lines,
     terminal: Option<Terminal>,
     heap_exhausted: bool,
+    settle_on_result: bool,
 }
 
 impl Pump {
@@ -160,7 +161,21 @@ impl Pump {
             stderr: Lines::new(LINE_LIMIT_BYTES),
             terminal: None,
             heap_exhausted: false,
+            settle_on_result: false,
         }
+    }
+
+    /// The run may end at its result frame, without waiting for the process to exit: a
+    /// result is `succeeded` whatever the exit (see `drive::decide`). For containers that are
+    /// removed off the critical path anyway (the warm path).
+    pub(crate) fn settle_on_result(mut self) -> Self {
+        self.settle_on_result = true;
+        self
+    }
+
+    /// A result frame arrived and the run may end at it.
+    pub(crate) fn settled(&self) -> bool {
+        self.settle_on_result && matches!(self.terminal, Some(Terminal::Result(_)))
     }
 
     /// Whether V8 reported its heap limit reached (Node's `--max-old-space-size`).

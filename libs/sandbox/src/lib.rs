@@ -11,6 +11,7 @@ mod egress;
 mod frames;
 mod local;
 mod metrics;
+mod pool;
 mod selection;
 
 pub use docker::DockerSandbox;
@@ -21,8 +22,9 @@ pub use frameos_core::LogStream as Stream;
 pub use local::LocalSandbox;
 pub use metrics::{
     DecisionLabels, Direction, DirectionLabels, DockerDurations, DockerOperation, EgressDecision,
-    OperationLabels, SandboxMetrics,
+    OperationLabels, PoolTake, PoolTakeLabels, SandboxMetrics,
 };
+pub use pool::{PoolConfig, PoolStats, host_memory_mb};
 pub use selection::{SandboxKind, Unavailable, UnknownSandboxKind};
 
 use std::path::PathBuf;
@@ -276,6 +278,11 @@ pub enum Error {
     },
     #[error("invalid execution spec: {0}")]
     InvalidSpec(String),
+    #[error("sandbox pool could not {action}: {source}")]
+    Pool {
+        action: &'static str,
+        source: std::io::Error,
+    },
     #[error("egress proxy could not {action}: {source}")]
     Egress {
         action: &'static str,
@@ -287,7 +294,8 @@ pub enum Error {
 /// plus the stand-in for a Docker that `frameos dev` could not reach.
 #[derive(Clone, Debug)]
 pub enum Sandbox {
-    Docker(DockerSandbox),
+    /// Boxed: its pool and metrics handles make it far larger than the other two.
+    Docker(Box<DockerSandbox>),
     Local(LocalSandbox),
     Unavailable(Unavailable),
 }
@@ -300,9 +308,9 @@ impl Sandbox {
         images: Images,
         node_id: &str,
     ) -> Result<Sandbox, Error> {
-        Ok(Sandbox::Docker(
+        Ok(Sandbox::Docker(Box::new(
             DockerSandbox::connect(host, images, node_id).await?,
-        ))
+        )))
     }
 
     /// Development only: runs the runner as a plain local process, with no isolation at all.
@@ -316,8 +324,50 @@ impl Sandbox {
     /// Records egress decisions and bytes and Docker call latencies in `metrics`.
     pub fn with_metrics(self, metrics: SandboxMetrics) -> Sandbox {
         match self {
-            Sandbox::Docker(d) => Sandbox::Docker(d.with_metrics(metrics)),
+            Sandbox::Docker(d) => Sandbox::Docker(Box::new(d.with_metrics(metrics))),
             other => other,
+        }
+    }
+
+    /// Keeps warm containers for Docker runs (ADR 0026); not warmed until [`Sandbox::warm_pool`].
+    /// `max_per_class == 0` keeps every run cold. Call it after `with_metrics`.
+    pub fn with_pool(self, config: PoolConfig) -> Sandbox {
+        match self {
+            Sandbox::Docker(d) => Sandbox::Docker(Box::new(d.with_pool(config))),
+            other => other,
+        }
+    }
+
+    /// Starts the pool's first warm containers in the background. Call it after
+    /// `remove_stale`, which would remove them.
+    pub fn warm_pool(&self) {
+        if let Sandbox::Docker(d) = self {
+            d.warm_pool();
+        }
+    }
+
+    /// Waits until a warm container of `spec`'s class is ready. False when there is no pool
+    /// or the pool never serves such a spec (one with an egress allow-list).
+    pub async fn prewarm(&self, spec: &Spec) -> Result<bool, Error> {
+        match self {
+            Sandbox::Docker(d) => d.prewarm(spec).await,
+            Sandbox::Local(_) | Sandbox::Unavailable(_) => Ok(false),
+        }
+    }
+
+    /// What the pool has done, if there is one.
+    pub fn pool_stats(&self) -> Option<PoolStats> {
+        match self {
+            Sandbox::Docker(d) => d.pool_stats(),
+            Sandbox::Local(_) | Sandbox::Unavailable(_) => None,
+        }
+    }
+
+    /// Removes the pool's waiting containers and slots and waits for its background work
+    /// (starts in flight, removals of finished runs). Runs still going are not touched.
+    pub async fn shutdown(&self) {
+        if let Sandbox::Docker(d) = self {
+            d.shutdown().await;
         }
     }
 

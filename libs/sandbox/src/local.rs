@@ -144,7 +144,7 @@ impl LocalSandbox {
         Ok(match ended {
             Ended::TimedOut => Outcome::TimedOut,
             Ended::Canceled => Outcome::Canceled,
-            Ended::Exited | Ended::Lingered => {
+            Ended::Exited | Ended::Lingered | Ended::Settled => {
                 let oom = out_of_memory(false, &pump, exit_code);
                 decide(pump.into_terminal(), exit_code, oom)
             }

@@ -31,6 +31,15 @@ pub enum Direction {
     In,
 }
 
+/// What a run found in the warm pool (ADR 0026).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum PoolTake {
+    /// Handed to a waiting container.
+    Hit,
+    /// None waiting for its class: the run went cold.
+    Miss,
+}
+
 /// A Docker API call.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum DockerOperation {
@@ -42,6 +51,8 @@ pub enum DockerOperation {
     Remove,
     List,
     InspectImage,
+    /// A warm container takes the execution's name at hand-off.
+    Rename,
 }
 
 impl EncodeLabelValue for EgressDecision {
@@ -63,6 +74,15 @@ impl EncodeLabelValue for Direction {
     }
 }
 
+impl EncodeLabelValue for PoolTake {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            PoolTake::Hit => "hit",
+            PoolTake::Miss => "miss",
+        })
+    }
+}
+
 impl EncodeLabelValue for DockerOperation {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         encoder.write_str(match self {
@@ -74,6 +94,7 @@ impl EncodeLabelValue for DockerOperation {
             DockerOperation::Remove => "remove",
             DockerOperation::List => "list",
             DockerOperation::InspectImage => "inspect_image",
+            DockerOperation::Rename => "rename",
         })
     }
 }
@@ -86,6 +107,11 @@ pub struct DecisionLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DirectionLabels {
     pub direction: Direction,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolTakeLabels {
+    pub result: PoolTake,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -102,6 +128,8 @@ pub struct SandboxMetrics {
     pub egress_decisions: Family<DecisionLabels, Counter>,
     pub egress_bytes: Family<DirectionLabels, Counter>,
     pub docker_requests: DockerDurations,
+    /// Runs the warm pool served (hit) or sent cold (miss); runs with egress never ask.
+    pub pool_takes: Family<PoolTakeLabels, Counter>,
 }
 
 impl Default for SandboxMetrics {
@@ -114,7 +142,11 @@ impl Default for SandboxMetrics {
             docker_requests: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.001, 2.0, 15))
             }),
+            pool_takes: Family::default(),
         };
+        for result in [PoolTake::Hit, PoolTake::Miss] {
+            let _ = metrics.pool_takes.get_or_create(&PoolTakeLabels { result });
+        }
         use EgressDecision as D;
         for decision in [D::Allowed, D::Refused, D::Failed] {
             let _ = metrics
@@ -136,6 +168,7 @@ impl Default for SandboxMetrics {
             O::Remove,
             O::List,
             O::InspectImage,
+            O::Rename,
         ] {
             let _ = metrics
                 .docker_requests
@@ -156,6 +189,12 @@ impl SandboxMetrics {
         self.egress_bytes
             .get_or_create(&DirectionLabels { direction })
             .inc_by(n as u64);
+    }
+
+    pub(crate) fn pool_take(&self, result: PoolTake) {
+        self.pool_takes
+            .get_or_create(&PoolTakeLabels { result })
+            .inc();
     }
 
     /// Awaits one Docker call, timing it.

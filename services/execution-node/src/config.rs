@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use frameos_blobstore::StoreConfig;
-use frameos_sandbox::{Images, Sandbox, SandboxKind};
+use frameos_sandbox::{Images, PoolConfig, Sandbox, SandboxKind};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
@@ -37,9 +37,25 @@ pub struct Config {
     #[arg(long, env = "FRAMEOS_NODE_ID")]
     pub node_id: Option<String>,
 
-    /// Executions run at once (and the queue prefetch); defaults to the number of cores.
+    /// Executions run at once (and the queue prefetch); defaults to the number of cores, fewer
+    /// when the host's memory cannot hold that many default executions besides the warm pool.
     #[arg(long, env = "FRAMEOS_NODE_CONCURRENCY")]
     pub concurrency: Option<u16>,
+
+    /// Warm sandbox containers kept per resource class (ADR 0026); 0 runs every execution cold.
+    #[arg(long, env = "FRAMEOS_SANDBOX_POOL", default_value_t = 2)]
+    pub sandbox_pool: usize,
+
+    /// The warm containers' memory limits together stay within this percentage of the host's
+    /// memory.
+    #[arg(long, env = "FRAMEOS_SANDBOX_POOL_MEMORY_PERCENT", default_value_t = 25,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub sandbox_pool_memory_percent: u8,
+
+    /// Where warm containers' package slots live (on the Docker host); defaults to a
+    /// `frameos-slots` directory next to the package cache, so packages are hard-linked.
+    #[arg(long, env = "FRAMEOS_SANDBOX_POOL_SLOTS")]
+    pub sandbox_pool_slots: Option<PathBuf>,
 
     /// Docker socket or URL; the local socket when absent.
     #[arg(long, env = "FRAMEOS_DOCKER_HOST")]
@@ -113,15 +129,39 @@ impl Config {
         .await
     }
 
+    /// The warm pool as configured: slots next to the package cache unless set.
+    pub fn pool(&self) -> PoolConfig {
+        let beside_cache = || {
+            let cache = std::path::absolute(&self.cache_dir).unwrap_or(self.cache_dir.clone());
+            cache.parent().map_or_else(
+                || PoolConfig::default().slot_dir,
+                |parent| parent.join("frameos-slots"),
+            )
+        };
+        PoolConfig {
+            max_per_class: self.sandbox_pool,
+            initial: self.sandbox_pool,
+            memory_percent: self.sandbox_pool_memory_percent,
+            slot_dir: self.sandbox_pool_slots.clone().unwrap_or_else(beside_cache),
+        }
+    }
+
     pub fn shutdown_grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.shutdown_grace_secs)
     }
 
     pub fn concurrency(&self) -> u16 {
         self.concurrency.filter(|c| *c > 0).unwrap_or_else(|| {
-            std::thread::available_parallelism()
+            let cores = std::thread::available_parallelism()
                 .map(|n| u16::try_from(n.get()).unwrap_or(u16::MAX))
-                .unwrap_or(1)
+                .unwrap_or(1);
+            let pool = self.pool();
+            concurrency_for(
+                cores,
+                frameos_sandbox::host_memory_mb(),
+                pool.memory_percent,
+                pool.max_per_class > 0,
+            )
         })
     }
 
@@ -143,6 +183,19 @@ impl Config {
         }
         Wrapper::parse_from(["execution-node"]).config
     }
+}
+
+/// Default executions at once: the cores (API.md §3), lowered only when the memory left
+/// besides the warm pool's share cannot hold that many executions of the default size.
+fn concurrency_for(cores: u16, host_mb: u64, pool_percent: u8, pool_on: bool) -> u16 {
+    let pool_mb = if pool_on {
+        host_mb * u64::from(pool_percent) / 100
+    } else {
+        0
+    };
+    let per_execution = frameos_sandbox::Spec::default().memory_mb.max(1);
+    let fits = host_mb.saturating_sub(pool_mb) / per_execution;
+    cores.min(u16::try_from(fits).unwrap_or(u16::MAX)).max(1)
 }
 
 #[cfg(test)]
@@ -173,6 +226,26 @@ mod tests {
         }
         let err = Wrapper::try_parse_from(["execution-node", "--sandbox", "process"]).unwrap_err();
         assert!(err.to_string().contains("FRAMEOS_SANDBOX"), "{err}");
+    }
+
+    #[test]
+    fn pool_flags_and_the_concurrency_default() {
+        let config = parse(&["--sandbox-pool", "0", "--sandbox-pool-slots", "/srv/slots"]);
+        let pool = config.pool();
+        assert_eq!(pool.max_per_class, 0);
+        assert_eq!(pool.slot_dir, PathBuf::from("/srv/slots"));
+        let default = parse(&["--cache-dir", "/var/cache/frameos/packages"]).pool();
+        assert_eq!(default.max_per_class, 2);
+        assert_eq!(default.memory_percent, 25);
+        assert_eq!(
+            default.slot_dir,
+            PathBuf::from("/var/cache/frameos/frameos-slots")
+        );
+        // The cores bound it; memory lowers it only when short.
+        assert_eq!(concurrency_for(8, 64 * 1024, 25, true), 8);
+        assert_eq!(concurrency_for(8, 1024, 25, true), 3);
+        assert_eq!(concurrency_for(8, 1024, 25, false), 4);
+        assert_eq!(concurrency_for(8, 100, 25, true), 1);
     }
 
     /// A node whose Docker does not answer must not take jobs it cannot run, and must not run

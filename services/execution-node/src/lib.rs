@@ -194,7 +194,10 @@ impl Node {
             &frameos_metrics::GrpcLayer::client(&registry),
         )?;
         let sandbox_metrics = frameos_sandbox::SandboxMetrics::default();
-        let sandbox = sandbox.with_metrics(sandbox_metrics.clone());
+        // The pool after the metrics, so that its Docker calls are counted too.
+        let sandbox = sandbox
+            .with_metrics(sandbox_metrics.clone())
+            .with_pool(config.pool());
         let in_flight = in_flight::InFlight::default();
         let metrics = metrics::NodeMetrics::new(&registry, &sandbox_metrics, &in_flight);
         let metrics_listener = match config.metrics_addr {
@@ -206,6 +209,8 @@ impl Node {
         if removed > 0 {
             tracing::warn!(removed, "removed containers left by an earlier crash");
         }
+        // After `remove_stale`, which would remove them.
+        sandbox.warm_pool();
         let cache = cache::Cache::new(
             &config.cache_dir,
             config.store.build(),
@@ -319,6 +324,13 @@ impl Node {
                     .await;
             }
         }
+        sequence
+            .stage(
+                "warm sandbox pool removed",
+                STAGE_LIMIT,
+                self.shared.sandbox.shutdown(),
+            )
+            .await;
         heartbeat_stop.cancel();
         metrics_stop.cancel();
         if let Some(queue) = consuming.owned_queue {

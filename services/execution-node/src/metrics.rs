@@ -83,6 +83,11 @@ impl NodeMetrics {
             "Time of Docker API calls, by operation",
             sandbox.docker_requests.clone(),
         );
+        registry.register(
+            "frameos_sandbox_pool_takes",
+            "Runs handed to a warm sandbox container (hit) or run cold for want of one (miss)",
+            sandbox.pool_takes.clone(),
+        );
         metrics
     }
 

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptionsBuilder;
-use frameos_sandbox::{Event, Images, Outcome, Runtime, Sandbox, Spec, Stream};
+use frameos_sandbox::{Error, Event, Images, Outcome, Runtime, Sandbox, Spec, Stream};
+use futures::StreamExt;
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -81,13 +82,117 @@ pub fn spec(agent: &Agent, inputs: serde_json::Value) -> Spec {
     }
 }
 
+/// What the shared test bodies run on: a plain sandbox, or [`warm::WarmSandbox`].
+pub trait Runs: Sync {
+    fn execute(
+        &self,
+        spec: Spec,
+        events: mpsc::Sender<Event>,
+        cancel: CancellationToken,
+    ) -> impl std::future::Future<Output = Result<Outcome, Error>> + Send;
+}
+
+impl Runs for Sandbox {
+    fn execute(
+        &self,
+        spec: Spec,
+        events: mpsc::Sender<Event>,
+        cancel: CancellationToken,
+    ) -> impl std::future::Future<Output = Result<Outcome, Error>> + Send {
+        self.run(spec, events, cancel)
+    }
+}
+
+/// The cold path: a fresh container per run.
+pub mod cold {
+    use std::collections::HashMap;
+
+    #[allow(unused_imports)]
+    pub use super::sandbox;
+
+    pub fn assert_execution_label(labels: &HashMap<String, String>, execution_id: &str) {
+        assert_eq!(labels["frameos.execution"], execution_id);
+        assert!(!labels.contains_key("frameos.pool"), "{labels:?}");
+    }
+}
+
+/// The warm path: each run is handed to a pool container started before it (ADR 0026).
+pub mod warm {
+    use std::collections::HashMap;
+
+    use frameos_sandbox::{Error, Event, Outcome, PoolConfig, Sandbox, Spec};
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    /// Before each run, a pool of its own is warmed for the run's class and holds one started
+    /// container; after it, the run must have been a pool hit (unless the spec has an egress
+    /// allow-list, which the pool never serves), and the pool is shut down.
+    #[derive(Clone)]
+    pub struct WarmSandbox {
+        cold: Sandbox,
+    }
+
+    pub async fn sandbox() -> WarmSandbox {
+        WarmSandbox {
+            cold: super::sandbox().await,
+        }
+    }
+
+    impl WarmSandbox {
+        pub async fn run(
+            &self,
+            spec: Spec,
+            events: mpsc::Sender<Event>,
+            cancel: CancellationToken,
+        ) -> Result<Outcome, Error> {
+            let pooled = self.cold.clone().with_pool(PoolConfig {
+                max_per_class: 1,
+                initial: 0,
+                ..PoolConfig::default()
+            });
+            let served = pooled.prewarm(&spec).await.expect("warming the pool");
+            assert_eq!(served, spec.allow_domains.is_empty());
+            let result = pooled.run(spec, events, cancel).await;
+            let stats = pooled.pool_stats().expect("a pool");
+            pooled.shutdown().await;
+            assert_eq!(
+                stats.hits,
+                u64::from(served),
+                "the run took the warm path: {stats:?}"
+            );
+            result
+        }
+    }
+
+    impl super::Runs for WarmSandbox {
+        fn execute(
+            &self,
+            spec: Spec,
+            events: mpsc::Sender<Event>,
+            cancel: CancellationToken,
+        ) -> impl std::future::Future<Output = Result<Outcome, Error>> + Send {
+            self.run(spec, events, cancel)
+        }
+    }
+
+    /// Labels are fixed at creation, before the execution is known: a warm container carries
+    /// the pool's label and takes the execution's name instead (the tests find it by name).
+    pub fn assert_execution_label(labels: &HashMap<String, String>, _execution_id: &str) {
+        assert!(
+            labels["frameos.pool"].starts_with("frameos-warm-"),
+            "{labels:?}"
+        );
+        assert!(!labels.contains_key("frameos.execution"), "{labels:?}");
+    }
+}
+
 /// Runs to the end, collecting every event, and checks the container is gone.
-pub async fn run(sandbox: &Sandbox, spec: Spec) -> (Outcome, Vec<Event>) {
+pub async fn run(sandbox: &impl Runs, spec: Spec) -> (Outcome, Vec<Event>) {
     run_with_cancel(sandbox, spec, CancellationToken::new()).await
 }
 
 pub async fn run_with_cancel(
-    sandbox: &Sandbox,
+    sandbox: &impl Runs,
     spec: Spec,
     cancel: CancellationToken,
 ) -> (Outcome, Vec<Event>) {
@@ -100,7 +205,10 @@ pub async fn run_with_cancel(
         }
         events
     });
-    let outcome = sandbox.run(spec, tx, cancel).await.expect("platform error");
+    let outcome = sandbox
+        .execute(spec, tx, cancel)
+        .await
+        .expect("platform error");
     let events = collector.await.unwrap();
     assert_no_container(&id).await;
     (outcome, events)
@@ -115,11 +223,27 @@ pub async fn assert_no_container(execution_id: &str) {
         .all(true)
         .filters(&filters)
         .build();
-    let left = docker().await.list_containers(Some(options)).await.unwrap();
+    let docker = docker().await;
+    let left = docker.list_containers(Some(options)).await.unwrap();
     assert!(
         left.is_empty(),
         "containers left for {execution_id}: {left:?}"
     );
+    // A warm container carries the execution's name, not its label, and is removed off the
+    // run's critical path: wait for Docker to report it removed (at once if it is gone).
+    let name = format!("frameos-exec-{execution_id}");
+    let removed = bollard::query_parameters::WaitContainerOptionsBuilder::default()
+        .condition("removed")
+        .build();
+    let mut waiting = docker.wait_container(&name, Some(removed));
+    let waited = tokio::time::timeout(Duration::from_secs(30), waiting.next()).await;
+    assert!(waited.is_ok(), "container {name} was not removed");
+    match docker.inspect_container(&name, None).await {
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {}
+        other => panic!("container {name} is still there: {other:?}"),
+    }
 }
 
 pub fn logs(events: &[Event]) -> Vec<String> {

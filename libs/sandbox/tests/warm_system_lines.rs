@@ -1,0 +1,13 @@
+//! API.md §4.1 from inside a real container: whatever an agent prints — the platform's own
+//! egress and log-limit texts, on stdout or stderr, or a raw frame naming `system` — arrives as
+//! its own stdout or stderr; only the proxy's decisions and the log-limit marker are `system`.
+//!
+//! Here: a warm pool container per run (ADR 0026): the same bodies, unchanged.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+#[allow(unused_imports)]
+use common::warm::{assert_execution_label, sandbox};
+
+include!("suites/system_lines.rs");
