@@ -190,10 +190,11 @@ async fn docker_restarted_mid_run_is_a_platform_failure_retried_never_a_charge()
         "voided"
     };
     assert_eq!(charge, Some(expected), "{run:?}");
-    // Attempt 1's container, stopped by the engine, is gone too.
+    // Attempt 1's container, stopped by the engine, is gone too, and so are the pool's
+    // containers the restart stopped: only live waiting ones remain.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let left = docker.containers().unwrap();
+        let left = docker.containers_but_waiting_pool().unwrap();
         if left.is_empty() {
             break;
         }

@@ -52,6 +52,25 @@ impl PrivateDocker {
             .collect())
     }
 
+    /// Every container but the warm pool's waiting ones (running, still named
+    /// `frameos-warm-*`: ADR 0026), which a node keeps by design.
+    pub fn containers_but_waiting_pool(&self) -> anyhow::Result<Vec<String>> {
+        let waiting = run(self.cli().args([
+            "ps",
+            "-q",
+            "--filter",
+            "status=running",
+            "--filter",
+            "name=^frameos-warm-",
+        ]))?;
+        let waiting: Vec<&str> = waiting.lines().collect();
+        Ok(self
+            .containers()?
+            .into_iter()
+            .filter(|id| !waiting.contains(&id.as_str()))
+            .collect())
+    }
+
     /// What `systemctl stop docker` does: SIGTERM; dockerd stops every container, then itself.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         match self.process.take() {

@@ -528,15 +528,37 @@ impl Inner {
 
     fn retire(&self, name: String, slot: Slot) {
         let (docker, metrics) = (self.docker.clone(), self.metrics.clone());
+        let shutdown = self.shutdown.clone();
         self.tasks.spawn(async move {
-            if let Err(e) = metrics.docker(Op::Remove, remove(&docker, &name)).await {
-                // `remove_stale` sweeps it at the next start.
-                tracing::warn!(container = %name, error = %e, "removing container failed");
+            // A container that stopped because the engine went away can only be removed once
+            // it is back: try again with back-off, a bounded number of times.
+            let mut backoff = REMOVE_BACKOFF_FIRST;
+            for attempt in 1..=REMOVE_ATTEMPTS {
+                let Err(e) = metrics.docker(Op::Remove, remove(&docker, &name)).await else {
+                    break;
+                };
+                if attempt == REMOVE_ATTEMPTS || shutdown.is_cancelled() {
+                    // `remove_stale` sweeps it at the next start.
+                    tracing::warn!(container = %name, error = %e, attempt, "removing container failed");
+                    break;
+                }
+                tracing::debug!(container = %name, error = %e, attempt, "removing container failed; trying again");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shutdown.cancelled() => {}
+                }
+                backoff = (backoff * 2).min(REMOVE_BACKOFF_MAX);
             }
             let _ = tokio::task::spawn_blocking(move || slot.remove()).await;
         });
     }
 }
+
+/// Removing a retired container: attempts, and the back-off between them (about two minutes
+/// in all, enough for an engine restart).
+const REMOVE_ATTEMPTS: u32 = 30;
+const REMOVE_BACKOFF_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+const REMOVE_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What a warm runner writes once it is up and waiting on stdin (runner.js, runner.py).
 const READY_LINE: &[u8] = b"{\"frameos\":1,\"type\":\"ready\"}\n";
