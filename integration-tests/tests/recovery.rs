@@ -132,7 +132,13 @@ async fn a_killed_frameos_dev_finishes_what_it_had_accepted_after_a_restart() {
 
     let dev = DevProcess::start(binary, &data).await.unwrap();
     let within = Duration::from_secs(90);
-    let paid_done = dev.wait_for(&user, &paid, within, ended).await.unwrap();
+    // The charge is captured just after the outcome is stored: wait for both.
+    let paid_done = dev
+        .wait_for(&user, &paid, within, |e| {
+            ended(e) && e["charge"]["status"] != "authorized"
+        })
+        .await
+        .unwrap();
     let queued_done = dev.wait_for(&user, &queued, within, ended).await.unwrap();
     assert_eq!(paid_done["status"], "succeeded", "{paid_done}");
     assert_eq!(paid_done["output"], json!({"done": true}));
