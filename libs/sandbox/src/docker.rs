@@ -248,24 +248,7 @@ impl DockerSandbox {
         };
 
         let io = async {
-            let attach = AttachContainerOptionsBuilder::default()
-                .stdin(true)
-                .stdout(true)
-                .stderr(true)
-                .stream(true)
-                .build();
-            let io = self
-                .metrics
-                .docker(
-                    Op::Attach,
-                    self.docker.attach_container(&name, Some(attach)),
-                )
-                .await
-                .map_err(|e| docker_err("attach to container", e))?;
-            self.metrics
-                .docker(Op::Start, self.docker.start_container(&name, None))
-                .await
-                .map_err(|e| docker_err("start container", e))?;
+            let io = attach_and_start(&self.docker, &self.metrics, &name).await?;
             spec.started.mark();
             tracing::debug!("container started");
             Ok::<_, Error>(io)
@@ -538,4 +521,28 @@ pub(crate) fn docker_err(action: &'static str, e: BollardError) -> Error {
 /// Marks a phase span failed.
 fn failed(span: &tracing::Span) {
     span.record("otel.status_code", "error");
+}
+
+/// Attaches to a created container's stdin, stdout and stderr, then starts it: attaching
+/// first is what guarantees no output is lost.
+pub(crate) async fn attach_and_start(
+    docker: &Docker,
+    metrics: &SandboxMetrics,
+    name: &str,
+) -> Result<bollard::container::AttachContainerResults, Error> {
+    let options = AttachContainerOptionsBuilder::default()
+        .stdin(true)
+        .stdout(true)
+        .stderr(true)
+        .stream(true)
+        .build();
+    let io = metrics
+        .docker(Op::Attach, docker.attach_container(name, Some(options)))
+        .await
+        .map_err(|e| docker_err("attach to container", e))?;
+    metrics
+        .docker(Op::Start, docker.start_container(name, None))
+        .await
+        .map_err(|e| docker_err("start container", e))?;
+    Ok(io)
 }

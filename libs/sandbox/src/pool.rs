@@ -14,9 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
-use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, WaitContainerOptionsBuilder,
-};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, WaitContainerOptionsBuilder};
 use futures::stream::{BoxStream, Peekable};
 use futures::{FutureExt, StreamExt};
 use tokio::io::AsyncWrite;
@@ -25,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::docker::body::{Class, Tenant, container_body};
-use crate::docker::{docker_err, remove, status};
+use crate::docker::{attach_and_start, docker_err, remove, status};
 use crate::metrics::{DockerOperation as Op, PoolTake, SandboxMetrics};
 use crate::{Error, Images, Runtime, Spec};
 
@@ -434,28 +432,7 @@ impl Inner {
             Err(e) if status(&e) == Some(404) => return Err(Error::ImageMissing { image }),
             Err(e) => return Err(docker_err("create container", e)),
         }
-        let attached = async {
-            let options = AttachContainerOptionsBuilder::default()
-                .stdin(true)
-                .stdout(true)
-                .stderr(true)
-                .stream(true)
-                .build();
-            let io = self
-                .metrics
-                .docker(
-                    Op::Attach,
-                    self.docker.attach_container(&name, Some(options)),
-                )
-                .await
-                .map_err(|e| docker_err("attach to container", e))?;
-            self.metrics
-                .docker(Op::Start, self.docker.start_container(&name, None))
-                .await
-                .map_err(|e| docker_err("start container", e))?;
-            Ok::<_, Error>(io)
-        }
-        .await;
+        let attached = attach_and_start(&self.docker, &self.metrics, &name).await;
         let attached = match attached {
             Ok(io) => {
                 let mut output = io.output.boxed();
