@@ -225,11 +225,12 @@ def env(name, default=None, cast=str):
 
 def row(goal, metric, platform, reference, target, unit, higher_is_better, ratio_of=True):
     """One line of the table. With ratio_of, the ratio is platform / reference and the target
-    applies to it; without, the target applies to the platform's value itself."""
+    applies to it; without, the target applies to the platform's value itself. A row without
+    a target is context (what bounds a goal), not a goal."""
     ratio = platform / reference if ratio_of and reference else None
     value = ratio if ratio_of else platform
     met = None
-    if value is not None and not math.isnan(value):
+    if target is not None and value is not None and not math.isnan(value):
         met = value >= target if higher_is_better else value <= target
     return {
         "goal": goal,

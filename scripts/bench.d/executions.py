@@ -7,6 +7,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import engine
 from client import NOOP, NOOP_CPUS, NOOP_MEMORY_MB, Api, ApiError, env, percentile, row, save, say
 
 IMAGE = "frameos/runtime-node:1"
@@ -106,9 +107,14 @@ def p2():
         list(pool.map(lambda _: docker_once(command), range(total)))
     docker_s = time.monotonic() - start
     say(f"P2 docker run: {total} runs, {parallel} at a time, in {docker_s:.2f} s")
-    rows = [row("P2", f"{total} executions, {parallel} parallel", total / platform_s, total / docker_s, 1.5, "exec/s", True)]
+    engine_rate = engine.floor(IMAGE, agent_dir(), total, parallel)
+    say(f"P2 engine alone (API create/start/wait/remove, no CLI): {engine_rate:.2f} containers/s")
+    rows = [
+        row("P2", f"{total} executions, {parallel} parallel", total / platform_s, total / docker_s, 1.5, "exec/s", True),
+        row("P2", "bound: the engine alone, same containers", engine_rate, total / docker_s, None, "exec/s", True),
+    ]
     save("p2", rows, {
         "executions": total, "parallel": parallel,
-        "platform_seconds": platform_s, "docker_run_seconds": docker_s,
+        "platform_seconds": platform_s, "docker_run_seconds": docker_s, "engine_alone_per_sec": engine_rate,
         "platform_latency_ms": [x * 1000 for x in latencies],
     })

@@ -23,6 +23,8 @@ def fmt(value, unit):
 
 
 def target_text(r):
+    if r["target"] is None:
+        return "(bound)"
     sign = "≥" if r["higher_is_better"] else "≤"
     if r["target_on"] == "ratio":
         return f"{sign} {r['target']}×"
@@ -43,7 +45,7 @@ def main():
     lines = []
     for r in rows:
         ratio = f"{r['ratio']:.2f}×" if r["ratio"] is not None else "—"
-        met = {True: "yes", False: "NO", None: "?"}[r["met"]]
+        met = {True: "yes", False: "NO", None: "?" if r["target"] is not None else ""}[r["met"]]
         lines.append([r["goal"], r["metric"], fmt(r["platform"], r["unit"]), fmt(r["reference"], r["unit"]),
                       ratio, target_text(r), met])
     widths = [max(len(x[i]) for x in [header] + lines) for i in range(len(header))]

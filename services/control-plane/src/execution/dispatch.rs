@@ -60,17 +60,21 @@ pub async fn next_batch<C: ConnectionTrait>(
     select.all(db).await
 }
 
-/// The execution holds a place from now until it ends (a no-op when it holds one already).
+/// The executions hold a place from now until they end (a no-op for one that holds one
+/// already). One statement for a whole published batch.
 pub async fn mark_dispatched<C: ConnectionTrait>(
     db: &C,
-    execution_id: &str,
+    execution_ids: &[String],
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    if execution_ids.is_empty() {
+        return Ok(());
+    }
     let dispatched_at = Alias::new("dispatched_at");
     let update = Query::update()
         .table(Alias::new("executions"))
         .value(dispatched_at.clone(), now)
-        .and_where(Expr::col(Alias::new("id")).eq(execution_id))
+        .and_where(Expr::col(Alias::new("id")).is_in(execution_ids.iter().cloned()))
         .and_where(Expr::col(dispatched_at).is_null())
         .to_owned();
     db.execute(&update).await.map(drop)

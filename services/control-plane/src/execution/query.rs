@@ -7,12 +7,15 @@ use frameos_core::{Error, ErrorCode};
 use frameos_proto::ProtoEnum;
 use frameos_proto::v1;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, JoinType,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationTrait,
+};
 
 use super::{Hub, view};
 use crate::accounts::auth::Principal;
 use crate::db;
-use crate::entity::{agent, execution, execution_log};
+use crate::entity::{agent, agent_version, charge, execution, execution_log};
 
 const DEFAULT_PAGE: u64 = 20;
 const MAX_PAGE: u64 = 100;
@@ -32,6 +35,57 @@ pub async fn owned(
         .filter(|row| caller.is_admin() || row.account_id == caller.account_id)
         .ok_or_else(|| Error::not_found(format!("execution {id:?}")))?;
     Ok(row)
+}
+
+/// The view of the execution `id` if the caller may see it: the execution, its agent's slug,
+/// its version and its charge in one query, since `GET /v1/executions/{id}` is the API's
+/// busiest read (ADR 0027).
+pub async fn view(
+    db: &DatabaseConnection,
+    caller: &Principal,
+    id: &str,
+) -> Result<v1::Execution, Error> {
+    let statement = execution::Entity::find_by_id(id)
+        .select_also(charge::Entity)
+        .join(
+            JoinType::LeftJoin,
+            execution::Entity::belongs_to(charge::Entity)
+                .from(execution::Column::Id)
+                .to(charge::Column::ExecutionId)
+                .into(),
+        )
+        .join(
+            JoinType::LeftJoin,
+            execution::Entity::belongs_to(agent_version::Entity)
+                .from(execution::Column::VersionId)
+                .to(agent_version::Column::Id)
+                .into(),
+        )
+        .join(JoinType::LeftJoin, agent_version::Relation::Agent.def())
+        .column_as(agent::Column::Slug, "agent_slug")
+        .column_as(agent_version::Column::Version, "version_name")
+        .build(db.get_database_backend());
+    let not_found = || Error::not_found(format!("execution {id:?}"));
+    let found = db
+        .query_one_raw(statement)
+        .await
+        .map_err(db::error)?
+        .ok_or_else(not_found)?;
+    // The aliases `select_also` gives the two models' columns.
+    let row = execution::Model::from_query_result(&found, "A_").map_err(db::error)?;
+    if !(caller.is_admin() || row.account_id == caller.account_id) {
+        return Err(not_found());
+    }
+    let charge = Option::<charge::Model>::from_query_result(&found, "B_").map_err(db::error)?;
+    let slug: Option<String> = found.try_get("", "agent_slug").map_err(db::error)?;
+    let version: Option<String> = found.try_get("", "version_name").map_err(db::error)?;
+    let mut execution = view::execution(
+        &row,
+        slug.as_deref().unwrap_or_default(),
+        version.as_deref().unwrap_or_default(),
+    );
+    execution.charge = charge.as_ref().map(view::charge);
+    Ok(execution)
 }
 
 pub async fn list(

@@ -159,7 +159,7 @@ async fn publish_batch(
 ) -> Result<(usize, Option<frameos_queue::Error>), sea_orm::DbErr> {
     let txn = db.begin().await?;
     let rows = dispatch::next_batch(&txn, account_max_running, BATCH).await?;
-    let mut published = 0;
+    let mut sent = Vec::with_capacity(rows.len());
     let mut failure = None;
     for row in &rows {
         let mut headers: BTreeMap<String, String> =
@@ -180,15 +180,20 @@ async fn publish_batch(
             break;
         }
         metrics.published(started.elapsed());
+        sent.push(row);
+        tracing::debug!(execution_id = %row.execution_id, "job published");
+    }
+    // The confirmed rows marked in two statements, not two per row.
+    let published = sent.len();
+    if !sent.is_empty() {
         let now = Utc::now();
         outbox::Entity::update_many()
             .col_expr(outbox::Column::SentAt, Expr::value(now))
-            .filter(outbox::Column::Id.eq(row.id))
+            .filter(outbox::Column::Id.is_in(sent.iter().map(|row| row.id)))
             .exec(&txn)
             .await?;
-        dispatch::mark_dispatched(&txn, &row.execution_id, now).await?;
-        published += 1;
-        tracing::debug!(execution_id = %row.execution_id, "job published");
+        let executions: Vec<String> = sent.iter().map(|row| row.execution_id.clone()).collect();
+        dispatch::mark_dispatched(&txn, &executions, now).await?;
     }
     // A crash before this commit publishes the batch again; claims make that harmless.
     txn.commit().await?;

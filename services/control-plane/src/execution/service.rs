@@ -139,8 +139,7 @@ impl ExecutionService for Executions {
         reply(
             async {
                 let caller = auth::require(&request, Role::User)?;
-                let row = query::owned(&self.db, &caller, &request.get_ref().id).await?;
-                let execution = view::one(&self.db, &row).await?;
+                let execution = query::view(&self.db, &caller, &request.get_ref().id).await?;
                 Ok(v1::GetExecutionResponse {
                     execution: Some(execution),
                 })

@@ -85,7 +85,7 @@ impl Fixture {
                 ))
                 .await
                 .unwrap();
-            mark_dispatched(&self.db, &row.execution_id, chrono::Utc::now())
+            mark_dispatched(&self.db, std::slice::from_ref(&row.execution_id), chrono::Utc::now())
                 .await
                 .unwrap();
         }
