@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::stream_token::StreamTokens;
-use super::{Hub, create, query, view, watch};
+use super::{Hub, create, query, watch};
 use crate::accounts::auth;
 
 pub struct Executions {

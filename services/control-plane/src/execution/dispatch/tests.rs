@@ -85,9 +85,13 @@ impl Fixture {
                 ))
                 .await
                 .unwrap();
-            mark_dispatched(&self.db, std::slice::from_ref(&row.execution_id), chrono::Utc::now())
-                .await
-                .unwrap();
+            mark_dispatched(
+                &self.db,
+                std::slice::from_ref(&row.execution_id),
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
         }
         rows.into_iter().map(|row| row.execution_id).collect()
     }
