@@ -376,3 +376,105 @@ async fn inputs_idempotency_and_cancel() {
     }
     mesh.shutdown().await.unwrap();
 }
+
+/// Which version a run takes, on both databases (each records an execution its own way: one
+/// statement on PostgreSQL, a transaction on SQLite): without `version`, the highest published
+/// one by SemVer precedence (1.10.0 over 1.9.0, an unreviewed 2.0.0 never); with it, exactly
+/// that one; a version or agent that is not published is 404 and records nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_takes_the_highest_published_version_or_the_one_named() {
+    for backend in [Backend::PostgresS3, Backend::Embedded] {
+        let mesh = Mesh::start(backend).await.unwrap();
+        let dev = mesh.account("dev", "developer").await.unwrap();
+        let user = mesh.account("uma", "user").await.unwrap();
+        let other = mesh.account("otto", "user").await.unwrap();
+        let code = "module.exports = async () => ({});";
+        let slug = "semver-pick";
+        mesh.publish_approved(&dev, slug, packages::node_agent(slug, "1.9.0", code), None)
+            .await
+            .unwrap();
+        for (version, approve) in [("1.10.0", true), ("2.0.0", false)] {
+            let uploaded = mesh
+                .request(
+                    Method::POST,
+                    &format!("/v1/agents/{slug}/versions"),
+                    Some(&dev),
+                )
+                .header("content-type", "application/gzip")
+                .body(packages::node_agent(slug, version, code))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(uploaded.status(), 201, "{}", uploaded.text().await.unwrap());
+            if approve {
+                let path = format!("/v1/agents/{slug}/versions/{version}/approve");
+                let approved = mesh
+                    .request(Method::POST, &path, Some(&mesh.admin_key))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(approved.status(), 200);
+            }
+        }
+        let run = |body: Value| {
+            mesh.request(
+                Method::POST,
+                &format!("/v1/agents/{slug}/executions"),
+                Some(&user),
+            )
+            .json(&body)
+            .send()
+        };
+
+        for (body, expected) in [
+            (json!({"inputs": {}}), "1.10.0"),
+            (json!({"inputs": {}, "version": "1.9.0"}), "1.9.0"),
+        ] {
+            let accepted = run(body.clone()).await.unwrap();
+            assert_eq!(accepted.status(), 202, "{body}");
+            let accepted: Value = accepted.json().await.unwrap();
+            assert_eq!(accepted["version"], expected, "{accepted}");
+            // Read back: the recorded execution, with its names, no charge (a free agent).
+            let id = accepted["id"].as_str().unwrap();
+            let (status, stored) = get(&mesh, &user, &format!("/v1/executions/{id}")).await;
+            assert_eq!(status, 200, "{stored}");
+            assert_eq!(stored["agent"], slug, "{stored}");
+            assert_eq!(stored["version"], expected, "{stored}");
+            assert_eq!(stored["status"], "queued", "{stored}");
+            assert!(stored.get("charge").is_none_or(Value::is_null), "{stored}");
+            // Another user's execution is not found, not forbidden.
+            let (status, _) = get(&mesh, &other, &format!("/v1/executions/{id}")).await;
+            assert_eq!(status, 404);
+        }
+
+        for (path, body, names) in [
+            (slug, json!({"inputs": {}, "version": "2.0.0"}), "2.0.0"),
+            (slug, json!({"inputs": {}, "version": "3.0.0"}), "3.0.0"),
+            ("no-such-agent", json!({"inputs": {}}), "no-such-agent"),
+        ] {
+            let refused = mesh
+                .request(
+                    Method::POST,
+                    &format!("/v1/agents/{path}/executions"),
+                    Some(&user),
+                )
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), 404, "{body}");
+            let refused: Value = refused.json().await.unwrap();
+            assert_eq!(refused["error"]["code"], "not_found", "{refused}");
+            assert!(
+                refused["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(names),
+                "{refused}"
+            );
+        }
+        let (_, list) = get(&mesh, &user, "/v1/executions").await;
+        assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
+        mesh.shutdown().await.unwrap();
+    }
+}

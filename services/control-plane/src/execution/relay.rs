@@ -47,8 +47,8 @@ pub(super) async fn pause(backoff: &mut Duration, shutdown: &CancellationToken) 
     }
 }
 
-/// Publishes committed outbox rows in order, each confirmed by the broker before it is marked
-/// sent. A crash between the two publishes the row again; claiming is idempotent. Each
+/// Publishes committed outbox rows, oldest batch first, each confirmed by the broker before it
+/// is marked sent. A crash between the two publishes the row again; claiming is idempotent. Each
 /// account has at most `account_max_running` executions out at once (0: no cap); its others
 /// wait in the outbox, and `wake` fires when one ends ([`super::dispatch`]).
 pub async fn run_relay(
@@ -150,7 +150,8 @@ async fn flush(
 /// Publishes up to a batch of unsent rows that fair dispatch allows, oldest first, and marks
 /// the published ones sent in the same transaction. On PostgreSQL the rows are locked with
 /// SKIP LOCKED, so relays of several control plane replicas never publish the same row twice.
-/// Returns how many were published and the publish error that stopped the batch early, if any.
+/// Returns how many were published and the first publish error, if any (the rows that failed
+/// stay unsent for the next attempt).
 async fn publish_batch(
     db: &DatabaseConnection,
     queue: &Queue,
@@ -159,9 +160,9 @@ async fn publish_batch(
 ) -> Result<(usize, Option<frameos_queue::Error>), sea_orm::DbErr> {
     let txn = db.begin().await?;
     let rows = dispatch::next_batch(&txn, account_max_running, BATCH).await?;
-    let mut sent = Vec::with_capacity(rows.len());
-    let mut failure = None;
-    for row in &rows {
+    // Published together, confirmed together: a batch costs the broker's round trip once,
+    // not once per row. Order within a batch is not a promise (fair dispatch chose the batch).
+    let outcomes = futures::future::join_all(rows.iter().map(|row| async move {
         let mut headers: BTreeMap<String, String> =
             serde_json::from_str(&row.headers).unwrap_or_default();
         headers.insert(
@@ -175,13 +176,24 @@ async fn publish_batch(
             headers,
         };
         let started = std::time::Instant::now();
-        if let Err(e) = queue.publish(&job).await {
-            failure = Some(e);
-            break;
+        let outcome = queue.publish(&job).await;
+        (row, outcome, started.elapsed())
+    }))
+    .await;
+    let mut sent = Vec::with_capacity(rows.len());
+    let mut failure = None;
+    for (row, outcome, elapsed) in outcomes {
+        match outcome {
+            Ok(()) => {
+                metrics.published(elapsed);
+                tracing::debug!(execution_id = %row.execution_id, "job published");
+                sent.push(row);
+            }
+            // The first failure is reported; the rows that failed stay unsent for the retry.
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
         }
-        metrics.published(started.elapsed());
-        sent.push(row);
-        tracing::debug!(execution_id = %row.execution_id, "job published");
     }
     // The confirmed rows marked in two statements, not two per row.
     let published = sent.len();
