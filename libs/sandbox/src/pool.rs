@@ -3,6 +3,7 @@
 //! mounted at `/agent`. A run takes one, fills its slot and hands it the execution; the
 //! container serves that one execution and is removed after it, never reused.
 
+mod idle;
 mod slot;
 
 use std::collections::{HashMap, VecDeque};
@@ -42,6 +43,9 @@ pub struct PoolConfig {
     /// Where the slots live; must be on the Docker host (bind mounts). Hard links need the
     /// package cache on the same file system, else packages are copied.
     pub slot_dir: PathBuf,
+    /// A class no run took from for this long shrinks back (to `initial` for a runtime's
+    /// default class, to none for others) and its surplus containers are removed; zero: never.
+    pub idle_after: std::time::Duration,
 }
 
 impl Default for PoolConfig {
@@ -51,6 +55,7 @@ impl Default for PoolConfig {
             initial: 2,
             memory_percent: 25,
             slot_dir: std::env::temp_dir().join("frameos-slots"),
+            idle_after: std::time::Duration::from_secs(600),
         }
     }
 }
@@ -94,6 +99,8 @@ struct ClassState {
     starting: usize,
     target: usize,
     failed: Option<String>,
+    /// When a run last asked this class for a container (hit or miss).
+    last_taken: Option<std::time::Instant>,
 }
 
 #[derive(Default)]
@@ -170,8 +177,12 @@ impl Pool {
             misses: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         };
+        let inner = Arc::new(inner);
+        if tokio::runtime::Handle::try_current().is_ok() {
+            idle::start(&inner);
+        }
         Pool {
-            owner: Arc::new(Owner(Arc::new(inner))),
+            owner: Arc::new(Owner(inner)),
         }
     }
 
@@ -214,6 +225,7 @@ impl Pool {
                     return None;
                 }
                 let entry = state.classes.entry(class.clone()).or_default();
+                entry.last_taken = Some(std::time::Instant::now());
                 let popped = entry.ready.pop_front();
                 if popped.is_none() {
                     entry.target = (entry.target + 1).min(inner.config.max_per_class);

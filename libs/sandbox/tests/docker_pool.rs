@@ -235,3 +235,50 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+/// A class no run takes from for `idle_after` shrinks to nothing: its waiting container is
+/// removed (its memory back to the host) and the next run of the class is a miss again.
+#[tokio::test]
+async fn an_idle_class_gives_its_waiting_container_back() {
+    let node_id = unique_id("pool-idle");
+    let slots = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::docker(None, Images::default(), &node_id)
+        .await
+        .expect("these tests need a running Docker engine")
+        .with_pool(PoolConfig {
+            max_per_class: 2,
+            initial: 0,
+            slot_dir: slots.path().to_path_buf(),
+            idle_after: Duration::from_secs(1),
+            ..PoolConfig::default()
+        });
+    let agent = hostname_agent();
+    // The first run is a miss: the class grows to one and a container is warmed after it.
+    let (outcome, _) = run(&sandbox, spec(&agent, json!({}))).await;
+    let cold = ran_in(outcome);
+    assert!(sandbox.prewarm(&spec(&agent, json!({}))).await.unwrap());
+    removed(&cold).await;
+
+    // Nobody runs the class: within a second or so the pool removes its container by itself
+    // (perhaps already, on a slow machine). The deadline only turns a hang into a failure.
+    let waiting: Vec<String> = containers_of_node(&node_id)
+        .await
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect();
+    assert!(waiting.len() <= 1, "{waiting:?}");
+    for id in &waiting {
+        tokio::time::timeout(Duration::from_secs(60), removed(id))
+            .await
+            .expect("the idle container was never removed");
+    }
+    assert!(containers_of_node(&node_id).await.is_empty());
+    assert_eq!(sandbox.pool_stats().unwrap().ready, 0);
+
+    // The class starts over: the next run misses (and grows it again).
+    let misses = sandbox.pool_stats().unwrap().misses;
+    let (outcome, _) = run(&sandbox, spec(&agent, json!({}))).await;
+    ran_in(outcome);
+    assert_eq!(sandbox.pool_stats().unwrap().misses, misses + 1);
+    sandbox.shutdown().await;
+}

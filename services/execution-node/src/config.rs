@@ -52,6 +52,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u8).range(0..=100))]
     pub sandbox_pool_memory_percent: u8,
 
+    /// Seconds a pool class may go without a run before it shrinks back (its runtime's
+    /// default class to `FRAMEOS_SANDBOX_POOL`, others to none); 0: never.
+    #[arg(long, env = "FRAMEOS_SANDBOX_POOL_IDLE_SECS", default_value_t = 600)]
+    pub sandbox_pool_idle_secs: u64,
+
     /// Where warm containers' package slots live (on the Docker host); defaults to a
     /// `frameos-slots` directory next to the package cache, so packages are hard-linked.
     #[arg(long, env = "FRAMEOS_SANDBOX_POOL_SLOTS")]
@@ -142,6 +147,7 @@ impl Config {
             max_per_class: self.sandbox_pool,
             initial: self.sandbox_pool,
             memory_percent: self.sandbox_pool_memory_percent,
+            idle_after: std::time::Duration::from_secs(self.sandbox_pool_idle_secs),
             slot_dir: self.sandbox_pool_slots.clone().unwrap_or_else(beside_cache),
         }
     }
