@@ -385,29 +385,43 @@ impl DockerSandbox {
         if let Some(dir) = egress_dir {
             egress::add_to_container(&mut body, dir);
         }
-        let mut result = self
-            .metrics
-            .docker(
-                Op::Create,
-                self.docker
-                    .create_container(Some(options.clone()), body.clone()),
-            )
-            .await;
-        if let Err(e) = &result
-            && status(e) == Some(409)
-        {
-            // A redelivered execution can meet the container of an attempt that died with us.
-            tracing::warn!(container = name, "container exists; replacing it");
-            remove(&self.docker, name)
-                .await
-                .map_err(|e| docker_err("remove old container", e))?;
-            result = self.docker.create_container(Some(options), body).await;
-        }
+        let result = self
+            .claim_name(name, || {
+                self.metrics.docker(
+                    Op::Create,
+                    self.docker
+                        .create_container(Some(options.clone()), body.clone()),
+                )
+            })
+            .await?;
         match result {
             Ok(_) => Ok(()),
             Err(e) if status(&e) == Some(404) => Err(Error::ImageMissing { image }),
             Err(e) => Err(docker_err("create container", e)),
         }
+    }
+
+    /// Runs `claim` (a create or rename to `name`); when the name is taken, which is how a
+    /// redelivered execution meets the container of an attempt that died with us, removes that
+    /// container and claims once more. The answer is the last claim's.
+    pub(crate) async fn claim_name<T, Claim, Fut>(
+        &self,
+        name: &str,
+        mut claim: Claim,
+    ) -> Result<Result<T, BollardError>, Error>
+    where
+        Claim: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, BollardError>>,
+    {
+        let first = claim().await;
+        if !matches!(&first, Err(e) if status(e) == Some(409)) {
+            return Ok(first);
+        }
+        tracing::warn!(container = name, "container exists; replacing it");
+        remove(&self.docker, name)
+            .await
+            .map_err(|e| docker_err("remove old container", e))?;
+        Ok(claim().await)
     }
 
     /// Kills the container; one that has already stopped is fine.

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{DockerSandbox, RemoveOnDrop, docker_err, failed, remove, status};
+use super::{DockerSandbox, RemoveOnDrop, docker_err, failed};
 use crate::frames::Pump;
 use crate::metrics::DockerOperation as Op;
 use crate::pool::{Pool, Warm, fill_slot};
@@ -94,23 +94,14 @@ impl DockerSandbox {
                 source,
             })?;
         let options = || RenameContainerOptionsBuilder::default().name(name).build();
-        let mut renamed = self
-            .metrics
-            .docker(
-                Op::Rename,
-                self.docker.rename_container(warm_name, options()),
-            )
-            .await;
-        if let Err(e) = &renamed
-            && status(e) == Some(409)
-        {
-            // A redelivered execution can meet the container of an attempt that died with us.
-            tracing::warn!(container = name, "container exists; replacing it");
-            remove(&self.docker, name)
-                .await
-                .map_err(|e| docker_err("remove old container", e))?;
-            renamed = self.docker.rename_container(warm_name, options()).await;
-        }
+        let renamed = self
+            .claim_name(name, || {
+                self.metrics.docker(
+                    Op::Rename,
+                    self.docker.rename_container(warm_name, options()),
+                )
+            })
+            .await?;
         renamed.map_err(|e| docker_err("rename container", e))
     }
 }
