@@ -494,16 +494,53 @@ impl Drop for RemoveOnDrop {
         let name = std::mem::take(&mut self.name);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
+                // Patiently: the run may have failed because the engine is restarting.
                 handle.spawn(async move {
-                    if let Err(e) = remove(&docker, &name).await {
-                        tracing::warn!(container = %name, error = %e, "removing container failed");
-                    }
+                    let never = CancellationToken::new();
+                    remove_patiently(&docker, &name, None, &never).await;
                 });
             }
             Err(_) => {
                 tracing::warn!(container = %name, "no runtime to remove container; left for remove_stale")
             }
         }
+    }
+}
+
+/// Removing a container the engine may not be able to remove yet: attempts, and the back-off
+/// between them (about two minutes in all, enough for an engine restart).
+const REMOVE_ATTEMPTS: u32 = 30;
+const REMOVE_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const REMOVE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Removes a container, trying again with back-off while removing fails: a container stopped by
+/// an engine restart can only be removed once the engine is back. Gives up after about two
+/// minutes, or at once after `stop` (`remove_stale` sweeps what is left at the next start).
+pub(crate) async fn remove_patiently(
+    docker: &Docker,
+    name: &str,
+    metrics: Option<&SandboxMetrics>,
+    stop: &CancellationToken,
+) {
+    let mut backoff = REMOVE_BACKOFF_FIRST;
+    for attempt in 1..=REMOVE_ATTEMPTS {
+        let removed = match metrics {
+            Some(metrics) => metrics.docker(Op::Remove, remove(docker, name)).await,
+            None => remove(docker, name).await,
+        };
+        let Err(e) = removed else {
+            return;
+        };
+        if attempt == REMOVE_ATTEMPTS || stop.is_cancelled() {
+            tracing::warn!(container = %name, error = %e, attempt, "removing container failed");
+            return;
+        }
+        tracing::debug!(container = %name, error = %e, attempt, "removing container failed; trying again");
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = stop.cancelled() => {}
+        }
+        backoff = (backoff * 2).min(REMOVE_BACKOFF_MAX);
     }
 }
 

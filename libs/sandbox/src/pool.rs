@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::docker::body::{Class, Tenant, container_body};
-use crate::docker::{attach_and_start, docker_err, remove, status};
+use crate::docker::{attach_and_start, docker_err, remove_patiently, status};
 use crate::metrics::{DockerOperation as Op, PoolTake, SandboxMetrics};
 use crate::{Error, Images, Runtime, Spec};
 
@@ -471,10 +471,10 @@ impl Inner {
                 dead: CancellationToken::new(),
                 taken: CancellationToken::new(),
             }),
+            // Created but never ready (the engine may be going away): removed, with its slot,
+            // as patiently as a finished run's container.
             Err(e) => {
-                if let Err(removing) = remove(&self.docker, &name).await {
-                    tracing::warn!(container = %name, error = %removing, "removing container failed");
-                }
+                self.retire(name, slot);
                 Err(e)
             }
         }
@@ -519,35 +519,11 @@ impl Inner {
         let (docker, metrics) = (self.docker.clone(), self.metrics.clone());
         let shutdown = self.shutdown.clone();
         self.tasks.spawn(async move {
-            // A container that stopped because the engine went away can only be removed once
-            // it is back: try again with back-off, a bounded number of times.
-            let mut backoff = REMOVE_BACKOFF_FIRST;
-            for attempt in 1..=REMOVE_ATTEMPTS {
-                let Err(e) = metrics.docker(Op::Remove, remove(&docker, &name)).await else {
-                    break;
-                };
-                if attempt == REMOVE_ATTEMPTS || shutdown.is_cancelled() {
-                    // `remove_stale` sweeps it at the next start.
-                    tracing::warn!(container = %name, error = %e, attempt, "removing container failed");
-                    break;
-                }
-                tracing::debug!(container = %name, error = %e, attempt, "removing container failed; trying again");
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = shutdown.cancelled() => {}
-                }
-                backoff = (backoff * 2).min(REMOVE_BACKOFF_MAX);
-            }
+            remove_patiently(&docker, &name, Some(&metrics), &shutdown).await;
             let _ = tokio::task::spawn_blocking(move || slot.remove()).await;
         });
     }
 }
-
-/// Removing a retired container: attempts, and the back-off between them (about two minutes
-/// in all, enough for an engine restart).
-const REMOVE_ATTEMPTS: u32 = 30;
-const REMOVE_BACKOFF_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
-const REMOVE_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What a warm runner writes once it is up and waiting on stdin (runner.js, runner.py).
 const READY_LINE: &[u8] = b"{\"frameos\":1,\"type\":\"ready\"}\n";
