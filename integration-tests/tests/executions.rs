@@ -441,6 +441,8 @@ async fn a_run_takes_the_highest_published_version_or_the_one_named() {
             assert_eq!(stored["agent"], slug, "{stored}");
             assert_eq!(stored["version"], expected, "{stored}");
             assert_eq!(stored["status"], "queued", "{stored}");
+            // The 202 is built without reading the row back: it must say what the row says.
+            assert_eq!(stored["created_at"], accepted["created_at"], "{stored}");
             assert!(stored.get("charge").is_none_or(Value::is_null), "{stored}");
             // Another user's execution is not found, not forbidden.
             let (status, _) = get(&mesh, &other, &format!("/v1/executions/{id}")).await;

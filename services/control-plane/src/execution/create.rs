@@ -1,7 +1,7 @@
 //! Accepting an execution: published version, inputs valid against its schema, idempotency,
 //! and the execution row committed together with its outbox message.
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use frameos_core::{ChargeStatus, ExecutionStatus, PricingModel, VersionStatus};
 use frameos_core::{Error, ErrorCode};
 use frameos_proto::v1;
@@ -63,7 +63,9 @@ pub async fn create(
     } else {
         PRIORITY_FREE
     };
-    let now = Utc::now();
+    // What PostgreSQL keeps (microseconds): the reply is built from this value, not read back,
+    // and must show what a later GET shows.
+    let now = Utc::now().trunc_subsecs(6);
     let id = uuid::Uuid::now_v7().to_string();
     // A paid execution is queued only once the rail holds the amount: a decline writes nothing.
     let charge = match (agent.price_minor, &agent.currency) {
