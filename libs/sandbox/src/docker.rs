@@ -228,7 +228,7 @@ impl DockerSandbox {
         cancel: CancellationToken,
         egress_dir: Option<&Path>,
     ) -> Result<Outcome, Error> {
-        let name = format!("frameos-exec-{}", spec.execution_id);
+        let name = container_name(&spec.execution_id);
         // Phase spans: `container_start` (create, attach, start), then `container_run`.
         let starting = tracing::info_span!(
             "container_start",
@@ -542,6 +542,12 @@ pub(crate) async fn remove_patiently(
         }
         backoff = (backoff * 2).min(REMOVE_BACKOFF_MAX);
     }
+}
+
+/// The name of an execution's container, cold or warm after its hand-off: what everything that
+/// finds containers by execution looks for.
+pub(crate) fn container_name(execution_id: &str) -> String {
+    format!("frameos-exec-{execution_id}")
 }
 
 pub(crate) async fn remove(docker: &Docker, name: &str) -> Result<(), BollardError> {

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{DockerSandbox, RemoveOnDrop, docker_err, failed};
+use super::{DockerSandbox, RemoveOnDrop, container_name, docker_err, failed};
 use crate::frames::Pump;
 use crate::metrics::DockerOperation as Op;
 use crate::pool::{Pool, Warm, fill_slot};
@@ -23,7 +23,7 @@ impl DockerSandbox {
         events: mpsc::Sender<Event>,
         cancel: CancellationToken,
     ) -> Result<Outcome, Error> {
-        let name = format!("frameos-exec-{}", spec.execution_id);
+        let name = container_name(&spec.execution_id);
         let starting = tracing::info_span!(
             "container_start",
             container.name = %name,
