@@ -10,6 +10,7 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/frameos_descriptor.bin"));
 
+pub mod codec;
 pub mod scope;
 pub mod status;
 pub mod vocab;

@@ -13,6 +13,7 @@ use lapin::options::{
     QueueDeclareOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::uri::AMQPUri;
 use lapin::{Acker, Channel, Confirmation, Connection, ConnectionProperties};
 use tracing::{debug, info, warn};
 
@@ -97,12 +98,33 @@ async fn declare(channel: &Channel, topology: &Topology) -> Result<(), Error> {
     Ok(())
 }
 
+/// The largest frame proposed to the broker when the URL names none (`?frame_max=`). lapin
+/// keeps a send and a receive buffer of 32 frames per connection, zero-filled and so resident:
+/// at RabbitMQ's default of 128 KiB that was 8 MiB per connection, a third of an idle control
+/// plane (ADR 0030). A job is well under 1 KiB (its trace headers are bounded by
+/// `frameos_telemetry::MAX_TRACESTATE`); a larger message would only take more frames.
+pub(crate) const FRAME_MAX: u32 = 16 * 1024;
+
+pub(crate) async fn open(
+    url: &str,
+    properties: ConnectionProperties,
+) -> Result<Connection, lapin::Error> {
+    match url.parse::<AMQPUri>() {
+        Ok(mut uri) => {
+            uri.query.frame_max.get_or_insert(FRAME_MAX);
+            Connection::connect_uri(uri, properties).await
+        }
+        // lapin parses it again and says what is wrong, as it always did.
+        Err(_) => Connection::connect(url, properties).await,
+    }
+}
+
 impl AmqpQueue {
     pub(crate) async fn connect(url: &str, topology: Topology) -> Result<AmqpQueue, Error> {
         topology.validate()?;
         let properties = ConnectionProperties::default()
             .with_connection_name(format!("frameos-queue {}", topology.name).into());
-        let connection = Connection::connect(url, properties).await?;
+        let connection = open(url, properties).await?;
         let publisher = connection.create_channel().await?;
         declare(&publisher, &topology).await?;
         publisher
@@ -483,8 +505,8 @@ impl Drop for AmqpHandle {
 
 /// Removing a topology: for operators retiring a queue and for tests cleaning up after themselves.
 pub(crate) mod admin {
+    use lapin::ConnectionProperties;
     use lapin::options::QueueDeleteOptions;
-    use lapin::{Connection, ConnectionProperties};
 
     use crate::Topology;
 
@@ -493,7 +515,7 @@ pub(crate) mod admin {
         url: &str,
         topology: &Topology,
     ) -> Result<(), lapin::Error> {
-        let connection = Connection::connect(url, ConnectionProperties::default()).await?;
+        let connection = super::open(url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
         let mut names = vec![topology.name.clone(), topology.dead_queue()];
         names.extend(

@@ -384,6 +384,25 @@ async fn in_process_priorities_above_the_maximum_count_as_the_maximum() {
     assert_eq!(above.job.priority, 200);
 }
 
+#[tokio::test]
+async fn amqp_connections_propose_small_frames_unless_the_url_names_a_size() {
+    // Not the broker's 128 KiB: lapin's buffers are 32 frames each, resident per connection.
+    let url = amqp_url();
+    let properties = lapin::ConnectionProperties::default;
+    let connection = crate::amqp::open(&url, properties()).await.unwrap();
+    assert_eq!(
+        connection.configuration().frame_max(),
+        crate::amqp::FRAME_MAX
+    );
+    connection.close(200, "OK".into()).await.unwrap();
+
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let named = format!("{url}{separator}frame_max=8192");
+    let connection = crate::amqp::open(&named, properties()).await.unwrap();
+    assert_eq!(connection.configuration().frame_max(), 8192);
+    connection.close(200, "OK".into()).await.unwrap();
+}
+
 /// A raw channel beside the queue under test, for what the public API never does.
 async fn raw_channel(url: &str) -> (lapin::Connection, lapin::Channel) {
     let connection = lapin::Connection::connect(url, lapin::ConnectionProperties::default())

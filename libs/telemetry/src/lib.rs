@@ -31,7 +31,9 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-pub use propagation::{inject, inject_http, set_parent, set_parent_from_http, trace_id};
+pub use propagation::{
+    MAX_TRACESTATE, inject, inject_http, set_parent, set_parent_from_http, trace_id,
+};
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 

@@ -7,6 +7,12 @@ use opentelemetry::trace::TraceContextExt;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+/// The longest `tracestate` taken from a caller. W3C Trace Context asks a platform to pass on
+/// at least 512 characters and lets it drop the rest; a longer one is dropped whole (the trace
+/// goes on through `traceparent`). So whatever a caller sends, each hop's copy stays small,
+/// down to the queue's AMQP headers, whose frame is 16 KiB (ADR 0030).
+pub const MAX_TRACESTATE: usize = 512;
+
 /// The trace context of `span` (`traceparent`, and `tracestate` if any), for the next hop.
 /// Empty when tracing is not set up.
 pub fn inject(span: &Span) -> BTreeMap<String, String> {
@@ -72,7 +78,8 @@ struct Reader<'a>(&'a BTreeMap<String, String>);
 
 impl Extractor for Reader<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
+        let value = self.0.get(key).map(String::as_str)?;
+        (key != "tracestate" || value.len() <= MAX_TRACESTATE).then_some(value)
     }
 
     fn keys(&self) -> Vec<&str> {

@@ -83,6 +83,38 @@ fn a_trace_goes_through_inject_and_set_parent() {
 }
 
 #[test]
+fn a_tracestate_over_the_bound_is_dropped_and_the_trace_goes_on() {
+    // Three members (a value may hold at most 256 characters), 8 characters of keys and commas.
+    let of_length = |n: usize| {
+        let value = (n - 8) / 3;
+        let first = "v".repeat(n - 8 - 2 * value);
+        format!("a={first},b={v},c={v}", v = "v".repeat(value))
+    };
+    let at_bound = of_length(MAX_TRACESTATE);
+    let over = of_length(MAX_TRACESTATE + 1);
+    assert_eq!(
+        (at_bound.len(), over.len()),
+        (MAX_TRACESTATE, MAX_TRACESTATE + 1)
+    );
+    traced(|| {
+        let kept = info_span!("kept");
+        assert!(set_parent(
+            &kept,
+            &carrier(&[("traceparent", PARENT), ("tracestate", &at_bound)])
+        ));
+        assert_eq!(inject(&kept)["tracestate"], at_bound);
+
+        let dropped = info_span!("dropped");
+        assert!(set_parent(
+            &dropped,
+            &carrier(&[("traceparent", PARENT), ("tracestate", &over)])
+        ));
+        assert_eq!(trace_id(&dropped).as_deref(), Some(TRACE));
+        assert!(!inject(&dropped).contains_key("tracestate"));
+    });
+}
+
+#[test]
 fn an_invalid_traceparent_is_ignored() {
     traced(|| {
         let local = info_span!("local");

@@ -4,6 +4,7 @@
 
 mod auth;
 pub mod config;
+mod connections;
 mod control_plane;
 mod cors;
 mod error;

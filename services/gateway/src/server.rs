@@ -22,8 +22,6 @@ pub enum Error {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("http server failed: {0}")]
-    Serve(#[source] std::io::Error),
     #[error("{0}")]
     Component(#[from] frameos_lifecycle::Failure),
 }
@@ -84,15 +82,12 @@ impl Gateway {
         let addr = self.local_addr();
         tracing::info!(%addr, control_plane = %self.config.control_plane_url, "gateway serving");
         let close = CancellationToken::new();
-        // The client's address keys the limits of callers without a valid key.
-        let app = self.app.into_make_service_with_connect_info::<SocketAddr>();
-        let server =
-            axum::serve(self.listener, app).with_graceful_shutdown(close.clone().cancelled_owned());
-        let mut server_task =
-            supervisor.component(
-                "http server",
-                async move { server.await.map_err(Error::Serve) },
-            );
+        // Handlers get the client's address: it keys the limits of callers without a valid key.
+        let server = crate::connections::serve(self.listener, self.app, close.clone());
+        let mut server_task = supervisor.component("http server", async move {
+            server.await;
+            Ok::<(), Error>(())
+        });
 
         stopping.cancelled().await;
         let stop = StopSequence::begin("gateway", self.config.shutdown_grace());

@@ -8,6 +8,7 @@ use frameos_proto::status::to_status;
 use frameos_proto::v1::{self, execution_service_server::ExecutionService};
 use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::{Notify, mpsc};
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -288,6 +289,8 @@ impl ExecutionService for Executions {
             sender,
             self.shutdown.clone(),
         );
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Ok(Response::new(Box::pin(
+            ReceiverStream::new(receiver).map(|event| *event),
+        )))
     }
 }

@@ -79,6 +79,11 @@ impl Watcher {
 
 pub type EventResult = Result<v1::WatchExecutionResponse, tonic::Status>;
 
+/// Where a watcher sends its events. Boxed, because a channel allocates its first block of 32
+/// slots up front and an unboxed event is as large as its largest kind (the status event's
+/// execution view): 32 of them were most of an idle stream's memory (ADR 0030).
+pub type Sender = mpsc::Sender<Box<EventResult>>;
+
 /// What one stream watches, and its place among the open streams (freed with the task).
 pub struct Watch {
     pub execution_id: String,
@@ -93,7 +98,7 @@ pub fn spawn(
     db: DatabaseConnection,
     hub: Hub,
     watch: Watch,
-    sender: mpsc::Sender<EventResult>,
+    sender: Sender,
     shutdown: CancellationToken,
 ) {
     let Watch {
@@ -101,6 +106,8 @@ pub fn spawn(
         after_seq,
         slot,
     } = watch;
+    // Every query below is boxed: the task's own state is then what a waiting stream holds
+    // (its cursors and a few pointers), not the largest query future (ADR 0030).
     tasks.spawn(async move {
         let _slot = slot;
         let mut subscription = hub.subscribe(&execution_id);
@@ -111,28 +118,32 @@ pub fn spawn(
         loop {
             // The row first, then the logs: a node commits its last lines before its outcome,
             // so a terminal row read here means every line is already in the table.
-            let row = match execution::Entity::find_by_id(&execution_id).one(&db).await {
+            let row = match Box::pin(execution::Entity::find_by_id(&execution_id).one(&db)).await {
                 Ok(Some(row)) => row,
                 Ok(None) => return,
                 Err(e) => {
                     let _ = sender
-                        .send(Err(frameos_proto::status::to_status(&crate::db::error(e))))
+                        .send(Box::new(Err(frameos_proto::status::to_status(
+                            &crate::db::error(e),
+                        ))))
                         .await;
                     return;
                 }
             };
             loop {
-                let page = match query::logs(&db, &execution_id, last_seq, 500).await {
+                let page = match Box::pin(query::logs(&db, &execution_id, last_seq, 500)).await {
                     Ok(page) => page,
                     Err(e) => {
-                        let _ = sender.send(Err(frameos_proto::status::to_status(&e))).await;
+                        let _ = sender
+                            .send(Box::new(Err(frameos_proto::status::to_status(&e))))
+                            .await;
                         return;
                     }
                 };
                 let more_logs = !page.next_page_token.is_empty();
                 for line in page.items {
                     last_seq = line.seq;
-                    if sender.send(Ok(event(Event::Log(line)))).await.is_err() {
+                    if sender.send(event(Event::Log(line))).await.is_err() {
                         return;
                     }
                 }
@@ -147,11 +158,7 @@ pub fn spawn(
                     fraction: row.progress.unwrap_or_default(),
                     message: row.progress_message.clone().unwrap_or_default(),
                 };
-                if sender
-                    .send(Ok(event(Event::Progress(update))))
-                    .await
-                    .is_err()
-                {
+                if sender.send(event(Event::Progress(update))).await.is_err() {
                     return;
                 }
             }
@@ -160,7 +167,7 @@ pub fn spawn(
             let terminal = row.status.is_terminal();
             if terminal {
                 let since = *ended_at.get_or_insert_with(tokio::time::Instant::now);
-                if settling(&db, &row.id).await && since.elapsed() < SETTLE_WAIT {
+                if Box::pin(settling(&db, &row.id)).await && since.elapsed() < SETTLE_WAIT {
                     tokio::select! {
                         () = subscription.changed() => {}
                         () = tokio::time::sleep(SETTLE_POLL.min(hub.poll())) => {}
@@ -172,10 +179,10 @@ pub fn spawn(
             }
             if last_status != Some(row.status) {
                 last_status = Some(row.status);
-                let Ok(status) = view::one(&db, &row).await else {
+                let Ok(status) = Box::pin(view::one(&db, &row)).await else {
                     return;
                 };
-                if sender.send(Ok(event(Event::Status(status)))).await.is_err() {
+                if sender.send(event(Event::Status(status))).await.is_err() {
                     return;
                 }
             }
@@ -207,6 +214,6 @@ async fn settling(db: &DatabaseConnection, execution_id: &str) -> bool {
     )
 }
 
-fn event(event: Event) -> v1::WatchExecutionResponse {
-    v1::WatchExecutionResponse { event: Some(event) }
+fn event(event: Event) -> Box<EventResult> {
+    Box::new(Ok(v1::WatchExecutionResponse { event: Some(event) }))
 }
