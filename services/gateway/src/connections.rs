@@ -43,7 +43,7 @@ pub async fn serve(listener: TcpListener, app: Router, close: CancellationToken)
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
-            Err(error) if one_connections(&error) => continue,
+            Err(error) if concerns_one_connection(&error) => continue,
             Err(error) => {
                 tracing::error!(%error, "cannot accept connections; pausing");
                 tokio::select! {
@@ -86,7 +86,7 @@ pub async fn serve(listener: TcpListener, app: Router, close: CancellationToken)
 }
 
 /// An accept error about one connection (it was reset before we took it): accept the next.
-fn one_connections(error: &io::Error) -> bool {
+fn concerns_one_connection(error: &io::Error) -> bool {
     matches!(
         error.kind(),
         io::ErrorKind::ConnectionRefused

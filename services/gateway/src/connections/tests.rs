@@ -22,6 +22,13 @@ async fn start(app: Router) -> (SocketAddr, CancellationToken, tokio::task::Join
     (addr, close, server)
 }
 
+/// A client connection that has sent `head` (a request, or the start of one).
+async fn send(addr: SocketAddr, head: &str) -> TcpStream {
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(head.as_bytes()).await.unwrap();
+    client
+}
+
 async fn read_to_end(stream: &mut TcpStream) -> String {
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).await.unwrap();
@@ -35,11 +42,11 @@ async fn a_handler_sees_the_clients_address() {
         get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
     );
     let (addr, close, server) = start(app).await;
-    let mut client = TcpStream::connect(addr).await.unwrap();
-    client
-        .write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    let mut client = send(
+        addr,
+        "GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     let reply = read_to_end(&mut client).await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(
@@ -53,8 +60,7 @@ async fn a_handler_sees_the_clients_address() {
 #[tokio::test(start_paused = true)]
 async fn a_head_sent_too_slowly_loses_its_connection() {
     let (addr, close, server) = start(Router::new().route("/", get(|| async { "ok" }))).await;
-    let mut client = TcpStream::connect(addr).await.unwrap();
-    client.write_all(b"GET / HTTP/1.1\r\nHost:").await.unwrap();
+    let mut client = send(addr, "GET / HTTP/1.1\r\nHost:").await;
     let started = tokio::time::Instant::now();
     // The paused clock jumps to the server's deadline as soon as everything waits.
     let reply = read_to_end(&mut client).await;
@@ -86,11 +92,7 @@ async fn closing_lets_the_request_in_flight_finish_then_returns() {
         }),
     );
     let (addr, close, server) = start(app).await;
-    let mut client = TcpStream::connect(addr).await.unwrap();
-    client
-        .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let mut client = send(addr, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await;
     entered.await.unwrap();
     close.cancel();
     // An absence can only be watched for a while: serve must not return meanwhile.
