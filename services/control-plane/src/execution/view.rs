@@ -12,17 +12,38 @@ use crate::entity::{agent, agent_version, charge, execution, execution_log};
 use crate::view::timestamp;
 
 pub fn charge(row: &charge::Model) -> v1::Charge {
-    let splits = (row.status == ChargeStatus::Captured).then(|| v1::Splits {
-        developer: row.developer_minor.unwrap_or(0),
-        platform: row.platform_minor.unwrap_or(0),
-        orchestrator: row.orchestrator_minor.unwrap_or(0),
-        rail_fee: row.rail_fee_minor.unwrap_or(0),
-    });
+    charge_of(
+        row.status,
+        row.amount_minor,
+        row.currency.clone(),
+        [
+            row.developer_minor,
+            row.platform_minor,
+            row.orchestrator_minor,
+            row.rail_fee_minor,
+        ],
+    )
+}
+
+/// A charge's view from the columns it shows; `splits` are the developer's, the platform's,
+/// the orchestrator's and the rail's shares, shown once captured.
+pub fn charge_of(
+    status: ChargeStatus,
+    amount_minor: i64,
+    currency: String,
+    splits: [Option<i64>; 4],
+) -> v1::Charge {
+    let [developer, platform, orchestrator, rail_fee] = splits.map(|s| s.unwrap_or(0));
     v1::Charge {
-        status: row.status.to_proto(),
-        amount_minor: row.amount_minor,
-        currency: row.currency.clone(),
-        splits,
+        status: status.to_proto(),
+        amount_minor,
+        currency,
+        splits: (status == ChargeStatus::Captured).then_some(v1::Splits {
+            developer,
+            platform,
+            orchestrator,
+            rail_fee,
+        }),
     }
 }
 
