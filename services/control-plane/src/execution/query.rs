@@ -77,48 +77,56 @@ pub async fn view(
         .await
         .map_err(db::error)?
         .ok_or_else(not_found)?;
-    let mut columns = Columns { row: &found, next: 0 };
+    let mut columns = Columns {
+        row: &found,
+        next: 0,
+    };
     let row = execution::Model {
-        id: columns.next()?,
-        account_id: columns.next()?,
-        agent_id: columns.next()?,
-        version_id: columns.next()?,
-        status: columns.next()?,
-        inputs: columns.next()?,
-        output: columns.next()?,
-        error: columns.next()?,
-        exit_code: columns.next()?,
-        progress: columns.next()?,
-        progress_message: columns.next()?,
-        attempts: columns.next()?,
-        priority: columns.next()?,
-        idempotency_key: columns.next()?,
-        request_hash: columns.next()?,
-        node_id: columns.next()?,
-        log_seq: columns.next()?,
-        log_bytes: columns.next()?,
-        created_at: columns.next()?,
-        started_at: columns.next()?,
-        finished_at: columns.next()?,
-        claimed_at: columns.next()?,
-        running_at: columns.next()?,
+        id: columns.read()?,
+        account_id: columns.read()?,
+        agent_id: columns.read()?,
+        version_id: columns.read()?,
+        status: columns.read()?,
+        inputs: columns.read()?,
+        output: columns.read()?,
+        error: columns.read()?,
+        exit_code: columns.read()?,
+        progress: columns.read()?,
+        progress_message: columns.read()?,
+        attempts: columns.read()?,
+        priority: columns.read()?,
+        idempotency_key: columns.read()?,
+        request_hash: columns.read()?,
+        node_id: columns.read()?,
+        log_seq: columns.read()?,
+        log_bytes: columns.read()?,
+        created_at: columns.read()?,
+        started_at: columns.read()?,
+        finished_at: columns.read()?,
+        claimed_at: columns.read()?,
+        running_at: columns.read()?,
     };
     if !(caller.is_admin() || row.account_id == caller.account_id) {
         return Err(not_found());
     }
-    let slug: Option<String> = columns.next()?;
-    let version: Option<String> = columns.next()?;
+    let slug: Option<String> = columns.read()?;
+    let version: Option<String> = columns.read()?;
     let mut execution = view::execution(
         &row,
         slug.as_deref().unwrap_or_default(),
         version.as_deref().unwrap_or_default(),
     );
     // Every charge has a status: a null one is the left join finding none.
-    let charge_status: Option<ChargeStatus> = columns.next()?;
+    let charge_status: Option<ChargeStatus> = columns.read()?;
     if let Some(status) = charge_status {
-        let amount_minor = columns.next()?;
-        let currency = columns.next()?;
-        let splits = [columns.next()?, columns.next()?, columns.next()?, columns.next()?];
+        let amount_minor = columns.read()?;
+        let currency = columns.read()?;
+        let splits = [
+            columns.read()?,
+            columns.read()?,
+            columns.read()?,
+            columns.read()?,
+        ];
         execution.charge = Some(view::charge_of(status, amount_minor, currency, splits));
     }
     Ok(execution)
@@ -131,7 +139,7 @@ struct Columns<'a> {
 }
 
 impl Columns<'_> {
-    fn next<T: TryGetable>(&mut self) -> Result<T, Error> {
+    fn read<T: TryGetable>(&mut self) -> Result<T, Error> {
         let value = self.row.try_get_by_index(self.next).map_err(db::error)?;
         self.next += 1;
         Ok(value)
