@@ -4,6 +4,7 @@ it stands on, on the same machine in the same run."""
 
 import os
 import re
+import statistics
 import subprocess
 
 from client import env, row, save, say
@@ -39,31 +40,51 @@ def pgbench(mode, clients=16):
     return tps, {"mode": mode, "clients": clients, "seconds": seconds, "tps": tps}
 
 
+def rounds(platform, reference):
+    """`platform()` and `reference()` alternated BENCH_ROUNDS times (default 3): the machine's
+    speed drifts between runs (`pgbench -S` alone moved ±15 % within one session), and each
+    ratio is only meaningful against a reference taken at the same time. Returns the medians
+    and every round's (platform, reference, ratio)."""
+    samples = []
+    for _ in range(env("BENCH_ROUNDS", 3, int)):
+        api_rate, api_raw = platform()
+        tps, pg_raw = reference()
+        samples.append({"platform": api_rate, "reference": tps, "ratio": api_rate / tps,
+                        "platform_raw": api_raw, "reference_raw": pg_raw})
+    return (statistics.median(s["platform"] for s in samples),
+            statistics.median(s["reference"] for s in samples), samples)
+
+
+def per_round(samples):
+    non_2xx = sum(s["platform_raw"]["non_2xx"] for s in samples)
+    rounds_text = ", ".join(f"{s['platform']:.0f}/{s['reference']:.0f} = {s['ratio']:.2f}×" for s in samples)
+    return f"{rounds_text} ({non_2xx} non-2xx)"
+
+
 def p3():
     base, execution_id = env("BENCH_API"), env("BENCH_EXECUTION_ID")
-    api_rate, api_raw = wrk(f"{base}/v1/executions/{execution_id}", 32)
-    say(f"P3 GET /v1/executions/{{id}}: {api_rate:.0f} req/s (wrk, 32 connections, {api_raw['non_2xx']} non-2xx)")
+    api_rate, tps, samples = rounds(lambda: wrk(f"{base}/v1/executions/{execution_id}", 32),
+                                    lambda: pgbench("-S"))
+    say(f"P3 GET /v1/executions/{{id}} / pgbench -S (wrk 32 connections / 16 clients), by round: {per_round(samples)}")
     # The decomposition of the GET: the gateway alone, then with its gRPC hop to the control
     # plane (a health check: no key, no query), then the GET (key, one query).
     health_rate, health_raw = wrk(f"{base}/healthz", 32)
     say(f"P3 gateway /healthz: {health_rate:.0f} req/s (wrk, 32 connections; the gateway alone)")
     ready_rate, ready_raw = wrk(f"{base}/readyz", 32)
     say(f"P3 gateway /readyz: {ready_rate:.0f} req/s (wrk, 32 connections; gateway + gRPC hop, no query)")
-    tps, pg_raw = pgbench("-S")
-    say(f"P3 pgbench -S: {tps:.0f} tps (16 clients)")
     rows = [
-        row("P3", "GET /v1/executions/{id} req/s vs pgbench -S tps", api_rate, tps, 0.25, "/s", True),
+        row("P3", "GET /v1/executions/{id} req/s vs pgbench -S tps (medians)", api_rate, tps, 0.25, "/s", True),
         row("P3", "bound: /readyz (gateway + gRPC hop, no query)", ready_rate, tps, None, "/s", True),
     ]
-    save("p3", rows, {"wrk_get_execution": api_raw, "wrk_healthz": health_raw, "wrk_readyz": ready_raw,
-                      "pgbench_select": pg_raw})
+    save("p3", rows, {"rounds": samples, "wrk_healthz": health_raw, "wrk_readyz": ready_raw})
 
 
 def p6():
     base = env("BENCH_API")
-    api_rate, api_raw = wrk(f"{base}/v1/agents/bench-noop/executions", 16, ["-s", os.path.join(HERE, "post.lua")])
-    say(f"P6 POST /v1/agents/{{slug}}/executions: {api_rate:.0f} req/s (wrk, 16 connections, {api_raw['non_2xx']} non-2xx)")
-    tps, pg_raw = pgbench("-N")
-    say(f"P6 pgbench -N: {tps:.0f} tps (16 clients)")
-    rows = [row("P6", "POST .../executions req/s vs pgbench -N tps", api_rate, tps, 0.4, "/s", True)]
-    save("p6", rows, {"wrk_post_execution": api_raw, "pgbench_simple_update": pg_raw})
+    post = os.path.join(HERE, "post.lua")
+    api_rate, tps, samples = rounds(
+        lambda: wrk(f"{base}/v1/agents/bench-noop/executions", 16, ["-s", post]),
+        lambda: pgbench("-N"))
+    say(f"P6 POST /v1/agents/{{slug}}/executions / pgbench -N (wrk 16 connections / 16 clients), by round: {per_round(samples)}")
+    rows = [row("P6", "POST .../executions req/s vs pgbench -N tps (medians)", api_rate, tps, 0.4, "/s", True)]
+    save("p6", rows, {"rounds": samples})
