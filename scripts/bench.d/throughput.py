@@ -46,7 +46,7 @@ def rounds(platform, reference):
     ratio is only meaningful against a reference taken at the same time. Returns the medians
     and every round's (platform, reference, ratio)."""
     samples = []
-    for _ in range(env("BENCH_ROUNDS", 3, int)):
+    for _ in range(max(1, env("BENCH_ROUNDS", 3, int))):
         api_rate, api_raw = platform()
         tps, pg_raw = reference()
         samples.append({"platform": api_rate, "reference": tps, "ratio": api_rate / tps,
