@@ -1,0 +1,70 @@
+"""CPU time per request by process, read from /proc around a load run: where a request's cost
+goes (the platform's processes, PostgreSQL, RabbitMQ, and the load generator itself)."""
+
+import os
+import resource
+import statistics
+
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def _ticks(pid):
+    """utime + stime of a process (all its threads), in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _ticks_of_all(comm):
+    """Every live process named `comm` (PostgreSQL's backends, RabbitMQ's VM), by pid."""
+    ticks = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == comm:
+                    ticks[pid] = _ticks(pid)
+        except OSError:
+            pass  # ended meanwhile
+    return ticks
+
+
+def _grown(before, after):
+    """CPU seconds the processes alive at the end used since `before` (a process that ended
+    meanwhile, like a closing pgbench backend, is not counted)."""
+    return sum(t - before.get(pid, 0) for pid, t in after.items()) / TICKS_PER_SECOND
+
+
+def _snapshot(pids):
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "own": {name: _ticks(pid) / TICKS_PER_SECOND for name, pid in pids.items()},
+        "PostgreSQL": _ticks_of_all("postgres"),
+        "RabbitMQ": _ticks_of_all("beam.smp"),
+        "wrk": children.ru_utime + children.ru_stime,
+    }
+
+
+def measured(pids, run):
+    """`run()` (a wrk run: rate, raw) with the CPU µs each request cost each process, in the raw
+    numbers as `cpu_us_per_request`. `pids`: the platform's own processes by name."""
+    before = _snapshot(pids)
+    rate, raw = run()
+    after = _snapshot(pids)
+    used = {name: after["own"][name] - before["own"][name] for name in pids}
+    for name in ("PostgreSQL", "RabbitMQ"):
+        used[name] = _grown(before[name], after[name])
+    used["wrk"] = after["wrk"] - before["wrk"]
+    requests = max(1, raw["requests"])
+    raw["cpu_us_per_request"] = {name: round(s * 1e6 / requests, 1) for name, s in used.items()}
+    return rate, raw
+
+
+def text(samples, key):
+    """The median µs per request of each process over the rounds, as one line."""
+    per_part = {}
+    for sample in samples:
+        for name, us in sample[key]["cpu_us_per_request"].items():
+            per_part.setdefault(name, []).append(us)
+    parts = [f"{name} {statistics.median(values):.0f}" for name, values in per_part.items()]
+    total = sum(statistics.median(values) for values in per_part.values())
+    return f"{', '.join(parts)} (total {total:.0f} µs)"
