@@ -68,3 +68,53 @@ def text(samples, key):
     parts = [f"{name} {statistics.median(values):.0f}" for name, values in per_part.items()]
     total = sum(statistics.median(values) for values in per_part.values())
     return f"{', '.join(parts)} (total {total:.0f} µs)"
+
+
+def _machine_busy():
+    """CPU seconds the whole machine spent busy (all but idle and iowait), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / TICKS_PER_SECOND
+
+
+def _long_lived(pids, comms):
+    own = {name: _ticks(pid) / TICKS_PER_SECOND for name, pid in pids.items()}
+    by_comm = {comm: _ticks_of_all(comm) for comm in comms}
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client = me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+    return own, by_comm, client, _machine_busy()
+
+
+# The engine's daemons; what they start per container (shims, runc, the agent) ends with it.
+ENGINE = ("dockerd", "containerd")
+DATABASE_AND_BROKER = ("postgres", "beam.smp")
+
+
+class Meter:
+    """Where the machine's CPU went during a phase: each named process, PostgreSQL, RabbitMQ,
+    the engine's daemons, this benchmark client, and the rest (processes that ended during the
+    phase: container shims, runc, the agents themselves)."""
+
+    def __init__(self, pids):
+        self.pids = pids
+        self.comms = DATABASE_AND_BROKER + ENGINE
+        self.before = _long_lived(pids, self.comms)
+
+    def stop(self):
+        own0, comm0, client0, busy0 = self.before
+        own1, comm1, client1, busy1 = _long_lived(self.pids, self.comms)
+        used = {name: own1[name] - own0[name] for name in self.pids}
+        for comm in self.comms:
+            used[comm] = _grown(comm0[comm], comm1[comm])
+        used["bench client"] = client1 - client0
+        used["rest"] = max(0.0, (busy1 - busy0) - sum(used.values()))
+        used["machine"] = busy1 - busy0
+        return used
+
+
+def per_unit_text(used, units, unit="ms", scale=1e3):
+    parts = [f"{name} {seconds * scale / units:.1f}" for name, seconds in used.items()
+             if name != "machine" and seconds * scale / units >= 0.05]
+    return f"{', '.join(parts)} (machine {used['machine'] * scale / units:.1f} {unit})"

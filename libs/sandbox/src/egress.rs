@@ -320,6 +320,8 @@ fn fresh_dir(base: &Path, name: &str) -> Result<PathBuf, Error> {
 pub(crate) fn add_to_container(body: &mut ContainerCreateBody, dir: &Path) {
     let socket = format!("{}/{}", CONTAINER_DIR, SOCKET_NAME);
     let proxy = RUNNER_PROXY_URL;
+    // The runner listens on 127.0.0.1: the engine's "none" network brings loopback up.
+    body.network_disabled = None;
     if let Some(env) = body.env.as_mut() {
         env.push(format!("FRAMEOS_EGRESS_SOCKET={socket}"));
         for var in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {

@@ -120,6 +120,10 @@ pub(crate) fn container_body(
         stdin_once: Some(true),
         tty: Some(false),
         labels: Some(labels),
+        // No network at all: the engine then skips its network set-up for the container (a
+        // re-exec of itself per start). `egress::add_to_container` turns it back on: the
+        // runner's proxy listener needs the loopback interface.
+        network_disabled: Some(true),
         host_config: Some(host_config),
         ..Default::default()
     }

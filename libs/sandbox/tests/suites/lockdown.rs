@@ -44,6 +44,8 @@ async fn container_is_created_locked_down() {
     let host = info.host_config.unwrap();
     let config = info.config.unwrap();
     assert_eq!(host.network_mode.as_deref(), Some("none"));
+    // Not even the engine's "none" network set-up: no interface is brought up, loopback included.
+    assert_eq!(config.network_disabled, Some(true));
     assert_eq!(host.readonly_rootfs, Some(true));
     assert_eq!(host.nano_cpus, Some(500_000_000));
     assert_eq!(host.memory, Some(128 << 20));
