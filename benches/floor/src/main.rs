@@ -25,9 +25,6 @@ use sea_orm::{
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
-/// `pgbench -i -s 10`: 100,000 accounts per unit of scale.
-const ACCOUNTS: i64 = 1_000_000;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -50,6 +47,8 @@ async fn main() -> anyhow::Result<()> {
 struct Floor {
     db: DatabaseConnection,
     next: AtomicI64,
+    /// `pgbench_accounts` holds aids 1..=accounts (100,000 per unit of `pgbench -s`).
+    accounts: i64,
 }
 
 impl Floor {
@@ -57,7 +56,7 @@ impl Floor {
         // A stride through the table instead of a random draw: every call a different row.
         self.next
             .fetch_add(7_919, Ordering::Relaxed)
-            .rem_euclid(ACCOUNTS)
+            .rem_euclid(self.accounts)
             + 1
     }
 }
@@ -145,9 +144,19 @@ async fn backend(addr: &str, url: &str) -> anyhow::Result<()> {
         .min_connections(cores.min(4))
         .test_before_acquire_if_idle_for(Duration::from_secs(10));
     let db = Database::connect(options).await.context("database")?;
+    let accounts: i64 = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT max(aid)::bigint FROM pgbench_accounts",
+        ))
+        .await?
+        .context("no row")?
+        .try_get_by_index::<Option<i64>>(0)?
+        .context("pgbench_accounts is empty: run `pgbench -i` first")?;
     let floor = Floor {
         db,
         next: AtomicI64::new(0),
+        accounts,
     };
     tonic::transport::Server::builder()
         .add_service(AccountServiceServer::new(floor))
