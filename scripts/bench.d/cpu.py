@@ -1,5 +1,5 @@
-"""CPU time per request by process, read from /proc around a load run: where a request's cost
-goes (the platform's processes, PostgreSQL, RabbitMQ, and the load generator itself)."""
+"""CPU time by process, read from /proc around a load run: where a request's or an execution's
+cost goes (the platform's processes, PostgreSQL, RabbitMQ, the engine, the load generator)."""
 
 import os
 import resource
@@ -34,28 +34,15 @@ def _grown(before, after):
     return sum(t - before.get(pid, 0) for pid, t in after.items()) / TICKS_PER_SECOND
 
 
-def _snapshot(pids):
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {
-        "own": {name: _ticks(pid) / TICKS_PER_SECOND for name, pid in pids.items()},
-        "PostgreSQL": _ticks_of_all("postgres"),
-        "RabbitMQ": _ticks_of_all("beam.smp"),
-        "wrk": children.ru_utime + children.ru_stime,
-    }
-
-
 def measured(pids, run):
-    """`run()` (a wrk run: rate, raw) with the CPU µs each request cost each process, in the raw
-    numbers as `cpu_us_per_request`. `pids`: the platform's own processes by name."""
-    before = _snapshot(pids)
+    """`run()` (a wrk run: rate, raw) with the CPU µs each request cost each part ([`Meter`]), in
+    the raw numbers as `cpu_us_per_request`. `pids`: the platform's own processes by name."""
+    meter = Meter(pids)
     rate, raw = run()
-    after = _snapshot(pids)
-    used = {name: after["own"][name] - before["own"][name] for name in pids}
-    for name in ("PostgreSQL", "RabbitMQ"):
-        used[name] = _grown(before[name], after[name])
-    used["wrk"] = after["wrk"] - before["wrk"]
+    used = meter.stop()
     requests = max(1, raw["requests"])
-    raw["cpu_us_per_request"] = {name: round(s * 1e6 / requests, 1) for name, s in used.items()}
+    raw["cpu_us_per_request"] = {name: round(s * 1e6 / requests, 1) for name, s in used.items()
+                                 if name not in ("machine", "rest")}
     return rate, raw
 
 
@@ -65,8 +52,9 @@ def text(samples, key):
     for sample in samples:
         for name, us in sample[key]["cpu_us_per_request"].items():
             per_part.setdefault(name, []).append(us)
-    parts = [f"{name} {statistics.median(values):.0f}" for name, values in per_part.items()]
-    total = sum(statistics.median(values) for values in per_part.values())
+    medians = {name: statistics.median(values) for name, values in per_part.items()}
+    parts = [f"{name} {us:.0f}" for name, us in medians.items() if us >= 0.5]
+    total = sum(medians.values())
     return f"{', '.join(parts)} (total {total:.0f} µs)"
 
 
@@ -87,9 +75,10 @@ def _long_lived(pids, comms):
     return own, by_comm, client, _machine_busy()
 
 
-# The engine's daemons; what they start per container (shims, runc, the agent) ends with it.
-ENGINE = ("dockerd", "containerd")
-DATABASE_AND_BROKER = ("postgres", "beam.smp")
+# Long-lived processes by name, as the output calls them. The engine's daemons: what they start
+# per container (shims, runc, the agent) ends with it and is counted as "rest".
+LONG_LIVED = {"postgres": "PostgreSQL", "beam.smp": "RabbitMQ", "dockerd": "dockerd",
+              "containerd": "containerd"}
 
 
 class Meter:
@@ -99,7 +88,7 @@ class Meter:
 
     def __init__(self, pids):
         self.pids = pids
-        self.comms = DATABASE_AND_BROKER + ENGINE
+        self.comms = tuple(LONG_LIVED)
         self.before = _long_lived(pids, self.comms)
 
     def stop(self):
@@ -107,7 +96,8 @@ class Meter:
         own1, comm1, client1, busy1 = _long_lived(self.pids, self.comms)
         used = {name: own1[name] - own0[name] for name in self.pids}
         for comm in self.comms:
-            used[comm] = _grown(comm0[comm], comm1[comm])
+            used[LONG_LIVED[comm]] = _grown(comm0[comm], comm1[comm])
+        # This process and what it ran (wrk, pgbench, docker run).
         used["bench client"] = client1 - client0
         used["rest"] = max(0.0, (busy1 - busy0) - sum(used.values()))
         used["machine"] = busy1 - busy0
