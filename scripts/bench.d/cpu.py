@@ -5,6 +5,8 @@ import os
 import resource
 import statistics
 
+from client import env
+
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
@@ -53,9 +55,27 @@ def text(samples, key):
         for name, us in sample[key]["cpu_us_per_request"].items():
             per_part.setdefault(name, []).append(us)
     medians = {name: statistics.median(values) for name, values in per_part.items()}
-    parts = [f"{name} {us:.0f}" for name, us in medians.items() if us >= 0.5]
-    total = sum(medians.values())
-    return f"{', '.join(parts)} (total {total:.0f} µs)"
+    return _line(medians, "µs", "total", sum(medians.values()), decimals=0)
+
+
+def per_unit_text(used, units):
+    """A [`Meter`]'s CPU seconds as ms per execution, as one line."""
+    per_unit = {name: seconds * 1e3 / units for name, seconds in used.items() if name != "machine"}
+    return _line(per_unit, "ms", "machine", used["machine"] * 1e3 / units, decimals=1)
+
+
+def _line(values, unit, total_name, total, decimals):
+    shown = 10 ** -decimals / 2  # what would print as zero is left out
+    parts = [f"{name} {value:.{decimals}f}" for name, value in values.items() if value >= shown]
+    return f"{', '.join(parts)} ({total_name} {total:.{decimals}f} {unit})"
+
+
+def platform_pids(with_node=False):
+    """The platform's own processes, as scripts/bench started them."""
+    pids = {"gateway": env("BENCH_PID_GW"), "control plane": env("BENCH_PID_CP")}
+    if with_node:
+        pids["node"] = env("BENCH_PID_NODE")
+    return pids
 
 
 def _machine_busy():
@@ -102,9 +122,3 @@ class Meter:
         used["rest"] = max(0.0, (busy1 - busy0) - sum(used.values()))
         used["machine"] = busy1 - busy0
         return used
-
-
-def per_unit_text(used, units, unit="ms", scale=1e3):
-    parts = [f"{name} {seconds * scale / units:.1f}" for name, seconds in used.items()
-             if name != "machine" and seconds * scale / units >= 0.05]
-    return f"{', '.join(parts)} (machine {used['machine'] * scale / units:.1f} {unit})"

@@ -98,8 +98,7 @@ def p2():
 
     command = docker_command(agent_dir())
     # All submitted at once; the node (FRAMEOS_NODE_CONCURRENCY=parallel) runs `parallel` at a time.
-    ours = {"node": env("BENCH_PID_NODE"), "control plane": env("BENCH_PID_CP"),
-            "gateway": env("BENCH_PID_GW")}
+    ours = cpu.platform_pids(with_node=True)
     meter = cpu.Meter(ours)
     start = time.monotonic()
     with ThreadPoolExecutor(total) as pool:

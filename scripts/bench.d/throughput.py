@@ -62,10 +62,6 @@ def rounds(platform, reference, floor):
             statistics.median(s["floor"] for s in samples), samples)
 
 
-def platform_pids():
-    return {"gateway": env("BENCH_PID_GW"), "control plane": env("BENCH_PID_CP")}
-
-
 def floor_pids():
     return {"front": env("BENCH_PID_FLOOR_FRONT"), "backend": env("BENCH_PID_FLOOR_BACKEND")}
 
@@ -87,7 +83,7 @@ def p3():
     base, execution_id = env("BENCH_API"), env("BENCH_EXECUTION_ID")
     floor = env("BENCH_FLOOR")
     api_rate, tps, floor_rate, samples = rounds(
-        lambda: cpu.measured(platform_pids(), lambda: wrk(f"{base}/v1/executions/{execution_id}", 32)),
+        lambda: cpu.measured(cpu.platform_pids(), lambda: wrk(f"{base}/v1/executions/{execution_id}", 32)),
         lambda: pgbench("-S"),
         lambda: cpu.measured(floor_pids(), lambda: wrk(f"{floor}/read", 32)))
     say(f"P3 GET /v1/executions/{{id}} / pgbench -S (wrk 32 connections / 16 clients), by round: {per_round(samples)}")
@@ -111,7 +107,7 @@ def p6():
     post = os.path.join(HERE, "post.lua")
     floor = env("BENCH_FLOOR")
     api_rate, tps, floor_rate, samples = rounds(
-        lambda: cpu.measured(platform_pids(), lambda: wrk(f"{base}/v1/agents/bench-noop/executions", 16, ["-s", post])),
+        lambda: cpu.measured(cpu.platform_pids(), lambda: wrk(f"{base}/v1/agents/bench-noop/executions", 16, ["-s", post])),
         lambda: pgbench("-N"),
         lambda: cpu.measured(floor_pids(), lambda: wrk(f"{floor}/write", 16, ["-s", post])))
     say(f"P6 POST /v1/agents/{{slug}}/executions / pgbench -N (wrk 16 connections / 16 clients), by round: {per_round(samples)}")

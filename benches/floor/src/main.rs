@@ -18,10 +18,7 @@ use axum::{Json, Router};
 use frameos_proto::v1;
 use frameos_proto::v1::account_service_client::AccountServiceClient;
 use frameos_proto::v1::account_service_server::{AccountService, AccountServiceServer};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
-    TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
@@ -134,16 +131,10 @@ impl AccountService for Floor {
 }
 
 async fn backend(addr: &str, url: &str) -> anyhow::Result<()> {
-    // The control plane's pool (its `db::connect`): 4 connections a core within 10..=32,
-    // pinged before use only after 10 s idle.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    let mut options = ConnectOptions::new(url);
-    options
-        .sqlx_logging(false)
-        .max_connections((4 * cores).clamp(10, 32))
-        .min_connections(cores.min(4))
-        .test_before_acquire_if_idle_for(Duration::from_secs(10));
-    let db = Database::connect(options).await.context("database")?;
+    // The control plane's own pool: its size and its pings.
+    let db = frameos_control_plane::connect_database(url)
+        .await
+        .context("database")?;
     let accounts: i64 = db
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,

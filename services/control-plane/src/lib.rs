@@ -19,6 +19,8 @@ mod view;
 
 pub use accounts::keys::generate as generate_api_key;
 pub use config::Config;
+/// The pool the control plane runs on (its size and pings), for tools that must match it.
+pub use db::connect as connect_database;
 pub use execution::StreamTokens;
 pub use server::{Error, Server};
 
