@@ -10,6 +10,7 @@ mod m0005_fair_dispatch;
 mod m0006_billing_holds;
 mod m0007_api_keys;
 mod m0008_execution_timings;
+mod m0009_outbox_waiting;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_billing_holds::Migration),
             Box::new(m0007_api_keys::Migration),
             Box::new(m0008_execution_timings::Migration),
+            Box::new(m0009_outbox_waiting::Migration),
         ]
     }
 }

@@ -5,13 +5,10 @@ use chrono::{SubsecRound, Utc};
 use frameos_core::{ChargeStatus, ExecutionStatus, PricingModel, VersionStatus};
 use frameos_core::{Error, ErrorCode};
 use frameos_proto::v1;
-use sea_orm::sea_query::{Alias, CommonTableExpression, WithClause};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryTrait, Set, TransactionTrait, TryIntoModel,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TryIntoModel};
 use sha2::{Digest, Sha256};
 
+use super::intake::{Intake, Record};
 use super::{PRIORITY_FREE, PRIORITY_PAID, view};
 use crate::accounts::auth::Principal;
 use crate::agents::catalog;
@@ -22,6 +19,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 pub async fn create(
     db: &DatabaseConnection,
+    intake: &Intake,
     billing: &crate::billing::Billing,
     caller: &Principal,
     request: &v1::CreateExecutionRequest,
@@ -137,7 +135,12 @@ pub async fn create(
         sent_at: Set(None),
         ..Default::default()
     };
-    match record(db, &execution, charge.as_ref(), message).await {
+    let record = Record {
+        execution: execution.clone(),
+        charge: charge.clone(),
+        message,
+    };
+    match intake.record(record).await {
         Ok(()) => {}
         Err(e)
             if matches!(
@@ -189,51 +192,6 @@ async fn release(
     if let Some(authorization) = charge.and_then(|c| c.authorization_id.try_as_ref()) {
         billing.release(id, authorization).await;
     }
-}
-
-/// Writes the execution, its charge (a paid one) and its outbox message atomically. On
-/// PostgreSQL that is one statement (the execution and the charge inserted by data-modifying
-/// `WITH` clauses): one round trip instead of four for `BEGIN`, two or three inserts and
-/// `COMMIT`, on the busiest write path (ADR 0027). SQLite (`frameos dev`) has no data-modifying
-/// `WITH`, so there it is a transaction.
-async fn record(
-    db: &DatabaseConnection,
-    execution: &execution::ActiveModel,
-    charge: Option<&charge::ActiveModel>,
-    message: outbox::ActiveModel,
-) -> Result<(), sea_orm::DbErr> {
-    if db.get_database_backend() == DbBackend::Postgres {
-        let mut with = WithClause::new();
-        with.cte(
-            CommonTableExpression::new()
-                .query(execution::Entity::insert(execution.clone()).into_query())
-                .table_name(Alias::new("queued_execution"))
-                .to_owned(),
-        );
-        if let Some(charge) = charge {
-            with.cte(
-                CommonTableExpression::new()
-                    .query(charge::Entity::insert(charge.clone()).into_query())
-                    .table_name(Alias::new("held_charge"))
-                    .to_owned(),
-            );
-        }
-        let statement = outbox::Entity::insert(message).into_query().with(with);
-        return db.execute(&statement).await.map(drop);
-    }
-    let txn = db.begin().await?;
-    execution::Entity::insert(execution.clone())
-        .exec_without_returning(&txn)
-        .await?;
-    if let Some(charge) = charge {
-        charge::Entity::insert(charge.clone())
-            .exec_without_returning(&txn)
-            .await?;
-    }
-    outbox::Entity::insert(message)
-        .exec_without_returning(&txn)
-        .await?;
-    txn.commit().await
 }
 
 async fn find_by_key(

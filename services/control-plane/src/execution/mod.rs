@@ -7,6 +7,7 @@ mod create;
 pub mod dead_letters;
 mod dispatch;
 mod hub;
+mod intake;
 pub mod live;
 mod node_service;
 mod query;
@@ -24,6 +25,7 @@ mod watch;
 
 pub use claims::Liveness;
 pub use hub::Hub;
+use intake::Intake;
 pub use node_service::Nodes;
 pub use service::Executions;
 pub use stream_token::StreamTokens;

@@ -16,11 +16,13 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::stream_token::StreamTokens;
-use super::{Hub, create, query, watch};
+use super::{Hub, Intake, create, query, watch};
 use crate::accounts::auth;
 
 pub struct Executions {
     db: DatabaseConnection,
+    /// Writes accepted executions, several requests' in one statement.
+    intake: Intake,
     hub: Hub,
     billing: crate::billing::Billing,
     /// Wakes the outbox relay when a job was committed.
@@ -44,6 +46,7 @@ impl Executions {
         tasks: TaskTracker,
     ) -> Self {
         Executions {
+            intake: Intake::start(db.clone(), &tasks),
             db,
             hub,
             billing,
@@ -119,8 +122,14 @@ impl ExecutionService for Executions {
         }
         let result = async {
             let caller = auth::require(&request, Role::User)?;
-            let (execution, created) =
-                create::create(&self.db, &self.billing, &caller, request.get_ref()).await?;
+            let (execution, created) = create::create(
+                &self.db,
+                &self.intake,
+                &self.billing,
+                &caller,
+                request.get_ref(),
+            )
+            .await?;
             if created {
                 self.outbox.notify_one();
             }

@@ -1,0 +1,199 @@
+//! Intake: the executions that concurrent requests accept, written to the database together
+//! (ADR 0033).
+//!
+//! On PostgreSQL one writer task takes every record waiting when it is free (up to [`MAX_BATCH`])
+//! and writes them in one statement: the executions, their charges and their outbox messages as
+//! multi-row inserts in data-modifying `WITH` clauses, so one commit and one round trip serve the
+//! batch. At most [`WRITES_IN_FLIGHT`] batches are written at once. Nothing waits for a batch to
+//! fill: an idle intake writes a lone record at once, and batches grow only while the database
+//! is busy. A batch that fails (an idempotency key raced, a constraint) is written again one
+//! record at a time, so every request gets its own outcome and no record fails for another's.
+//!
+//! SQLite (`frameos dev`) has no data-modifying `WITH`; there each record is one transaction.
+
+use std::sync::Arc;
+
+use sea_orm::sea_query::{Alias, CommonTableExpression, WithClause};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait,
+    TransactionTrait,
+};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+
+use crate::entity::{charge, execution, outbox};
+
+/// Records in one statement: ~40 bind parameters each, far below PostgreSQL's 65,535.
+const MAX_BATCH: usize = 32;
+/// Batches written at once: the pool serves other requests too.
+const WRITES_IN_FLIGHT: usize = 2;
+/// Records waiting for the writer; a full queue makes requests wait as a full pool would.
+const QUEUE: usize = 1024;
+
+/// One accepted execution: written whole or not at all.
+pub struct Record {
+    pub execution: execution::ActiveModel,
+    /// A paid execution's held charge.
+    pub charge: Option<charge::ActiveModel>,
+    pub message: outbox::ActiveModel,
+}
+
+struct Pending {
+    record: Record,
+    written: oneshot::Sender<Result<(), DbErr>>,
+}
+
+#[derive(Clone)]
+pub struct Intake {
+    db: DatabaseConnection,
+    /// `None` on SQLite: each request writes its own record.
+    writer: Option<mpsc::Sender<Pending>>,
+}
+
+impl Intake {
+    /// An intake whose writer (PostgreSQL) is owned by `tasks`; it ends once every clone of the
+    /// intake is dropped and the records it was handed are written.
+    pub fn start(db: DatabaseConnection, tasks: &TaskTracker) -> Intake {
+        if db.get_database_backend() != DbBackend::Postgres {
+            return Intake { db, writer: None };
+        }
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        tasks.spawn(run(db.clone(), receiver, tasks.clone()));
+        Intake {
+            db,
+            writer: Some(sender),
+        }
+    }
+
+    /// Writes `record`; returns once it is committed (or failed).
+    pub async fn record(&self, record: Record) -> Result<(), DbErr> {
+        let Some(writer) = &self.writer else {
+            return write_one(&self.db, &record).await;
+        };
+        let (written, outcome) = oneshot::channel();
+        writer
+            .send(Pending { record, written })
+            .await
+            .map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> DbErr {
+    DbErr::Custom("the execution intake has stopped".into())
+}
+
+async fn run(db: DatabaseConnection, mut receiver: mpsc::Receiver<Pending>, tasks: TaskTracker) {
+    let slots = Arc::new(Semaphore::new(WRITES_IN_FLIGHT));
+    loop {
+        // A slot first: records keep arriving while both writes are out, and the next batch
+        // takes all of them.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let db = db.clone();
+        tasks.spawn(async move {
+            write_batch(&db, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn write_batch(db: &DatabaseConnection, batch: Vec<Pending>) {
+    let outcome = if batch.len() == 1 {
+        write_one(db, &batch[0].record).await
+    } else {
+        write_many(db, &batch).await
+    };
+    match outcome {
+        Ok(()) => {
+            tracing::debug!(records = batch.len(), "executions written");
+            for pending in batch {
+                let _ = pending.written.send(Ok(()));
+            }
+        }
+        Err(e) if batch.len() == 1 => {
+            let _ = batch.into_iter().next().map(|p| p.written.send(Err(e)));
+        }
+        Err(e) => {
+            tracing::debug!(records = batch.len(), error = %e, "batch refused; writing its records one by one");
+            for pending in batch {
+                let outcome = write_one(db, &pending.record).await;
+                let _ = pending.written.send(outcome);
+            }
+        }
+    }
+}
+
+/// The batch in one statement: `WITH executions, charges INSERT outbox`.
+async fn write_many(db: &DatabaseConnection, batch: &[Pending]) -> Result<(), DbErr> {
+    let records = || batch.iter().map(|pending| &pending.record);
+    let mut with = WithClause::new();
+    with.cte(
+        CommonTableExpression::new()
+            .query(
+                execution::Entity::insert_many(records().map(|r| r.execution.clone())).into_query(),
+            )
+            .table_name(Alias::new("queued_executions"))
+            .to_owned(),
+    );
+    let charges: Vec<charge::ActiveModel> = records().filter_map(|r| r.charge.clone()).collect();
+    if !charges.is_empty() {
+        with.cte(
+            CommonTableExpression::new()
+                .query(charge::Entity::insert_many(charges).into_query())
+                .table_name(Alias::new("held_charges"))
+                .to_owned(),
+        );
+    }
+    let statement = outbox::Entity::insert_many(records().map(|r| r.message.clone()))
+        .into_query()
+        .with(with);
+    db.execute(&statement).await.map(drop)
+}
+
+/// One record. On PostgreSQL one statement (the execution and the charge inserted by
+/// data-modifying `WITH` clauses) instead of `BEGIN`, two or three inserts and `COMMIT`.
+async fn write_one(db: &DatabaseConnection, record: &Record) -> Result<(), DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        let mut with = WithClause::new();
+        with.cte(
+            CommonTableExpression::new()
+                .query(execution::Entity::insert(record.execution.clone()).into_query())
+                .table_name(Alias::new("queued_execution"))
+                .to_owned(),
+        );
+        if let Some(charge) = &record.charge {
+            with.cte(
+                CommonTableExpression::new()
+                    .query(charge::Entity::insert(charge.clone()).into_query())
+                    .table_name(Alias::new("held_charge"))
+                    .to_owned(),
+            );
+        }
+        let statement = outbox::Entity::insert(record.message.clone())
+            .into_query()
+            .with(with);
+        return db.execute(&statement).await.map(drop);
+    }
+    let txn = db.begin().await?;
+    execution::Entity::insert(record.execution.clone())
+        .exec_without_returning(&txn)
+        .await?;
+    if let Some(charge) = &record.charge {
+        charge::Entity::insert(charge.clone())
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    outbox::Entity::insert(record.message.clone())
+        .exec_without_returning(&txn)
+        .await?;
+    txn.commit().await
+}
+
+#[cfg(test)]
+mod tests;

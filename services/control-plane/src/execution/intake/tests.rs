@@ -1,0 +1,235 @@
+//! The intake on a real PostgreSQL database with the real schema: records handed over together
+//! are committed by one transaction, and a batch that one record breaks still writes the others.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use chrono::{SubsecRound, Utc};
+use frameos_core::{ChargeStatus, ExecutionStatus};
+use frameos_migrations::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr, Set, SqlErr};
+use tokio_util::task::TaskTracker;
+
+use super::{Intake, Record};
+use crate::entity::{charge, execution, outbox};
+
+struct Scratch {
+    db: DatabaseConnection,
+    admin: DatabaseConnection,
+    name: String,
+}
+
+/// A fresh database on `FRAMEOS_TEST_POSTGRES_URL`, migrated, without the foreign keys to
+/// accounts and agents (what is checked here is how executions are written, not who owns them).
+async fn scratch() -> Scratch {
+    let server = std::env::var("FRAMEOS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = Database::connect(&server).await.unwrap();
+    let name = format!("frameos_intake_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let base = server.rsplit_once('/').unwrap().0;
+    let db = crate::db::connect(&format!("{base}/{name}")).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    db.execute_unprepared(
+        "DO $$ DECLARE c record; BEGIN \
+           FOR c IN SELECT conrelid::regclass AS t, conname FROM pg_constraint \
+                    WHERE contype = 'f' AND conrelid::regclass::text IN ('executions', 'charges') \
+           LOOP EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', c.t, c.conname); END LOOP; \
+         END $$",
+    )
+    .await
+    .unwrap();
+    Scratch { db, admin, name }
+}
+
+impl Scratch {
+    async fn drop(self) {
+        self.db.close().await.unwrap();
+        self.admin
+            .execute_unprepared(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .await
+            .unwrap();
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                sql,
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index(0).unwrap()
+    }
+}
+
+fn record(id: &str, idempotency_key: Option<&str>, paid: bool) -> Record {
+    let now = Utc::now().trunc_subsecs(6);
+    let execution = execution::ActiveModel {
+        id: Set(id.into()),
+        account_id: Set("acct".into()),
+        agent_id: Set("agent".into()),
+        version_id: Set("version".into()),
+        status: Set(ExecutionStatus::Queued),
+        inputs: Set("{}".into()),
+        output: Set(None),
+        error: Set(None),
+        exit_code: Set(None),
+        progress: Set(None),
+        progress_message: Set(None),
+        attempts: Set(0),
+        priority: Set(1),
+        idempotency_key: Set(idempotency_key.map(Into::into)),
+        request_hash: Set(idempotency_key.map(|_| "hash".into())),
+        node_id: Set(None),
+        log_seq: Set(0),
+        log_bytes: Set(0),
+        created_at: Set(now),
+        started_at: Set(None),
+        finished_at: Set(None),
+        claimed_at: Set(None),
+        running_at: Set(None),
+    };
+    let charge = paid.then(|| charge::ActiveModel {
+        execution_id: Set(id.into()),
+        intent_id: Set(format!("intent-{id}")),
+        mandate_id: Set(format!("mandate-{id}")),
+        payer_account: Set("acct".into()),
+        payee_account: Set("dev".into()),
+        amount_minor: Set(100),
+        currency: Set("EUR".into()),
+        kid: Set("kid".into()),
+        mandate_payload: Set("{}".into()),
+        mandate_signature: Set("sig".into()),
+        nonce: Set(format!("nonce-{id}")),
+        expires_at: Set(now),
+        authorization_id: Set(format!("auth-{id}")),
+        status: Set(ChargeStatus::Authorized),
+        orchestrated: Set(false),
+        developer_minor: Set(None),
+        orchestrator_minor: Set(None),
+        platform_minor: Set(None),
+        rail_fee_minor: Set(None),
+        created_at: Set(now),
+        settled_at: Set(None),
+    });
+    let message = outbox::ActiveModel {
+        execution_id: Set(id.into()),
+        priority: Set(1),
+        headers: Set("{}".into()),
+        created_at: Set(now),
+        sent_at: Set(None),
+        ..Default::default()
+    };
+    Record {
+        execution,
+        charge,
+        message,
+    }
+}
+
+/// Hands all `records` over before the writer runs (a current-thread runtime runs it only once
+/// every request is waiting), so the writer finds them in its queue together.
+async fn hand_over(intake: &Intake, records: Vec<Record>) -> Vec<Result<(), DbErr>> {
+    futures::future::join_all(records.into_iter().map(|r| intake.record(r))).await
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn records_waiting_together_are_committed_by_one_statement() {
+    let scratch = scratch().await;
+    let tasks = TaskTracker::new();
+    let intake = Intake::start(scratch.db.clone(), &tasks);
+    // Free and paid executions mixed: the charges go in the same statement.
+    let records = (0..10)
+        .map(|i| record(&format!("e{i}"), None, i % 3 == 0))
+        .collect();
+    let outcomes = hand_over(&intake, records).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(scratch.count("SELECT COUNT(*) FROM executions").await, 10);
+    assert_eq!(scratch.count("SELECT COUNT(*) FROM charges").await, 4);
+    assert_eq!(
+        scratch
+            .count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+            .await,
+        10
+    );
+    // One transaction wrote them all: every row carries the same inserting transaction id.
+    let writers = "SELECT COUNT(DISTINCT xmin::text) FROM \
+                   (SELECT xmin FROM executions UNION ALL SELECT xmin FROM charges \
+                    UNION ALL SELECT xmin FROM outbox) AS rows";
+    assert_eq!(scratch.count(writers).await, 1);
+    // The outbox keeps the order the requests came in.
+    assert_eq!(
+        scratch
+            .count(
+                "SELECT COUNT(*) FROM outbox o JOIN outbox p ON p.id = o.id - 1 \
+                 WHERE substr(o.execution_id, 2)::int <> substr(p.execution_id, 2)::int + 1"
+            )
+            .await,
+        0
+    );
+
+    // The writer ends once the intake is dropped and what it was handed is written.
+    drop(intake);
+    tasks.close();
+    tasks.wait().await;
+    scratch.drop().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_record_that_breaks_its_batch_fails_alone() {
+    let scratch = scratch().await;
+    let tasks = TaskTracker::new();
+    let intake = Intake::start(scratch.db.clone(), &tasks);
+    // Two requests with one Idempotency-Key in one batch, among others: the batch's statement
+    // fails on the unique index, and the records are written again one by one.
+    let mut records: Vec<Record> = (0..6)
+        .map(|i| record(&format!("f{i}"), None, i == 1))
+        .collect();
+    records.insert(2, record("k1", Some("order-17"), true));
+    records.insert(5, record("k2", Some("order-17"), true));
+    let outcomes = hand_over(&intake, records).await;
+
+    let refused: Vec<usize> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, outcome)| outcome.is_err())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(refused, vec![5], "{outcomes:?}");
+    assert!(matches!(
+        outcomes[5].as_ref().unwrap_err().sql_err(),
+        Some(SqlErr::UniqueConstraintViolation(_))
+    ));
+    // Nothing of the refused record, all of the others: an execution, its charge, its message.
+    assert_eq!(scratch.count("SELECT COUNT(*) FROM executions").await, 7);
+    assert_eq!(
+        scratch
+            .count("SELECT COUNT(*) FROM executions WHERE id = 'k2'")
+            .await,
+        0
+    );
+    assert_eq!(scratch.count("SELECT COUNT(*) FROM charges").await, 2);
+    assert_eq!(
+        scratch
+            .count("SELECT COUNT(*) FROM charges WHERE execution_id = 'k2'")
+            .await,
+        0
+    );
+    assert_eq!(scratch.count("SELECT COUNT(*) FROM outbox").await, 7);
+    assert_eq!(
+        scratch
+            .count("SELECT COUNT(*) FROM outbox WHERE execution_id = 'k2'")
+            .await,
+        0
+    );
+
+    drop(intake);
+    tasks.close();
+    tasks.wait().await;
+    scratch.drop().await;
+}
