@@ -65,18 +65,32 @@ pub async fn view(
     caller: &Principal,
     id: &str,
 ) -> Result<v1::Execution, Error> {
+    viewed(db, id)
+        .await?
+        .filter(|found| caller.is_admin() || found.row.account_id == caller.account_id)
+        .map(|found| found.view)
+        .ok_or_else(|| Error::not_found(format!("execution {id:?}")))
+}
+
+/// An execution read with everything its view shows, in one statement.
+pub struct Viewed {
+    pub row: execution::Model,
+    pub view: v1::Execution,
+    /// The status of its charge, if it has one.
+    pub charge: Option<ChargeStatus>,
+}
+
+/// The execution `id` and its view (agent slug, version, charge), whoever owns it.
+pub async fn viewed(db: &DatabaseConnection, id: &str) -> Result<Option<Viewed>, Error> {
     let backend = db.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => concat!(view_sql!(), "$1"),
         _ => concat!(view_sql!(), "?"),
     };
     let statement = Statement::from_sql_and_values(backend, sql, [id.into()]);
-    let not_found = || Error::not_found(format!("execution {id:?}"));
-    let found = db
-        .query_one_raw(statement)
-        .await
-        .map_err(db::error)?
-        .ok_or_else(not_found)?;
+    let Some(found) = db.query_one_raw(statement).await.map_err(db::error)? else {
+        return Ok(None);
+    };
     let mut columns = Columns {
         row: &found,
         next: 0,
@@ -106,9 +120,6 @@ pub async fn view(
         claimed_at: columns.read()?,
         running_at: columns.read()?,
     };
-    if !(caller.is_admin() || row.account_id == caller.account_id) {
-        return Err(not_found());
-    }
     let slug: Option<String> = columns.read()?;
     let version: Option<String> = columns.read()?;
     let mut execution = view::execution(
@@ -117,8 +128,8 @@ pub async fn view(
         version.as_deref().unwrap_or_default(),
     );
     // Every charge has a status: a null one is the left join finding none.
-    let charge_status: Option<ChargeStatus> = columns.read()?;
-    if let Some(status) = charge_status {
+    let charge: Option<ChargeStatus> = columns.read()?;
+    if let Some(status) = charge {
         let amount_minor = columns.read()?;
         let currency = columns.read()?;
         let splits = [
@@ -129,7 +140,11 @@ pub async fn view(
         ];
         execution.charge = Some(view::charge_of(status, amount_minor, currency, splits));
     }
-    Ok(execution)
+    Ok(Some(Viewed {
+        row,
+        view: execution,
+        charge,
+    }))
 }
 
 /// A result row read column by column in select order.

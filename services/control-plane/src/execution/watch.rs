@@ -13,8 +13,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::Hub;
+use super::query::{self, Viewed};
 use super::stream_token::{self, Grant, StreamTokens};
-use super::{Hub, query, view};
 use crate::accounts::auth::{self, Principal};
 use crate::entity::execution;
 
@@ -118,18 +119,18 @@ pub fn spawn(
         loop {
             // The row first, then the logs: a node commits its last lines before its outcome,
             // so a terminal row read here means every line is already in the table.
-            let row = match Box::pin(execution::Entity::find_by_id(&execution_id).one(&db)).await {
-                Ok(Some(row)) => row,
-                Ok(None) => return,
-                Err(e) => {
-                    let _ = sender
-                        .send(Box::new(Err(frameos_proto::status::to_status(
-                            &crate::db::error(e),
-                        ))))
-                        .await;
-                    return;
-                }
-            };
+            // With everything the status event shows (names, charge): one statement a wake.
+            let Viewed { row, view, charge } =
+                match Box::pin(query::viewed(&db, &execution_id)).await {
+                    Ok(Some(viewed)) => viewed,
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = sender
+                            .send(Box::new(Err(frameos_proto::status::to_status(&e))))
+                            .await;
+                        return;
+                    }
+                };
             loop {
                 let page = match Box::pin(query::logs(&db, &execution_id, last_seq, 500)).await {
                     Ok(page) => page,
@@ -167,7 +168,8 @@ pub fn spawn(
             let terminal = row.status.is_terminal();
             if terminal {
                 let since = *ended_at.get_or_insert_with(tokio::time::Instant::now);
-                if Box::pin(settling(&db, &row.id)).await && since.elapsed() < SETTLE_WAIT {
+                let settling = charge == Some(ChargeStatus::Authorized);
+                if settling && since.elapsed() < SETTLE_WAIT {
                     tokio::select! {
                         () = subscription.changed() => {}
                         () = tokio::time::sleep(SETTLE_POLL.min(hub.poll())) => {}
@@ -179,10 +181,7 @@ pub fn spawn(
             }
             if last_status != Some(row.status) {
                 last_status = Some(row.status);
-                let Ok(status) = Box::pin(view::one(&db, &row)).await else {
-                    return;
-                };
-                if sender.send(event(Event::Status(status))).await.is_err() {
+                if sender.send(event(Event::Status(view))).await.is_err() {
                     return;
                 }
             }
@@ -205,14 +204,6 @@ const SETTLE_WAIT: Duration = Duration::from_secs(10);
 /// How often a watcher holding back the final event reads the charge again: a settlement the
 /// billing reconciler finishes wakes nobody.
 const SETTLE_POLL: Duration = Duration::from_millis(500);
-
-/// Whether the execution has a charge that is still only authorized.
-async fn settling(db: &DatabaseConnection, execution_id: &str) -> bool {
-    matches!(
-        crate::entity::charge::Entity::find_by_id(execution_id).one(db).await,
-        Ok(Some(c)) if c.status == ChargeStatus::Authorized
-    )
-}
 
 fn event(event: Event) -> Box<EventResult> {
     Box::new(Ok(v1::WatchExecutionResponse { event: Some(event) }))
