@@ -72,7 +72,7 @@ pub fn error(e: DbErr) -> Error {
 
 /// Whether the database could not be reached or went away mid-statement (a restart, a
 /// failover): the request may succeed when retried, and is not a bug of ours.
-fn is_unavailable(e: &DbErr) -> bool {
+pub fn is_unavailable(e: &DbErr) -> bool {
     use sea_orm::sqlx::Error as Sqlx;
     match e {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,

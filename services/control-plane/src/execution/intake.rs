@@ -7,7 +7,9 @@
 //! batch. At most [`WRITES_IN_FLIGHT`] batches are written at once. Nothing waits for a batch to
 //! fill: an idle intake writes a lone record at once, and batches grow only while the database
 //! is busy. A batch that fails (an idempotency key raced, a constraint) is written again one
-//! record at a time, so every request gets its own outcome and no record fails for another's.
+//! record at a time, so every request gets its own outcome and no record fails for another's;
+//! a batch that found the database unavailable fails whole at once (each request answers
+//! `unavailable`), rather than waiting for the database once per record.
 //!
 //! SQLite (`frameos dev`) has no data-modifying `WITH`; there each record is one transaction.
 
@@ -15,7 +17,7 @@ use std::sync::Arc;
 
 use sea_orm::sea_query::{Alias, CommonTableExpression, WithClause};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait, RuntimeErr,
     TransactionTrait,
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -118,6 +120,14 @@ async fn write_batch(db: &DatabaseConnection, batch: Vec<Pending>) {
         }
         Err(e) if batch.len() == 1 => {
             let _ = batch.into_iter().next().map(|p| p.written.send(Err(e)));
+        }
+        // The database is away: writing each record alone would wait for it once per record.
+        Err(e) if crate::db::is_unavailable(&e) => {
+            let reason = e.to_string();
+            for pending in batch {
+                let error = DbErr::Conn(RuntimeErr::Internal(reason.clone()));
+                let _ = pending.written.send(Err(error));
+            }
         }
         Err(e) => {
             tracing::debug!(records = batch.len(), error = %e, "batch refused; writing its records one by one");

@@ -233,3 +233,52 @@ async fn a_record_that_breaks_its_batch_fails_alone() {
     tasks.wait().await;
     scratch.drop().await;
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_batch_that_finds_the_database_away_fails_whole_at_once() {
+    // A "database" that accepts connections and never answers: each attempt to get a
+    // connection is one accepted socket, waiting out the acquire timeout.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let mut options =
+        sea_orm::ConnectOptions::new(format!("postgres://postgres@127.0.0.1:{port}/x"));
+    options
+        .connect_lazy(true)
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(1))
+        .sqlx_logging(false);
+    let db = Database::connect(options).await.unwrap();
+    let tasks = TaskTracker::new();
+    let intake = Intake::start(db, &tasks);
+
+    let records = (0..10)
+        .map(|i| record(&format!("u{i}"), None, false))
+        .collect();
+    let outcomes = hand_over(&intake, records).await;
+
+    // Every request hears that the database is unavailable (a 503 to its client, not a 500)...
+    for outcome in &outcomes {
+        let error = outcome.as_ref().unwrap_err();
+        assert!(crate::db::is_unavailable(error), "{error}");
+    }
+    // ...after one wait for it, not one per record.
+    let tries = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        tries < outcomes.len(),
+        "{tries} connection attempts for one batch"
+    );
+
+    drop(intake);
+    tasks.close();
+    tasks.wait().await;
+    silent.abort();
+}
