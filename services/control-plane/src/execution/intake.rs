@@ -106,11 +106,8 @@ async fn run(db: DatabaseConnection, mut receiver: mpsc::Receiver<Pending>, task
 }
 
 async fn write_batch(db: &DatabaseConnection, batch: Vec<Pending>) {
-    let outcome = if batch.len() == 1 {
-        write_one(db, &batch[0].record).await
-    } else {
-        write_many(db, &batch).await
-    };
+    let records: Vec<&Record> = batch.iter().map(|pending| &pending.record).collect();
+    let outcome = write_many(db, &records).await;
     match outcome {
         Ok(()) => {
             tracing::debug!(records = batch.len(), "executions written");
@@ -139,19 +136,21 @@ async fn write_batch(db: &DatabaseConnection, batch: Vec<Pending>) {
     }
 }
 
-/// The batch in one statement: `WITH executions, charges INSERT outbox`.
-async fn write_many(db: &DatabaseConnection, batch: &[Pending]) -> Result<(), DbErr> {
-    let records = || batch.iter().map(|pending| &pending.record);
+/// The records in one statement: `WITH executions, charges INSERT outbox`, each a multi-row
+/// insert (one row for a lone record).
+async fn write_many(db: &DatabaseConnection, records: &[&Record]) -> Result<(), DbErr> {
     let mut with = WithClause::new();
     with.cte(
         CommonTableExpression::new()
             .query(
-                execution::Entity::insert_many(records().map(|r| r.execution.clone())).into_query(),
+                execution::Entity::insert_many(records.iter().map(|r| r.execution.clone()))
+                    .into_query(),
             )
             .table_name(Alias::new("queued_executions"))
             .to_owned(),
     );
-    let charges: Vec<charge::ActiveModel> = records().filter_map(|r| r.charge.clone()).collect();
+    let charges: Vec<charge::ActiveModel> =
+        records.iter().filter_map(|r| r.charge.clone()).collect();
     if !charges.is_empty() {
         with.cte(
             CommonTableExpression::new()
@@ -160,35 +159,16 @@ async fn write_many(db: &DatabaseConnection, batch: &[Pending]) -> Result<(), Db
                 .to_owned(),
         );
     }
-    let statement = outbox::Entity::insert_many(records().map(|r| r.message.clone()))
+    let statement = outbox::Entity::insert_many(records.iter().map(|r| r.message.clone()))
         .into_query()
         .with(with);
     db.execute(&statement).await.map(drop)
 }
 
-/// One record. On PostgreSQL one statement (the execution and the charge inserted by
-/// data-modifying `WITH` clauses) instead of `BEGIN`, two or three inserts and `COMMIT`.
+/// One record: on PostgreSQL one statement instead of `BEGIN`, two or three inserts and `COMMIT`.
 async fn write_one(db: &DatabaseConnection, record: &Record) -> Result<(), DbErr> {
     if db.get_database_backend() == DbBackend::Postgres {
-        let mut with = WithClause::new();
-        with.cte(
-            CommonTableExpression::new()
-                .query(execution::Entity::insert(record.execution.clone()).into_query())
-                .table_name(Alias::new("queued_execution"))
-                .to_owned(),
-        );
-        if let Some(charge) = &record.charge {
-            with.cte(
-                CommonTableExpression::new()
-                    .query(charge::Entity::insert(charge.clone()).into_query())
-                    .table_name(Alias::new("held_charge"))
-                    .to_owned(),
-            );
-        }
-        let statement = outbox::Entity::insert(record.message.clone())
-            .into_query()
-            .with(with);
-        return db.execute(&statement).await.map(drop);
+        return write_many(db, &[record]).await;
     }
     let txn = db.begin().await?;
     execution::Entity::insert(record.execution.clone())
