@@ -16,6 +16,8 @@ struct Scratch {
     db: DatabaseConnection,
     admin: DatabaseConnection,
     name: String,
+    intake: Intake,
+    tasks: TaskTracker,
 }
 
 /// A fresh database on `FRAMEOS_TEST_POSTGRES_URL`, migrated, without the foreign keys to
@@ -41,11 +43,24 @@ async fn scratch() -> Scratch {
     )
     .await
     .unwrap();
-    Scratch { db, admin, name }
+    let tasks = TaskTracker::new();
+    let intake = Intake::start(db.clone(), &tasks);
+    Scratch {
+        db,
+        admin,
+        name,
+        intake,
+        tasks,
+    }
 }
 
 impl Scratch {
-    async fn drop(self) {
+    /// The writer ends once the intake is dropped and what it was handed is written; then the
+    /// database goes.
+    async fn finish(self) {
+        drop(self.intake);
+        self.tasks.close();
+        self.tasks.wait().await;
         self.db.close().await.unwrap();
         self.admin
             .execute_unprepared(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
@@ -64,6 +79,33 @@ impl Scratch {
             .unwrap()
             .unwrap();
         row.try_get_by_index(0).unwrap()
+    }
+
+    /// Rows of execution `id` in executions, charges and outbox.
+    async fn rows_of(&self, id: &str) -> [i64; 3] {
+        [
+            self.count(&format!(
+                "SELECT COUNT(*) FROM executions WHERE id = '{id}'"
+            ))
+            .await,
+            self.count(&format!(
+                "SELECT COUNT(*) FROM charges WHERE execution_id = '{id}'"
+            ))
+            .await,
+            self.count(&format!(
+                "SELECT COUNT(*) FROM outbox WHERE execution_id = '{id}'"
+            ))
+            .await,
+        ]
+    }
+
+    /// All rows in executions, charges and outbox.
+    async fn totals(&self) -> [i64; 3] {
+        [
+            self.count("SELECT COUNT(*) FROM executions").await,
+            self.count("SELECT COUNT(*) FROM charges").await,
+            self.count("SELECT COUNT(*) FROM outbox").await,
+        ]
     }
 }
 
@@ -141,16 +183,13 @@ async fn hand_over(intake: &Intake, records: Vec<Record>) -> Vec<Result<(), DbEr
 #[tokio::test(flavor = "current_thread")]
 async fn records_waiting_together_are_committed_by_one_statement() {
     let scratch = scratch().await;
-    let tasks = TaskTracker::new();
-    let intake = Intake::start(scratch.db.clone(), &tasks);
     // Free and paid executions mixed: the charges go in the same statement.
     let records = (0..10)
         .map(|i| record(&format!("e{i}"), None, i % 3 == 0))
         .collect();
-    let outcomes = hand_over(&intake, records).await;
+    let outcomes = hand_over(&scratch.intake, records).await;
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
-    assert_eq!(scratch.count("SELECT COUNT(*) FROM executions").await, 10);
-    assert_eq!(scratch.count("SELECT COUNT(*) FROM charges").await, 4);
+    assert_eq!(scratch.totals().await, [10, 4, 10]);
     assert_eq!(
         scratch
             .count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
@@ -173,18 +212,12 @@ async fn records_waiting_together_are_committed_by_one_statement() {
         0
     );
 
-    // The writer ends once the intake is dropped and what it was handed is written.
-    drop(intake);
-    tasks.close();
-    tasks.wait().await;
-    scratch.drop().await;
+    scratch.finish().await;
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_record_that_breaks_its_batch_fails_alone() {
     let scratch = scratch().await;
-    let tasks = TaskTracker::new();
-    let intake = Intake::start(scratch.db.clone(), &tasks);
     // Two requests with one Idempotency-Key in one batch, among others: the batch's statement
     // fails on the unique index, and the records are written again one by one.
     let mut records: Vec<Record> = (0..6)
@@ -192,7 +225,7 @@ async fn a_record_that_breaks_its_batch_fails_alone() {
         .collect();
     records.insert(2, record("k1", Some("order-17"), true));
     records.insert(5, record("k2", Some("order-17"), true));
-    let outcomes = hand_over(&intake, records).await;
+    let outcomes = hand_over(&scratch.intake, records).await;
 
     let refused: Vec<usize> = outcomes
         .iter()
@@ -206,32 +239,11 @@ async fn a_record_that_breaks_its_batch_fails_alone() {
         Some(SqlErr::UniqueConstraintViolation(_))
     ));
     // Nothing of the refused record, all of the others: an execution, its charge, its message.
-    assert_eq!(scratch.count("SELECT COUNT(*) FROM executions").await, 7);
-    assert_eq!(
-        scratch
-            .count("SELECT COUNT(*) FROM executions WHERE id = 'k2'")
-            .await,
-        0
-    );
-    assert_eq!(scratch.count("SELECT COUNT(*) FROM charges").await, 2);
-    assert_eq!(
-        scratch
-            .count("SELECT COUNT(*) FROM charges WHERE execution_id = 'k2'")
-            .await,
-        0
-    );
-    assert_eq!(scratch.count("SELECT COUNT(*) FROM outbox").await, 7);
-    assert_eq!(
-        scratch
-            .count("SELECT COUNT(*) FROM outbox WHERE execution_id = 'k2'")
-            .await,
-        0
-    );
+    assert_eq!(scratch.totals().await, [7, 2, 7]);
+    assert_eq!(scratch.rows_of("k2").await, [0, 0, 0]);
+    assert_eq!(scratch.rows_of("k1").await, [1, 1, 1]);
 
-    drop(intake);
-    tasks.close();
-    tasks.wait().await;
-    scratch.drop().await;
+    scratch.finish().await;
 }
 
 #[tokio::test(flavor = "current_thread")]
