@@ -323,8 +323,13 @@ async fn only_the_run_counts_toward_the_timeout() {
     println!("timings of a time-out: {}", done["timings"]);
     assert_eq!(done["status"], "timed_out", "{done}");
     let run = timings_of(&done).unwrap().run_ms.unwrap();
+    // run_ms lies between the control plane's receipts of two reports (ADR 0025), while the
+    // node's timer starts at the start signal: when the "running" report is delivered later
+    // than the outcome (a busy machine: 33 ms once in CI), run_ms is that much under the
+    // timeout. The lower bound allows for that skew; the start phase is not in it either way.
+    const REPORT_SKEW_MS: u64 = 500;
     assert!(
-        (SHORT_TIMEOUT_MS..SHORT_TIMEOUT_MS + 3_000).contains(&run),
+        (SHORT_TIMEOUT_MS - REPORT_SKEW_MS..SHORT_TIMEOUT_MS + 3_000).contains(&run),
         "run_ms {run} of a {SHORT_TIMEOUT_MS} ms timeout"
     );
     mesh.shutdown().await.unwrap();
