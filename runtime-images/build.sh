@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the FrameOS runtime images from Debian packages only (no registry is needed):
 #
-#   frameos/runtime-node:1     minbase + Debian's nodejs  + /opt/frameos/runner.js
+#   frameos/runtime-node:1     minbase + Debian's nodejs  + /opt/frameos/runner.js, import.cjs
+#                              and runner-heap-<MiB>.blob, V8 startup snapshots of the runner
 #   frameos/runtime-python:1   minbase + Debian's python3 + /opt/frameos/runner.py
 #
 # Usage: runtime-images/build.sh [--force] [--refresh-base] [node|python ...]
@@ -23,6 +24,11 @@
 set -euo pipefail
 
 NODE_IMAGE=frameos/runtime-node:1
+# V8 heap limits (MiB) the node image carries a runner snapshot for: the execution node gives
+# Node three quarters of the memory limit, so these are the memory limits 128, 256 (the
+# manifest's default), 512, 1024 and 2048 MiB. A snapshot only loads under the V8 flags it was
+# built with; other limits start from runner.js (ADR 0034).
+NODE_SNAPSHOT_HEAPS=(96 192 384 768 1536)
 PYTHON_IMAGE=frameos/runtime-python:1
 AGENT_UID=10001
 AGENT_GID=10001
@@ -143,8 +149,11 @@ SECURITY_MIRROR=${SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 # ---------------------------------------------------------------------------------------
 recipe_sha() { # $1 = runtime
   local runner
-  case "$1" in node) runner=$HERE/node/runner.js ;; python) runner=$HERE/python/runner.py ;; esac
-  cat "${BASH_SOURCE[0]}" "$runner" | sha256sum | cut -c1-64
+  case "$1" in
+    node) set -- "$HERE/node/runner.js" "$HERE/node/import.cjs" ;;
+    python) set -- "$HERE/python/runner.py" ;;
+  esac
+  cat "${BASH_SOURCE[0]}" "$@" | sha256sum | cut -c1-64
 }
 
 image_is_current() { # $1 = image, $2 = wanted recipe sha
@@ -221,13 +230,15 @@ strip_rootfs() { # $1 = rootfs
 # One image
 # ---------------------------------------------------------------------------------------
 build_image() { # $1 = runtime
-  local runtime=$1 image packages runner cmd extra_env=()
+  local runtime=$1 image packages runner cmd extra_env=() extra_files=()
   case "$runtime" in
     node)
       image=$NODE_IMAGE
       packages=(nodejs ca-certificates)
       runner=$HERE/node/runner.js
+      extra_files=("$HERE/node/import.cjs")
       cmd='CMD ["node", "/opt/frameos/runner.js"]'
+      extra_env=(--change "LABEL org.frameos.node-snapshot-heaps=\"${NODE_SNAPSHOT_HEAPS[*]}\"")
       ;;
     python)
       image=$PYTHON_IMAGE
@@ -277,7 +288,17 @@ build_image() { # $1 = runtime
 
   mkdir -p "$r/agent" "$r/opt/frameos"
   chmod 0755 "$r/agent" "$r/opt/frameos"
-  install -m 0644 "$runner" "$r/opt/frameos/"
+  install -m 0644 "$runner" "${extra_files[@]}" "$r/opt/frameos/"
+  if [ "$runtime" = node ]; then
+    local heap
+    for heap in "${NODE_SNAPSHOT_HEAPS[@]}"; do
+      # Built by the image's own node: a blob only loads into the binary that wrote it.
+      in_root "$r" node "--max-old-space-size=$heap" --snapshot-blob "/opt/frameos/runner-heap-$heap.blob" \
+        --build-snapshot /opt/frameos/runner.js >>"$CACHE/apt-$runtime.log" 2>&1 ||
+        die "building the runner's snapshot for a $heap MiB heap failed (see $CACHE/apt-$runtime.log)"
+      chmod 0644 "$r/opt/frameos/runner-heap-$heap.blob"
+    done
+  fi
 
   rm -f "$r/usr/sbin/policy-rc.d"
   strip_rootfs "$r"

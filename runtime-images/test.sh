@@ -11,7 +11,9 @@
 #    answer: without it these cases fail. Only --host-only leaves them out, and says so.
 #    Every host case with an entrypoint also runs in warm mode (FRAMEOS_WARM=1: the entrypoint
 #    and execution id arrive as a header line on stdin before the inputs), as the execution
-#    node's pool containers run the runner (ADR 0026).
+#    node's pool containers run the runner (ADR 0026). Every node container case also runs
+#    restored from the image's runner snapshot for its 96 MiB heap ("snapshot", ADR 0034), as
+#    the execution node starts the runner for a 128 MiB limit.
 # 3. --bench: median wall time of 20 `docker run --rm` of a trivial agent per runtime.
 #
 # Cases run N at a time (--jobs, default 4; FRAMEOS_RUNNER_TEST_JOBS). The output ends with
@@ -76,6 +78,8 @@ LOCKDOWN = [
     "--cap-drop=ALL", "--security-opt=no-new-privileges", "--user", "10001:10001", "--init",
 ]
 TRUNC = " \u2026[truncated]"
+# How the execution node starts the node runner for LOCKDOWN's 128 MiB (ADR 0034).
+SNAPSHOT = ["node", "--max-old-space-size=96", "--snapshot-blob", "/opt/frameos/runner-heap-96.blob"]
 
 
 class Any:
@@ -451,7 +455,10 @@ def command(c, d, mode):
     cmd = ["docker", "run", "--rm", "-i", "--name", name] + LOCKDOWN + ["-v", d + ":/agent:ro"]
     for k, v in env.items():
         cmd += ["-e", "%s=%s" % (k, v)]
-    return cmd + [IMAGES[c["runtime"]]], dict(os.environ), name
+    cmd.append(IMAGES[c["runtime"]])
+    if mode == "snapshot":
+        cmd += SNAPSHOT
+    return cmd, dict(os.environ), name
 
 
 def check(c, out, err, rc, lingered):
@@ -572,12 +579,15 @@ def bench():
               % (rt, statistics.median(times), min(times), max(times), int(size) / 1e6))
 
 
-modes = ["host", "warm"] + (["docker"] if DOCKER != "0" else [])
+modes = ["host", "warm"] + (["docker", "snapshot"] if DOCKER != "0" else [])
 runs = []
 for mode in modes:
     for idx, c in enumerate(CASES):
         if mode == "warm":
             if c["where"] in ("both", "host") and c["entry"] is not None:
+                runs.append((mode, idx, c))
+        elif mode == "snapshot":
+            if c["where"] in ("both", "docker") and c["runtime"] == "node":
                 runs.append((mode, idx, c))
         elif c["where"] in ("both", mode):
             runs.append((mode, idx, c))
@@ -585,7 +595,7 @@ for mode in modes:
 
 def one(run):
     mode, idx, c = run
-    if mode == "docker" and DOCKER == "missing":
+    if mode in ("docker", "snapshot") and DOCKER == "missing":
         return ["docker does not answer"]
     return run_case(c, write_agent(c, idx, mode), mode)
 
@@ -612,7 +622,7 @@ with concurrent.futures.ThreadPoolExecutor(max_workers=JOBS) as pool:
 if BENCH and DOCKER == "1":
     bench()
 print("ran in %.0f s, %d at a time:" % (time.monotonic() - started, JOBS))
-for mode in ("host", "warm", "docker"):
+for mode in ("host", "warm", "docker", "snapshot"):
     if mode not in modes:
         print("  %-6s  not run (--host-only)" % mode)
         continue

@@ -17,11 +17,17 @@
 //           error    {"message","error_type","stack"}        -> exit 1   (terminal)
 //   The runner itself never writes anything unframed to fd 1. Frames are written with
 //   fs.writeSync so none is lost when the agent calls process.exit().
+// snapshot  the image also runs this file as a V8 startup snapshot (`node --snapshot-blob
+//   runner-heap-<MiB>.blob`, built by build.sh): everything up to start() is then done once at
+//   image build, so nothing that depends on the process (env, stdio, randomness, handles) may
+//   happen before start(); modules are loaded at run time through `runtimeRequire`.
 
 const fs = require('fs');
 const path = require('path');
 const { Writable } = require('stream');
 const { pathToFileURL } = require('url');
+const Module = require('module');
+const v8 = require('v8');
 
 const MAX_INPUT_BYTES = 10 * 1024 * 1024;
 const MAX_HEADER_BYTES = 64 * 1024;
@@ -30,7 +36,10 @@ const MAX_STACK_CHARS = 8 * 1024;
 const MAX_PROGRESS_MESSAGE_CHARS = 1024;
 const TRUNCATED = ' …[truncated]';
 
-const AGENT_DIR = path.resolve(process.env.FRAMEOS_AGENT_DIR || '/agent');
+let AGENT_DIR; // set by start(): the environment is the run's, not the image build's
+// A plain require at run time: inside a snapshot, `require` is the snapshot builder's.
+let runtimeRequire;
+const IMPORT_HELPER = path.join(__dirname, 'import.cjs');
 
 // ---------------------------------------------------------------------------------------
 // Frame output
@@ -38,7 +47,11 @@ const AGENT_DIR = path.resolve(process.env.FRAMEOS_AGENT_DIR || '/agent');
 
 let terminated = false; // a terminal frame has been written: nothing may follow it
 let stdoutBroken = false;
-const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+let sleepCell; // created on first use: no SharedArrayBuffer while a snapshot is built
+function pause2ms() {
+  sleepCell = sleepCell || new Int32Array(new SharedArrayBuffer(4));
+  Atomics.wait(sleepCell, 0, 0, 2);
+}
 
 function writeAllSync(fd, buf) {
   let off = 0;
@@ -46,7 +59,7 @@ function writeAllSync(fd, buf) {
     try {
       off += fs.writeSync(fd, buf, off, buf.length - off);
     } catch (e) {
-      if (e.code === 'EAGAIN') { Atomics.wait(sleepCell, 0, 0, 2); continue; }
+      if (e.code === 'EAGAIN') { pause2ms(); continue; }
       if (e.code === 'EINTR') continue;
       throw e;
     }
@@ -230,7 +243,8 @@ function trimStack(stack) {
   const lines = stack.split('\n').filter((l) => {
     const t = l.trim();
     if (!t.startsWith('at ')) return true;
-    return !t.includes(__filename) && !t.includes('node:internal') && !t.includes('(internal/');
+    return !t.includes(__filename) && !t.includes(IMPORT_HELPER) && !t.includes('node:internal') &&
+      !t.includes('(internal/');
   });
   let out = lines.join('\n');
   if (out.length > MAX_STACK_CHARS) out = out.slice(0, MAX_STACK_CHARS) + TRUNCATED;
@@ -307,7 +321,7 @@ function readStdinSync(limit) {
     try {
       n = fs.readSync(0, buf, 0, buf.length, null);
     } catch (e) {
-      if (e.code === 'EAGAIN') { Atomics.wait(sleepCell, 0, 0, 2); continue; }
+      if (e.code === 'EAGAIN') { pause2ms(); continue; }
       if (e.code === 'EINTR') continue;
       if (e.code === 'EOF') break;
       throw new RunnerError(`cannot read inputs from stdin: ${e.message}`);
@@ -393,10 +407,12 @@ function pickFunction(mod) {
 async function loadAgent({ ep, file }) {
   let mod;
   try {
-    mod = require(file);
+    mod = runtimeRequire(file);
   } catch (e) {
     if (e && e.code === 'ERR_REQUIRE_ESM') {
-      mod = await import(pathToFileURL(file).href); // an ES module entrypoint also works
+      // An ES module entrypoint also works. `import()` goes through a file compiled at run
+      // time: code restored from a snapshot cannot start a dynamic import.
+      mod = await runtimeRequire(IMPORT_HELPER)(pathToFileURL(file).href);
     } else {
       throw e; // the agent's own load-time error (SyntaxError, a throw at top level, ...)
     }
@@ -444,7 +460,7 @@ const MAX_PROXY_HEAD_BYTES = 16 * 1024;
 function setupEgress() {
   const socketPath = process.env.FRAMEOS_EGRESS_SOCKET;
   if (!socketPath) return Promise.resolve();
-  const net = require('net');
+  const net = runtimeRequire('net');
   const server = net.createServer({ allowHalfOpen: true }, (client) => {
     const upstream = net.connect({ path: socketPath, allowHalfOpen: true });
     // The agent's own end of the connection keeps the process alive, not ours.
@@ -473,10 +489,10 @@ function setupEgress() {
 }
 
 function installProxyClients() {
-  const http = require('http');
-  const https = require('https');
-  const net = require('net');
-  const tls = require('tls');
+  const http = runtimeRequire('http');
+  const https = runtimeRequire('https');
+  const net = runtimeRequire('net');
+  const tls = runtimeRequire('tls');
 
   class ProxyHttpAgent extends http.Agent {
     addRequest(req, options) {
@@ -670,10 +686,20 @@ async function main() {
   finishResult(output);
 }
 
-main().catch((e) => {
-  try {
-    finishError(e, 'RunnerError');
-  } catch (_) {
-    process.exit(1);
-  }
-});
+function start() {
+  AGENT_DIR = path.resolve(process.env.FRAMEOS_AGENT_DIR || '/agent');
+  runtimeRequire = Module.createRequire(__filename);
+  main().catch((e) => {
+    try {
+      finishError(e, 'RunnerError');
+    } catch (_) {
+      process.exit(1);
+    }
+  });
+}
+
+if (v8.startupSnapshot && v8.startupSnapshot.isBuildingSnapshot()) {
+  v8.startupSnapshot.setDeserializeMainFunction(start);
+} else {
+  start();
+}

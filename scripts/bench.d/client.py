@@ -9,6 +9,7 @@ import io
 import json
 import math
 import os
+import subprocess
 import tarfile
 import time
 import urllib.parse
@@ -29,6 +30,22 @@ NOOP = {
     "index.js": "module.exports = async () => ({ ok: true });\n",
 }
 NOOP_MEMORY_MB = 256
+NODE_IMAGE = "frameos/runtime-node:1"
+
+
+def runner_command():
+    """How the execution node starts the runner of a NOOP_MEMORY_MB container (the sandbox's
+    `Snapshots::command`): restored from the image's snapshot of the runner when the image has
+    one for the heap limit (ADR 0034), else from runner.js. The references run the same."""
+    heap = NOOP_MEMORY_MB * 3 // 4
+    label = subprocess.run(
+        ["docker", "image", "inspect", "-f",
+         '{{ index .Config.Labels "org.frameos.node-snapshot-heaps" }}', NODE_IMAGE],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    if str(heap) in label:
+        return ["node", f"--max-old-space-size={heap}", "--snapshot-blob", f"/opt/frameos/runner-heap-{heap}.blob"]
+    return ["node", f"--max-old-space-size={heap}", "/opt/frameos/runner.js"]
 NOOP_CPUS = 1
 
 # The agent of P4 and P5: prints timestamped lines, floods its output, or sleeps.

@@ -64,6 +64,19 @@ def per_unit_text(used, units):
     return _line(per_unit, "ms", "machine", used["machine"] * 1e3 / units, decimals=1)
 
 
+def per_unit_median_text(samples, key):
+    """The median ms per execution of each process over P2's rounds, as one line: `samples[i]`
+    holds `cpu_seconds[key]` (a [`Meter`]'s) and `runs[key]`."""
+    per_part = {}
+    for sample in samples:
+        units = sample["runs"][key]
+        for name, seconds in sample["cpu_seconds"][key].items():
+            per_part.setdefault(name, []).append(seconds * 1e3 / units)
+    medians = {name: statistics.median(values) for name, values in per_part.items()}
+    machine = medians.pop("machine")
+    return _line(medians, "ms", "machine", machine, decimals=1)
+
+
 def _line(values, unit, total_name, total, decimals):
     shown = 10 ** -decimals / 2  # what would print as zero is left out
     parts = [f"{name} {value:.{decimals}f}" for name, value in values.items() if value >= shown]

@@ -11,7 +11,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from client import NOOP_CPUS, NOOP_MEMORY_MB, env
+from client import NOOP_CPUS, NOOP_MEMORY_MB, env, runner_command
 
 SOCKET = "/var/run/docker.sock"
 
@@ -43,11 +43,11 @@ class Engine(http.client.HTTPConnection):
 def body(image, agent_dir):
     """The `docker run` reference's flags as an Engine API create body. The inputs come from
     `printf` instead of an attached stdin (the runner reads them to EOF either way)."""
-    heap = NOOP_MEMORY_MB * 3 // 4
     memory = NOOP_MEMORY_MB * 1024 * 1024
+    runner = " ".join(runner_command())
     return {
         "Image": image,
-        "Cmd": ["sh", "-c", f"printf '{{}}' | exec node --max-old-space-size={heap} /opt/frameos/runner.js"],
+        "Cmd": ["sh", "-c", f"printf '{{}}' | exec {runner}"],
         "User": "10001:10001",
         "WorkingDir": "/agent",
         "Env": ["FRAMEOS_ENTRYPOINT=index.js", "FRAMEOS_EXECUTION_ID=bench"],

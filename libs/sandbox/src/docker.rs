@@ -1,6 +1,7 @@
 //! Docker backend: one fresh, locked-down container per execution, always removed afterwards.
 
 pub(crate) mod body;
+pub(crate) mod snapshot;
 mod warm;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use self::body::{Class, Tenant, container_body};
+use self::snapshot::Snapshots;
 use crate::drive::{Ended, decide, drive, out_of_memory};
 use crate::egress::{self, EgressPolicy, EgressProxy};
 use crate::frames::{Pipe, Pump};
@@ -46,6 +48,8 @@ pub struct DockerSandbox {
     metrics: SandboxMetrics,
     /// Warm containers waiting for executions (ADR 0026); `None`: every run is cold.
     pool: Option<Pool>,
+    /// The node image's runner snapshots, learnt by `check_images` (ADR 0034).
+    snapshots: Snapshots,
 }
 
 impl DockerSandbox {
@@ -80,6 +84,7 @@ impl DockerSandbox {
             egress_base: std::env::temp_dir().join("frameos-egress"),
             metrics: SandboxMetrics::default(),
             pool: None,
+            snapshots: Snapshots::default(),
         })
     }
 
@@ -93,7 +98,15 @@ impl DockerSandbox {
     pub(crate) fn with_pool(mut self, config: PoolConfig) -> Self {
         self.pool = (config.max_per_class > 0).then(|| {
             let (docker, images) = (self.docker.clone(), self.images.clone());
-            Pool::new(docker, images, &self.node_id, self.metrics.clone(), config)
+            let snapshots = self.snapshots.clone();
+            Pool::new(
+                docker,
+                images,
+                snapshots,
+                &self.node_id,
+                self.metrics.clone(),
+                config,
+            )
         });
         self
     }
@@ -126,19 +139,27 @@ impl DockerSandbox {
         }
     }
 
+    /// Both images are there; learns the node image's runner snapshots from its label.
     pub(crate) async fn check_images(&self) -> Result<(), Error> {
         for image in [&self.images.node, &self.images.python] {
             let inspected = self
                 .metrics
                 .docker(Op::InspectImage, self.docker.inspect_image(image))
-                .await;
-            if let Err(e) = inspected {
-                return Err(match status(&e) {
+                .await
+                .map_err(|e| match status(&e) {
                     Some(404) => Error::ImageMissing {
                         image: image.clone(),
                     },
                     _ => docker_err("inspect image", e),
-                });
+                })?;
+            if image == &self.images.node {
+                let label = inspected
+                    .config
+                    .as_ref()
+                    .and_then(|config| config.labels.as_ref())
+                    .and_then(|labels| labels.get(snapshot::LABEL));
+                let heaps = self.snapshots.learn(label.map(String::as_str));
+                tracing::info!(image = %image, heaps, "node runner snapshots");
             }
         }
         Ok(())
@@ -381,7 +402,14 @@ impl DockerSandbox {
             entrypoint: &spec.entrypoint,
         };
         let class = Class::of(spec);
-        let mut body = container_body(&class, &image, &self.node_id, &spec.package_dir, tenant);
+        let mut body = container_body(
+            &class,
+            &image,
+            &self.node_id,
+            &spec.package_dir,
+            tenant,
+            &self.snapshots,
+        );
         if let Some(dir) = egress_dir {
             egress::add_to_container(&mut body, dir);
         }

@@ -34,7 +34,7 @@ pub(crate) fn runner_command(runtime: Runtime, runner: &str, memory_mb: u64) -> 
     }
 }
 
-fn node_heap_limit_mb(memory_mb: u64) -> u64 {
+pub(crate) fn node_heap_limit_mb(memory_mb: u64) -> u64 {
     (memory_mb.saturating_mul(3) / 4).max(1)
 }
 

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::docker::body::{Class, Tenant, container_body};
+use crate::docker::snapshot::Snapshots;
 use crate::docker::{attach_and_start, docker_err, remove_patiently, status};
 use crate::metrics::{DockerOperation as Op, PoolTake, SandboxMetrics};
 use crate::{Error, Images, Runtime, Spec};
@@ -121,6 +122,7 @@ impl State {
 struct Inner {
     docker: Docker,
     images: Images,
+    snapshots: Snapshots,
     node_id: String,
     metrics: SandboxMetrics,
     config: PoolConfig,
@@ -156,6 +158,7 @@ impl Pool {
     pub fn new(
         docker: Docker,
         images: Images,
+        snapshots: Snapshots,
         node_id: &str,
         metrics: SandboxMetrics,
         config: PoolConfig,
@@ -164,6 +167,7 @@ impl Pool {
         let inner = Inner {
             docker,
             images,
+            snapshots,
             node_id: node_id.to_string(),
             metrics,
             slot_base: slot_base(&config.slot_dir, node_id),
@@ -430,6 +434,7 @@ impl Inner {
             &self.node_id,
             slot.path(),
             Tenant::Pool { name: &name },
+            &self.snapshots,
         );
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
         let created = self

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
 
-use crate::drive::runner_command;
+use crate::docker::snapshot::Snapshots;
 use crate::{Runtime, Spec};
 
 /// The runtime images run the runner as this (non-root) user.
@@ -53,11 +53,8 @@ pub(crate) fn container_body(
     node_id: &str,
     agent_dir: &Path,
     tenant: Tenant<'_>,
+    snapshots: &Snapshots,
 ) -> ContainerCreateBody {
-    let runner = match class.runtime {
-        Runtime::Node => "/opt/frameos/runner.js",
-        Runtime::Python => "/opt/frameos/runner.py",
-    };
     let mut labels = HashMap::from([
         ("frameos.managed".to_string(), "true".to_string()),
         ("frameos.node".to_string(), node_id.to_string()),
@@ -109,7 +106,7 @@ pub(crate) fn container_body(
     };
     ContainerCreateBody {
         image: Some(image.to_string()),
-        cmd: Some(runner_command(class.runtime, runner, class.memory_mb)),
+        cmd: Some(snapshots.command(class.runtime, class.memory_mb)),
         env: Some(env),
         working_dir: Some("/agent".to_string()),
         user: Some(USER.to_string()),

@@ -48,6 +48,58 @@ async fn node_success_reports_output_progress_and_logs_in_order() {
 }
 
 #[tokio::test]
+async fn node_starts_from_the_images_runner_snapshot_when_it_has_one_for_the_heap() {
+    let sandbox = sandbox().await;
+    let agent = agent(
+        Runtime::Node,
+        r#"const v8 = require("v8");
+        module.exports = async () => ({
+            argv: process.execArgv,
+            heap_mb: Math.round(v8.getHeapStatistics().heap_size_limit / 1048576),
+            random: [Math.random(), require("crypto").randomBytes(16).toString("hex")],
+        });"#,
+    );
+    // 256 MB (the manifest's default) has a blob in the image (ADR 0034), 300 MB has not; both
+    // get the same heap limit: three quarters of the memory limit. Runs restored from one
+    // snapshot share no randomness.
+    let mut randoms = Vec::new();
+    for (memory_mb, argv) in [
+        (
+            256,
+            json!([
+                "--max-old-space-size=192",
+                "--snapshot-blob",
+                "/opt/frameos/runner-heap-192.blob"
+            ]),
+        ),
+        (
+            256,
+            json!([
+                "--max-old-space-size=192",
+                "--snapshot-blob",
+                "/opt/frameos/runner-heap-192.blob"
+            ]),
+        ),
+        (300, json!(["--max-old-space-size=225"])),
+    ] {
+        let mut spec = spec(&agent, json!({}));
+        spec.memory_mb = memory_mb;
+        let (outcome, events) = run(&sandbox, spec).await;
+        let output = output(outcome, &events);
+        assert_eq!(output["argv"], argv, "{memory_mb} MB");
+        // The old generation's limit plus the young generation's.
+        let heap_mb = output["heap_mb"].as_u64().unwrap();
+        let old_mb = memory_mb * 3 / 4;
+        assert!(
+            (old_mb..old_mb + 64).contains(&heap_mb),
+            "{memory_mb} MB: heap limit {heap_mb} MB"
+        );
+        randoms.push(output["random"].clone());
+    }
+    assert_ne!(randoms[0], randoms[1]);
+}
+
+#[tokio::test]
 async fn python_success() {
     let sandbox = sandbox().await;
     let agent = agent(
