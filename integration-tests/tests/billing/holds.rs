@@ -26,8 +26,16 @@ async fn twenty_requests_with_one_idempotency_key_leave_one_hold() {
     )
     .await
     .unwrap();
+    // Twenty connections open (and the key known) before the race, and the twenty requests let
+    // go together: otherwise the first can be answered before the last is even connected.
+    let warm_up = (0..20).map(|_| mesh.request(Method::GET, "/v1/me", Some(&user)).send());
+    for response in futures::future::join_all(warm_up).await {
+        assert_eq!(response.unwrap().status(), 200);
+    }
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(20));
     let mut tasks = Vec::new();
     for _ in 0..20 {
+        let start = start.clone();
         let request = mesh
             .request(
                 Method::POST,
@@ -37,6 +45,7 @@ async fn twenty_requests_with_one_idempotency_key_leave_one_hold() {
             .header("idempotency-key", "checkout-42")
             .json(&json!({"inputs": {"text": "once"}}));
         tasks.push(tokio::spawn(async move {
+            start.wait().await;
             let response = request.send().await.unwrap();
             (
                 response.status().as_u16(),
