@@ -131,7 +131,11 @@ pub fn spawn(
                         return;
                     }
                 };
-            loop {
+            // A batch of lines commits with the row's `log_seq` raised to its last number
+            // (reports.rs, system_log.rs), so a row that shows none past `last_seq` means none
+            // was committed before it was read: no statement for the logs then.
+            let mut more_logs = u64::try_from(row.log_seq).is_ok_and(|seq| seq > last_seq);
+            while more_logs {
                 let page = match Box::pin(query::logs(&db, &execution_id, last_seq, 500)).await {
                     Ok(page) => page,
                     Err(e) => {
@@ -141,15 +145,12 @@ pub fn spawn(
                         return;
                     }
                 };
-                let more_logs = !page.next_page_token.is_empty();
+                more_logs = !page.next_page_token.is_empty();
                 for line in page.items {
                     last_seq = line.seq;
                     if sender.send(event(Event::Log(line))).await.is_err() {
                         return;
                     }
-                }
-                if !more_logs {
-                    break;
                 }
             }
             let progress = (row.progress, row.progress_message.clone());
