@@ -62,31 +62,19 @@ async fn node_starts_from_the_images_runner_snapshot_when_it_has_one_for_the_hea
     // 256 MB (the manifest's default) has a blob in the image (ADR 0034), 300 MB has not; both
     // get the same heap limit: three quarters of the memory limit. Runs restored from one
     // snapshot share no randomness.
+    let from_blob = json!([
+        "--max-old-space-size=192",
+        "--snapshot-blob",
+        "/opt/frameos/runner-heap-192.blob"
+    ]);
+    let from_script = json!(["--max-old-space-size=225"]);
     let mut randoms = Vec::new();
-    for (memory_mb, argv) in [
-        (
-            256,
-            json!([
-                "--max-old-space-size=192",
-                "--snapshot-blob",
-                "/opt/frameos/runner-heap-192.blob"
-            ]),
-        ),
-        (
-            256,
-            json!([
-                "--max-old-space-size=192",
-                "--snapshot-blob",
-                "/opt/frameos/runner-heap-192.blob"
-            ]),
-        ),
-        (300, json!(["--max-old-space-size=225"])),
-    ] {
+    for (memory_mb, argv) in [(256, &from_blob), (256, &from_blob), (300, &from_script)] {
         let mut spec = spec(&agent, json!({}));
         spec.memory_mb = memory_mb;
         let (outcome, events) = run(&sandbox, spec).await;
         let output = output(outcome, &events);
-        assert_eq!(output["argv"], argv, "{memory_mb} MB");
+        assert_eq!(&output["argv"], argv, "{memory_mb} MB");
         // The old generation's limit plus the young generation's.
         let heap_mb = output["heap_mb"].as_u64().unwrap();
         let old_mb = memory_mb * 3 / 4;
