@@ -136,6 +136,20 @@ impl Subscription {
         // The sender lives in the hub map as long as a subscription exists.
         let _ = self.receiver.changed().await;
     }
+
+    /// Where this subscription stands before its owner writes and touches the execution:
+    /// `None` while a change is already waiting to be seen.
+    pub fn mark(&self) -> Option<u64> {
+        let waiting = self.receiver.has_changed().unwrap_or(true);
+        (!waiting).then(|| *self.receiver.borrow())
+    }
+
+    /// After the owner's write and its one `touch`: whether anything else changed the execution
+    /// since `mark`. Everything so far counts as seen, so `changed` wakes only for what follows.
+    pub fn others_changed(&mut self, mark: Option<u64>) -> bool {
+        let now = *self.receiver.borrow_and_update();
+        mark.is_none_or(|before| now != before.wrapping_add(1))
+    }
 }
 
 impl Drop for Subscription {
@@ -169,6 +183,28 @@ mod tests {
         // Touching an execution nobody watches is a no-op.
         hub.touch("e2");
         assert!(hub.channels.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_owner_sees_its_own_touch_apart_from_everyone_elses() {
+        let hub = Hub::default();
+        let mut owner = hub.subscribe("e1");
+        // Only its own touch: nothing to look at, and nothing left to wake it.
+        let mark = owner.mark();
+        hub.touch("e1");
+        assert!(!owner.others_changed(mark));
+        let woken = tokio::time::timeout(std::time::Duration::from_millis(50), owner.changed());
+        assert!(woken.await.is_err());
+        // Someone else's touch during its write, or one waiting before it began: look.
+        let mark = owner.mark();
+        hub.touch("e1");
+        hub.touch("e1");
+        assert!(owner.others_changed(mark));
+        hub.touch("e1");
+        let mark = owner.mark();
+        assert_eq!(mark, None);
+        hub.touch("e1");
+        assert!(owner.others_changed(mark));
     }
 
     #[tokio::test]

@@ -61,6 +61,7 @@ pub fn spawn(
                         .await;
                     return;
                 }
+                let mark = subscription.mark();
                 match handle(&db, &hub, &execution_id, attempt, report.report).await {
                     Ok(Some(recorded)) => {
                         // Capture or void now; if the rail is down, reconciliation finishes it.
@@ -74,7 +75,15 @@ pub fn spawn(
                         let _ = replies.send(Ok(reply)).await;
                         return;
                     }
-                    Ok(None) => {}
+                    // The report's own touch needs no look at the fence; anyone else's does.
+                    Ok(None) => {
+                        if !cancel_sent
+                            && subscription.others_changed(mark)
+                            && !enforce_fence(&db, &execution_id, attempt, &replies, &mut cancel_sent).await
+                        {
+                            return;
+                        }
+                    }
                     Err(e) => {
                         if e.code == ErrorCode::StaleAttempt {
                             tracing::warn!(%execution_id, attempt, "report from a stale attempt refused");
@@ -90,21 +99,8 @@ pub fn spawn(
                     Ok(None) | Err(_) => return,
                 },
                 () = changed(&mut subscription, &mut recheck), if !cancel_sent => {
-                    match fence(&db, &execution_id, attempt).await {
-                        Fence::Current => {}
-                        Fence::Canceled => {
-                            cancel_sent = true;
-                            let reply = v1::ReportExecutionResponse { reply: Some(v1::report_execution_response::Reply::Cancel(v1::Cancel {})) };
-                            if replies.send(Ok(reply)).await.is_err() {
-                                return;
-                            }
-                        }
-                        // Taken back (reaper) or taken over: tell the node now, not at its next report.
-                        Fence::Stale(e) => {
-                            tracing::warn!(%execution_id, attempt, "stale attempt told to stop");
-                            let _ = replies.send(Err(to_status(&e))).await;
-                            return;
-                        }
+                    if !enforce_fence(&db, &execution_id, attempt, &replies, &mut cancel_sent).await {
+                        return;
                     }
                 }
                 () = shutdown.cancelled() => {
@@ -124,6 +120,33 @@ async fn changed(subscription: &mut super::hub::Subscription, recheck: &mut toki
     tokio::select! {
         () = subscription.changed() => {}
         _ = recheck.tick() => {}
+    }
+}
+
+/// Tells the node to stop when the user canceled or its attempt was taken away. False: the
+/// stream ends (the attempt is stale, or nobody listens any more).
+async fn enforce_fence(
+    db: &DatabaseConnection,
+    execution_id: &str,
+    attempt: i32,
+    replies: &mpsc::Sender<Reply>,
+    cancel_sent: &mut bool,
+) -> bool {
+    match fence(db, execution_id, attempt).await {
+        Fence::Current => true,
+        Fence::Canceled => {
+            *cancel_sent = true;
+            let reply = v1::ReportExecutionResponse {
+                reply: Some(v1::report_execution_response::Reply::Cancel(v1::Cancel {})),
+            };
+            replies.send(Ok(reply)).await.is_ok()
+        }
+        // Taken back (reaper) or taken over: tell the node now, not at its next report.
+        Fence::Stale(e) => {
+            tracing::warn!(%execution_id, attempt, "stale attempt told to stop");
+            let _ = replies.send(Err(to_status(&e))).await;
+            false
+        }
     }
 }
 
