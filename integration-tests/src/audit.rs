@@ -263,6 +263,28 @@ pub fn containers_of_node(node_id: &str, docker_host: Option<&str>) -> anyhow::R
         .collect())
 }
 
+/// Polls until a node has no execution containers left on a Docker engine. A node removes an
+/// execution's container after it reports the result (off the critical path), so an ended
+/// execution's container may still exist for a moment.
+pub async fn wait_for_no_containers_of_node(
+    node_id: &str,
+    docker_host: Option<&str>,
+    within: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = containers_of_node(node_id, docker_host)?;
+        if left.is_empty() {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "node {node_id} still has containers after {within:?}: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Messages in every queue of `topology` (jobs, dead letters, one per retry delay), by name;
 /// `None` for a queue that does not exist.
 pub async fn queue_depths(

@@ -116,10 +116,9 @@ async fn rabbitmq_restart(crash: bool) {
     audit::wait_for_empty_queues(&url, &topology, Duration::from_secs(20))
         .await
         .unwrap();
-    assert_eq!(
-        audit::containers_of_node(&node, None).unwrap(),
-        Vec::<String>::new()
-    );
+    audit::wait_for_no_containers_of_node(&node, None, Duration::from_secs(10))
+        .await
+        .unwrap();
     mesh.shutdown().await.unwrap();
 }
 
@@ -201,11 +200,9 @@ async fn docker_restarted_mid_run_is_a_platform_failure_retried_never_a_charge()
         assert!(Instant::now() < deadline, "containers left: {left:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(
-        audit::containers_of_node(&node, Some(&host))
-            .unwrap()
-            .is_empty()
-    );
+    audit::wait_for_no_containers_of_node(&node, Some(&host), Duration::from_secs(10))
+        .await
+        .unwrap();
     let amqp = mesh.broker_url().unwrap().to_string();
     audit::wait_for_empty_queues(&amqp, &mesh.queue_topology(), Duration::from_secs(20))
         .await
@@ -304,7 +301,9 @@ async fn postgres_restarted_under_load_answers_503_and_ends_every_accepted_execu
     expected.sort_unstable();
     assert_eq!(existing, expected);
     assert_eq!(snapshot.ledger.transactions as usize, accepted.len());
-    assert!(audit::containers_of_node(&node, None).unwrap().is_empty());
+    audit::wait_for_no_containers_of_node(&node, None, Duration::from_secs(10))
+        .await
+        .unwrap();
     let amqp = mesh.broker_url().unwrap().to_string();
     audit::wait_for_empty_queues(&amqp, &mesh.queue_topology(), Duration::from_secs(20))
         .await
@@ -406,19 +405,16 @@ async fn a_load_run_through_two_nodes_with_one_killed_halfway_ends_every_executi
     audit::wait_for_empty_queues(&amqp, &mesh.queue_topology(), Duration::from_secs(30))
         .await
         .unwrap();
-    assert!(audit::containers_of_node(&b_id, None).unwrap().is_empty());
+    audit::wait_for_no_containers_of_node(&b_id, None, Duration::from_secs(10))
+        .await
+        .unwrap();
 
     // The killed node's containers are removed by its successor under the same id, as an
     // operator (or a DaemonSet) restarts it.
     let successor = NodeProcess::start(&mesh, binary, &a_id, 1).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !audit::containers_of_node(&a_id, None).unwrap().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "node A's containers were never removed"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    audit::wait_for_no_containers_of_node(&a_id, None, Duration::from_secs(60))
+        .await
+        .unwrap();
     eprintln!(
         "[faults] load run: {RUNS} executions submitted in {submitted:?}, node A killed at \
          {killed_at:?}, all ended at {finished:?}, {} ran twice",
