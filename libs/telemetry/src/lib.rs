@@ -10,6 +10,7 @@
 //! their spans from the [`grpc`] layers, which carry the trace context in the call's metadata.
 
 pub mod grpc;
+mod log_fields;
 mod propagation;
 #[cfg(test)]
 mod tests;
@@ -132,13 +133,14 @@ fn install(service_name: &'static str, output: Output) {
 
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("FRAMEOS_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let fmt = tracing_subscriber::fmt::layer().with_target(true);
+    let fmt = || tracing_subscriber::fmt::layer().with_target(true);
+    let text = fmt().fmt_fields(log_fields::LogFields);
     // Logs go to stderr so that stdout stays for what a command prints for its user.
     let fmt: Box<dyn Layer<Registry> + Send + Sync> = match output {
-        Output::Test => fmt.with_test_writer().with_ansi(false).boxed(),
-        Output::Endpoint(_) => fmt.with_test_writer().with_ansi(false).boxed(),
-        Output::Stderr if json => fmt.json().with_writer(std::io::stderr).boxed(),
-        Output::Stderr => fmt
+        Output::Test => text.with_test_writer().with_ansi(false).boxed(),
+        Output::Endpoint(_) => text.with_test_writer().with_ansi(false).boxed(),
+        Output::Stderr if json => fmt().json().with_writer(std::io::stderr).boxed(),
+        Output::Stderr => text
             .with_writer(std::io::stderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .boxed(),
