@@ -8,8 +8,8 @@ use std::fmt;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::{RecordFields, VisitOutput};
 use tracing_subscriber::fmt::FormatFields;
-use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 use tracing_subscriber::fmt::FormattedFields;
+use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 
 /// `tracing_subscriber`'s default text fields, less the `otel.*` ones.
 #[derive(Clone, Copy, Debug, Default)]

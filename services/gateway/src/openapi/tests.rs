@@ -168,3 +168,25 @@ fn links_name_their_operation_as_the_specification_does() {
         }
     }
 }
+
+/// `web/` generates its TypeScript types from its copy of this document, so a change of the
+/// API's shape fails here until the copy is updated (`FRAMEOS_UPDATE_OPENAPI=1 cargo test -p
+/// frameos-gateway web_front_end`), and then fails the front end's type check where it breaks.
+#[test]
+fn the_web_front_ends_copy_is_the_served_document() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/openapi.json");
+    let served = format!(
+        "{}\n",
+        serde_json::to_string_pretty(super::document()).unwrap()
+    );
+    if std::env::var_os("FRAMEOS_UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &served).unwrap();
+    }
+    let copy = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        copy == served,
+        "{} is not the document the gateway serves; run FRAMEOS_UPDATE_OPENAPI=1 cargo test -p \
+         frameos-gateway web_front_end, then `npm run types` in web/",
+        path.display()
+    );
+}

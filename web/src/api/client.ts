@@ -1,0 +1,75 @@
+// The REST API, read from the Next.js server. The API is the only source of truth: these
+// functions fetch and type what it answers, and hold no rules of their own.
+import "server-only";
+
+import type { components } from "./schema";
+
+export type Agent = components["schemas"]["AgentView"];
+export type AgentList = components["schemas"]["AgentList"];
+export type Version = components["schemas"]["VersionView"];
+export type Pricing = components["schemas"]["Pricing"];
+type ErrorBody = components["schemas"]["ErrorBody"];
+
+/** An answer of the API that is not a success, with the message people read. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The gateway's base URL (`FRAMEOS_API_URL`), `frameos dev`'s by default. */
+export function apiUrl(): string {
+  return (process.env.FRAMEOS_API_URL ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
+}
+
+/** How long a public list may be served from the cache: an agent published while the site
+ * runs shows within a minute. */
+export const LIST_SECONDS = 60;
+
+async function get<T>(path: string, init: RequestInit & { next?: { revalidate: number } }): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(`${apiUrl()}${path}`, { ...init, headers: { accept: "application/json" } });
+  } catch {
+    throw new ApiError(503, "unavailable", "The marketplace cannot reach the FrameOS API right now. Try again in a moment.");
+  }
+  if (!response.ok) {
+    const body = (await response.json().catch(() => null)) as ErrorBody | null;
+    throw new ApiError(
+      response.status,
+      body?.error.code ?? "unavailable",
+      body?.error.message ?? `The API answered ${response.status}.`,
+    );
+  }
+  return (await response.json()) as T;
+}
+
+export interface AgentQuery {
+  q?: string;
+  pageToken?: string;
+  pageSize?: number;
+}
+
+/** Published agents, as `GET /v1/agents` lists them. */
+export function listAgents(query: AgentQuery = {}): Promise<AgentList> {
+  const params = new URLSearchParams();
+  if (query.q) params.set("q", query.q);
+  if (query.pageToken) params.set("page_token", query.pageToken);
+  if (query.pageSize) params.set("page_size", String(query.pageSize));
+  const search = params.size > 0 ? `?${params.toString()}` : "";
+  return get<AgentList>(`/v1/agents${search}`, { next: { revalidate: LIST_SECONDS } });
+}
+
+/** One agent with its highest published version; `null` when there is none by that slug. */
+export async function getAgent(slug: string): Promise<Agent | null> {
+  try {
+    return await get<Agent>(`/v1/agents/${encodeURIComponent(slug)}`, { cache: "no-store" });
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return null;
+    throw error;
+  }
+}

@@ -1,0 +1,54 @@
+// How API values read for people. Formatting only: prices, limits and rules come from the API.
+import type { Pricing } from "@/api/client";
+
+/** `amount` minor units of `currency` (paise, cents) as people write them. */
+export function money(amount: number, currency: string, locale = "en"): string {
+  const format = new Intl.NumberFormat(locale, { style: "currency", currency });
+  const exponent = format.resolvedOptions().maximumFractionDigits ?? 2;
+  return format.format(amount / 10 ** exponent);
+}
+
+/** An agent's price per successful run. */
+export function price(pricing: Pricing): string {
+  return pricing.model === "free" ? "Free" : `${money(pricing.price_minor, pricing.currency)} per successful run`;
+}
+
+/** What a manifest lets an agent do, read defensively: the API validated it, this only shows it. */
+export interface Capabilities {
+  runtime: string | null;
+  network: string[] | null;
+  cpuCores: number | null;
+  memoryMb: number | null;
+  timeoutMs: number | null;
+}
+
+function record(value: unknown): Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+function number(value: unknown): number | null {
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
+}
+
+export function capabilities(manifest: Record<string, unknown>): Capabilities {
+  const resources = record(manifest.resources);
+  const domains = (Array.isArray(manifest.capabilities) ? manifest.capabilities : [])
+    .map(record)
+    .filter((capability) => capability.type === "http_request")
+    .flatMap((capability) => (Array.isArray(capability.allow_domains) ? capability.allow_domains : []))
+    .filter((domain): domain is string => typeof domain === "string");
+  return {
+    runtime: typeof manifest.runtime === "string" ? manifest.runtime : null,
+    network: domains.length > 0 ? domains : null,
+    cpuCores: number(resources.cpu_cores),
+    memoryMb: number(resources.memory_mb),
+    timeoutMs: number(resources.timeout_ms),
+  };
+}
+
+/** What an agent does: its own description, else its published manifest's. */
+export function about(agent: { description: string; latest_version?: { manifest: Record<string, unknown> } | null }): string {
+  if (agent.description.trim()) return agent.description;
+  const described = agent.latest_version?.manifest.description;
+  return typeof described === "string" ? described : "";
+}
