@@ -28,7 +28,7 @@ NPM_PINS="openapi-typescript@7.13.0 typescript@5.9.3 openapi-fetch@0.17.0 @types
 # Test cases per operation and phase; the stage's time grows with it (see the log's timings).
 MAX_EXAMPLES="${FRAMEOS_SCHEMATHESIS_EXAMPLES:-25}"
 STAGES=("$@")
-[ ${#STAGES[@]} -gt 0 ] || STAGES=(schemathesis typescript python openapi_python sse_python web_ssr)
+[ ${#STAGES[@]} -gt 0 ] || STAGES=(schemathesis typescript python openapi_python sse_python web_ssr web_journey)
 
 log() { printf '==> clients: %s\n' "$*"; }
 now() { date +%s%3N; }
@@ -201,50 +201,77 @@ run_sse_python() {
 }
 
 failed=()
-# The web front end (web/, built by scripts/test before this runs) renders on its server what
-# the API has now: an agent published and approved after `npm run build` is in the HTML of
-# /agents and /agents/{slug}, with what its manifest lets it do.
-run_web_ssr() {
-  local web="$REPO/web" port dev_key page
+# The web front end (web/, built by scripts/test before this runs) against this frameos dev:
+# `next start` on a port of its own, and the example agent published and approved after the
+# build. Started here in the script's own shell, not in a stage's subshell: the cleanup stops it.
+WEB_URL=
+start_web() {
+  local web="$REPO/web" port dev_key
   [ -f "$web/.next/BUILD_ID" ] || { echo "web/ is not built: (cd web && npm ci && npm run build)" >&2; return 1; }
-  dev_key=$(curl -fsS -X POST "$FRAMEOS_API_URL/v1/accounts" -H "Authorization: Bearer $ADMIN_KEY" \
-    -H 'Content-Type: application/json' -d '{"name": "web-developer", "role": "developer"}' |
-    "$CLIENTS/venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')
+  dev_key=$(new_key web-developer developer)
   FRAMEOS_API_KEY="$dev_key" "$FRAMEOS_BIN" agent publish "$REPO/examples/agents/word-count" \
     --price 5000 --currency INR >/dev/null
   "$FRAMEOS_BIN" review approve word-count 1.0.0 >/dev/null
   port=$("$CLIENTS/venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  (cd "$web" && exec env FRAMEOS_API_URL="$FRAMEOS_API_URL" node_modules/.bin/next start -H 127.0.0.1 -p "$port" \
-    >"$WORK/web.log" 2>&1) &
+  (cd "$web" && exec env FRAMEOS_API_URL="$FRAMEOS_API_URL" NEXT_TELEMETRY_DISABLED=1 \
+    node_modules/.bin/next start -H 127.0.0.1 -p "$port" >"$WORK/web.log" 2>&1) &
   WEB_PID=$!
   for _ in $(seq 1 200); do
     curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break
     kill -0 "$WEB_PID" 2>/dev/null || { cat "$WORK/web.log" >&2; echo "next start exited" >&2; return 1; }
     sleep 0.1
   done
+  WEB_URL="http://127.0.0.1:$port"
+}
+
+new_key() { # name, role: a new account's API key
+  curl -fsS -X POST "$FRAMEOS_API_URL/v1/accounts" -H "Authorization: Bearer $ADMIN_KEY" \
+    -H 'Content-Type: application/json' -d "{\"name\": \"$1\", \"role\": \"$2\"}" |
+    "$CLIENTS/venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["api_key"])'
+}
+
+# Server-rendered HTML: an agent published after `npm run build` is on /agents and
+# /agents/{slug}, with its price and what its manifest lets it do.
+run_web_ssr() {
+  local page
+  [ -n "$WEB_URL" ] || { echo "the web front end did not start" >&2; return 1; }
   expect() { # page, text it must contain
     grep -qF -- "$2" <<<"$1" || { echo "the page lacks: $2" >&2; return 1; }
   }
-  page=$(curl -fsS "http://127.0.0.1:$port/agents")
+  page=$(curl -fsS "$WEB_URL/agents")
   expect "$page" 'href="/agents/word-count"'
   expect "$page" "Counts the words, lines and characters"
   expect "$page" "₹50.00 per successful run"
-  page=$(curl -fsS "http://127.0.0.1:$port/agents?q=nothing-matches-this")
+  page=$(curl -fsS "$WEB_URL/agents?q=nothing-matches-this")
   expect "$page" "No published agent matches"
-  page=$(curl -fsS "http://127.0.0.1:$port/agents/word-count")
+  page=$(curl -fsS "$WEB_URL/agents/word-count")
   expect "$page" "<h1>word-count</h1>"
   expect "$page" "<title>word-count · FrameOS</title>"
   expect "$page" 'rel="canonical" href="http://localhost:3000/agents/word-count"'
   expect "$page" "no network"
   expect "$page" "128 MB"
   expect "$page" "Version</dt><dd>1.0.0"
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/agents/no-such-agent")" = 404 ] ||
+  expect "$page" 'id="input-text"'
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$WEB_URL/agents/no-such-agent")" = 404 ] ||
     { echo "an unknown agent is not a 404" >&2; return 1; }
-  expect "$(curl -fsS "http://127.0.0.1:$port/robots.txt")" "Disallow: /admin"
-  kill -TERM "$WEB_PID"
-  wait "$WEB_PID" 2>/dev/null || true
-  WEB_PID=
+  expect "$(curl -fsS "$WEB_URL/robots.txt")" "Disallow: /admin"
 }
+
+# A buyer in headless Chromium: sign in, find, run from the form, follow, see output and charge.
+run_web_journey() {
+  local shots="${FRAMEOS_ARTIFACTS:-/var/tmp/frameos-artifacts}/web-journey"
+  [ -n "$WEB_URL" ] || { echo "the web front end did not start" >&2; return 1; }
+  rm -rf "$shots"
+  NODE_PATH="${FRAMEOS_BROWSER_DIR:-/var/tmp/frameos-browser}/node_modules" FRAMEOS_WEB_URL="$WEB_URL" \
+    FRAMEOS_BUYER_KEY="$(new_key web-buyer user)" FRAMEOS_SLUG=word-count FRAMEOS_SCREENSHOTS="$shots" \
+    node "$REPO/web/tests/journey.cjs"
+  log "web_journey: screenshots in $shots"
+}
+
+if [[ " ${STAGES[*]} " == *" web_"* ]]; then
+  log "web front end"
+  start_web || log "the web front end did not start (see above)"
+fi
 
 for stage in "${STAGES[@]}"; do
   log "$stage"

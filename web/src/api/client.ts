@@ -8,6 +8,10 @@ export type Agent = components["schemas"]["AgentView"];
 export type AgentList = components["schemas"]["AgentList"];
 export type Version = components["schemas"]["VersionView"];
 export type Pricing = components["schemas"]["Pricing"];
+export type Account = components["schemas"]["AccountView"];
+export type Execution = components["schemas"]["ExecutionView"];
+export type LogPage = components["schemas"]["LogPage"];
+export type LogLine = components["schemas"]["LogLineView"];
 type ErrorBody = components["schemas"]["ErrorBody"];
 
 /** An answer of the API that is not a success, with the message people read. */
@@ -30,10 +34,24 @@ export function apiUrl(): string {
  * runs shows within a minute. */
 export const LIST_SECONDS = 60;
 
-async function get<T>(path: string, init: RequestInit & { next?: { revalidate: number } }): Promise<T> {
+interface Call extends RequestInit {
+  next?: { revalidate: number };
+  /** The caller's API key, sent as `Authorization: Bearer`. */
+  key?: string;
+  json?: unknown;
+}
+
+async function get<T>(path: string, { key, json, ...init }: Call): Promise<T> {
+  const headers: Record<string, string> = { accept: "application/json" };
+  if (key) headers.authorization = `Bearer ${key}`;
+  if (json !== undefined) headers["content-type"] = "application/json";
   let response: Response;
   try {
-    response = await fetch(`${apiUrl()}${path}`, { ...init, headers: { accept: "application/json" } });
+    response = await fetch(`${apiUrl()}${path}`, {
+      ...init,
+      headers,
+      body: json === undefined ? init.body : JSON.stringify(json),
+    });
   } catch {
     throw new ApiError(503, "unavailable", "The marketplace cannot reach the FrameOS API right now. Try again in a moment.");
   }
@@ -72,4 +90,34 @@ export async function getAgent(slug: string): Promise<Agent | null> {
     if (error instanceof ApiError && error.status === 404) return null;
     throw error;
   }
+}
+
+/** The account of `key`: signing in checks the key with it. */
+export function me(key: string): Promise<Account> {
+  return get<Account>("/v1/me", { key, cache: "no-store" });
+}
+
+/** Starts a run of the agent's latest published version; answers the queued execution. */
+export function createExecution(key: string, slug: string, inputs: unknown): Promise<{ id: string }> {
+  return get<{ id: string }>(`/v1/agents/${encodeURIComponent(slug)}/executions`, {
+    key,
+    method: "POST",
+    json: { inputs },
+    cache: "no-store",
+  });
+}
+
+/** One of the caller's executions; `null` when it is not theirs or does not exist. */
+export async function getExecution(key: string, id: string): Promise<Execution | null> {
+  try {
+    return await get<Execution>(`/v1/executions/${encodeURIComponent(id)}`, { key, cache: "no-store" });
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return null;
+    throw error;
+  }
+}
+
+/** The first page of an execution's log lines. */
+export function listLogs(key: string, id: string): Promise<LogPage> {
+  return get<LogPage>(`/v1/executions/${encodeURIComponent(id)}/logs`, { key, cache: "no-store" });
 }

@@ -27,6 +27,7 @@ export default function RootLayout({ children }: { children: ReactNode }) {
           </Link>
           <nav aria-label="Main">
             <Link href="/agents">Agents</Link>
+            <Link href="/signin">Sign in</Link>
           </nav>
         </header>
         <main id="main">{children}</main>

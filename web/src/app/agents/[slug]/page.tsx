@@ -5,6 +5,7 @@ import { type Agent, getAgent } from "@/api/client";
 import { about, capabilities, price } from "@/lib/present";
 
 import { Problem } from "../../problem";
+import { RunForm } from "./run-form";
 
 interface Props {
   params: Promise<{ slug: string }>;
@@ -81,6 +82,12 @@ export default async function AgentPage({ params }: Props) {
             <dt>Time limit</dt>
             <dd>{can.timeoutMs !== null ? `${can.timeoutMs / 1000} s` : "the platform default"}</dd>
           </dl>
+        </section>
+      ) : null}
+      {version ? (
+        <section aria-labelledby="run">
+          <h2 id="run">Run it</h2>
+          <RunForm slug={agent.slug} schema={version.manifest.inputs} />
         </section>
       ) : null}
     </article>

@@ -1,0 +1,93 @@
+import type { Metadata } from "next";
+import { notFound, redirect } from "next/navigation";
+
+import { type Execution, type LogPage, getExecution, listLogs } from "@/api/client";
+import { sessionKey } from "@/api/session";
+import { money } from "@/lib/present";
+
+import { Problem } from "../../problem";
+import { Live } from "./live";
+
+export const metadata: Metadata = { title: "Execution", robots: { index: false } };
+
+const ENDED = new Set(["succeeded", "failed", "timed_out", "canceled"]);
+
+interface Props {
+  params: Promise<{ id: string }>;
+}
+
+// Server-rendered for its owner on every request; the live part follows the event stream.
+export default async function ExecutionPage({ params }: Props) {
+  const { id } = await params;
+  const key = await sessionKey();
+  if (!key) redirect(`/signin?next=${encodeURIComponent(`/executions/${id}`)}`);
+  let execution: Execution | null;
+  let logs: LogPage;
+  try {
+    execution = await getExecution(key, id);
+    logs = execution ? await listLogs(key, id) : { items: [] };
+  } catch (error) {
+    return (
+      <>
+        <h1>Execution</h1>
+        <Problem error={error} />
+      </>
+    );
+  }
+  if (!execution) notFound();
+  const ended = ENDED.has(execution.status);
+  const charge = execution.charge;
+  return (
+    <article>
+      <h1>
+        {execution.agent} {execution.version}
+      </h1>
+      <dl className="facts">
+        <dt>Status</dt>
+        <dd data-testid="status">{execution.status.replace("_", " ")}</dd>
+        <dt>Started</dt>
+        <dd>{execution.created_at}</dd>
+        {execution.duration_ms !== undefined ? (
+          <>
+            <dt>Took</dt>
+            <dd>{execution.duration_ms} ms</dd>
+          </>
+        ) : null}
+        {execution.timings ? (
+          <>
+            <dt>Timings</dt>
+            <dd>
+              queue {execution.timings.queue_wait_ms ?? "—"} ms · start {execution.timings.start_ms ?? "—"} ms · run{" "}
+              {execution.timings.run_ms ?? "—"} ms
+            </dd>
+          </>
+        ) : null}
+        {charge ? (
+          <>
+            <dt>Charge</dt>
+            <dd data-testid="charge">
+              {money(charge.amount_minor, charge.currency)} {charge.status}
+              {charge.status === "captured"
+                ? ` — developer ${money(charge.splits.developer, charge.currency)}, platform ${money(charge.splits.platform, charge.currency)}, orchestrator ${money(charge.splits.orchestrator, charge.currency)}, payment fee ${money(charge.splits.rail_fee, charge.currency)}`
+                : null}
+            </dd>
+          </>
+        ) : null}
+      </dl>
+      {execution.error ? (
+        <p role="alert" className="error">
+          {execution.error}
+        </p>
+      ) : null}
+      {execution.output !== undefined ? (
+        <section aria-labelledby="output">
+          <h2 id="output">Output</h2>
+          <pre className="json" data-testid="output">
+            {JSON.stringify(execution.output, null, 2)}
+          </pre>
+        </section>
+      ) : null}
+      <Live key={execution.status} id={execution.id} lines={logs.items} running={!ended} />
+    </article>
+  );
+}
