@@ -255,6 +255,7 @@ run_web_ssr() {
   [ "$(curl -s -o /dev/null -w '%{http_code}' "$WEB_URL/agents/no-such-agent")" = 404 ] ||
     { echo "an unknown agent is not a 404" >&2; return 1; }
   expect "$(curl -fsS "$WEB_URL/robots.txt")" "Disallow: /admin"
+  expect "$(curl -fsS "$WEB_URL/sitemap.xml")" "<loc>http://localhost:3000/agents/word-count</loc>"
 }
 
 # A buyer in headless Chromium: sign in, find, run from the form, follow, see output and charge.

@@ -3,6 +3,7 @@
 import { useActionState } from "react";
 
 import { type Outcome, signIn } from "../actions";
+import { Alert } from "../alert";
 
 export function SignInForm({ next }: { next: string }) {
   const [outcome, action, pending] = useActionState<Outcome, FormData>(signIn, { error: null });
@@ -14,11 +15,7 @@ export function SignInForm({ next }: { next: string }) {
       <p id="key-help" className="muted">
         Kept by this site&apos;s server in a cookie your browser&apos;s scripts cannot read.
       </p>
-      {outcome.error ? (
-        <p role="alert" className="error">
-          {outcome.error}
-        </p>
-      ) : null}
+      <Alert message={outcome.error} />
       <button type="submit" disabled={pending}>
         {pending ? "Signing in…" : "Sign in"}
       </button>

@@ -5,6 +5,7 @@ import { type FormEvent, useActionState, useRef, useState } from "react";
 import { type Field, type Values, collect, formOf } from "@/lib/schema-form";
 
 import { type Outcome, runAgent } from "../../actions";
+import { Alert } from "../../alert";
 
 /** The run form generated from the agent's inputs schema; posts the inputs as JSON. */
 export function RunForm({ slug, schema }: { slug: string; schema: unknown }) {
@@ -53,11 +54,7 @@ export function RunForm({ slug, schema }: { slug: string; schema: unknown }) {
           {errors.json ? <p className="field-error">{errors.json}</p> : null}
         </>
       )}
-      {outcome.error ? (
-        <p role="alert" className="error">
-          {outcome.error}
-        </p>
-      ) : null}
+      <Alert message={outcome.error} />
       <button type="submit" disabled={pending}>
         {pending ? "Starting…" : "Run"}
       </button>
