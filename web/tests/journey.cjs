@@ -92,6 +92,10 @@ async function main() {
     check(output.words === 5 && output.top_words[0].word === 'the', 'the output is on the page');
     const charge = await text('[data-testid=charge]');
     check(charge.includes('captured') && charge.includes('developer'), 'the charge is captured, with its split');
+    await page.click('::-p-text(Verify mandate)');
+    await page.waitForSelector('[data-testid=mandate-verdict]');
+    const verdict = await text('[data-testid=mandate-verdict]');
+    check(verdict.startsWith('Valid: signed for this execution, 5000 INR'), `the mandate verifies in the browser (${verdict})`);
     await shot('04-execution-succeeded');
     check(pageErrors.length === 0, `no script error on any page (${pageErrors.join('; ')})`);
   } catch (error) {

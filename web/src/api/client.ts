@@ -121,3 +121,16 @@ export async function getExecution(key: string, id: string): Promise<Execution |
 export function listLogs(key: string, id: string): Promise<LogPage> {
   return get<LogPage>(`/v1/executions/${encodeURIComponent(id)}/logs`, { key, cache: "no-store" });
 }
+
+export type Mandate = components["schemas"]["MandateView"];
+export type MandateKeys = components["schemas"]["MandateKeyList"];
+
+/** The signed mandate of one of the caller's paid executions. */
+export function getMandate(key: string, id: string): Promise<Mandate> {
+  return get<Mandate>(`/v1/executions/${encodeURIComponent(id)}/mandate`, { key, cache: "no-store" });
+}
+
+/** The platform's public keys that verify mandates (retired ones included). */
+export function mandateKeys(): Promise<MandateKeys> {
+  return get<MandateKeys>("/v1/billing/mandate-keys", { cache: "no-store" });
+}

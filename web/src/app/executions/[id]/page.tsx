@@ -1,12 +1,22 @@
 import type { Metadata } from "next";
 import { notFound, redirect } from "next/navigation";
 
-import { type Execution, type LogPage, getExecution, listLogs } from "@/api/client";
+import {
+  type Execution,
+  type LogPage,
+  type Mandate,
+  type MandateKeys,
+  getExecution,
+  getMandate,
+  listLogs,
+  mandateKeys,
+} from "@/api/client";
 import { sessionKey } from "@/api/session";
 import { money } from "@/lib/present";
 
 import { Problem } from "../../problem";
 import { Live } from "./live";
+import { VerifyMandate } from "./verify";
 
 export const metadata: Metadata = { title: "Execution", robots: { index: false } };
 
@@ -23,9 +33,14 @@ export default async function ExecutionPage({ params }: Props) {
   if (!key) redirect(`/signin?next=${encodeURIComponent(`/executions/${id}`)}`);
   let execution: Execution | null;
   let logs: LogPage;
+  let mandate: { signed: Mandate; keys: MandateKeys } | null = null;
   try {
     execution = await getExecution(key, id);
     logs = execution ? await listLogs(key, id) : { items: [] };
+    if (execution?.charge) {
+      const [signed, keys] = await Promise.all([getMandate(key, id), mandateKeys()]);
+      mandate = { signed, keys };
+    }
   } catch (error) {
     return (
       <>
@@ -86,6 +101,13 @@ export default async function ExecutionPage({ params }: Props) {
             {JSON.stringify(execution.output, null, 2)}
           </pre>
         </section>
+      ) : null}
+      {mandate && charge ? (
+        <VerifyMandate
+          mandate={mandate.signed}
+          keys={mandate.keys.keys}
+          expected={{ executionId: execution.id, amountMinor: charge.amount_minor, currency: charge.currency }}
+        />
       ) : null}
       <Live key={execution.status} id={execution.id} lines={logs.items} running={!ended} />
     </article>
