@@ -258,14 +258,18 @@ run_web_ssr() {
   expect "$(curl -fsS "$WEB_URL/sitemap.xml")" "<loc>http://localhost:3000/agents/word-count</loc>"
 }
 
-# A buyer in headless Chromium: sign in, find, run from the form, follow, see output and charge.
+# The journey in headless Chromium: a developer publishes, an admin approves, a buyer runs, follows,
+# verifies the mandate and finds the run on the dashboard (web/tests/journey.cjs).
 run_web_journey() {
   local shots="${FRAMEOS_ARTIFACTS:-/var/tmp/frameos-artifacts}/web-journey"
   [ -n "$WEB_URL" ] || { echo "the web front end did not start" >&2; return 1; }
   rm -rf "$shots"
+  # Packed as `frameos agent publish` would, but uploaded through the page.
+  (cd "$REPO/examples/agents/sentiment" && tar -czf "$WORK/sentiment.tar.gz" agent.json main.py)
   NODE_PATH="${FRAMEOS_BROWSER_DIR:-/var/tmp/frameos-browser}/node_modules" FRAMEOS_WEB_URL="$WEB_URL" \
-    FRAMEOS_BUYER_KEY="$(new_key web-buyer user)" FRAMEOS_SLUG=word-count FRAMEOS_SCREENSHOTS="$shots" \
-    node "$REPO/web/tests/journey.cjs"
+    FRAMEOS_DEVELOPER_KEY="$(new_key web-journey-developer developer)" FRAMEOS_ADMIN_KEY="$ADMIN_KEY" \
+    FRAMEOS_BUYER_KEY="$(new_key web-journey-buyer user)" FRAMEOS_PACKAGE="$WORK/sentiment.tar.gz" \
+    FRAMEOS_SCREENSHOTS="$shots" node "$REPO/web/tests/journey.cjs"
   log "web_journey: screenshots in $shots"
 }
 

@@ -1,12 +1,18 @@
-// A buyer's journey through the web front end in headless Chromium, against a running
-// `next start` and `frameos dev` (scripts/clients/run.sh, stage web_journey):
-//   sign in (a wrong key is refused with the API's words; the right one becomes an httpOnly
-//   cookie no script can read), find the agent on /agents, open it, submit the generated run
-//   form empty (the form refuses it), run it, follow the execution page until it ends, and
-//   read the output and the captured charge there.
-// A screenshot of each page goes to FRAMEOS_SCREENSHOTS.
+// The marketplace's whole journey through the web front end in headless Chromium, against a
+// running `next start` and `frameos dev` (scripts/clients/run.sh, stage web_journey):
+//   1. a developer signs in (a wrong key is refused with the API's words; the right one becomes
+//      an httpOnly cookie no script can read), creates a paid agent, uploads its package, and
+//      sees it pending review with the scanner's report;
+//   2. an admin signs in and approves it from the review queue;
+//   3. a buyer finds it on /agents, submits the generated run form empty (refused by the form),
+//      runs it, follows the execution page until it ends, reads the output and the captured
+//      charge, verifies the mandate in the browser, and finds the run and its ledger entries on
+//      the dashboard.
+// Each person has a browser context of their own. A screenshot of each page goes to
+// FRAMEOS_SCREENSHOTS; on a failure, `failed.png` and the page's text say where it stopped.
 //
-// Environment: FRAMEOS_WEB_URL, FRAMEOS_BUYER_KEY, FRAMEOS_SLUG, FRAMEOS_SCREENSHOTS,
+// Environment: FRAMEOS_WEB_URL, FRAMEOS_DEVELOPER_KEY, FRAMEOS_ADMIN_KEY, FRAMEOS_BUYER_KEY,
+// FRAMEOS_PACKAGE (the sentiment example packed as .tar.gz), FRAMEOS_SCREENSHOTS,
 // FRAMEOS_CHROMIUM. puppeteer-core comes from NODE_PATH (scripts/test installs it).
 'use strict';
 
@@ -20,13 +26,139 @@ const env = (name) => {
   return value;
 };
 const site = env('FRAMEOS_WEB_URL');
-const key = env('FRAMEOS_BUYER_KEY');
-const slug = env('FRAMEOS_SLUG');
 const shots = env('FRAMEOS_SCREENSHOTS');
+const SLUG = 'sentiment';
+const PRICE = 3000;
 
 function check(condition, what) {
   if (!condition) throw new Error(`journey: ${what}`);
   console.log(`ok: ${what}`);
+}
+
+/** One person's browser context, with the helpers the steps share. */
+async function person(browser, name, pageErrors) {
+  const context = await browser.createBrowserContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(60000);
+  page.on('pageerror', (error) => pageErrors.push(`${name}: ${error}`));
+  return {
+    context,
+    page,
+    shot: (file) => page.screenshot({ path: path.join(shots, `${file}.png`), fullPage: true }),
+    text: (selector) => page.$eval(selector, (el) => el.textContent || ''),
+    go: (route) => page.goto(`${site}${route}`),
+    submit: (selector) => Promise.all([page.waitForNavigation(), page.click(selector)]),
+    signIn: async (key, next) => {
+      await page.goto(`${site}/signin?next=${encodeURIComponent(next)}`);
+      await page.type('#key', key);
+      await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+      check(new URL(page.url()).pathname === next, `${name} signs in and lands on ${next}`);
+    },
+  };
+}
+
+async function developer(browser, errors) {
+  const dev = await person(browser, 'the developer', errors);
+  const { page } = dev;
+  await dev.go('/signin?next=/developer');
+  await page.type('#key', 'fos_not-a-key');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('[role=alert]');
+  check((await dev.text('[role=alert]')).includes('not valid'), 'a wrong key is refused in words');
+  await dev.shot('01-signin-refused');
+  await page.$eval('#key', (el) => {
+    el.value = '';
+  });
+  await page.type('#key', env('FRAMEOS_DEVELOPER_KEY'));
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  check(new URL(page.url()).pathname === '/developer', 'the developer signs in and lands on /developer');
+  const session = (await dev.context.cookies()).find((c) => c.value === env('FRAMEOS_DEVELOPER_KEY'));
+  check(session && session.httpOnly && session.sameSite === 'Lax', 'the key is an httpOnly SameSite cookie');
+  check(!(await page.evaluate(() => document.cookie)).includes('fos_'), "the page's scripts cannot read the key");
+
+  const create = 'form[aria-label="Create an agent"]';
+  await page.type(`${create} #slug`, SLUG);
+  await page.type(`${create} #name`, 'Sentiment');
+  await page.type(`${create} #description`, 'Scores the sentiment of English text.');
+  await page.type(`${create} #price_minor`, String(PRICE));
+  await page.click(`${create} button[type=submit]`);
+  await page.waitForSelector(`${create} [role=status]`);
+  check((await dev.text(`${create} [role=status]`)).includes('is created'), 'the developer creates a paid agent');
+
+  const publish = 'form[aria-label="Publish a version"]';
+  await page.type(`${publish} #publish-slug`, SLUG);
+  const upload = await page.$(`${publish} #package`);
+  await upload.uploadFile(env('FRAMEOS_PACKAGE'));
+  await page.click(`${publish} button[type=submit]`);
+  await page.waitForSelector('[data-testid=published]');
+  const published = await dev.text('[data-testid=published]');
+  check(published.includes('Version 1.0.0: pending review'), `the upload is pending review (${published})`);
+  await dev.shot('02-developer-published');
+
+  await dev.go(`/developer?agent=${SLUG}`);
+  check((await dev.text('table')).includes('pending review'), "the version's review status is listed");
+  await dev.context.close();
+}
+
+async function admin(browser, errors) {
+  const reviewer = await person(browser, 'the admin', errors);
+  const { page } = reviewer;
+  await reviewer.signIn(env('FRAMEOS_ADMIN_KEY'), '/admin/reviews');
+  const card = `article[aria-label="${SLUG} 1.0.0"]`;
+  await page.waitForSelector(card);
+  check((await reviewer.text(card)).includes('"runtime": "python"'), 'the review shows the manifest');
+  await reviewer.shot('03-admin-reviews');
+  await page.click(`${card} button[aria-label="Approve ${SLUG} 1.0.0"]`);
+  await page.waitForFunction(
+    (selector) => document.querySelector(selector)?.textContent?.includes('is published'),
+    {},
+    `${card} [role=status]`,
+  );
+  check(true, 'the admin approves it');
+  await reviewer.context.close();
+}
+
+async function buyer(browser, errors) {
+  const b = await person(browser, 'the buyer', errors);
+  const { page } = b;
+  await b.signIn(env('FRAMEOS_BUYER_KEY'), '/agents');
+  check((await b.text('main')).includes('Scores the sentiment of English text.'), 'the buyer finds it on /agents');
+  await b.shot('04-agents');
+  await b.submit(`a[href="/agents/${SLUG}"]`);
+  check((await b.text('h1')) === 'Sentiment', 'the agent page is open');
+  check((await b.text('main')).includes('no network'), 'the page says what the agent may do');
+
+  const run = 'form[aria-label="Run this agent"]';
+  await page.click(`${run} button[type=submit]`);
+  await page.waitForSelector('.field-error');
+  check((await b.text('.field-error')) === 'Required.', 'the form refuses a missing required input');
+  check(new URL(page.url()).pathname === `/agents/${SLUG}`, 'and stays on the page');
+  await b.shot('05-agent-form-refused');
+
+  await page.type('#input-text', 'What a wonderful, delightful day. I love it.');
+  await b.submit(`${run} button[type=submit]`);
+  check(new URL(page.url()).pathname.startsWith('/executions/'), 'running it opens the execution page');
+  await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent === 'succeeded', {
+    timeout: 120000,
+  });
+  await page.waitForSelector('[data-testid=output]');
+  const output = JSON.parse(await b.text('[data-testid=output]'));
+  check(output.label === 'positive' && output.positive > 0, `the output is on the page (${JSON.stringify(output)})`);
+  check((await b.text('ol.logs')).includes('sentiment positive'), "the agent's log line is on the page");
+  const charge = await b.text('[data-testid=charge]');
+  check(charge.includes('₹30.00 captured') && charge.includes('developer ₹21.00'), `the charge is captured, with its split (${charge})`);
+  await page.click('::-p-text(Verify mandate)');
+  await page.waitForSelector('[data-testid=mandate-verdict]');
+  const verdict = await b.text('[data-testid=mandate-verdict]');
+  check(verdict.startsWith(`Valid: signed for this execution, ${PRICE} INR`), `the mandate verifies in the browser (${verdict})`);
+  await b.shot('06-execution-succeeded');
+
+  await b.go('/dashboard');
+  const dashboard = await b.text('main');
+  check(dashboard.includes(`${SLUG} 1.0.0`) && dashboard.includes('₹30.00 captured'), 'the run is on the dashboard');
+  check((await b.text('[data-testid=balance]')).includes('30.00'), 'the balance shows the ledger');
+  await b.shot('07-dashboard');
+  await b.context.close();
 }
 
 async function main() {
@@ -36,73 +168,22 @@ async function main() {
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
   });
-  const pageErrors = [];
-  const page = await browser.newPage();
+  const errors = [];
   try {
-    page.setDefaultTimeout(60000);
-    page.on('pageerror', (error) => pageErrors.push(String(error)));
-    const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
-    const text = (selector) => page.$eval(selector, (el) => el.textContent || '');
-
-    await page.goto(`${site}/signin?next=/agents`);
-    await page.type('#key', 'fos_not-a-key');
-    await page.click('button[type=submit]');
-    await page.waitForSelector('[role=alert]');
-    check((await text('[role=alert]')).includes('not valid'), 'a wrong key is refused in words');
-    await shot('01-signin-refused');
-
-    await page.$eval('#key', (el) => {
-      el.value = '';
-    });
-    await page.type('#key', key);
-    await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
-    check(new URL(page.url()).pathname === '/agents', 'signing in goes back to /agents');
-    const cookies = await browser.defaultBrowserContext().cookies();
-    const session = cookies.find((c) => c.value === key);
-    check(session && session.httpOnly && session.sameSite === 'Lax', 'the key is an httpOnly SameSite cookie');
-    check(!(await page.evaluate(() => document.cookie)).includes(key), "the page's scripts cannot read the key");
-    await shot('02-agents');
-
-    await Promise.all([page.waitForNavigation(), page.click(`a[href="/agents/${slug}"]`)]);
-    check((await text('h1')) === slug, 'the agent page is open');
-    check((await text('main')).includes('no network'), 'the page says what the agent may do');
-
-    await page.click('form[aria-label="Run this agent"] button[type=submit]');
-    await page.waitForSelector('.field-error');
-    check((await text('.field-error')) === 'Required.', 'the form refuses a missing required input');
-    check(new URL(page.url()).pathname === `/agents/${slug}`, 'and stays on the page');
-    await shot('03-agent-form-refused');
-
-    await page.type('#input-text', 'the cat and the hat');
-    // The field starts at the schema's default (10).
-    check((await page.$eval('#input-top_n', (el) => el.value)) === '10', "a field starts at the schema's default");
-    await page.$eval('#input-top_n', (el) => {
-      el.value = '';
-    });
-    await page.type('#input-top_n', '2');
-    await Promise.all([page.waitForNavigation(), page.click('form[aria-label="Run this agent"] button[type=submit]')]);
-    check(new URL(page.url()).pathname.startsWith('/executions/'), 'running it opens the execution page');
-
-    await page.waitForFunction(
-      () => document.querySelector('[data-testid=status]')?.textContent === 'succeeded',
-      { timeout: 120000 },
-    );
-    await page.waitForSelector('[data-testid=output]');
-    const output = JSON.parse(await text('[data-testid=output]'));
-    check(output.words === 5 && output.top_words[0].word === 'the', 'the output is on the page');
-    const charge = await text('[data-testid=charge]');
-    check(charge.includes('captured') && charge.includes('developer'), 'the charge is captured, with its split');
-    await page.click('::-p-text(Verify mandate)');
-    await page.waitForSelector('[data-testid=mandate-verdict]');
-    const verdict = await text('[data-testid=mandate-verdict]');
-    check(verdict.startsWith('Valid: signed for this execution, 5000 INR'), `the mandate verifies in the browser (${verdict})`);
-    await shot('04-execution-succeeded');
-    check(pageErrors.length === 0, `no script error on any page (${pageErrors.join('; ')})`);
+    await developer(browser, errors);
+    await admin(browser, errors);
+    await buyer(browser, errors);
+    check(errors.length === 0, `no script error on any page (${errors.join('; ')})`);
   } catch (error) {
-    // What the page showed when the journey stopped, for whoever reads the failure.
-    await page.screenshot({ path: path.join(shots, 'failed.png'), fullPage: true }).catch(() => {});
-    const shown = await page.evaluate(() => document.querySelector('main')?.innerText).catch(() => '');
-    throw new Error(`${error.message}\nat ${page.url()}, the page showed:\n${shown}`);
+    // What the last page showed when the journey stopped, for whoever reads the failure.
+    const pages = (await Promise.all(browser.browserContexts().map((c) => c.pages()))).flat();
+    const last = pages[pages.length - 1];
+    if (last) {
+      await last.screenshot({ path: path.join(shots, 'failed.png'), fullPage: true }).catch(() => {});
+      const shown = await last.evaluate(() => document.querySelector('main')?.innerText).catch(() => '');
+      throw new Error(`${error.message}\nat ${last.url()}, the page showed:\n${shown}`);
+    }
+    throw error;
   } finally {
     await browser.close();
   }

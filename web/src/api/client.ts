@@ -34,17 +34,20 @@ export function apiUrl(): string {
  * runs shows within a minute. */
 export const LIST_SECONDS = 60;
 
-interface Call extends RequestInit {
+interface Options extends RequestInit {
   next?: { revalidate: number };
   /** The caller's API key, sent as `Authorization: Bearer`. */
   key?: string;
   json?: unknown;
+  /** The body's type when it is not `json`. */
+  contentType?: string;
 }
 
-async function get<T>(path: string, { key, json, ...init }: Call): Promise<T> {
+async function call<T>(path: string, { key, json, contentType, ...init }: Options): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json" };
   if (key) headers.authorization = `Bearer ${key}`;
   if (json !== undefined) headers["content-type"] = "application/json";
+  else if (contentType) headers["content-type"] = contentType;
   let response: Response;
   try {
     response = await fetch(`${apiUrl()}${path}`, {
@@ -79,13 +82,13 @@ export function listAgents(query: AgentQuery = {}): Promise<AgentList> {
   if (query.pageToken) params.set("page_token", query.pageToken);
   if (query.pageSize) params.set("page_size", String(query.pageSize));
   const search = params.size > 0 ? `?${params.toString()}` : "";
-  return get<AgentList>(`/v1/agents${search}`, { next: { revalidate: LIST_SECONDS } });
+  return call<AgentList>(`/v1/agents${search}`, { next: { revalidate: LIST_SECONDS } });
 }
 
 /** One agent with its highest published version; `null` when there is none by that slug. */
 export async function getAgent(slug: string): Promise<Agent | null> {
   try {
-    return await get<Agent>(`/v1/agents/${encodeURIComponent(slug)}`, { cache: "no-store" });
+    return await call<Agent>(`/v1/agents/${encodeURIComponent(slug)}`, { cache: "no-store" });
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) return null;
     throw error;
@@ -94,12 +97,12 @@ export async function getAgent(slug: string): Promise<Agent | null> {
 
 /** The account of `key`: signing in checks the key with it. */
 export function me(key: string): Promise<Account> {
-  return get<Account>("/v1/me", { key, cache: "no-store" });
+  return call<Account>("/v1/me", { key, cache: "no-store" });
 }
 
 /** Starts a run of the agent's latest published version; answers the queued execution. */
 export function createExecution(key: string, slug: string, inputs: unknown): Promise<{ id: string }> {
-  return get<{ id: string }>(`/v1/agents/${encodeURIComponent(slug)}/executions`, {
+  return call<{ id: string }>(`/v1/agents/${encodeURIComponent(slug)}/executions`, {
     key,
     method: "POST",
     json: { inputs },
@@ -110,7 +113,7 @@ export function createExecution(key: string, slug: string, inputs: unknown): Pro
 /** One of the caller's executions; `null` when it is not theirs or does not exist. */
 export async function getExecution(key: string, id: string): Promise<Execution | null> {
   try {
-    return await get<Execution>(`/v1/executions/${encodeURIComponent(id)}`, { key, cache: "no-store" });
+    return await call<Execution>(`/v1/executions/${encodeURIComponent(id)}`, { key, cache: "no-store" });
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) return null;
     throw error;
@@ -119,7 +122,7 @@ export async function getExecution(key: string, id: string): Promise<Execution |
 
 /** The first page of an execution's log lines. */
 export function listLogs(key: string, id: string): Promise<LogPage> {
-  return get<LogPage>(`/v1/executions/${encodeURIComponent(id)}/logs`, { key, cache: "no-store" });
+  return call<LogPage>(`/v1/executions/${encodeURIComponent(id)}/logs`, { key, cache: "no-store" });
 }
 
 export type Mandate = components["schemas"]["MandateView"];
@@ -127,10 +130,78 @@ export type MandateKeys = components["schemas"]["MandateKeyList"];
 
 /** The signed mandate of one of the caller's paid executions. */
 export function getMandate(key: string, id: string): Promise<Mandate> {
-  return get<Mandate>(`/v1/executions/${encodeURIComponent(id)}/mandate`, { key, cache: "no-store" });
+  return call<Mandate>(`/v1/executions/${encodeURIComponent(id)}/mandate`, { key, cache: "no-store" });
 }
 
 /** The platform's public keys that verify mandates (retired ones included). */
 export function mandateKeys(): Promise<MandateKeys> {
-  return get<MandateKeys>("/v1/billing/mandate-keys", { cache: "no-store" });
+  return call<MandateKeys>("/v1/billing/mandate-keys", { cache: "no-store" });
+}
+
+export type VersionList = components["schemas"]["VersionList"];
+export type ExecutionList = components["schemas"]["ExecutionList"];
+export type Balance = components["schemas"]["BalanceView"];
+export type NewAgent = components["schemas"]["CreateAgent"];
+
+/** Versions waiting for an admin's review (admin only). */
+export function listReviews(key: string): Promise<VersionList> {
+  return call<VersionList>("/v1/reviews?status=pending_review", { key, cache: "no-store" });
+}
+
+function versionPath(slug: string, version: string): string {
+  return `/v1/agents/${encodeURIComponent(slug)}/versions/${encodeURIComponent(version)}`;
+}
+
+export function approveVersion(key: string, slug: string, version: string): Promise<Version> {
+  return call<Version>(`${versionPath(slug, version)}/approve`, { key, method: "POST", cache: "no-store" });
+}
+
+export function rejectVersion(key: string, slug: string, version: string, reason: string): Promise<Version> {
+  return call<Version>(`${versionPath(slug, version)}/reject`, {
+    key,
+    method: "POST",
+    json: { reason },
+    cache: "no-store",
+  });
+}
+
+export function createAgent(key: string, agent: NewAgent): Promise<Agent> {
+  return call<Agent>("/v1/agents", { key, method: "POST", json: agent, cache: "no-store" });
+}
+
+/** Uploads a package (gzip-compressed tar) as a new version; the answer carries the scan. */
+export function publishVersion(key: string, slug: string, packageBytes: ArrayBuffer): Promise<Version> {
+  return call<Version>(`/v1/agents/${encodeURIComponent(slug)}/versions`, {
+    key,
+    method: "POST",
+    body: packageBytes,
+    contentType: "application/gzip",
+    cache: "no-store",
+  });
+}
+
+/** The versions of an agent the caller owns (or any agent, for an admin). */
+export function listVersions(key: string, slug: string): Promise<VersionList> {
+  return call<VersionList>(`/v1/agents/${encodeURIComponent(slug)}/versions`, { key, cache: "no-store" });
+}
+
+export interface ExecutionQuery {
+  status?: string;
+  agent?: string;
+  pageToken?: string;
+}
+
+/** The caller's executions, newest first. */
+export function listExecutions(key: string, query: ExecutionQuery): Promise<ExecutionList> {
+  const params = new URLSearchParams();
+  if (query.status) params.set("status", query.status);
+  if (query.agent) params.set("agent", query.agent);
+  if (query.pageToken) params.set("page_token", query.pageToken);
+  params.set("page_size", "20");
+  return call<ExecutionList>(`/v1/executions?${params.toString()}`, { key, cache: "no-store" });
+}
+
+/** An account's balance and the ledger entries behind it. */
+export function getBalance(key: string, accountId: string): Promise<Balance> {
+  return call<Balance>(`/v1/accounts/${encodeURIComponent(accountId)}/balance`, { key, cache: "no-store" });
 }

@@ -3,11 +3,22 @@
 // the session cookie. Each returns the API's message when the API says no.
 import { redirect } from "next/navigation";
 
-import { ApiError, createExecution, me } from "@/api/client";
+import {
+  ApiError,
+  type Version,
+  approveVersion,
+  createAgent,
+  createExecution,
+  me,
+  publishVersion,
+  rejectVersion,
+} from "@/api/client";
 import { endSession, localPath, sessionKey, startSession } from "@/api/session";
 
 export interface Outcome {
   error: string | null;
+  /** What went well, in words. */
+  done?: string;
 }
 
 function message(error: unknown): string {
@@ -49,4 +60,74 @@ export async function runAgent(slug: string, _previous: Outcome, form: FormData)
     return { error: message(error) };
   }
   redirect(`/executions/${id}`);
+}
+
+async function signedIn(next: string): Promise<string> {
+  const key = await sessionKey();
+  if (!key) redirect(`/signin?next=${encodeURIComponent(next)}`);
+  return key;
+}
+
+/** An admin publishes a version under review. */
+export async function approve(slug: string, version: string, _previous: Outcome): Promise<Outcome> {
+  const key = await signedIn("/admin/reviews");
+  try {
+    await approveVersion(key, slug, version);
+  } catch (error) {
+    return { error: message(error) };
+  }
+  // The decided card stays with its outcome until the admin reloads the queue.
+  return { error: null, done: `${slug} ${version} is published.` };
+}
+
+/** An admin rejects a version under review, telling the developer why. */
+export async function reject(slug: string, version: string, _previous: Outcome, form: FormData): Promise<Outcome> {
+  const key = await signedIn("/admin/reviews");
+  const reason = String(form.get("reason") ?? "").trim();
+  if (!reason) return { error: "Say why, for the developer." };
+  try {
+    await rejectVersion(key, slug, version, reason);
+  } catch (error) {
+    return { error: message(error) };
+  }
+  return { error: null, done: `${slug} ${version} is rejected.` };
+}
+
+/** A developer creates an agent: free, or a price per successful run in minor units. */
+export async function newAgent(_previous: Outcome, form: FormData): Promise<Outcome> {
+  const key = await signedIn("/developer");
+  const field = (name: string) => String(form.get(name) ?? "").trim();
+  const price = field("price_minor");
+  const pricing =
+    price === ""
+      ? ({ model: "free" } as const)
+      : { model: "per_execution" as const, price_minor: Number(price), currency: field("currency") as "INR" };
+  if (pricing.model === "per_execution" && !Number.isInteger(pricing.price_minor)) {
+    return { error: "The price is a whole number of minor units (paise, cents), or empty for free." };
+  }
+  try {
+    await createAgent(key, { slug: field("slug"), name: field("name"), description: field("description"), pricing });
+  } catch (error) {
+    return { error: message(error) };
+  }
+  return { error: null, done: `Agent ${field("slug")} is created; publish its first version below.` };
+}
+
+export interface Published extends Outcome {
+  version?: Version;
+}
+
+/** A developer uploads a package as a new version; the answer shows the scanner's findings. */
+export async function publish(_previous: Published, form: FormData): Promise<Published> {
+  const key = await signedIn("/developer");
+  const slug = String(form.get("slug") ?? "").trim();
+  const file = form.get("package");
+  if (!slug) return { error: "Name the agent (its slug)." };
+  if (!(file instanceof File) || file.size === 0) return { error: "Choose a package: a .tar.gz with agent.json at its root." };
+  try {
+    const version = await publishVersion(key, slug, await file.arrayBuffer());
+    return { error: null, version };
+  } catch (error) {
+    return { error: message(error) };
+  }
 }

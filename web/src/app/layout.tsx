@@ -27,6 +27,9 @@ export default function RootLayout({ children }: { children: ReactNode }) {
           </Link>
           <nav aria-label="Main">
             <Link href="/agents">Agents</Link>
+            <Link href="/dashboard">Dashboard</Link>
+            <Link href="/developer">Developer</Link>
+            <Link href="/admin/reviews">Reviews</Link>
             <Link href="/signin">Sign in</Link>
           </nav>
         </header>

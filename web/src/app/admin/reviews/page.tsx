@@ -1,0 +1,51 @@
+import type { Metadata } from "next";
+import { redirect } from "next/navigation";
+
+import { type VersionList, listReviews } from "@/api/client";
+import { sessionKey } from "@/api/session";
+
+import { Problem } from "../../problem";
+import { Scan } from "../../scan";
+import { Decide } from "./decide";
+
+export const metadata: Metadata = { title: "Reviews", robots: { index: false } };
+
+// The admin's review queue, rendered on the server with the session's key (the API says 403 to
+// anyone else, and the page shows its words).
+export default async function Reviews() {
+  const key = await sessionKey();
+  if (!key) redirect("/signin?next=/admin/reviews");
+  let list: VersionList;
+  try {
+    list = await listReviews(key);
+  } catch (error) {
+    return (
+      <>
+        <h1>Reviews</h1>
+        <Problem error={error} />
+      </>
+    );
+  }
+  return (
+    <>
+      <h1>Reviews</h1>
+      {list.items.length === 0 ? <p>No version is waiting for review.</p> : null}
+      {list.items.map((v) => (
+        <article key={`${v.agent}@${v.version}`} className="card" aria-label={`${v.agent} ${v.version}`}>
+          <h2>
+            {v.agent} {v.version}
+          </h2>
+          <p className="muted">
+            {v.size_bytes} bytes · sha256 <code>{v.sha256}</code>
+          </p>
+          <Scan scan={v.scan} />
+          <details>
+            <summary>Manifest</summary>
+            <pre className="json">{JSON.stringify(v.manifest, null, 2)}</pre>
+          </details>
+          <Decide slug={v.agent} version={v.version} />
+        </article>
+      ))}
+    </>
+  );
+}
