@@ -212,6 +212,8 @@ start_web() {
   FRAMEOS_API_KEY="$dev_key" "$FRAMEOS_BIN" agent publish "$REPO/examples/agents/word-count" \
     --price 5000 --currency INR >/dev/null
   "$FRAMEOS_BIN" review approve word-count 1.0.0 >/dev/null
+  FRAMEOS_API_KEY="$dev_key" "$FRAMEOS_BIN" agent publish "$web/tests/agents/ticker" >/dev/null
+  "$FRAMEOS_BIN" review approve ticker 1.0.0 >/dev/null
   port=$("$CLIENTS/venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   (cd "$web" && exec env FRAMEOS_API_URL="$FRAMEOS_API_URL" NEXT_TELEMETRY_DISABLED=1 \
     node_modules/.bin/next start -H 127.0.0.1 -p "$port" >"$WORK/web.log" 2>&1) &

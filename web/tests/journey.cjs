@@ -153,11 +153,24 @@ async function buyer(browser, errors) {
   check(verdict.startsWith(`Valid: signed for this execution, ${PRICE} INR`), `the mandate verifies in the browser (${verdict})`);
   await b.shot('06-execution-succeeded');
 
+  // Live: a free agent that prints a line every 1.5 s. The status on the page is the server's
+  // until the run ends, so a third line shown beside a status that is not final came through
+  // the event stream.
+  await b.go('/agents/ticker');
+  await b.submit(`${run} button[type=submit]`);
+  await page.waitForFunction(() => document.querySelector('ol.logs')?.textContent?.includes('tick 3 of 3'));
+  const live = await b.text('[data-testid=status]');
+  check(live === 'queued' || live === 'running', `log lines arrive live while the page says ${live}`);
+  check((await page.$eval('progress', (el) => el.value)) > 0, 'progress is shown live too');
+  await b.shot('07-execution-live');
+  await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent === 'succeeded');
+  check(JSON.parse(await b.text('[data-testid=output]')).ticks === 3, 'the page shows the outcome once it ends');
+
   await b.go('/dashboard');
   const dashboard = await b.text('main');
-  check(dashboard.includes(`${SLUG} 1.0.0`) && dashboard.includes('₹30.00 captured'), 'the run is on the dashboard');
+  check(dashboard.includes(`${SLUG} 1.0.0`) && dashboard.includes('₹30.00 captured'), 'the paid run is on the dashboard');
   check((await b.text('[data-testid=balance]')).includes('30.00'), 'the balance shows the ledger');
-  await b.shot('07-dashboard');
+  await b.shot('08-dashboard');
   await b.context.close();
 }
 
