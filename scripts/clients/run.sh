@@ -275,6 +275,24 @@ run_web_journey() {
   log "web_journey: screenshots in $shots"
 }
 
+# A benchmark, not in the default stages: /agents with 100 published agents, measured in
+# Chromium (LCP, layout shift, HTML and JavaScript bytes); prints, asserts nothing about speed.
+run_web_budget() {
+  local i dir dev_key
+  [ -n "$WEB_URL" ] || { echo "the web front end did not start" >&2; return 1; }
+  dev_key=$(new_key web-budget-developer developer)
+  for i in $(seq -w 1 100); do
+    dir="$WORK/budget/agent-$i"
+    mkdir -p "$dir"
+    sed "s/\"name\": \"ticker\"/\"name\": \"budget-agent-$i\"/" "$REPO/web/tests/agents/ticker/agent.json" >"$dir/agent.json"
+    cp "$REPO/web/tests/agents/ticker/index.js" "$dir/"
+    FRAMEOS_API_KEY="$dev_key" "$FRAMEOS_BIN" agent publish "$dir" >/dev/null 2>&1
+    "$FRAMEOS_BIN" review approve "budget-agent-$i" 1.0.0 >/dev/null
+  done
+  NODE_PATH="${FRAMEOS_BROWSER_DIR:-/var/tmp/frameos-browser}/node_modules" \
+    FRAMEOS_PAGE_URL="$WEB_URL/agents" node "$REPO/web/tests/budget.cjs"
+}
+
 if [[ " ${STAGES[*]} " == *" web_"* ]]; then
   log "web front end"
   start_web || log "the web front end did not start (see above)"

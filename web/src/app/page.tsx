@@ -1,7 +1,22 @@
 import Link from "next/link";
 
-// Static: nothing here depends on the API, so the build needs none.
-export default function Home() {
+import { type Agent, listAgents } from "@/api/client";
+import { about, price } from "@/lib/present";
+
+// Static, regenerated at most every minute with the featured agents. The build needs no API:
+// without one the page is built without them and fills in on the first regeneration.
+export const revalidate = 60;
+
+async function featured(): Promise<Agent[]> {
+  try {
+    return (await listAgents({ pageSize: 6 })).items;
+  } catch {
+    return [];
+  }
+}
+
+export default async function Home() {
+  const agents = await featured();
   return (
     <>
       <h1>Agents that run in a sandbox, paid for only when they succeed</h1>
@@ -19,6 +34,22 @@ export default function Home() {
         </li>
         <li>Every charge carries a mandate signed with Ed25519 that anyone can verify.</li>
       </ol>
+      {agents.length > 0 ? (
+        <section aria-labelledby="featured">
+          <h2 id="featured">Featured agents</h2>
+          <ul className="cards">
+            {agents.map((agent) => (
+              <li key={agent.id} className="card">
+                <h3>
+                  <Link href={`/agents/${agent.slug}`}>{agent.name}</Link>
+                </h3>
+                <p className="muted">{about(agent)}</p>
+                <p>{price(agent.pricing)}</p>
+              </li>
+            ))}
+          </ul>
+        </section>
+      ) : null}
       <p>
         <Link href="/agents">Browse the agents</Link>
       </p>
