@@ -69,7 +69,7 @@ async function signedIn(next: string): Promise<string> {
 }
 
 /** An admin publishes a version under review. */
-export async function approve(slug: string, version: string, _previous: Outcome): Promise<Outcome> {
+export async function approve(slug: string, version: string): Promise<Outcome> {
   const key = await signedIn("/admin/reviews");
   try {
     await approveVersion(key, slug, version);
