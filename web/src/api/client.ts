@@ -34,8 +34,11 @@ export function apiUrl(): string {
  * runs shows within a minute. */
 export const LIST_SECONDS = 60;
 
+/** The cache tag of the public list: an approval through this site expires it at once. */
+export const AGENTS_TAG = "agents";
+
 interface Options extends RequestInit {
-  next?: { revalidate: number };
+  next?: { revalidate: number; tags?: string[] };
   /** The caller's API key, sent as `Authorization: Bearer`. */
   key?: string;
   json?: unknown;
@@ -82,7 +85,7 @@ export function listAgents(query: AgentQuery = {}): Promise<AgentList> {
   if (query.pageToken) params.set("page_token", query.pageToken);
   if (query.pageSize) params.set("page_size", String(query.pageSize));
   const search = params.size > 0 ? `?${params.toString()}` : "";
-  return call<AgentList>(`/v1/agents${search}`, { next: { revalidate: LIST_SECONDS } });
+  return call<AgentList>(`/v1/agents${search}`, { next: { revalidate: LIST_SECONDS, tags: [AGENTS_TAG] } });
 }
 
 /** One agent with its highest published version; `null` when there is none by that slug. */

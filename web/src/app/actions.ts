@@ -1,9 +1,11 @@
 "use server";
 // Server actions: the browser posts forms here and this server calls the API with the key in
 // the session cookie. Each returns the API's message when the API says no.
+import { updateTag } from "next/cache";
 import { redirect } from "next/navigation";
 
 import {
+  AGENTS_TAG,
   ApiError,
   type Version,
   approveVersion,
@@ -76,8 +78,9 @@ export async function approve(slug: string, version: string): Promise<Outcome> {
   } catch (error) {
     return { error: message(error) };
   }
-  // The decided card stays with its outcome until the admin reloads the queue.
-  return { error: null, done: `${slug} ${version} is published.` };
+  // The public list shows it at once (elsewhere published agents show within LIST_SECONDS).
+  updateTag(AGENTS_TAG);
+  redirect(`/admin/reviews?${new URLSearchParams({ published: `${slug} ${version}` }).toString()}`);
 }
 
 /** An admin rejects a version under review, telling the developer why. */
@@ -90,7 +93,7 @@ export async function reject(slug: string, version: string, _previous: Outcome, 
   } catch (error) {
     return { error: message(error) };
   }
-  return { error: null, done: `${slug} ${version} is rejected.` };
+  redirect(`/admin/reviews?${new URLSearchParams({ rejected: `${slug} ${version}` }).toString()}`);
 }
 
 /** A developer creates an agent: free, or a price per successful run in minor units. */

@@ -13,8 +13,6 @@ export function Decide({ slug, version }: { slug: string; version: string }) {
   const [rejected, rejectAction, rejecting] = useActionState<Outcome, FormData>(reject.bind(null, slug, version), {
     error: null,
   });
-  const done = approved.done ?? rejected.done;
-  if (done) return <p role="status">{done}</p>;
   const id = `reason-${slug}-${version}`;
   return (
     <div className="decide">

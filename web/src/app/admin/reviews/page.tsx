@@ -10,11 +10,23 @@ import { Decide } from "./decide";
 
 export const metadata: Metadata = { title: "Reviews", robots: { index: false } };
 
+interface Props {
+  searchParams: Promise<{ published?: string; rejected?: string }>;
+}
+
 // The admin's review queue, rendered on the server with the session's key (the API says 403 to
 // anyone else, and the page shows its words).
-export default async function Reviews() {
+export default async function Reviews({ searchParams }: Props) {
   const key = await sessionKey();
   if (!key) redirect("/signin?next=/admin/reviews");
+  const decided = await searchParams;
+  // What the last decision did, after the action sent the admin back here.
+  const notice =
+    typeof decided.published === "string"
+      ? `${decided.published} is published.`
+      : typeof decided.rejected === "string"
+        ? `${decided.rejected} is rejected.`
+        : null;
   let list: VersionList;
   try {
     list = await listReviews(key);
@@ -29,6 +41,7 @@ export default async function Reviews() {
   return (
     <>
       <h1>Reviews</h1>
+      {notice ? <p role="status">{notice}</p> : null}
       {list.items.length === 0 ? <p>No version is waiting for review.</p> : null}
       {list.items.map((v) => (
         <article key={`${v.agent}@${v.version}`} className="card" aria-label={`${v.agent} ${v.version}`}>
