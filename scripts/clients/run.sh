@@ -274,9 +274,15 @@ run_web_journey() {
   rm -rf "$shots"
   # Packed as `frameos agent publish` would, but uploaded through the page.
   (cd "$REPO/examples/agents/sentiment" && tar -czf "$WORK/sentiment.tar.gz" agent.json main.py)
+  # Its next version, which the scanner refuses: main.py's first line imports subprocess.
+  mkdir -p "$WORK/sentiment-bad"
+  sed 's/"version": "1.0.0"/"version": "1.0.1"/' "$REPO/examples/agents/sentiment/agent.json" >"$WORK/sentiment-bad/agent.json"
+  { echo "import subprocess"; cat "$REPO/examples/agents/sentiment/main.py"; } >"$WORK/sentiment-bad/main.py"
+  (cd "$WORK/sentiment-bad" && tar -czf "$WORK/sentiment-bad.tar.gz" agent.json main.py)
   NODE_PATH="${FRAMEOS_BROWSER_DIR:-/var/tmp/frameos-browser}/node_modules" FRAMEOS_WEB_URL="$WEB_URL" \
     FRAMEOS_DEVELOPER_KEY="$(new_key web-journey-developer developer)" FRAMEOS_ADMIN_KEY="$ADMIN_KEY" \
     FRAMEOS_BUYER_KEY="$(new_key web-journey-buyer user)" FRAMEOS_PACKAGE="$WORK/sentiment.tar.gz" \
+    FRAMEOS_BAD_PACKAGE="$WORK/sentiment-bad.tar.gz" \
     FRAMEOS_SCREENSHOTS="$shots" node "$REPO/web/tests/journey.cjs"
   log "web_journey: screenshots in $shots"
 }

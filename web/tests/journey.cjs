@@ -12,7 +12,8 @@
 // FRAMEOS_SCREENSHOTS; on a failure, `failed.png` and the page's text say where it stopped.
 //
 // Environment: FRAMEOS_WEB_URL, FRAMEOS_DEVELOPER_KEY, FRAMEOS_ADMIN_KEY, FRAMEOS_BUYER_KEY,
-// FRAMEOS_PACKAGE (the sentiment example packed as .tar.gz), FRAMEOS_SCREENSHOTS,
+// FRAMEOS_PACKAGE (the sentiment example packed as .tar.gz), FRAMEOS_BAD_PACKAGE (its 1.0.1
+// importing subprocess), FRAMEOS_SCREENSHOTS,
 // FRAMEOS_CHROMIUM. puppeteer-core comes from NODE_PATH (scripts/test installs it).
 'use strict';
 
@@ -95,8 +96,23 @@ async function developer(browser, errors) {
   check(published.includes('Version 1.0.0: pending review'), `the upload is pending review (${published})`);
   await dev.shot('02-developer-published');
 
+  // A package the scanner refuses: its findings name the file and the line. (The form was
+  // reset after the first upload, as React resets a form once its action ran.)
+  await page.type(`${publish} #publish-slug`, SLUG);
+  const refused = await page.$(`${publish} #package`);
+  await refused.uploadFile(env('FRAMEOS_BAD_PACKAGE'));
+  await page.click(`${publish} button[type=submit]`);
+  await page.waitForFunction(() => document.querySelector('[data-testid=published]')?.textContent?.includes('1.0.1'));
+  const findings = await dev.text('[data-testid=published]');
+  check(
+    findings.includes('Version 1.0.1: rejected') && findings.includes('main.py:1 python.subprocess'),
+    `a package the scanner refuses shows its findings with file and line (${findings})`,
+  );
+  await dev.shot('02b-developer-scan-refused');
+
   await dev.go(`/developer?agent=${SLUG}`);
-  check((await dev.text('table')).includes('pending review'), "the version's review status is listed");
+  const table = await dev.text('table');
+  check(table.includes('pending review') && table.includes('rejected'), `the versions' review statuses are listed (${table})`);
   await dev.context.close();
 }
 
@@ -119,6 +135,7 @@ async function buyer(browser, errors) {
   const { page } = b;
   await b.signIn(env('FRAMEOS_BUYER_KEY'), '/agents');
   check((await b.text('main')).includes('Scores the sentiment of English text.'), 'the buyer finds it on /agents');
+  check((await b.text('main')).includes('Python'), 'its card says what it runs on');
   await b.shot('04-agents');
   await b.submit(`a[href="/agents/${SLUG}"]`);
   check((await b.text('h1')) === 'Sentiment', 'the agent page is open');

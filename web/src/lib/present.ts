@@ -52,3 +52,13 @@ export function about(agent: { description: string; latest_version?: { manifest:
   const described = agent.latest_version?.manifest.description;
   return typeof described === "string" ? described : "";
 }
+
+/** Short labels of what a version may do, for a card: runtime, network, memory. */
+export function badges(manifest: Record<string, unknown>): string[] {
+  const can = capabilities(manifest);
+  const out: string[] = [];
+  if (can.runtime) out.push(can.runtime === "node" ? "Node.js" : can.runtime === "python" ? "Python" : can.runtime);
+  out.push(can.network ? `network: ${can.network.length} domain${can.network.length === 1 ? "" : "s"}` : "no network");
+  if (can.memoryMb !== null) out.push(`${can.memoryMb} MB`);
+  return out;
+}

@@ -2,7 +2,7 @@ import type { Metadata } from "next";
 import Link from "next/link";
 
 import { type AgentList, listAgents } from "@/api/client";
-import { about, price } from "@/lib/present";
+import { about, badges, price } from "@/lib/present";
 
 import { Problem } from "../problem";
 
@@ -63,7 +63,18 @@ export default async function Agents({ searchParams }: Props) {
               </h2>
               <p className="muted">{about(agent)}</p>
               <p>{price(agent.pricing)}</p>
-              {agent.latest_version ? <p className="muted">Version {agent.latest_version.version}</p> : null}
+              {agent.latest_version ? (
+                <>
+                  <p className="muted">Version {agent.latest_version.version}</p>
+                  <ul className="badges" aria-label="What it may do">
+                    {badges(agent.latest_version.manifest).map((badge) => (
+                      <li key={badge} className="badge">
+                        {badge}
+                      </li>
+                    ))}
+                  </ul>
+                </>
+              ) : null}
             </li>
           ))}
         </ul>
