@@ -1,7 +1,8 @@
 import Link from "next/link";
 
 import { type Agent, listAgents } from "@/api/client";
-import { about, price } from "@/lib/present";
+
+import { AgentCards } from "./agent-cards";
 
 // Static, regenerated at most every minute with the featured agents. The build needs no API:
 // without one the page is built without them and fills in on the first regeneration.
@@ -37,17 +38,7 @@ export default async function Home() {
       {agents.length > 0 ? (
         <section aria-labelledby="featured">
           <h2 id="featured">Featured agents</h2>
-          <ul className="cards">
-            {agents.map((agent) => (
-              <li key={agent.id} className="card">
-                <h3>
-                  <Link href={`/agents/${agent.slug}`}>{agent.name}</Link>
-                </h3>
-                <p className="muted">{about(agent)}</p>
-                <p>{price(agent.pricing)}</p>
-              </li>
-            ))}
-          </ul>
+          <AgentCards agents={agents} level="h3" />
         </section>
       ) : null}
       <p>

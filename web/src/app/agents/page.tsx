@@ -2,8 +2,8 @@ import type { Metadata } from "next";
 import Link from "next/link";
 
 import { type AgentList, listAgents } from "@/api/client";
-import { about, badges, price } from "@/lib/present";
 
+import { AgentCards } from "../agent-cards";
 import { Problem } from "../problem";
 
 export const metadata: Metadata = {
@@ -55,29 +55,7 @@ export default async function Agents({ searchParams }: Props) {
       {list.items.length === 0 ? (
         <p>{q ? `No published agent matches “${q}”.` : "No agent is published yet."}</p>
       ) : (
-        <ul className="cards">
-          {list.items.map((agent) => (
-            <li key={agent.id} className="card">
-              <h2>
-                <Link href={`/agents/${agent.slug}`}>{agent.name}</Link>
-              </h2>
-              <p className="muted">{about(agent)}</p>
-              <p>{price(agent.pricing)}</p>
-              {agent.latest_version ? (
-                <>
-                  <p className="muted">Version {agent.latest_version.version}</p>
-                  <ul className="badges" aria-label="What it may do">
-                    {badges(agent.latest_version.manifest).map((badge) => (
-                      <li key={badge} className="badge">
-                        {badge}
-                      </li>
-                    ))}
-                  </ul>
-                </>
-              ) : null}
-            </li>
-          ))}
-        </ul>
+        <AgentCards agents={list.items} level="h2" />
       )}
       {next ? (
         <p>
