@@ -1,5 +1,5 @@
 // How API values read for people. Formatting only: prices, limits and rules come from the API.
-import type { Pricing } from "@/api/client";
+import type { Execution, Pricing } from "@/api/client";
 
 /** `amount` minor units of `currency` (paise, cents) as people write them. */
 export function money(amount: number, currency: string, locale = "en"): string {
@@ -61,4 +61,28 @@ export function badges(manifest: Record<string, unknown>): string[] {
   out.push(can.network ? `network: ${can.network.length} domain${can.network.length === 1 ? "" : "s"}` : "no network");
   if (can.memoryMb !== null) out.push(`${can.memoryMb} MB`);
   return out;
+}
+
+export type ExecutionStatus = Execution["status"];
+
+/** Whether each execution status is final; typed against the API's own list, so a status the
+ * API adds fails the type check here until it is placed. */
+const FINAL: Record<ExecutionStatus, boolean> = {
+  queued: false,
+  running: false,
+  succeeded: true,
+  failed: true,
+  timed_out: true,
+  canceled: true,
+};
+
+export const EXECUTION_STATUSES = Object.keys(FINAL) as ExecutionStatus[];
+
+export function isFinal(status: ExecutionStatus): boolean {
+  return FINAL[status];
+}
+
+/** A status (execution or version) as people read it: `timed_out` → "timed out". */
+export function statusText(status: string): string {
+  return status.replaceAll("_", " ");
 }

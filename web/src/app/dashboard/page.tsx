@@ -4,14 +4,12 @@ import { redirect } from "next/navigation";
 
 import { type Account, type Balance, type ExecutionList, getBalance, listExecutions, me } from "@/api/client";
 import { sessionKey } from "@/api/session";
-import { money } from "@/lib/present";
+import { EXECUTION_STATUSES, money, statusText } from "@/lib/present";
 
 import { signOut } from "../actions";
 import { Problem } from "../problem";
 
 export const metadata: Metadata = { title: "Dashboard", robots: { index: false } };
-
-const STATUSES = ["queued", "running", "succeeded", "failed", "timed_out", "canceled"];
 
 interface Props {
   searchParams: Promise<Record<string, string | string[] | undefined>>;
@@ -64,9 +62,9 @@ export default async function Dashboard({ searchParams }: Props) {
           <label htmlFor="status">Status</label>
           <select id="status" name="status" defaultValue={query.status ?? ""}>
             <option value="">any</option>
-            {STATUSES.map((s) => (
+            {EXECUTION_STATUSES.map((s) => (
               <option key={s} value={s}>
-                {s.replace("_", " ")}
+                {statusText(s)}
               </option>
             ))}
           </select>
@@ -94,7 +92,7 @@ export default async function Dashboard({ searchParams }: Props) {
                       {e.agent} {e.version}
                     </Link>
                   </td>
-                  <td>{e.status.replace("_", " ")}</td>
+                  <td>{statusText(e.status)}</td>
                   <td>{e.created_at}</td>
                   <td>{e.charge ? `${money(e.charge.amount_minor, e.charge.currency)} ${e.charge.status}` : "free"}</td>
                 </tr>

@@ -5,6 +5,7 @@ import { useActionState } from "react";
 import { type Outcome, type Published, newAgent, publish } from "../actions";
 import { Alert } from "../alert";
 import { Scan } from "../scan";
+import { statusText } from "@/lib/present";
 
 export function NewAgentForm() {
   const [outcome, action, pending] = useActionState<Outcome, FormData>(newAgent, { error: null });
@@ -45,7 +46,7 @@ export function PublishForm() {
       {version ? (
         <div role="status" data-testid="published">
           <p>
-            Version {version.version}: {version.status.replace("_", " ")}
+            Version {version.version}: {statusText(version.status)}
             {version.review?.reason ? ` — ${version.review.reason}` : ""}
           </p>
           <Scan scan={version.scan} />

@@ -3,6 +3,7 @@ import { redirect } from "next/navigation";
 
 import { type VersionList, listVersions } from "@/api/client";
 import { sessionKey } from "@/api/session";
+import { statusText } from "@/lib/present";
 
 import { Problem } from "../problem";
 import { NewAgentForm, PublishForm } from "./forms";
@@ -56,7 +57,7 @@ export default async function Developer({ searchParams }: Props) {
                 {versions.items.map((v) => (
                   <tr key={v.version}>
                     <td>{v.version}</td>
-                    <td>{v.status.replace("_", " ")}</td>
+                    <td>{statusText(v.status)}</td>
                     <td>{v.review ? `${v.review.decision}${v.review.reason ? `: ${v.review.reason}` : ""}` : "waiting"}</td>
                   </tr>
                 ))}

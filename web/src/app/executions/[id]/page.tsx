@@ -12,15 +12,13 @@ import {
   mandateKeys,
 } from "@/api/client";
 import { sessionKey } from "@/api/session";
-import { money } from "@/lib/present";
+import { isFinal, money, statusText } from "@/lib/present";
 
 import { Problem } from "../../problem";
 import { Live } from "./live";
 import { VerifyMandate } from "./verify";
 
 export const metadata: Metadata = { title: "Execution", robots: { index: false } };
-
-const ENDED = new Set(["succeeded", "failed", "timed_out", "canceled"]);
 
 interface Props {
   params: Promise<{ id: string }>;
@@ -50,7 +48,7 @@ export default async function ExecutionPage({ params }: Props) {
     );
   }
   if (!execution) notFound();
-  const ended = ENDED.has(execution.status);
+  const ended = isFinal(execution.status);
   const charge = execution.charge;
   return (
     <article>
@@ -59,7 +57,7 @@ export default async function ExecutionPage({ params }: Props) {
       </h1>
       <dl className="facts">
         <dt>Status</dt>
-        <dd data-testid="status">{execution.status.replace("_", " ")}</dd>
+        <dd data-testid="status">{statusText(execution.status)}</dd>
         <dt>Started</dt>
         <dd>{execution.created_at}</dd>
         {execution.duration_ms !== undefined ? (
