@@ -11,6 +11,7 @@ mod m0006_billing_holds;
 mod m0007_api_keys;
 mod m0008_execution_timings;
 mod m0009_outbox_waiting;
+mod m0010_version_runtime;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_api_keys::Migration),
             Box::new(m0008_execution_timings::Migration),
             Box::new(m0009_outbox_waiting::Migration),
+            Box::new(m0010_version_runtime::Migration),
         ]
     }
 }

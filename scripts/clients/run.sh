@@ -266,8 +266,9 @@ run_web_ssr() {
   expect "$(curl -fsS "$WEB_URL/sitemap.xml")" "<loc>http://localhost:3000/agents/web-word-count</loc>"
 }
 
-# The journey in headless Chromium: a developer publishes, an admin approves, a buyer runs, follows,
-# verifies the mandate and finds the run on the dashboard (web/tests/journey.cjs).
+# The journey in headless Chromium: a developer publishes, an admin reads the package, approves one
+# version and rejects another, a buyer filters, runs, follows, verifies the mandate and finds the
+# run on the dashboard, and the developer sees the earnings (web/tests/journey.cjs).
 run_web_journey() {
   local shots="${FRAMEOS_ARTIFACTS:-/var/tmp/frameos-artifacts}/web-journey"
   [ -n "$WEB_URL" ] || { echo "the web front end did not start" >&2; return 1; }
@@ -279,11 +280,16 @@ run_web_journey() {
   sed 's/"version": "1.0.0"/"version": "1.0.1"/' "$REPO/examples/agents/sentiment/agent.json" >"$WORK/sentiment-bad/agent.json"
   { echo "import subprocess"; cat "$REPO/examples/agents/sentiment/main.py"; } >"$WORK/sentiment-bad/main.py"
   (cd "$WORK/sentiment-bad" && tar -czf "$WORK/sentiment-bad.tar.gz" agent.json main.py)
+  # And a clean 1.0.2, which the admin rejects in words.
+  mkdir -p "$WORK/sentiment-later"
+  sed 's/"version": "1.0.0"/"version": "1.0.2"/' "$REPO/examples/agents/sentiment/agent.json" >"$WORK/sentiment-later/agent.json"
+  cp "$REPO/examples/agents/sentiment/main.py" "$WORK/sentiment-later/main.py"
+  (cd "$WORK/sentiment-later" && tar -czf "$WORK/sentiment-later.tar.gz" agent.json main.py)
   NODE_PATH="${FRAMEOS_BROWSER_DIR:-/var/tmp/frameos-browser}/node_modules" FRAMEOS_WEB_URL="$WEB_URL" \
     FRAMEOS_DEVELOPER_KEY="$(new_key web-journey-developer developer)" FRAMEOS_ADMIN_KEY="$ADMIN_KEY" \
     FRAMEOS_BUYER_KEY="$(new_key web-journey-buyer user)" FRAMEOS_PACKAGE="$WORK/sentiment.tar.gz" \
-    FRAMEOS_BAD_PACKAGE="$WORK/sentiment-bad.tar.gz" \
-    FRAMEOS_SCREENSHOTS="$shots" node "$REPO/web/tests/journey.cjs"
+    FRAMEOS_BAD_PACKAGE="$WORK/sentiment-bad.tar.gz" FRAMEOS_LATER_PACKAGE="$WORK/sentiment-later.tar.gz" \
+    FRAMEOS_DEVELOPER_NAME=web-journey-developer FRAMEOS_SCREENSHOTS="$shots" node "$REPO/web/tests/journey.cjs"
   log "web_journey: screenshots in $shots"
 }
 

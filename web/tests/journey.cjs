@@ -3,23 +3,29 @@
 //   1. a developer signs in (a wrong key is refused with the API's words; the right one becomes
 //      an httpOnly cookie no script can read), creates a paid agent, uploads its package, and
 //      sees it pending review with the scanner's report;
-//   2. an admin signs in and approves it from the review queue;
+//      A third version (1.0.2) passes the scanner;
+//   2. an admin signs in, reads the package's files, approves 1.0.0 from the review queue and
+//      rejects 1.0.2 with a reason from its package page;
 //   3. a buyer finds it on /agents, submits the generated run form empty (refused by the form),
 //      runs it, follows the execution page until it ends, reads the output and the captured
 //      charge, verifies the mandate in the browser, and finds the run and its ledger entries on
-//      the dashboard.
+//      the dashboard. Before that, the filters (runtime, price) include and exclude it, and the
+//      agent page names the developer, shows the manifest's sample output and the versions;
+//   4. the developer sees the agent published, its earnings and the admin's reason.
 // Each person has a browser context of their own. A screenshot of each page goes to
 // FRAMEOS_SCREENSHOTS; on a failure, `failed.png` and the page's text say where it stopped.
 //
 // Environment: FRAMEOS_WEB_URL, FRAMEOS_DEVELOPER_KEY, FRAMEOS_ADMIN_KEY, FRAMEOS_BUYER_KEY,
-// FRAMEOS_PACKAGE (the sentiment example packed as .tar.gz), FRAMEOS_BAD_PACKAGE (its 1.0.1
-// importing subprocess), FRAMEOS_SCREENSHOTS,
+// FRAMEOS_DEVELOPER_NAME, FRAMEOS_PACKAGE (the sentiment example packed as .tar.gz),
+// FRAMEOS_BAD_PACKAGE (its 1.0.1 importing subprocess), FRAMEOS_LATER_PACKAGE (a clean 1.0.2),
+// FRAMEOS_SCREENSHOTS,
 // FRAMEOS_CHROMIUM. puppeteer-core comes from NODE_PATH (scripts/test installs it).
 'use strict';
 
 const fs = require('node:fs');
 const path = require('node:path');
 const puppeteer = require('puppeteer-core');
+const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 const env = (name) => {
   const value = process.env[name];
@@ -30,6 +36,8 @@ const site = env('FRAMEOS_WEB_URL');
 const shots = env('FRAMEOS_SCREENSHOTS');
 const SLUG = 'sentiment';
 const PRICE = 3000;
+const DEVELOPER = env('FRAMEOS_DEVELOPER_NAME');
+const REASON = 'Please describe what the new version changes.';
 
 function check(condition, what) {
   if (!condition) throw new Error(`journey: ${what}`);
@@ -47,8 +55,39 @@ async function person(browser, name, pageErrors) {
     page,
     shot: (file) => page.screenshot({ path: path.join(shots, `${file}.png`), fullPage: true }),
     text: (selector) => page.$eval(selector, (el) => el.textContent || ''),
-    go: (route) => page.goto(`${site}${route}`),
+    // Until the network settles: the page's scripts are loaded and its forms hydrated.
+    go: (route) => page.goto(`${site}${route}`, { waitUntil: 'networkidle2' }),
+    // WCAG 2 A/AA rules by axe-core (labels, contrast, names, landmarks) on the page as it
+    // is, then the same page at a phone's width: nothing may stick out sideways.
+    audit: async (name) => {
+      await page.addScriptTag({ content: axeSource });
+      const found = await page.evaluate(async () => {
+        const result = await window.axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21aa'] });
+        return result.violations.map((v) => `${v.id} (${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')})`);
+      });
+      check(found.length === 0, `${name} passes the accessibility audit (${found.join('; ')})`);
+      const desktop = page.viewport();
+      // Desktop mode at a phone's width: a mobile viewport would zoom out to fit what overflows.
+      await page.setViewport({ width: 390, height: 844 });
+      const [wide, culprits] = await page.evaluate(() => {
+        const width = document.documentElement.clientWidth;
+        // The innermost elements that stick out, to say what to fix.
+        const out = [...document.querySelectorAll('body *')].filter(
+          (el) => el.getBoundingClientRect().right > width + 1 && ![...el.children].some((c) => c.getBoundingClientRect().right > width + 1),
+        );
+        const name = (el) => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}${el.className ? `.${String(el.className).split(' ').join('.')}` : ''}`;
+        return [document.documentElement.scrollWidth - width, out.slice(0, 4).map(name).join(', ')];
+      });
+      await page.screenshot({ path: path.join(shots, `phone-${name.replaceAll(/[^a-z0-9]+/gi, '-')}.png`), fullPage: true });
+      await page.setViewport(desktop);
+      check(wide <= 0, `${name} fits a phone's width (${wide} px too wide${culprits ? `: ${culprits}` : ''})`);
+    },
     submit: (selector) => Promise.all([page.waitForNavigation(), page.click(selector)]),
+    // Follows a link (a client-side navigation) until the next page shows `ready`.
+    open: async (selector, ready) => {
+      await page.click(selector);
+      await page.waitForSelector(ready);
+    },
     signIn: async (key, next) => {
       await page.goto(`${site}/signin?next=${encodeURIComponent(next)}`);
       await page.type('#key', key);
@@ -95,6 +134,7 @@ async function developer(browser, errors) {
   const published = await dev.text('[data-testid=published]');
   check(published.includes('Version 1.0.0: pending review'), `the upload is pending review (${published})`);
   await dev.shot('02-developer-published');
+  await dev.audit('the developer page');
 
   // A package the scanner refuses: its findings name the file and the line. (The form was
   // reset after the first upload, as React resets a form once its action ran.)
@@ -110,9 +150,32 @@ async function developer(browser, errors) {
   );
   await dev.shot('02b-developer-scan-refused');
 
+  // 1.0.2: clean, for the admin to reject in words.
+  await page.type(`${publish} #publish-slug`, SLUG);
+  const third = await page.$(`${publish} #package`);
+  await third.uploadFile(env('FRAMEOS_LATER_PACKAGE'));
+  await page.click(`${publish} button[type=submit]`);
+  await page.waitForFunction(() => document.querySelector('[data-testid=published]')?.textContent?.includes('1.0.2'));
+  check((await dev.text('[data-testid=published]')).includes('Version 1.0.2: pending review'), 'a third version waits for review');
+
   await dev.go(`/developer?agent=${SLUG}`);
-  const table = await dev.text('table');
+  const mine = await dev.text('[data-testid=my-agents]');
+  check(mine.includes('Sentiment') && mine.includes('not yet'), `the developer's agents list the unpublished one (${mine})`);
+  const table = await dev.text('table[aria-label=Versions]');
   check(table.includes('pending review') && table.includes('rejected'), `the versions' review statuses are listed (${table})`);
+  await dev.context.close();
+}
+
+/** After the admin's decisions and the buyer's paid run: the developer's own view of them. */
+async function developerAfterwards(browser, errors) {
+  const dev = await person(browser, 'the developer, later', errors);
+  await dev.signIn(env('FRAMEOS_DEVELOPER_KEY'), '/developer');
+  await dev.go(`/developer?agent=${SLUG}`);
+  const row = await dev.text(`[data-testid=my-agents] tr[data-agent=${SLUG}]`);
+  check(row.includes('1.0.0') && row.includes('₹21.00 from 1 paid run'), `the developer sees the agent published and its earnings (${row})`);
+  const table = await dev.text('table[aria-label=Versions]');
+  check(table.includes(`rejected: ${REASON}`), `the admin's reason for rejecting 1.0.2 reaches the developer (${table})`);
+  await dev.shot('09-developer-earnings');
   await dev.context.close();
 }
 
@@ -124,9 +187,28 @@ async function admin(browser, errors) {
   await page.waitForSelector(card);
   check((await reviewer.text(card)).includes('"runtime": "python"'), 'the review shows the manifest');
   await reviewer.shot('03-admin-reviews');
+  await reviewer.audit('the review queue');
+  // The package itself: every file, and the code that will run.
+  await reviewer.open(`${card} a[href="/admin/reviews/${SLUG}/1.0.0"]`, '[data-testid=files]');
+  const files = await reviewer.text('[data-testid=files]');
+  check(files.includes('agent.json') && files.includes('main.py'), `the reviewer sees the package's files (${files})`);
+  await reviewer.open(`[data-testid=files] a[href$="file=main.py"]`, '[data-testid=file]');
+  check((await reviewer.text('[data-testid=file]')).includes('def run(inputs, ctx)'), "and reads the agent's code");
+  await reviewer.shot('03b-admin-package-files');
+  await reviewer.audit('the package page');
+  await reviewer.go('/admin/reviews');
   await reviewer.submit(`${card} button[aria-label="Approve ${SLUG} 1.0.0"]`);
   check((await reviewer.text('[role=status]')) === `${SLUG} 1.0.0 is published.`, 'the admin approves it');
   check((await page.$(card)) === null, 'and it leaves the queue');
+
+  // 1.0.2 passes the scanner; the admin rejects it with a reason, from the package page.
+  const later = `article[aria-label="${SLUG} 1.0.2"]`;
+  await page.waitForSelector(later);
+  const reason = `#reason-${SLUG}-1\\.0\\.2`;
+  await reviewer.open(`${later} a[href="/admin/reviews/${SLUG}/1.0.2"]`, "[data-testid=files]");
+  await page.type(reason, REASON);
+  await reviewer.submit(`button[aria-label="Reject ${SLUG} 1.0.2"]`);
+  check((await reviewer.text('[role=status]')) === `${SLUG} 1.0.2 is rejected.`, 'the admin rejects a version with a reason');
   await reviewer.context.close();
 }
 
@@ -136,10 +218,32 @@ async function buyer(browser, errors) {
   await b.signIn(env('FRAMEOS_BUYER_KEY'), '/agents');
   check((await b.text('main')).includes('Scores the sentiment of English text.'), 'the buyer finds it on /agents');
   check((await b.text('main')).includes('Python'), 'its card says what it runs on');
+  check((await b.text('main')).includes(`by ${DEVELOPER}`), 'and who made it');
   await b.shot('04-agents');
+  await b.audit('/agents');
+  // The filters: Node.js agents leave it out, Python ones under ₹50 keep it.
+  await page.select('select[name=runtime]', 'node');
+  await b.submit('form.filters button[type=submit]');
+  check(!(await b.text('main')).includes('Scores the sentiment'), 'filtering by the Node.js runtime leaves it out');
+  await page.select('select[name=runtime]', 'python');
+  await page.select('select[name=max_price]', '50');
+  await b.submit('form.filters button[type=submit]');
+  check(new URL(page.url()).search.includes('runtime=python'), 'the filters are in the address, to share');
+  check((await b.text('main')).includes('Scores the sentiment'), 'Python agents up to ₹50 include it');
+  await page.select('select[name=max_price]', '10');
+  await b.submit('form.filters button[type=submit]');
+  check(!(await b.text('main')).includes('Scores the sentiment'), 'a ₹10 cap leaves the ₹30 agent out');
+  await b.go('/agents');
   await b.submit(`a[href="/agents/${SLUG}"]`);
   check((await b.text('h1')) === 'Sentiment', 'the agent page is open');
   check((await b.text('main')).includes('no network'), 'the page says what the agent may do');
+  check((await b.text('[data-testid=developer]')).includes(DEVELOPER), "the page names the agent's developer");
+  const sample = JSON.parse(await b.text('[data-testid=sample-output]'));
+  check(sample.label === 'positive', `the page shows a sample output from the manifest (${JSON.stringify(sample)})`);
+  const releases = await b.text('[data-testid=releases]');
+  check(releases.includes('1.0.0') && releases.includes('First release') && !releases.includes('1.0.2'), `the versions list shows published ones with their changelog (${releases})`);
+  await b.shot('04b-agent-page');
+  await b.audit('the agent page');
 
   const run = 'form[aria-label="Run this agent"]';
   await page.click(`${run} button[type=submit]`);
@@ -165,6 +269,7 @@ async function buyer(browser, errors) {
   const verdict = await b.text('[data-testid=mandate-verdict]');
   check(verdict.startsWith(`Valid: signed for this execution, ${PRICE} INR`), `the mandate verifies in the browser (${verdict})`);
   await b.shot('06-execution-succeeded');
+  await b.audit('the execution page');
 
   // Live: a free agent that prints a line every 1.5 s. The status on the page is the server's
   // until the run ends, so a third line shown beside a status that is not final came through
@@ -184,6 +289,7 @@ async function buyer(browser, errors) {
   check(dashboard.includes(`${SLUG} 1.0.0`) && dashboard.includes('₹30.00 captured'), 'the paid run is on the dashboard');
   check((await b.text('[data-testid=balance]')).includes('30.00'), 'the balance shows the ledger');
   await b.shot('08-dashboard');
+  await b.audit('the dashboard');
   await b.context.close();
 }
 
@@ -199,6 +305,7 @@ async function main() {
     await developer(browser, errors);
     await admin(browser, errors);
     await buyer(browser, errors);
+    await developerAfterwards(browser, errors);
     check(errors.length === 0, `no script error on any page (${errors.join('; ')})`);
   } catch (error) {
     // What the last page showed when the journey stopped, for whoever reads the failure.

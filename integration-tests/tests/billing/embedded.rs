@@ -5,7 +5,7 @@
 use frameos_integration_tests::{Backend, Mesh, packages, rail};
 use serde_json::json;
 
-use super::{PRICE, balance, me, verify_ledger};
+use super::{PRICE, balance, earnings, me, verify_ledger};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_paid_execution_settles_on_sqlite() {
@@ -57,6 +57,16 @@ async fn a_paid_execution_settles_on_sqlite() {
         json!({"status": "captured", "amount_minor": 1000, "currency": "JPY",
                "splits": {"developer": 700, "platform": 269, "orchestrator": 0, "rail_fee": 31}}),
         "{done}"
+    );
+    // Earnings per agent and currency on SQLite's dialect too, highest first.
+    assert_eq!(
+        earnings(&mesh, &dev).await,
+        json!([
+            {"agent": "word-count", "agent_name": "word-count", "currency": "INR",
+             "paid_executions": 1, "earned_minor": 7000},
+            {"agent": "yen", "agent_name": "yen", "currency": "JPY",
+             "paid_executions": 1, "earned_minor": 700},
+        ])
     );
 
     assert_eq!(balance(&mesh, &dev, &dev_id).await, 7000);

@@ -40,6 +40,13 @@ async fn balance(mesh: &Mesh, key: &str, account: &str) -> i64 {
     body["balance_minor"].as_i64().unwrap()
 }
 
+/// `GET /v1/me/earnings` of the developer `key`: its items.
+async fn earnings(mesh: &Mesh, key: &str) -> Value {
+    let (status, body) = get(mesh, Some(key), "/v1/me/earnings").await;
+    assert_eq!(status, 200, "{body}");
+    body["items"].clone()
+}
+
 async fn verify_ledger(mesh: &Mesh) -> frameos_control_plane::billing::ledger::Verification {
     frameos_control_plane::verify_ledger(mesh.database_url())
         .await
@@ -78,6 +85,14 @@ async fn a_paid_success_is_captured_once_and_split_in_the_ledger() {
     );
     assert_eq!(balance(&mesh, &dev, &dev_id).await, 7000);
     assert_eq!(balance(&mesh, &user, &user_id).await, -PRICE);
+    // The developer's earnings per agent: their share of the captured charge.
+    assert_eq!(
+        earnings(&mesh, &dev).await,
+        json!([{"agent": "word-count", "agent_name": "word-count", "currency": "INR",
+                "paid_executions": 1, "earned_minor": 7000}])
+    );
+    let (status, _) = get(&mesh, Some(&user), "/v1/me/earnings").await;
+    assert_eq!(status, 403, "a user earns nothing and may not ask");
     let report = verify_ledger(&mesh).await;
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.transactions, 1);
@@ -227,8 +242,9 @@ async fn failures_cancels_free_agents_and_declines_cost_nothing() {
     let (_, list) = get(&mesh, Some(&declined), "/v1/executions").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 0);
 
-    // Nobody's balance moved.
+    // Nobody's balance moved, and a voided charge earns nothing.
     assert_eq!(balance(&mesh, &dev, &dev_id).await, 0);
+    assert_eq!(earnings(&mesh, &dev).await, json!([]));
     assert_eq!(balance(&mesh, &user, &user_id).await, 0);
     let report = verify_ledger(&mesh).await;
     assert!(report.is_clean(), "{report:?}");

@@ -35,8 +35,9 @@ pub fn pricing(m: &agent::Model) -> v1::Pricing {
     v1::Pricing { model: Some(model) }
 }
 
-pub fn agent(m: &agent::Model, latest: Option<v1::Version>) -> v1::Agent {
+pub fn agent(m: &agent::Model, latest: Option<v1::Version>, owner_name: String) -> v1::Agent {
     v1::Agent {
+        owner_name,
         id: m.id.clone(),
         slug: m.slug.clone(),
         name: m.name.clone(),
@@ -75,6 +76,7 @@ pub fn version(
             decided_at: Some(timestamp(r.created_at)),
         }),
         created_at: Some(timestamp(m.created_at)),
+        published_at: m.published_at.map(timestamp),
     }
 }
 

@@ -14,7 +14,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::routes::{accounts, agents, billing, executions, ops, reviews, versions};
+use crate::routes::{accounts, agents, billing, executions, ops, packages, reviews, versions};
 use crate::view;
 
 #[derive(OpenApi)]
@@ -38,6 +38,9 @@ use crate::view;
         agents::update_agent,
         versions::publish_version,
         versions::list_versions,
+        versions::list_releases,
+        packages::list_files,
+        packages::get_file,
         reviews::list_reviews,
         reviews::approve_version,
         reviews::reject_version,
@@ -51,6 +54,7 @@ use crate::view;
         billing::get_balance,
         billing::list_mandate_keys,
         billing::get_mandate,
+        billing::list_earnings,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -70,6 +74,12 @@ use crate::view;
         view::NewAccountView,
         crate::pricing::Pricing,
         view::AgentView,
+        packages::PackageFileView,
+        packages::PackageFileList,
+        packages::PackageFileContent,
+        packages::ContentEncoding,
+        billing::AgentEarningsView,
+        billing::EarningsList,
         view::AgentList,
         view::VersionView,
         view::VersionList,

@@ -118,6 +118,8 @@ pub struct AgentView {
     pub name: String,
     pub description: String,
     pub owner_id: String,
+    /// The developer's account name, as the marketplace shows it.
+    pub owner_name: String,
     pub pricing: Pricing,
     /// The highest published version; null while none is.
     #[schema(required = true)]
@@ -140,6 +142,7 @@ impl TryFrom<v1::Agent> for AgentView {
             name: a.name,
             description: a.description,
             owner_id: a.owner_id,
+            owner_name: a.owner_name,
         })
     }
 }
@@ -189,6 +192,10 @@ pub struct VersionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, format = DateTime)]
     pub created_at: Option<String>,
+    /// When an admin approved it; absent unless published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub published_at: Option<String>,
 }
 
 impl TryFrom<v1::Version> for VersionView {
@@ -198,6 +205,7 @@ impl TryFrom<v1::Version> for VersionView {
         Ok(VersionView {
             manifest: manifest(&v),
             created_at: timestamp(v.created_at.as_ref()),
+            published_at: timestamp(v.published_at.as_ref()),
             scan: ScanView::from(v.scan.unwrap_or_default()),
             review: v.review.map(ReviewView::try_from).transpose()?,
             status: word(v.status, "version status")?,
@@ -240,6 +248,14 @@ impl TryFrom<v1::ListVersionsResponse> for VersionList {
     type Error = Error;
 
     fn try_from(r: v1::ListVersionsResponse) -> Result<Self, Error> {
+        VersionList::of(r.items)
+    }
+}
+
+impl TryFrom<v1::ListReleasesResponse> for VersionList {
+    type Error = Error;
+
+    fn try_from(r: v1::ListReleasesResponse) -> Result<Self, Error> {
         VersionList::of(r.items)
     }
 }
@@ -747,6 +763,7 @@ mod tests {
             manifest_json: r#"{"name":"word-count","runtime":"node"}"#.into(),
             review,
             created_at: at(1_700_000_000, 0),
+            published_at: None,
         }
     }
 
@@ -806,9 +823,11 @@ mod tests {
             pricing: Some(Pricing::Free.into()),
             latest_version: None,
             created_at: at(1_700_000_000, 0),
+            owner_name: "Ada".into(),
         };
         let json = serde_json::to_value(AgentView::try_from(agent.clone()).unwrap()).unwrap();
         assert_eq!(json["pricing"], json!({"model": "free"}));
+        assert_eq!(json["owner_name"], "Ada");
         assert_eq!(json["latest_version"], serde_json::Value::Null);
         assert_eq!(json["description"], "");
 

@@ -74,6 +74,9 @@ async function call<T>(path: string, { key, json, contentType, ...init }: Option
 
 export interface AgentQuery {
   q?: string;
+  runtime?: string;
+  pricingModel?: string;
+  maxPriceMinor?: number;
   pageToken?: string;
   pageSize?: number;
 }
@@ -82,6 +85,9 @@ export interface AgentQuery {
 export function listAgents(query: AgentQuery = {}): Promise<AgentList> {
   const params = new URLSearchParams();
   if (query.q) params.set("q", query.q);
+  if (query.runtime) params.set("runtime", query.runtime);
+  if (query.pricingModel) params.set("pricing_model", query.pricingModel);
+  if (query.maxPriceMinor) params.set("max_price_minor", String(query.maxPriceMinor));
   if (query.pageToken) params.set("page_token", query.pageToken);
   if (query.pageSize) params.set("page_size", String(query.pageSize));
   const search = params.size > 0 ? `?${params.toString()}` : "";
@@ -207,4 +213,36 @@ export function listExecutions(key: string, query: ExecutionQuery): Promise<Exec
 /** An account's balance and the ledger entries behind it. */
 export function getBalance(key: string, accountId: string): Promise<Balance> {
   return call<Balance>(`/v1/accounts/${encodeURIComponent(accountId)}/balance`, { key, cache: "no-store" });
+}
+
+/** The caller's own agents (a developer), published or not. */
+export function listMyAgents(key: string): Promise<AgentList> {
+  return call<AgentList>("/v1/agents?mine=true&page_size=100", { key, cache: "no-store" });
+}
+
+/** The published versions of an agent, highest first: its release history. */
+export function listReleases(slug: string): Promise<VersionList> {
+  return call<VersionList>(`/v1/agents/${encodeURIComponent(slug)}/releases`, {
+    next: { revalidate: LIST_SECONDS, tags: [AGENTS_TAG] },
+  });
+}
+
+export type PackageFileList = components["schemas"]["PackageFileList"];
+export type PackageFileContent = components["schemas"]["PackageFileContent"];
+export type Earnings = components["schemas"]["EarningsList"];
+
+/** The files of a version's package (its developer or an admin). */
+export function listPackageFiles(key: string, slug: string, version: string): Promise<PackageFileList> {
+  return call<PackageFileList>(`${versionPath(slug, version)}/files`, { key, cache: "no-store" });
+}
+
+/** One file of a version's package; `path` may hold `/`. */
+export function getPackageFile(key: string, slug: string, version: string, path: string): Promise<PackageFileContent> {
+  const encoded = path.split("/").map(encodeURIComponent).join("/");
+  return call<PackageFileContent>(`${versionPath(slug, version)}/files/${encoded}`, { key, cache: "no-store" });
+}
+
+/** What each of the caller's agents has earned them. */
+export function listEarnings(key: string): Promise<Earnings> {
+  return call<Earnings>("/v1/me/earnings", { key, cache: "no-store" });
 }

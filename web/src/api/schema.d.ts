@@ -122,7 +122,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The marketplace: agents with a published version. No key needed. */
+        /**
+         * The marketplace: agents with a published version, filtered by search text, runtime and
+         *     price. No key needed. With `mine=true` and a developer's key: the caller's own agents,
+         *     published or not.
+         */
         get: operations["list_agents"];
         put?: never;
         /** Creates an agent (developer); the caller becomes its owner. */
@@ -177,6 +181,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agents/{slug}/releases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The release history of a published agent: its published versions, highest first, each with
+         *     its manifest (changelog, examples) and when it was published. No key needed.
+         */
+        get: operations["list_releases"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agents/{slug}/versions": {
         parameters: {
             query?: never;
@@ -209,6 +233,40 @@ export interface paths {
         put?: never;
         /** Publishes a version waiting for review (admin). */
         post: operations["approve_version"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents/{slug}/versions/{version}/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The files of a version's package (owner or admin), so a reviewer reads what will run. */
+        get: operations["list_files"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents/{slug}/versions/{version}/files/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One file of a version's package (owner or admin). */
+        get: operations["get_file"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -413,6 +471,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/earnings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's earnings per agent (a developer): their share of every captured charge. */
+        get: operations["list_earnings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me/keys": {
         parameters: {
             query?: never;
@@ -480,6 +555,25 @@ export interface components {
             /** @description `user`, `developer` or `admin`. */
             role: components["schemas"]["Role"];
         };
+        /** @description What one agent has earned its developer in one currency. */
+        AgentEarningsView: {
+            /** @description The agent's slug. */
+            agent: string;
+            /** @description The agent's display name. */
+            agent_name: string;
+            /** @description ISO 4217 code. */
+            currency: string;
+            /**
+             * Format: int64
+             * @description The developer's share of those charges, in minor units.
+             */
+            earned_minor: number;
+            /**
+             * Format: int64
+             * @description Paid executions whose charge was captured.
+             */
+            paid_executions: number;
+        };
         AgentList: {
             items: components["schemas"]["AgentView"][];
             /** @description Present when there are more; pass it back as `page_token`. */
@@ -493,6 +587,8 @@ export interface components {
             latest_version: null | components["schemas"]["VersionView"];
             name: string;
             owner_id: string;
+            /** @description The developer's account name, as the marketplace shows it. */
+            owner_name: string;
             pricing: components["schemas"]["Pricing"];
             slug: string;
         };
@@ -526,6 +622,11 @@ export interface components {
             /** @description `authorized` while it runs; `captured` once it succeeded, `voided` otherwise. */
             status: components["schemas"]["ChargeStatus"];
         };
+        /**
+         * @description How `content` is spelled: the text itself when the file is UTF-8, else base64.
+         * @enum {string}
+         */
+        ContentEncoding: "utf8" | "base64";
         CreateAccount: {
             /** @description Unique among accounts: 1 to 128 printable characters (surrounding whitespace is trimmed). */
             name: string;
@@ -563,6 +664,13 @@ export interface components {
             /** @description Your name for the key: 1 to 128 printable characters (surrounding whitespace is trimmed). */
             name: string;
             scopes?: ("read" | "run" | "publish" | "admin")[] | null;
+        };
+        EarningsList: {
+            /**
+             * @description One row per agent and currency, highest earnings first; agents that earned nothing are
+             *     left out.
+             */
+            items: components["schemas"]["AgentEarningsView"][];
         };
         /** @description The body of every error response. */
         ErrorBody: {
@@ -769,6 +877,31 @@ export interface components {
          * @description A gzip-compressed tar whose root holds `agent.json` and the agent's code
          */
         Package: string;
+        /** @description One file with its contents. */
+        PackageFileContent: {
+            /** @description The file's contents (at most its first 256 KiB; see `truncated`). */
+            content: string;
+            encoding: components["schemas"]["ContentEncoding"];
+            path: string;
+            /** Format: int64 */
+            size_bytes: number;
+            /** @description The file is larger than what `content` holds. */
+            truncated: boolean;
+        };
+        PackageFileList: {
+            /** @description Every regular file, by path. */
+            items: components["schemas"]["PackageFileView"][];
+        };
+        /** @description One file inside a package. */
+        PackageFileView: {
+            /** @description The path inside the archive, e.g. `src/index.js`. */
+            path: string;
+            /**
+             * Format: int64
+             * @description Its size uncompressed.
+             */
+            size_bytes: number;
+        };
         /** @description How an agent is paid for. Money is integer minor units (paise, cents). */
         Pricing: {
             /** @enum {string} */
@@ -910,6 +1043,11 @@ export interface components {
             created_at?: string;
             /** @description `agent.json` as validated, with defaults filled in. */
             manifest: Record<string, unknown>;
+            /**
+             * Format: date-time
+             * @description When an admin approved it; absent unless published.
+             */
+            published_at?: string;
             /** @description The admin's decision, or the scanner's rejection; absent while pending. */
             review?: components["schemas"]["ReviewView"];
             scan: components["schemas"]["ScanView"];
@@ -1235,6 +1373,15 @@ export interface operations {
                 page_size?: number;
                 /** @description `next_page_token` of the previous page. */
                 page_token?: string;
+                runtime?: "" | "node" | "python";
+                pricing_model?: "" | "free" | "per_execution";
+                /** @description Only agents costing at most this many minor units per execution (free ones included). */
+                max_price_minor?: number;
+                /**
+                 * @description `true`: the caller's own agents (a developer's key), published or not, instead of the
+                 *     marketplace.
+                 */
+                mine?: boolean;
             };
             header?: never;
             path?: never;
@@ -1260,7 +1407,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description An API key was sent but is invalid */
+            /** @description An API key was sent but is invalid, or `mine=true` without a key */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1269,7 +1416,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `validation_failed`: page_size over 100, or q over 200 characters */
+            /** @description `validation_failed`: page_size over 100, q over 200 characters, an unknown runtime or pricing model, or a max_price_minor below 1 */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1589,6 +1736,50 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    list_releases: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent's slug */
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The published versions (at most 100), without their reviews */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description An API key was sent but is invalid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such agent visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     list_versions: {
         parameters: {
             query?: never;
@@ -1797,6 +1988,134 @@ export interface operations {
             };
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
+        };
+    };
+    list_files: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent's slug */
+                slug: string;
+                /** @description The version */
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The package's files */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PackageFileList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Neither the owner nor an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such agent or version visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            /** @description The package store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent's slug */
+                slug: string;
+                /** @description The version */
+                version: string;
+                /** @description The file's path as the listing names it; may contain `/` */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PackageFileContent"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Neither the owner nor an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such agent, version or file visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            /** @description The package store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     reject_version: {
@@ -2327,6 +2646,46 @@ export interface operations {
                 };
             };
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    list_earnings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Earnings per agent and currency */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EarningsList"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a developer */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
         };

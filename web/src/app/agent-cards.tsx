@@ -13,7 +13,10 @@ export function AgentCards({ agents, level }: { agents: Agent[]; level: "h2" | "
           <Heading>
             <Link href={`/agents/${agent.slug}`}>{agent.name}</Link>
           </Heading>
-          <p className="muted">{about(agent)}</p>
+          <p className="muted" data-testid="developer">
+            by {agent.owner_name}
+          </p>
+          <p>{about(agent)}</p>
           <p>{price(agent.pricing)}</p>
           {agent.latest_version ? (
             <>

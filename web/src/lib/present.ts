@@ -86,3 +86,34 @@ export function isFinal(status: ExecutionStatus): boolean {
 export function statusText(status: string): string {
   return status.replaceAll("_", " ");
 }
+
+/** A sample run a developer declares in agent.json (`examples`), read defensively. */
+export interface Example {
+  title: string | null;
+  inputs: unknown;
+  output: unknown;
+  hasOutput: boolean;
+}
+
+export function examples(manifest: Record<string, unknown>): Example[] {
+  return (Array.isArray(manifest.examples) ? manifest.examples : []).map(record).map((example) => ({
+    title: typeof example.title === "string" ? example.title : null,
+    inputs: example.inputs,
+    output: example.output,
+    hasOutput: "output" in example,
+  }));
+}
+
+/** What changed in a version (agent.json `changelog`), or null. */
+export function changelog(manifest: Record<string, unknown>): string | null {
+  return typeof manifest.changelog === "string" && manifest.changelog.trim() ? manifest.changelog : null;
+}
+
+/** A date-time of the API as a calendar day people read ("28 Nov 2026"). */
+export function day(timestamp: string | undefined, locale = "en-GB"): string {
+  if (!timestamp) return "";
+  const date = new Date(timestamp);
+  return Number.isNaN(date.getTime())
+    ? timestamp
+    : new Intl.DateTimeFormat(locale, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" }).format(date);
+}

@@ -1,9 +1,11 @@
 //! `agent.json`: parsed and validated field by field, so every error names its field.
 
 mod domain;
+mod examples;
 mod fields;
 mod schema;
 
+pub use examples::Example;
 pub use schema::validate as validate_json;
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,8 @@ const FIELDS: &[&str] = &[
     "outputs",
     "capabilities",
     "resources",
+    "changelog",
+    "examples",
 ];
 const RESOURCE_FIELDS: &[&str] = &["cpu_cores", "memory_mb", "timeout_ms"];
 const HTTP_REQUEST_FIELDS: &[&str] = &["type", "allow_domains"];
@@ -83,6 +87,10 @@ pub struct Manifest {
     pub outputs: Option<Value>,
     pub capabilities: Vec<Capability>,
     pub resources: Resources,
+    /// What changed in this version, for the release history.
+    pub changelog: Option<String>,
+    /// Sample runs shown on the agent's page.
+    pub examples: Vec<Example>,
 }
 
 impl Manifest {
@@ -111,8 +119,17 @@ impl Manifest {
                 "timeout_ms": self.resources.timeout_ms,
             },
         });
-        if let (Some(outputs), Some(object)) = (&self.outputs, value.as_object_mut()) {
-            object.insert("outputs".into(), outputs.clone());
+        if let Some(object) = value.as_object_mut() {
+            if let Some(outputs) = &self.outputs {
+                object.insert("outputs".into(), outputs.clone());
+            }
+            if let Some(changelog) = &self.changelog {
+                object.insert("changelog".into(), changelog.clone().into());
+            }
+            if !self.examples.is_empty() {
+                let examples = self.examples.iter().map(Example::to_json).collect();
+                object.insert("examples".into(), Value::Array(examples));
+            }
         }
         value
     }
@@ -145,6 +162,7 @@ pub fn parse(json: &[u8], maxima: &PlatformMaxima) -> Result<Manifest, Error> {
     if let Some(outputs) = outputs {
         schema::check("outputs", outputs)?;
     }
+    let examples = examples::examples(fields::optional(&object, "examples"), inputs, outputs)?;
     Ok(Manifest {
         name,
         version,
@@ -153,6 +171,8 @@ pub fn parse(json: &[u8], maxima: &PlatformMaxima) -> Result<Manifest, Error> {
         description,
         inputs: inputs.clone(),
         outputs: outputs.cloned(),
+        changelog: examples::changelog(fields::optional(&object, "changelog"))?,
+        examples,
         capabilities: capabilities(fields::optional(&object, "capabilities"))?,
         resources: resources(fields::optional(&object, "resources"), maxima)?,
     })

@@ -352,3 +352,62 @@ fn instances_are_validated_against_a_schema_with_the_place_named() {
         frameos_package::manifest::validate_json(&schema, &serde_json::json!({})).unwrap_err();
     assert!(missing.contains("text"), "{missing}");
 }
+
+#[test]
+fn a_changelog_and_examples_are_kept_for_the_agents_page() {
+    let mut value = with("changelog", json!("Counts words in Hindi too."));
+    value["outputs"] = json!({ "type": "object", "required": ["words"] });
+    value["examples"] = json!([
+        { "title": "Two words", "inputs": { "text": "hello world" }, "output": { "words": 2 } },
+        { "inputs": { "text": "" } }
+    ]);
+    let manifest = parse(&value).unwrap();
+    assert_eq!(
+        manifest.changelog.as_deref(),
+        Some("Counts words in Hindi too.")
+    );
+    assert_eq!(manifest.examples.len(), 2);
+    assert_eq!(manifest.examples[0].title.as_deref(), Some("Two words"));
+    assert_eq!(manifest.examples[1].output, None);
+    // Stored and served back as given.
+    let stored = manifest.to_json();
+    assert_eq!(stored["changelog"], value["changelog"]);
+    assert_eq!(stored["examples"], value["examples"]);
+    // Absent fields stay absent.
+    let plain = parse(&minimal()).unwrap().to_json();
+    assert!(plain.get("changelog").is_none() && plain.get("examples").is_none());
+}
+
+#[test]
+fn an_example_the_agent_would_refuse_is_refused_with_its_place() {
+    let strict = json!({
+        "type": "object",
+        "properties": { "text": { "type": "string" } },
+        "required": ["text"]
+    });
+    let mut value = with("inputs", strict);
+    value["examples"] = json!([{ "inputs": { "text": "ok" } }, { "inputs": { "text": 5 } }]);
+    refused(&value, &["examples[1].inputs", "inputs schema"]);
+
+    value["outputs"] = json!({ "type": "integer" });
+    value["examples"] = json!([{ "inputs": { "text": "a" }, "output": "two" }]);
+    refused(&value, &["examples[0].output", "outputs schema"]);
+
+    value["examples"] = json!([{ "inputs": { "text": "a" }, "extra": 1 }]);
+    refused(&value, &["examples[0].extra"]);
+
+    value["examples"] = json!([{ "output": 1 }]);
+    refused(&value, &["examples[0].inputs", "required"]);
+
+    let six: Vec<Value> = (0..6)
+        .map(|_| json!({ "inputs": { "text": "a" } }))
+        .collect();
+    value["examples"] = Value::Array(six);
+    refused(&value, &["examples", "at most 5"]);
+
+    refused(
+        &with("changelog", json!("x".repeat(4001))),
+        &["changelog", "4000"],
+    );
+    refused(&with("changelog", json!(3)), &["changelog"]);
+}

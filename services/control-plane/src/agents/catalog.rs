@@ -1,6 +1,6 @@
 //! Agents: creation, the marketplace listing and lookups with their visibility rules.
 
-use frameos_core::{PricingModel, VersionStatus};
+use frameos_core::{PricingModel, Runtime, VersionStatus};
 use std::collections::HashMap;
 
 use chrono::Utc;
@@ -14,7 +14,7 @@ use sea_orm::{
 };
 
 use crate::accounts::auth::Principal;
-use crate::entity::{agent, agent_version};
+use crate::entity::{account, agent, agent_version};
 use crate::{db, view};
 
 const MAX_PAGE_SIZE: u64 = 100;
@@ -61,7 +61,7 @@ pub async fn create(
         )
     })?;
     tracing::info!(agent_id = %row.id, slug = %row.slug, "agent created");
-    Ok(view::agent(&row, None))
+    Ok(present(db, vec![row]).await?.remove(0))
 }
 
 /// The agent columns (`pricing_model`, `price_minor`, `currency`) of `pricing`, checked: a
@@ -125,10 +125,7 @@ pub async fn update_pricing(
     active.updated_at = Set(Utc::now());
     let row = active.update(db).await.map_err(db::error)?;
     tracing::info!(agent_id = %row.id, slug = %row.slug, pricing = %model, "agent pricing changed");
-    let latest = latest_published(db, std::slice::from_ref(&row))
-        .await?
-        .remove(&row.id);
-    Ok(view::agent(&row, latest))
+    Ok(present(db, vec![row]).await?.remove(0))
 }
 
 fn slug_regex() -> &'static Regex {
@@ -219,9 +216,11 @@ pub async fn latest_published(
         .collect())
 }
 
-/// The marketplace: agents with a published version, by slug, keyset-paged.
+/// The marketplace: agents with a published version, by slug, keyset-paged; or with `mine`,
+/// the caller's own agents, published or not.
 pub async fn list(
     db: &DatabaseConnection,
+    caller: Option<&Principal>,
     request: &v1::ListAgentsRequest,
 ) -> Result<v1::ListAgentsResponse, Error> {
     let page_size = match u64::from(request.page_size) {
@@ -231,12 +230,37 @@ pub async fn list(
         }
         n => n,
     };
-    let published = Query::select()
+    let mut published = Query::select()
         .column(agent_version::Column::AgentId)
         .from(agent_version::Entity)
         .and_where(agent_version::Column::Status.eq(VersionStatus::Published))
         .to_owned();
-    let mut condition = Condition::all().add(agent::Column::Id.in_subquery(published));
+    if !request.runtime.is_empty() {
+        let runtime: Runtime = request.runtime.parse().map_err(|e: Error| {
+            Error::new(
+                ErrorCode::ValidationFailed,
+                format!("runtime: {}", e.message),
+            )
+        })?;
+        published.and_where(agent_version::Column::Runtime.eq(runtime));
+    }
+    let mut condition = Condition::all();
+    if request.mine {
+        let Some(caller) = caller else {
+            return Err(Error::new(
+                ErrorCode::Unauthenticated,
+                "mine=true lists the caller's agents: send an API key",
+            ));
+        };
+        condition = condition.add(agent::Column::OwnerId.eq(caller.account_id.as_str()));
+        // An unpublished agent has no version to filter by runtime on: only filter when asked.
+        if !request.runtime.is_empty() {
+            condition = condition.add(agent::Column::Id.in_subquery(published));
+        }
+    } else {
+        condition = condition.add(agent::Column::Id.in_subquery(published));
+    }
+    condition = pricing_filter(condition, request)?;
     if !request.page_token.is_empty() {
         condition = condition.add(agent::Column::Slug.gt(request.page_token.as_str()));
     }
@@ -267,15 +291,71 @@ pub async fn list(
         .await
         .map_err(db::error)?;
     let next_page_token = crate::paging::next_page(&mut rows, page_size, |r| r.slug.clone());
-    let mut latest = latest_published(db, &rows).await?;
-    let items = rows
-        .iter()
-        .map(|row| view::agent(row, latest.remove(&row.id)))
-        .collect();
     Ok(v1::ListAgentsResponse {
-        items,
+        items: present(db, rows).await?,
         next_page_token,
     })
+}
+
+/// `pricing_model` and `max_price_minor` of a listing as conditions on the agent row.
+fn pricing_filter(
+    mut condition: Condition,
+    request: &v1::ListAgentsRequest,
+) -> Result<Condition, Error> {
+    if !request.pricing_model.is_empty() {
+        let model: PricingModel = request.pricing_model.parse().map_err(|e: Error| {
+            Error::new(
+                ErrorCode::ValidationFailed,
+                format!("pricing_model: {}", e.message),
+            )
+        })?;
+        condition = condition.add(agent::Column::PricingModel.eq(model));
+    }
+    match request.max_price_minor {
+        0 => {}
+        n if n < 0 => return Err(invalid("max_price_minor must be positive")),
+        n => {
+            condition = condition.add(
+                Condition::any()
+                    .add(agent::Column::PricingModel.eq(PricingModel::Free))
+                    .add(agent::Column::PriceMinor.lte(n)),
+            );
+        }
+    }
+    Ok(condition)
+}
+
+/// The API view of `rows`: each with its latest published version and its owner's name, in
+/// two statements whatever the number of rows.
+pub async fn present(
+    db: &DatabaseConnection,
+    rows: Vec<agent::Model>,
+) -> Result<Vec<v1::Agent>, Error> {
+    let latest = latest_published(db, &rows).await?;
+    with_owners(db, rows, latest).await
+}
+
+/// As [`present`], with the latest published versions already at hand.
+pub async fn with_owners(
+    db: &DatabaseConnection,
+    rows: Vec<agent::Model>,
+    mut latest: HashMap<String, v1::Version>,
+) -> Result<Vec<v1::Agent>, Error> {
+    let owners: HashMap<String, String> = account::Entity::find()
+        .filter(account::Column::Id.is_in(rows.iter().map(|r| r.owner_id.as_str())))
+        .all(db)
+        .await
+        .map_err(db::error)?
+        .into_iter()
+        .map(|a| (a.id, a.name))
+        .collect();
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let owner = owners.get(&row.owner_id).cloned().unwrap_or_default();
+            view::agent(row, latest.remove(&row.id), owner)
+        })
+        .collect())
 }
 
 fn escape_like(s: &str) -> String {

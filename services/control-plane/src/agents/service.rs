@@ -8,6 +8,7 @@ use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
 use super::catalog;
+use super::package_files::PackageFiles;
 use super::reviews::{self, Decision, Target};
 use super::versions::{self, Publisher};
 use crate::accounts::auth;
@@ -15,6 +16,7 @@ use crate::accounts::auth;
 pub struct Agents {
     db: DatabaseConnection,
     publisher: Publisher,
+    files: PackageFiles,
     billing: crate::billing::Billing,
 }
 
@@ -22,6 +24,11 @@ impl Agents {
     pub fn new(publisher: Publisher, billing: crate::billing::Billing) -> Self {
         Agents {
             db: publisher.db.clone(),
+            files: PackageFiles {
+                db: publisher.db.clone(),
+                store: publisher.store.clone(),
+                limits: publisher.limits,
+            },
             publisher,
             billing,
         }
@@ -53,7 +60,13 @@ impl AgentService for Agents {
         &self,
         request: Request<v1::ListAgentsRequest>,
     ) -> Result<Response<v1::ListAgentsResponse>, Status> {
-        reply(catalog::list(&self.db, request.get_ref()).await)
+        reply(
+            async {
+                let caller = auth::caller(&request)?;
+                catalog::list(&self.db, caller.as_ref(), request.get_ref()).await
+            }
+            .await,
+        )
     }
 
     async fn get_agent(
@@ -65,9 +78,11 @@ impl AgentService for Agents {
                 let caller = auth::caller(&request)?;
                 let (row, latest) =
                     catalog::visible(&self.db, &request.get_ref().slug, caller.as_ref()).await?;
-                Ok(v1::GetAgentResponse {
-                    agent: Some(crate::view::agent(&row, latest)),
-                })
+                let latest = latest.map(|v| (row.id.clone(), v)).into_iter().collect();
+                let agent = catalog::with_owners(&self.db, vec![row], latest)
+                    .await?
+                    .pop();
+                Ok(v1::GetAgentResponse { agent })
             }
             .await,
         )
@@ -173,6 +188,60 @@ impl AgentService for Agents {
                     catalog::update_pricing(&self.db, &self.billing, &caller, request.get_ref())
                         .await?;
                 Ok(v1::UpdateAgentResponse { agent: Some(agent) })
+            }
+            .await,
+        )
+    }
+
+    async fn list_releases(
+        &self,
+        request: Request<v1::ListReleasesRequest>,
+    ) -> Result<Response<v1::ListReleasesResponse>, Status> {
+        reply(
+            async {
+                let caller = auth::caller(&request)?;
+                let slug = &request.get_ref().agent_slug;
+                let (agent, latest) = catalog::visible(&self.db, slug, caller.as_ref()).await?;
+                let items = match latest {
+                    // Owners and admins see unpublished agents; those have no releases.
+                    None => Vec::new(),
+                    Some(_) => versions::releases(&self.db, &agent).await?,
+                };
+                Ok(v1::ListReleasesResponse { items })
+            }
+            .await,
+        )
+    }
+
+    async fn list_package_files(
+        &self,
+        request: Request<v1::ListPackageFilesRequest>,
+    ) -> Result<Response<v1::ListPackageFilesResponse>, Status> {
+        reply(
+            async {
+                let caller = auth::require(&request, Role::Developer)?;
+                let body = request.get_ref();
+                let items = self
+                    .files
+                    .list(&caller, &body.agent_slug, &body.version)
+                    .await?;
+                Ok(v1::ListPackageFilesResponse { items })
+            }
+            .await,
+        )
+    }
+
+    async fn get_package_file(
+        &self,
+        request: Request<v1::GetPackageFileRequest>,
+    ) -> Result<Response<v1::GetPackageFileResponse>, Status> {
+        reply(
+            async {
+                let caller = auth::require(&request, Role::Developer)?;
+                let body = request.get_ref();
+                self.files
+                    .get(&caller, &body.agent_slug, &body.version, &body.path)
+                    .await
             }
             .await,
         )

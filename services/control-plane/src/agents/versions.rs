@@ -11,8 +11,8 @@ use frameos_package::{Limits, PlatformMaxima};
 use frameos_proto::v1;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 
 use crate::accounts::auth::Principal;
@@ -103,6 +103,7 @@ impl Publisher {
             agent_id: Set(agent.id.clone()),
             version: Set(version.to_string()),
             status: Set(status),
+            runtime: Set(opened.manifest.runtime),
             sha256: Set(opened.sha256.clone()),
             size_bytes: Set(i64::try_from(opened.size_bytes).unwrap_or(i64::MAX)),
             package_key: Set(package_key),
@@ -205,6 +206,30 @@ pub async fn list(
         .map_err(db::error)?;
     let slugs = HashMap::from([(agent.id.clone(), agent.slug.clone())]);
     with_reviews(db, rows, &slugs).await
+}
+
+/// The most releases listed: a release history longer than this is read by its developer
+/// through `ListVersions`.
+const MAX_RELEASES: u64 = 100;
+
+/// The published versions of `agent`, highest first, without their reviews (who reviewed is
+/// not the public's business). Versions only grow, so the newest upload is the highest.
+pub async fn releases(
+    db: &DatabaseConnection,
+    agent: &agent::Model,
+) -> Result<Vec<v1::Version>, Error> {
+    let rows = agent_version::Entity::find()
+        .filter(agent_version::Column::AgentId.eq(&agent.id))
+        .filter(agent_version::Column::Status.eq(VersionStatus::Published))
+        .order_by_desc(agent_version::Column::CreatedAt)
+        .limit(MAX_RELEASES)
+        .all(db)
+        .await
+        .map_err(db::error)?;
+    Ok(rows
+        .iter()
+        .map(|row| view::version(row, &agent.slug, None))
+        .collect())
 }
 
 /// Attaches the latest review of each version.

@@ -4,6 +4,7 @@
 //! a void otherwise. Reconciliation finishes settlements a crash interrupted.
 
 pub mod config;
+pub mod earnings;
 pub mod ledger;
 mod rail;
 mod reconcile;

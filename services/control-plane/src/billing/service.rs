@@ -129,4 +129,27 @@ impl BillingService for BillingApi {
             .await,
         )
     }
+
+    async fn list_earnings(
+        &self,
+        request: Request<v1::ListEarningsRequest>,
+    ) -> Result<Response<v1::ListEarningsResponse>, Status> {
+        reply(
+            async {
+                let caller = auth::require(&request, Role::Developer)?;
+                let asked = &request.get_ref().account_id;
+                let account = if asked.is_empty() {
+                    &caller.account_id
+                } else {
+                    asked
+                };
+                if !caller.is_admin() && *account != caller.account_id {
+                    return Err(Error::not_found(format!("account {account:?}")));
+                }
+                let items = super::earnings::by_agent(&self.db, account).await?;
+                Ok(v1::ListEarningsResponse { items })
+            }
+            .await,
+        )
+    }
 }

@@ -1,4 +1,4 @@
-use frameos_core::VersionStatus;
+use frameos_core::{Runtime, VersionStatus};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -9,6 +9,8 @@ pub struct Model {
     pub agent_id: String,
     pub version: String,
     pub status: VersionStatus,
+    /// The manifest's runtime, for filtering the marketplace.
+    pub runtime: Runtime,
     pub sha256: String,
     pub size_bytes: i64,
     pub package_key: String,

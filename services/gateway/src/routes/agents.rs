@@ -42,6 +42,30 @@ pub struct ListAgentsQuery {
     pub page_size: Option<u32>,
     /// `next_page_token` of the previous page.
     pub page_token: Option<String>,
+    #[param(schema_with = runtime_schema)]
+    pub runtime: Option<String>,
+    #[param(schema_with = pricing_model_schema)]
+    pub pricing_model: Option<String>,
+    /// Only agents costing at most this many minor units per execution (free ones included).
+    #[param(minimum = 1)]
+    pub max_price_minor: Option<i64>,
+    /// `true`: the caller's own agents (a developer's key), published or not, instead of the
+    /// marketplace.
+    pub mine: Option<bool>,
+}
+
+fn runtime_schema() -> utoipa::openapi::Object {
+    limits::one_of(
+        &["", "node", "python"],
+        "Only agents with a published version for this runtime; empty or absent: any.",
+    )
+}
+
+fn pricing_model_schema() -> utoipa::openapi::Object {
+    limits::one_of(
+        &["", "free", "per_execution"],
+        "Only agents with this pricing model; empty or absent: any.",
+    )
 }
 
 /// Creates an agent (developer); the caller becomes its owner.
@@ -85,7 +109,9 @@ pub async fn create_agent(
     Ok((StatusCode::CREATED, Json(reply.into_inner().try_into()?)))
 }
 
-/// The marketplace: agents with a published version. No key needed.
+/// The marketplace: agents with a published version, filtered by search text, runtime and
+/// price. No key needed. With `mine=true` and a developer's key: the caller's own agents,
+/// published or not.
 #[utoipa::path(
     get,
     path = "/v1/agents",
@@ -94,8 +120,8 @@ pub async fn create_agent(
     responses(
         (status = 200, description = "A page of published agents", body = AgentList),
         (status = 400, description = "Malformed query, e.g. a non-numeric page_size", body = ErrorBody),
-        (status = 401, description = "An API key was sent but is invalid", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: page_size over 100, or q over 200 characters", body = ErrorBody),
+        (status = 401, description = "An API key was sent but is invalid, or `mine=true` without a key", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: page_size over 100, q over 200 characters, an unknown runtime or pricing model, or a max_price_minor below 1", body = ErrorBody),
     )
 )]
 pub async fn list_agents(
@@ -107,6 +133,10 @@ pub async fn list_agents(
         query: query.q.unwrap_or_default(),
         page_size: query.page_size.unwrap_or_default(),
         page_token: query.page_token.unwrap_or_default(),
+        runtime: query.runtime.unwrap_or_default(),
+        pricing_model: query.pricing_model.unwrap_or_default(),
+        max_price_minor: query.max_price_minor.unwrap_or_default(),
+        mine: query.mine.unwrap_or_default(),
     };
     let reply = state
         .control_plane

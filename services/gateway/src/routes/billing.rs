@@ -108,3 +108,62 @@ pub async fn get_mandate(
         .await?;
     Ok(Json(reply.into_inner().try_into()?))
 }
+
+/// What one agent has earned its developer in one currency.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AgentEarningsView {
+    /// The agent's slug.
+    pub agent: String,
+    /// The agent's display name.
+    pub agent_name: String,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Paid executions whose charge was captured.
+    pub paid_executions: u64,
+    /// The developer's share of those charges, in minor units.
+    pub earned_minor: i64,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EarningsList {
+    /// One row per agent and currency, highest earnings first; agents that earned nothing are
+    /// left out.
+    pub items: Vec<AgentEarningsView>,
+}
+
+/// The caller's earnings per agent (a developer): their share of every captured charge.
+#[utoipa::path(
+    get,
+    path = "/v1/me/earnings",
+    tag = "billing",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Earnings per agent and currency", body = EarningsList),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "Not a developer", body = ErrorBody),
+    )
+)]
+pub async fn list_earnings(
+    State(state): State<AppState>,
+    key: ApiKey,
+) -> Result<Json<EarningsList>, ApiError> {
+    let request = v1::ListEarningsRequest::default();
+    let reply = state
+        .control_plane
+        .billing()
+        .list_earnings(auth::request(request, Some(&key)))
+        .await?;
+    let items = reply
+        .into_inner()
+        .items
+        .into_iter()
+        .map(|e| AgentEarningsView {
+            agent: e.agent_slug,
+            agent_name: e.agent_name,
+            currency: e.currency,
+            paid_executions: e.paid_executions,
+            earned_minor: e.earned_minor,
+        })
+        .collect();
+    Ok(Json(EarningsList { items }))
+}

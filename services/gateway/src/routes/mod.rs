@@ -6,6 +6,7 @@ pub(crate) mod billing;
 pub(crate) mod executions;
 pub(crate) mod keys;
 pub(crate) mod ops;
+pub(crate) mod packages;
 pub(crate) mod reviews;
 #[cfg(test)]
 mod tests;
@@ -121,6 +122,16 @@ pub fn router(state: AppState, config: &Config) -> Router {
             post(reviews::reject_version),
         )
         .route("/v1/reviews", get(reviews::list_reviews))
+        .route("/v1/agents/{slug}/releases", get(versions::list_releases))
+        .route(
+            "/v1/agents/{slug}/versions/{version}/files",
+            get(packages::list_files),
+        )
+        .route(
+            "/v1/agents/{slug}/versions/{version}/files/{*path}",
+            get(packages::get_file),
+        )
+        .route("/v1/me/earnings", get(billing::list_earnings))
         .route(
             "/v1/agents/{slug}/executions",
             post(executions::create_execution),

@@ -149,6 +149,33 @@ pub async fn list_versions(
     Ok(Json(reply.into_inner().try_into()?))
 }
 
+/// The release history of a published agent: its published versions, highest first, each with
+/// its manifest (changelog, examples) and when it was published. No key needed.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{slug}/releases",
+    tag = "versions",
+    params(("slug" = String, Path, description = "The agent's slug")),
+    responses(
+        (status = 200, description = "The published versions (at most 100), without their reviews", body = VersionList),
+        (status = 401, description = "An API key was sent but is invalid", body = ErrorBody),
+        (status = 404, description = "No such agent visible to the caller", body = ErrorBody),
+    )
+)]
+pub async fn list_releases(
+    State(state): State<AppState>,
+    key: Option<ApiKey>,
+    PathArgs(slug): PathArgs<String>,
+) -> Result<Json<VersionList>, ApiError> {
+    let request = v1::ListReleasesRequest { agent_slug: slug };
+    let reply = state
+        .control_plane
+        .agents()
+        .list_releases(auth::request(request, key.as_ref()))
+        .await?;
+    Ok(Json(reply.into_inner().try_into()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

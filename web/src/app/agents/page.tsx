@@ -14,8 +14,34 @@ export const metadata: Metadata = {
 
 const PAGE_SIZE = 24;
 
+type Param = string | string[] | undefined;
+
 interface Props {
-  searchParams: Promise<{ q?: string | string[]; page_token?: string | string[] }>;
+  searchParams: Promise<{ q?: Param; runtime?: Param; pricing?: Param; max_price?: Param; page_token?: Param }>;
+}
+
+const RUNTIMES = [
+  ["", "Any runtime"],
+  ["node", "Node.js"],
+  ["python", "Python"],
+] as const;
+
+const PRICINGS = [
+  ["", "Free or paid"],
+  ["free", "Free"],
+  ["per_execution", "Paid per run"],
+] as const;
+
+/** The price caps offered, in rupees (the marketplace's currency); the API takes minor units. */
+const MAX_PRICES = [
+  ["", "Any price"],
+  ["10", "Up to ₹10"],
+  ["50", "Up to ₹50"],
+  ["100", "Up to ₹100"],
+] as const;
+
+function oneOf<T extends readonly (readonly [string, string])[]>(options: T, value: string | undefined): string {
+  return options.some(([v]) => v === value) ? (value ?? "") : "";
 }
 
 function first(value: string | string[] | undefined): string | undefined {
@@ -27,10 +53,25 @@ function first(value: string | string[] | undefined): string | undefined {
 export default async function Agents({ searchParams }: Props) {
   const params = await searchParams;
   const q = first(params.q)?.trim() ?? "";
+  const runtime = oneOf(RUNTIMES, first(params.runtime));
+  const pricing = oneOf(PRICINGS, first(params.pricing));
+  const maxPrice = oneOf(MAX_PRICES, first(params.max_price));
   const pageToken = first(params.page_token);
+  const filters: Record<string, string> = {};
+  if (q) filters.q = q;
+  if (runtime) filters.runtime = runtime;
+  if (pricing) filters.pricing = pricing;
+  if (maxPrice) filters.max_price = maxPrice;
   let list: AgentList;
   try {
-    list = await listAgents({ q: q || undefined, pageToken, pageSize: PAGE_SIZE });
+    list = await listAgents({
+      q: q || undefined,
+      runtime: runtime || undefined,
+      pricingModel: pricing || undefined,
+      maxPriceMinor: maxPrice ? Number(maxPrice) * 100 : undefined,
+      pageToken,
+      pageSize: PAGE_SIZE,
+    });
   } catch (error) {
     return (
       <>
@@ -40,7 +81,7 @@ export default async function Agents({ searchParams }: Props) {
     );
   }
   const next = list.next_page_token
-    ? `/agents?${new URLSearchParams({ ...(q ? { q } : {}), page_token: list.next_page_token }).toString()}`
+    ? `/agents?${new URLSearchParams({ ...filters, page_token: list.next_page_token }).toString()}`
     : null;
   return (
     <>
@@ -52,8 +93,42 @@ export default async function Agents({ searchParams }: Props) {
         <input id="q" name="q" type="search" defaultValue={q} placeholder="Search agents" />
         <button type="submit">Search</button>
       </form>
+      <form className="filters" action="/agents" aria-label="Filter agents">
+        {q ? <input type="hidden" name="q" value={q} /> : null}
+        <label>
+          Runtime
+          <select name="runtime" defaultValue={runtime}>
+            {RUNTIMES.map(([value, text]) => (
+              <option key={value} value={value}>
+                {text}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Pricing
+          <select name="pricing" defaultValue={pricing}>
+            {PRICINGS.map(([value, text]) => (
+              <option key={value} value={value}>
+                {text}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Price
+          <select name="max_price" defaultValue={maxPrice}>
+            {MAX_PRICES.map(([value, text]) => (
+              <option key={value} value={value}>
+                {text}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="submit">Filter</button>
+      </form>
       {list.items.length === 0 ? (
-        <p>{q ? `No published agent matches “${q}”.` : "No agent is published yet."}</p>
+        <p>{Object.keys(filters).length > 0 ? "No published agent matches these filters." : "No agent is published yet."}</p>
       ) : (
         <AgentCards agents={list.items} level="h2" />
       )}

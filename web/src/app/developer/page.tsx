@@ -1,9 +1,11 @@
 import type { Metadata } from "next";
 import { redirect } from "next/navigation";
 
-import { type VersionList, listVersions } from "@/api/client";
+import Link from "next/link";
+
+import { type AgentList, type Earnings, type VersionList, listEarnings, listMyAgents, listVersions } from "@/api/client";
 import { sessionKey } from "@/api/session";
-import { statusText } from "@/lib/present";
+import { money, price, statusText } from "@/lib/present";
 
 import { Problem } from "../problem";
 import { NewAgentForm, PublishForm } from "./forms";
@@ -28,9 +30,55 @@ export default async function Developer({ searchParams }: Props) {
       problem = error;
     }
   }
+  let mine: AgentList | null = null;
+  let earnings: Earnings | null = null;
+  let listProblem: unknown = null;
+  try {
+    [mine, earnings] = await Promise.all([listMyAgents(key), listEarnings(key)]);
+  } catch (error) {
+    listProblem = error;
+  }
   return (
     <>
       <h1>Developer</h1>
+      <section aria-labelledby="mine">
+        <h2 id="mine">My agents</h2>
+        {listProblem ? <Problem error={listProblem} /> : null}
+        {mine && mine.items.length === 0 ? <p>You have no agent yet: create one below.</p> : null}
+        {mine && mine.items.length > 0 ? (
+          <table data-testid="my-agents">
+            <thead>
+              <tr>
+                <th scope="col">Agent</th>
+                <th scope="col">Price</th>
+                <th scope="col">Published</th>
+                <th scope="col">Earned</th>
+              </tr>
+            </thead>
+            <tbody>
+              {mine.items.map((agent) => {
+                const earned = earnings?.items.filter((e) => e.agent === agent.slug) ?? [];
+                return (
+                  <tr key={agent.id} data-agent={agent.slug}>
+                    <td>
+                      <Link href={`/developer?agent=${encodeURIComponent(agent.slug)}`}>{agent.name}</Link>
+                    </td>
+                    <td>{price(agent.pricing)}</td>
+                    <td>{agent.latest_version ? <Link href={`/agents/${agent.slug}`}>{agent.latest_version.version}</Link> : "not yet"}</td>
+                    <td data-testid="earned">
+                      {earned.length === 0
+                        ? "—"
+                        : earned
+                            .map((e) => `${money(e.earned_minor, e.currency)} from ${e.paid_executions} paid run${e.paid_executions === 1 ? "" : "s"}`)
+                            .join("; ")}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        ) : null}
+      </section>
       <section aria-labelledby="versions">
         <h2 id="versions">Versions and reviews</h2>
         <form className="search" action="/developer">
@@ -45,7 +93,7 @@ export default async function Developer({ searchParams }: Props) {
           versions.items.length === 0 ? (
             <p>No version yet.</p>
           ) : (
-            <table>
+            <table aria-label="Versions">
               <thead>
                 <tr>
                   <th scope="col">Version</th>

@@ -95,6 +95,13 @@ impl BillingService for FakeBilling {
             }),
         }))
     }
+
+    async fn list_earnings(
+        &self,
+        _request: tonic::Request<frameos_proto::v1::ListEarningsRequest>,
+    ) -> Result<tonic::Response<frameos_proto::v1::ListEarningsResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not faked"))
+    }
 }
 
 async fn fake_control_plane(shutdown: CancellationToken, billing: FakeBilling) -> Config {

@@ -1,4 +1,5 @@
 import type { Metadata } from "next";
+import Link from "next/link";
 import { redirect } from "next/navigation";
 
 import { type VersionList, listReviews } from "@/api/client";
@@ -52,6 +53,11 @@ export default async function Reviews({ searchParams }: Props) {
             {v.size_bytes} bytes · sha256 <code>{v.sha256}</code>
           </p>
           <Scan scan={v.scan} />
+          <p>
+            <Link href={`/admin/reviews/${encodeURIComponent(v.agent)}/${encodeURIComponent(v.version)}`}>
+              Read the package files of {v.agent} {v.version}
+            </Link>
+          </p>
           <details>
             <summary>Manifest</summary>
             <pre className="json">{JSON.stringify(v.manifest, null, 2)}</pre>

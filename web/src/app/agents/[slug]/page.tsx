@@ -1,9 +1,10 @@
 import type { Metadata } from "next";
 import { notFound } from "next/navigation";
 
-import { type Agent, getAgent } from "@/api/client";
-import { about, capabilities, price } from "@/lib/present";
+import { type Agent, type Version, getAgent, listReleases } from "@/api/client";
+import { about, capabilities, changelog, day, examples, price } from "@/lib/present";
 
+import { JsonView } from "../../json-view";
 import { Problem } from "../../problem";
 import { RunForm } from "./run-form";
 
@@ -51,9 +52,18 @@ export default async function AgentPage({ params }: Props) {
   const { agent } = loaded;
   const version = agent.latest_version;
   const can = version ? capabilities(version.manifest) : null;
+  // The release history is secondary: without it the page still sells and runs the agent.
+  const releases: Version[] = await listReleases(agent.slug).then(
+    (list) => list.items,
+    () => [],
+  );
+  const samples = version ? examples(version.manifest) : [];
   return (
     <article>
       <h1>{agent.name}</h1>
+      <p className="muted" data-testid="developer">
+        by {agent.owner_name}
+      </p>
       <p>{about(agent)}</p>
       <dl className="facts">
         <dt>Price</dt>
@@ -88,6 +98,37 @@ export default async function AgentPage({ params }: Props) {
         <section aria-labelledby="run">
           <h2 id="run">Run it</h2>
           <RunForm slug={agent.slug} schema={version.manifest.inputs} />
+        </section>
+      ) : null}
+      {samples.length > 0 ? (
+        <section aria-labelledby="samples">
+          <h2 id="samples">Sample output</h2>
+          {samples.map((sample, index) => (
+            <figure key={index} className="sample">
+              <figcaption>{sample.title ?? `Example ${index + 1}`}</figcaption>
+              <h3>Inputs</h3>
+              <JsonView value={sample.inputs} />
+              {sample.hasOutput ? (
+                <>
+                  <h3>Output</h3>
+                  <JsonView value={sample.output} testId={index === 0 ? "sample-output" : undefined} />
+                </>
+              ) : null}
+            </figure>
+          ))}
+        </section>
+      ) : null}
+      {releases.length > 0 ? (
+        <section aria-labelledby="releases">
+          <h2 id="releases">Versions</h2>
+          <ol className="releases" data-testid="releases">
+            {releases.map((release) => (
+              <li key={release.version}>
+                <strong>{release.version}</strong> <span className="muted">{day(release.published_at ?? release.created_at)}</span>
+                {changelog(release.manifest) ? <p>{changelog(release.manifest)}</p> : null}
+              </li>
+            ))}
+          </ol>
         </section>
       ) : null}
     </article>

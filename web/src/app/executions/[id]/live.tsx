@@ -59,7 +59,7 @@ export function Live({ id, lines: first, running }: { id: string; lines: LogLine
       {lines.length === 0 ? (
         <p className="muted">{running ? "Waiting for the first line…" : "The agent printed nothing."}</p>
       ) : (
-        <ol className="logs" aria-live="polite">
+        <ol className="logs" aria-live="polite" aria-label="Log" tabIndex={0}>
           {lines.map((l) => (
             <li key={l.seq} className={l.stream}>
               {l.stream === "system" ? <strong>[platform] </strong> : null}

@@ -14,6 +14,7 @@ import {
 import { sessionKey } from "@/api/session";
 import { isFinal, money, statusText } from "@/lib/present";
 
+import { JsonView } from "../../json-view";
 import { Problem } from "../../problem";
 import { Live } from "./live";
 import { VerifyMandate } from "./verify";
@@ -95,9 +96,7 @@ export default async function ExecutionPage({ params }: Props) {
       {execution.output !== undefined ? (
         <section aria-labelledby="output">
           <h2 id="output">Output</h2>
-          <pre className="json" data-testid="output">
-            {JSON.stringify(execution.output, null, 2)}
-          </pre>
+          <JsonView value={execution.output} testId="output" />
         </section>
       ) : null}
       {mandate && charge ? (
