@@ -382,3 +382,91 @@ async fn versions_stored_before_the_runtime_column_get_their_runtime_from_the_ma
     }
     postgres.drop_database().await.unwrap();
 }
+
+fn caller(version: &str, dependencies: Value) -> Vec<u8> {
+    let manifest = json!({
+        "name": "caller", "version": version, "runtime": "node", "entrypoint": "index.js",
+        "inputs": {"type": "object"}, "dependencies": dependencies
+    });
+    packages::tar_gz(&[
+        ("agent.json", manifest.to_string().as_bytes()),
+        ("index.js", b"module.exports = async () => 1;\n"),
+    ])
+}
+
+/// API.md §5.1: a dependency must name a published agent and a range one of its published
+/// versions satisfies, or the upload is refused with `invalid_dependency` and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependencies_must_resolve_when_a_version_is_uploaded() {
+    let mesh = Mesh::start(Backend::PostgresS3).await.unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    create(&mesh, &dev, "caller", json!({"model": "free"})).await;
+    create(&mesh, &dev, "helper", json!({"model": "free"})).await;
+    let try_upload = |package: Vec<u8>| {
+        mesh.request(Method::POST, "/v1/agents/caller/versions", Some(&dev))
+            .header("content-type", "application/gzip")
+            .body(package)
+            .send()
+    };
+    for (dependencies, needles) in [
+        (
+            json!({"nobody": "^1.0.0"}),
+            vec!["nobody", "^1.0.0", "no agent"],
+        ),
+        (
+            json!({"helper": "^1.0.0"}),
+            vec!["helper", "no published version"],
+        ),
+        (json!({"helper": "^^1"}), vec!["helper", "^^1"]),
+    ] {
+        let response = try_upload(caller("1.0.0", dependencies.clone()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "{dependencies}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_dependency", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        for needle in needles {
+            assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+        }
+    }
+    upload(
+        &mesh,
+        &dev,
+        "helper",
+        packages::node_agent("helper", "1.2.0", "module.exports = async () => 2;\n"),
+    )
+    .await;
+    approve(&mesh, "helper", "1.2.0").await;
+    let response = try_upload(caller("1.0.0", json!({"helper": "^2.0.0"})))
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_dependency", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("satisfies"),
+        "{body}"
+    );
+    // Nothing was stored by the refusals: 1.0.0 is still free to upload.
+    let (_, versions) = get(&mesh, "/v1/agents/caller/versions", Some(&dev)).await;
+    assert_eq!(versions["items"], json!([]));
+
+    let accepted = upload(
+        &mesh,
+        &dev,
+        "caller",
+        caller("1.0.0", json!({"helper": "^1.0.0"})),
+    )
+    .await;
+    assert_eq!(accepted["status"], "pending_review", "{accepted}");
+    approve(&mesh, "caller", "1.0.0").await;
+    let (_, agent) = get(&mesh, "/v1/agents/caller", None).await;
+    assert_eq!(
+        agent["latest_version"]["manifest"]["dependencies"],
+        json!({"helper": "^1.0.0"})
+    );
+    mesh.shutdown().await.unwrap();
+}

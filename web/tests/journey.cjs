@@ -82,7 +82,8 @@ async function person(browser, name, pageErrors) {
       await page.setViewport(desktop);
       check(wide <= 0, `${name} fits a phone's width (${wide} px too wide${culprits ? `: ${culprits}` : ''})`);
     },
-    submit: (selector) => Promise.all([page.waitForNavigation(), page.click(selector)]),
+    // Until the next page settles too, so the next step never races its hydration.
+    submit: (selector) => Promise.all([page.waitForNavigation({ waitUntil: 'networkidle2' }), page.click(selector)]),
     // Follows a link (a client-side navigation) until the next page shows `ready`.
     open: async (selector, ready) => {
       await page.click(selector);
@@ -224,7 +225,7 @@ async function buyer(browser, errors) {
   // The filters: Node.js agents leave it out, Python ones under ₹50 keep it.
   await page.select('select[name=runtime]', 'node');
   await b.submit('form.filters button[type=submit]');
-  check(!(await b.text('main')).includes('Scores the sentiment'), 'filtering by the Node.js runtime leaves it out');
+  check(!(await b.text('main')).includes('Scores the sentiment'), `filtering by the Node.js runtime leaves it out (${page.url()})`);
   await page.select('select[name=runtime]', 'python');
   await page.select('select[name=max_price]', '50');
   await b.submit('form.filters button[type=submit]');
@@ -232,7 +233,7 @@ async function buyer(browser, errors) {
   check((await b.text('main')).includes('Scores the sentiment'), 'Python agents up to ₹50 include it');
   await page.select('select[name=max_price]', '10');
   await b.submit('form.filters button[type=submit]');
-  check(!(await b.text('main')).includes('Scores the sentiment'), 'a ₹10 cap leaves the ₹30 agent out');
+  check(!(await b.text('main')).includes('Scores the sentiment'), `a ₹10 cap leaves the ₹30 agent out (${page.url()})`);
   await b.go('/agents');
   await b.submit(`a[href="/agents/${SLUG}"]`);
   check((await b.text('h1')) === 'Sentiment', 'the agent page is open');

@@ -71,6 +71,9 @@ error_codes! {
     UnsafeArchive => ("unsafe_archive", 422, 3),
     /// `agent.json` is missing or one of its fields is invalid.
     InvalidManifest => ("invalid_manifest", 422, 3),
+    /// A dependency of `agent.json` names no published agent, or a range none of its published
+    /// versions satisfies.
+    InvalidDependency => ("invalid_dependency", 422, 3),
     /// The new version is not greater than every existing version of the agent.
     VersionNotGreater => ("version_not_greater", 422, 9),
     /// A semantically invalid request body (values out of range, unknown enum values).

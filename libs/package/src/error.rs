@@ -29,6 +29,9 @@ pub enum Error {
     #[error("invalid agent.json field \"{field}\": {reason}")]
     Manifest { field: String, reason: String },
 
+    #[error("dependency \"{slug}\": {reason}")]
+    Dependency { slug: String, reason: String },
+
     #[error("manifest name \"{name}\" does not match the agent slug \"{slug}\"")]
     SlugMismatch { name: String, slug: String },
 
@@ -60,6 +63,7 @@ impl Error {
             | Error::Manifest { .. }
             | Error::SlugMismatch { .. }
             | Error::EntrypointMissing(_) => ErrorCode::InvalidManifest,
+            Error::Dependency { .. } => ErrorCode::InvalidDependency,
             Error::Destination { .. } | Error::Io { .. } => ErrorCode::Internal,
         }
     }

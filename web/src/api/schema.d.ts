@@ -678,7 +678,7 @@ export interface components {
         };
         ErrorDetail: {
             /** @enum {string} */
-            code: "invalid_request" | "unauthenticated" | "permission_denied" | "not_found" | "slug_taken" | "account_exists" | "version_exists" | "conflict" | "package_too_large" | "payload_too_large" | "invalid_package" | "unsafe_archive" | "invalid_manifest" | "version_not_greater" | "validation_failed" | "invalid_inputs" | "stale_attempt" | "idempotency_key_reused" | "payment_declined" | "rate_limited" | "unavailable" | "internal";
+            code: "invalid_request" | "unauthenticated" | "permission_denied" | "not_found" | "slug_taken" | "account_exists" | "version_exists" | "conflict" | "package_too_large" | "payload_too_large" | "invalid_package" | "unsafe_archive" | "invalid_manifest" | "invalid_dependency" | "version_not_greater" | "validation_failed" | "invalid_inputs" | "stale_attempt" | "idempotency_key_reused" | "payment_declined" | "rate_limited" | "unavailable" | "internal";
             /** @description For people; may change between releases. */
             message: string;
         };

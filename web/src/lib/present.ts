@@ -117,3 +117,10 @@ export function day(timestamp: string | undefined, locale = "en-GB"): string {
     ? timestamp
     : new Intl.DateTimeFormat(locale, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" }).format(date);
 }
+
+/** The agents a version may call (agent.json `dependencies`): `[slug, range]`, by slug. */
+export function dependencies(manifest: Record<string, unknown>): [string, string][] {
+  return Object.entries(record(manifest.dependencies))
+    .filter((entry): entry is [string, string] => typeof entry[1] === "string")
+    .sort(([a], [b]) => a.localeCompare(b));
+}

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { jsonTree } from "../../src/lib/json-tree";
-import { changelog, day, examples } from "../../src/lib/present";
+import { changelog, day, dependencies, examples } from "../../src/lib/present";
 
 test("a JSON value becomes a tree with its keys, kinds and JSON spellings", () => {
   const tree = jsonTree({ label: "positive", scores: [0.9, null], ok: true });
@@ -60,4 +60,12 @@ test("examples and changelogs are read from the manifest, defensively", () => {
   assert.equal(changelog({ changelog: 3 }), null);
   assert.equal(day("2026-11-28T23:59:00Z"), "28 Nov 2026");
   assert.equal(day("not a date"), "not a date");
+});
+
+test("dependencies are listed by slug with their ranges", () => {
+  assert.deepEqual(dependencies({ dependencies: { sentiment: "^1.0.0", "word-count": "~1.2", bad: 3 } }), [
+    ["sentiment", "^1.0.0"],
+    ["word-count", "~1.2"],
+  ]);
+  assert.deepEqual(dependencies({}), []);
 });

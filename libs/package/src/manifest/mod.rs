@@ -1,10 +1,12 @@
 //! `agent.json`: parsed and validated field by field, so every error names its field.
 
+mod dependencies;
 mod domain;
 mod examples;
 mod fields;
 mod schema;
 
+pub use dependencies::Range;
 pub use examples::Example;
 pub use schema::validate as validate_json;
 
@@ -37,6 +39,7 @@ const FIELDS: &[&str] = &[
     "resources",
     "changelog",
     "examples",
+    "dependencies",
 ];
 const RESOURCE_FIELDS: &[&str] = &["cpu_cores", "memory_mb", "timeout_ms"];
 const HTTP_REQUEST_FIELDS: &[&str] = &["type", "allow_domains"];
@@ -91,6 +94,8 @@ pub struct Manifest {
     pub changelog: Option<String>,
     /// Sample runs shown on the agent's page.
     pub examples: Vec<Example>,
+    /// The agents this one may call (`ctx.call`), by slug, with the versions it accepts.
+    pub dependencies: std::collections::BTreeMap<String, Range>,
 }
 
 impl Manifest {
@@ -125,6 +130,14 @@ impl Manifest {
             }
             if let Some(changelog) = &self.changelog {
                 object.insert("changelog".into(), changelog.clone().into());
+            }
+            if !self.dependencies.is_empty() {
+                let dependencies = self
+                    .dependencies
+                    .iter()
+                    .map(|(slug, range)| (slug.clone(), Value::from(range.as_str())))
+                    .collect();
+                object.insert("dependencies".into(), Value::Object(dependencies));
             }
             if !self.examples.is_empty() {
                 let examples = self.examples.iter().map(Example::to_json).collect();
@@ -163,6 +176,8 @@ pub fn parse(json: &[u8], maxima: &PlatformMaxima) -> Result<Manifest, Error> {
         schema::check("outputs", outputs)?;
     }
     let examples = examples::examples(fields::optional(&object, "examples"), inputs, outputs)?;
+    let dependencies =
+        dependencies::dependencies(fields::optional(&object, "dependencies"), &name)?;
     Ok(Manifest {
         name,
         version,
@@ -173,6 +188,7 @@ pub fn parse(json: &[u8], maxima: &PlatformMaxima) -> Result<Manifest, Error> {
         outputs: outputs.cloned(),
         changelog: examples::changelog(fields::optional(&object, "changelog"))?,
         examples,
+        dependencies,
         capabilities: capabilities(fields::optional(&object, "capabilities"))?,
         resources: resources(fields::optional(&object, "resources"), maxima)?,
     })

@@ -411,3 +411,63 @@ fn an_example_the_agent_would_refuse_is_refused_with_its_place() {
     );
     refused(&with("changelog", json!(3)), &["changelog"]);
 }
+
+#[test]
+fn dependencies_are_npm_ranges_on_other_agents() {
+    let value = with(
+        "dependencies",
+        json!({"counter": "^1.2.0", "sentiment": ">=1.0.0 <2.0.0"}),
+    );
+    let manifest = parse(&value).unwrap();
+    assert_eq!(manifest.dependencies.len(), 2);
+    assert!(manifest.dependencies["counter"].satisfied_by("1.9.0"));
+    assert!(!manifest.dependencies["sentiment"].satisfied_by("2.0.0"));
+    assert_eq!(manifest.to_json()["dependencies"], value["dependencies"]);
+    assert!(
+        parse(&minimal())
+            .unwrap()
+            .to_json()
+            .get("dependencies")
+            .is_none()
+    );
+
+    let refused_as_dependency = |value: Value, needles: &[&str]| {
+        let error = parse(&value).expect_err(&value.to_string());
+        assert_eq!(error.code(), ErrorCode::InvalidDependency, "{error}");
+        let message = frameos_core::Error::from(error).message;
+        for needle in needles {
+            assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+        }
+    };
+    refused_as_dependency(
+        with("dependencies", json!({"counter": "^^1"})),
+        &["counter", "^^1"],
+    );
+    refused_as_dependency(
+        with("dependencies", json!({"counter": 1})),
+        &["counter", "string"],
+    );
+    refused_as_dependency(
+        with("dependencies", json!({"Word Count": "^1"})),
+        &["Word Count", "slug"],
+    );
+    refused_as_dependency(
+        with("dependencies", json!({"counter": "^1", "x": "1"})),
+        &["\"x\""],
+    );
+    // Itself: a cycle of one.
+    let mut own = minimal();
+    own["dependencies"] = json!({"word-count": "^1"});
+    refused_as_dependency(own, &["itself"]);
+    let many: serde_json::Map<String, Value> = (0..21)
+        .map(|i| (format!("agent-{i}"), json!("^1")))
+        .collect();
+    refused(
+        &with("dependencies", Value::Object(many)),
+        &["dependencies", "at most 20"],
+    );
+    refused(
+        &with("dependencies", json!(["word-count"])),
+        &["dependencies", "object"],
+    );
+}

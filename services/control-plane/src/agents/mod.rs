@@ -2,6 +2,7 @@
 //! scanner), the admin review, and the `AgentService` gRPC endpoint over them.
 
 pub mod catalog;
+pub mod dependencies;
 pub mod package_files;
 pub mod reviews;
 mod service;

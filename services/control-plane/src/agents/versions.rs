@@ -63,6 +63,9 @@ impl Publisher {
         .map_err(|e| Error::internal(format!("package validation panicked: {e}")))?
         .map_err(Error::from)?;
 
+        // Every dependency must resolve now, or no run of this version could call it.
+        crate::agents::dependencies::check(&self.db, &opened.manifest.dependencies).await?;
+
         let version = opened.manifest.version.clone();
         let status = if report.passed {
             VersionStatus::PendingReview

@@ -1,8 +1,9 @@
 import type { Metadata } from "next";
+import Link from "next/link";
 import { notFound } from "next/navigation";
 
 import { type Agent, type Version, getAgent, listReleases } from "@/api/client";
-import { about, capabilities, changelog, day, examples, price } from "@/lib/present";
+import { about, capabilities, changelog, day, dependencies, examples, price } from "@/lib/present";
 
 import { JsonView } from "../../json-view";
 import { Problem } from "../../problem";
@@ -58,6 +59,7 @@ export default async function AgentPage({ params }: Props) {
     () => [],
   );
   const samples = version ? examples(version.manifest) : [];
+  const calls = version ? dependencies(version.manifest) : [];
   return (
     <article>
       <h1>{agent.name}</h1>
@@ -91,6 +93,20 @@ export default async function AgentPage({ params }: Props) {
             <dd>{can.memoryMb !== null ? `${can.memoryMb} MB` : "the platform default"}</dd>
             <dt>Time limit</dt>
             <dd>{can.timeoutMs !== null ? `${can.timeoutMs / 1000} s` : "the platform default"}</dd>
+            <dt>Calls</dt>
+            <dd data-testid="calls">
+              {calls.length === 0 ? (
+                "no other agent"
+              ) : (
+                <ul className="inline">
+                  {calls.map(([slug, range]) => (
+                    <li key={slug}>
+                      <Link href={`/agents/${slug}`}>{slug}</Link> <span className="muted">{range}</span>
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </dd>
           </dl>
         </section>
       ) : null}
