@@ -5,7 +5,8 @@
 //   env   FRAMEOS_ENTRYPOINT   relative path of the agent module inside the package (required)
 //         FRAMEOS_EXECUTION_ID exposed as ctx.execution_id (optional)
 //         FRAMEOS_AGENT_DIR    package root, default /agent (only the tests change it)
-//   stdin one JSON document (the inputs), read to EOF, at most 10 MiB
+//   stdin one JSON document (the inputs) ending at the first newline (or at EOF), at most
+//         10 MiB. The node keeps stdin open after it: call replies arrive there (below).
 //   warm  with FRAMEOS_WARM=1 (a pool container started before its execution is known) the
 //         runner writes {"frameos":1,"type":"ready"} once it is up, waits on stdin for one header line {"entrypoint","execution_id"} followed by
 //         the inputs; it sets FRAMEOS_ENTRYPOINT / FRAMEOS_EXECUTION_ID from the header,
@@ -15,6 +16,10 @@
 //           progress {"fraction":0..1,"message":"..."}
 //           result   {"output":<JSON>}                       -> exit 0   (terminal)
 //           error    {"message","error_type","stack"}        -> exit 1   (terminal)
+//           call     {"call_id","agent","inputs","max_amount_minor"?}  ctx.call (API.md §5.1)
+//   stdin  after the inputs, one reply per call, one per line:
+//           {"frameos":1,"type":"reply","call_id":n,"output":<JSON>}
+//           {"frameos":1,"type":"reply","call_id":n,"error":{"code","message","status"?}}
 //   The runner itself never writes anything unframed to fd 1. Frames are written with
 //   fs.writeSync so none is lost when the agent calls process.exit().
 // snapshot  the image also runs this file as a V8 startup snapshot (`node --snapshot-blob
@@ -312,9 +317,12 @@ function finishResult(output) {
 // Inputs, entrypoint, ctx
 // ---------------------------------------------------------------------------------------
 
-function readStdinSync(limit) {
+// Reads stdin until `lines` newlines have arrived, or to EOF (a writer that closes stdin after
+// the inputs). Whatever follows the last of those newlines is the start of the reply stream.
+function readStdinSync(limit, lines = 1) {
   const chunks = [];
   let total = 0;
+  let seen = 0;
   const buf = Buffer.allocUnsafe(1 << 16);
   for (;;) {
     let n;
@@ -329,9 +337,20 @@ function readStdinSync(limit) {
     if (n === 0) break;
     total += n;
     if (total > limit) throw new RunnerError('inputs on stdin exceed 10 MiB');
-    chunks.push(Buffer.from(buf.subarray(0, n)));
+    const chunk = Buffer.from(buf.subarray(0, n));
+    chunks.push(chunk);
+    for (let i = chunk.indexOf(10); i !== -1 && seen < lines; i = chunk.indexOf(10, i + 1)) seen += 1;
+    if (seen >= lines) break;
   }
-  return Buffer.concat(chunks, total);
+  const all = Buffer.concat(chunks, total);
+  let end = -1;
+  for (let k = 0; k < lines; k += 1) {
+    end = all.indexOf(10, end + 1);
+    if (end === -1) break;
+  }
+  if (end === -1) return all;
+  replyBuffer = all.subarray(end + 1);
+  return all.subarray(0, end);
 }
 
 // Warm mode: the header line names the execution; what follows it is the inputs.
@@ -426,10 +445,109 @@ async function loadAgent({ ep, file }) {
   return fn;
 }
 
+// ---------------------------------------------------------------------------------------
+// ctx.call: a call frame out on stdout, its reply back on stdin (the container has no network)
+// ---------------------------------------------------------------------------------------
+
+const MAX_CALL_INPUT_BYTES = 1024 * 1024;
+const MAX_REPLY_LINE_BYTES = 2 * 1024 * 1024;
+let replyBuffer = Buffer.alloc(0); // bytes read past the inputs: the start of the replies
+let callSeq = 0;
+const pendingCalls = new Map();
+let replyReader = null;
+
+class CallError extends Error {
+  constructor(code, message, status) {
+    // The code leads the message, so an agent that lets the error propagate fails with it.
+    super(`${code}: ${message}`);
+    this.code = code;
+    this.status = status || null;
+  }
+}
+CallError.prototype.name = 'CallError';
+
+function settleReply(line) {
+  let reply;
+  try {
+    reply = JSON.parse(line.toString('utf8'));
+  } catch (_) {
+    return;
+  }
+  if (!reply || reply.frameos !== 1 || reply.type !== 'reply') return;
+  const waiting = pendingCalls.get(reply.call_id);
+  if (!waiting) return;
+  pendingCalls.delete(reply.call_id);
+  if (reply.error && typeof reply.error === 'object') {
+    const e = reply.error;
+    waiting.reject(new CallError(String(e.code || 'call_failed'), String(e.message || ''), e.status));
+  } else {
+    waiting.resolve(reply.output === undefined ? null : reply.output);
+  }
+  idleReplies();
+}
+
+function takeReplyLines() {
+  for (let nl = replyBuffer.indexOf(10); nl !== -1; nl = replyBuffer.indexOf(10)) {
+    const line = replyBuffer.subarray(0, nl);
+    replyBuffer = replyBuffer.subarray(nl + 1);
+    settleReply(line);
+  }
+  if (replyBuffer.length > MAX_REPLY_LINE_BYTES) replyBuffer = Buffer.alloc(0);
+}
+
+// stdin keeps the process alive only while a call waits for its reply.
+function idleReplies() {
+  if (replyReader && pendingCalls.size === 0) {
+    replyReader.pause();
+    if (typeof replyReader.unref === 'function') replyReader.unref();
+  }
+}
+
+function awaitReplies() {
+  if (!replyReader) {
+    replyReader = process.stdin;
+    replyReader.on('data', (chunk) => {
+      replyBuffer = replyBuffer.length ? Buffer.concat([replyBuffer, chunk]) : chunk;
+      takeReplyLines();
+    });
+    replyReader.on('end', () => {
+      for (const [id, waiting] of pendingCalls) {
+        pendingCalls.delete(id);
+        waiting.reject(new CallError('call_failed', 'the platform closed the call channel'));
+      }
+    });
+    replyReader.on('error', () => {});
+  }
+  if (typeof replyReader.ref === 'function') replyReader.ref();
+  replyReader.resume();
+}
+
+function call(agent, inputs, options) {
+  if (typeof agent !== 'string' || agent === '') throw new TypeError('ctx.call: agent must be a slug');
+  const max = options && options.max_amount_minor;
+  if (max !== undefined && max !== null && !(Number.isSafeInteger(max) && max >= 0)) {
+    throw new TypeError('ctx.call: max_amount_minor must be a whole number of minor units');
+  }
+  const text = JSON.stringify(inputs === undefined ? {} : inputs, wellFormedReplacer);
+  if (text === undefined) throw new TypeError('ctx.call: inputs must be JSON');
+  if (Buffer.byteLength(text) > MAX_CALL_INPUT_BYTES) throw new TypeError('ctx.call: inputs exceed 1 MiB');
+  callSeq += 1;
+  const callId = callSeq;
+  const frame = { frameos: 1, type: 'call', call_id: callId, agent, inputs: JSON.parse(text) };
+  if (max !== undefined && max !== null) frame.max_amount_minor = max;
+  return new Promise((resolve, reject) => {
+    pendingCalls.set(callId, { resolve, reject });
+    awaitReplies();
+    takeReplyLines();
+    emit(frame);
+  });
+}
+
 function makeCtx() {
   const executionId = process.env.FRAMEOS_EXECUTION_ID;
   return Object.freeze({
     execution_id: executionId ? executionId : null,
+    call,
     progress(fraction, message) {
       if (typeof fraction !== 'number' || !Number.isFinite(fraction) || fraction < 0 || fraction > 1) {
         throw new TypeError('ctx.progress: fraction must be a finite number between 0 and 1');
@@ -657,7 +775,7 @@ async function main() {
     if (process.env.FRAMEOS_WARM === '1') {
       // Up and waiting: the pool hands this container out only after this line.
       writeFrameText(JSON.stringify({ frameos: 1, type: 'ready' }));
-      inputs = parseInputs(acceptHandOff(readStdinSync(MAX_HEADER_BYTES + MAX_INPUT_BYTES)));
+      inputs = parseInputs(acceptHandOff(readStdinSync(MAX_HEADER_BYTES + MAX_INPUT_BYTES, 2)));
     } else {
       inputs = parseInputs(readStdinSync(MAX_INPUT_BYTES));
     }

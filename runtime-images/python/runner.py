@@ -4,7 +4,8 @@ Contract (the execution node parses exactly this; see runtime-images/README.md):
   env   FRAMEOS_ENTRYPOINT   relative path of the agent file inside the package (required)
         FRAMEOS_EXECUTION_ID exposed as ctx.execution_id (optional)
         FRAMEOS_AGENT_DIR    package root, default /agent (only the tests change it)
-  stdin one JSON document (the inputs), read to EOF, at most 10 MiB
+  stdin one JSON document (the inputs) ending at the first newline (or at EOF), at most
+        10 MiB. The node keeps stdin open after it: call replies arrive there (below).
   warm  with FRAMEOS_WARM=1 (a pool container started before its execution is known) the
         runner writes {"frameos":1,"type":"ready"} once it is up, waits on stdin for one header line {"entrypoint","execution_id"} followed by
         the inputs; it sets FRAMEOS_ENTRYPOINT / FRAMEOS_EXECUTION_ID from the header,
@@ -14,6 +15,10 @@ Contract (the execution node parses exactly this; see runtime-images/README.md):
           progress {"fraction":0..1,"message":"..."}
           result   {"output":<JSON>}                       -> exit 0   (terminal)
           error    {"message","error_type","stack"}        -> exit 1   (terminal)
+          call     {"call_id","agent","inputs","max_amount_minor"?}  ctx.call (API.md §5.1)
+  stdin  after the inputs, one reply per call, one per line:
+          {"frameos":1,"type":"reply","call_id":n,"output":<JSON>}
+          {"frameos":1,"type":"reply","call_id":n,"error":{"code","message","status"?}}
   The runner itself never writes anything unframed to fd 1. Every frame is written with
   os.write straight to fd 1 (nothing buffered), so none is lost on sys.exit / os._exit.
 """
@@ -27,6 +32,7 @@ import io
 import json
 import math
 import os
+import select
 import sys
 import threading
 import time
@@ -315,9 +321,12 @@ def finish_result(output):
 # ---------------------------------------------------------------------------------------
 
 
-def _read_stdin(limit):
+def _read_stdin(limit, lines=1):
+    """Reads stdin until `lines` newlines arrived, or to EOF (a writer that closes stdin after
+    the inputs). What follows the last of those newlines starts the reply stream."""
     chunks = []
     total = 0
+    seen = 0
     while True:
         try:
             chunk = os.read(0, 1 << 16)
@@ -332,7 +341,17 @@ def _read_stdin(limit):
         if total > limit:
             raise RunnerError("inputs on stdin exceed 10 MiB")
         chunks.append(chunk)
-    return b"".join(chunks)
+        seen += chunk.count(b"\n")
+        if seen >= lines:
+            break
+    data = b"".join(chunks)
+    end = -1
+    for _ in range(lines):
+        end = data.find(b"\n", end + 1)
+        if end == -1:
+            return data
+    _calls.buffer = data[end + 1 :]
+    return data[:end]
 
 
 def _accept_hand_off(raw):
@@ -417,10 +436,129 @@ def _load_agent(ep, path):
     return run
 
 
+MAX_CALL_INPUT_BYTES = 1024 * 1024
+MAX_REPLY_LINE_BYTES = 2 * 1024 * 1024
+
+
+class CallError(Exception):
+    """A ctx.call that did not return an output: `code` says why (API.md §5.1), `status` is
+    the child execution's when there was one. The code leads the message, so an agent that
+    lets it propagate fails with it."""
+
+    def __init__(self, code, message, status=None):
+        super().__init__("%s: %s" % (code, message))
+        self.code = code
+        self.status = status
+
+
+class _Calls:
+    """ctx.call's channel: a call frame out on stdout, its reply back on stdin, read by a
+    daemon thread (so a pending read never keeps the process from exiting)."""
+
+    def __init__(self):
+        self.buffer = b""
+        self.lock = threading.Lock()
+        self.pending = {}
+        self.seq = 0
+        self.reader = None
+        self.closed = False
+
+    def call(self, agent, inputs, max_amount_minor):
+        if not isinstance(agent, str) or not agent:
+            raise TypeError("ctx.call: agent must be a slug")
+        if max_amount_minor is not None and (
+            isinstance(max_amount_minor, bool)
+            or not isinstance(max_amount_minor, int)
+            or max_amount_minor < 0
+        ):
+            raise TypeError("ctx.call: max_amount_minor must be a whole number of minor units")
+        text = json.dumps({} if inputs is None else inputs, allow_nan=False)
+        if len(text.encode("utf-8")) > MAX_CALL_INPUT_BYTES:
+            raise ValueError("ctx.call: inputs exceed 1 MiB")
+        waiter = threading.Event()
+        slot = {}
+        with self.lock:
+            if self.closed:
+                raise CallError("call_failed", "the platform closed the call channel")
+            self.seq += 1
+            call_id = self.seq
+            self.pending[call_id] = (waiter, slot)
+            if self.reader is None:
+                self.reader = threading.Thread(target=self._read, name="frameos-calls", daemon=True)
+                self.reader.start()
+        frame = {"frameos": 1, "type": "call", "call_id": call_id, "agent": agent, "inputs": json.loads(text)}
+        if max_amount_minor is not None:
+            frame["max_amount_minor"] = max_amount_minor
+        emit(frame)
+        waiter.wait()
+        if "error" in slot:
+            e = slot["error"]
+            raise CallError(str(e.get("code") or "call_failed"), str(e.get("message") or ""), e.get("status"))
+        return slot.get("output")
+
+    def _read(self):
+        self._take_lines()
+        while True:
+            try:
+                select.select([0], [], [])
+                chunk = os.read(0, 1 << 16)
+            except BlockingIOError:
+                continue
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            self.buffer += chunk
+            self._take_lines()
+        with self.lock:
+            self.closed = True
+            waiting = list(self.pending.values())
+            self.pending.clear()
+        for waiter, slot in waiting:
+            slot["error"] = {"code": "call_failed", "message": "the platform closed the call channel"}
+            waiter.set()
+
+    def _take_lines(self):
+        while True:
+            nl = self.buffer.find(b"\n")
+            if nl == -1:
+                break
+            line, self.buffer = self.buffer[:nl], self.buffer[nl + 1 :]
+            self._settle(line)
+        if len(self.buffer) > MAX_REPLY_LINE_BYTES:
+            self.buffer = b""
+
+    def _settle(self, line):
+        try:
+            reply = json.loads(line.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return
+        if not isinstance(reply, dict) or reply.get("frameos") != 1 or reply.get("type") != "reply":
+            return
+        with self.lock:
+            found = self.pending.pop(reply.get("call_id"), None)
+        if found is None:
+            return
+        waiter, slot = found
+        if isinstance(reply.get("error"), dict):
+            slot["error"] = reply["error"]
+        else:
+            slot["output"] = reply.get("output")
+        waiter.set()
+
+
+_calls = _Calls()
+
+
 class Context:
     """The `ctx` passed to run(inputs, ctx)."""
 
     __slots__ = ("execution_id",)
+
+    def call(self, agent, inputs=None, max_amount_minor=None):
+        """Runs the declared dependency `agent` with `inputs` and returns its output; raises
+        CallError when it cannot (API.md §5.1). Blocks this thread until the child ends."""
+        return _calls.call(agent, inputs, max_amount_minor)
 
     def __init__(self, execution_id):
         self.execution_id = execution_id
@@ -527,7 +665,7 @@ def main():
         if os.environ.get("FRAMEOS_WARM") == "1":
             # Up and waiting: the pool hands this container out only after this line.
             _write_frame_bytes(b'{"frameos":1,"type":"ready"}\n')
-            raw = _accept_hand_off(_read_stdin(MAX_HEADER_BYTES + MAX_INPUT_BYTES))
+            raw = _accept_hand_off(_read_stdin(MAX_HEADER_BYTES + MAX_INPUT_BYTES, 2))
         else:
             raw = _read_stdin(MAX_INPUT_BYTES)
         inputs = _parse_inputs(raw)

@@ -5,11 +5,14 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{Stream as FuturesStream, StreamExt};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, Stream as FuturesStream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+use crate::calls::{Calls, MAX_CONCURRENT_CALLS, Reply};
 use crate::frames::{Pipe, Pump, Terminal};
 use crate::{Outcome, Runtime};
 
@@ -57,11 +60,15 @@ pub(crate) enum Ended {
 }
 
 /// Runs until the process has exited (`exited` is polled only once its output has ended), the
-/// timeout passes, or `cancel` fires. Stopping the process is the caller's job.
+/// timeout passes, or `cancel` fires. Stopping the process is the caller's job. `message` is
+/// what the runner reads first (the inputs, after a warm header), one line; the agent's calls
+/// are answered by `calls` on the same stdin afterwards.
+#[allow(clippy::too_many_arguments)] // the run's parts, each from a different owner
 pub(crate) async fn drive<C, W, X>(
     mut chunks: C,
     mut stdin: W,
-    inputs: &[u8],
+    message: &[u8],
+    calls: Option<&Calls>,
     exited: X,
     pump: &mut Pump,
     timeout: Duration,
@@ -76,12 +83,20 @@ where
     // (API.md §4.4), never the image, container or package work before it.
     let deadline = Instant::now() + timeout;
     let mut terminal_at: Option<Instant> = None;
+    // Replies are written in the order calls end; stdin stays open for them until the run ends.
+    let (replies, mut to_write) = mpsc::unbounded_channel::<Vec<u8>>();
     let write = async move {
-        stdin.write_all(inputs).await?;
-        // Closing stdin is what tells the runner the inputs are complete.
+        stdin.write_all(message).await?;
+        stdin.write_all(b"\n").await?;
+        stdin.flush().await?;
+        while let Some(line) = to_write.recv().await {
+            stdin.write_all(&line).await?;
+            stdin.flush().await?;
+        }
         stdin.shutdown().await
     };
     tokio::pin!(write);
+    let mut waiting = FuturesUnordered::new();
     tokio::pin!(exited);
     let mut written = false;
     let mut output_ended = false;
@@ -97,6 +112,12 @@ where
                     // The agent may exit without reading its inputs; that is its business.
                     tracing::debug!(error = %e, "writing inputs failed");
                 }
+                continue;
+            }
+            Some((call_id, reply)) = waiting.next(), if !waiting.is_empty() => {
+                let reply: Reply = reply;
+                // A runner that stopped reading is not the driver's failure: its run goes on.
+                let _ = replies.send(reply.line(call_id));
                 continue;
             }
             chunk = chunks.next(), if !output_ended => chunk,
@@ -117,6 +138,22 @@ where
             () = feeding => {}
         }
         output_ended |= end_of_output;
+        for call in pump.take_calls() {
+            let call_id = call.call_id;
+            let reply = match calls {
+                _ if waiting.len() >= MAX_CONCURRENT_CALLS => Reply::error(
+                    "too_many_calls",
+                    format!("at most {MAX_CONCURRENT_CALLS} calls may wait at once"),
+                ),
+                None => Reply::error("calls_unavailable", "this run cannot call other agents"),
+                Some(calls) => {
+                    tracing::debug!(call_id, agent = %call.agent, "agent calls an agent");
+                    waiting.push(calls.start(call).map(move |reply| (call_id, reply)).boxed());
+                    continue;
+                }
+            };
+            let _ = replies.send(reply.line(call_id));
+        }
         if terminal_at.is_none() && pump.has_terminal() {
             terminal_at = Some(Instant::now());
             if pump.settled() {

@@ -70,6 +70,7 @@ enum Frame {
         #[serde(default)]
         error_type: String,
     },
+    Call(crate::Call),
 }
 
 /// Splits a byte stream into lines, holding at most `max` bytes of an unfinished line.
@@ -147,6 +148,8 @@ pub(crate) struct Pump {
     terminal: Option<Terminal>,
     heap_exhausted: bool,
     settle_on_result: bool,
+    /// `ctx.call`s read and not yet taken by the driver.
+    calls: Vec<crate::Call>,
 }
 
 impl Pump {
@@ -162,6 +165,7 @@ impl Pump {
             terminal: None,
             heap_exhausted: false,
             settle_on_result: false,
+            calls: Vec::new(),
         }
     }
 
@@ -185,6 +189,11 @@ impl Pump {
 
     pub(crate) fn has_terminal(&self) -> bool {
         self.terminal.is_some()
+    }
+
+    /// The calls the agent made since the last time.
+    pub(crate) fn take_calls(&mut self) -> Vec<crate::Call> {
+        std::mem::take(&mut self.calls)
     }
 
     pub(crate) fn into_terminal(self) -> Option<Terminal> {
@@ -272,6 +281,9 @@ impl Pump {
             Frame::Result { .. } | Frame::Error { .. } => {
                 tracing::debug!("second terminal frame ignored");
             }
+            // After its terminal frame nothing the agent asks for runs.
+            Frame::Call(call) if self.terminal.is_none() => self.calls.push(call),
+            Frame::Call(_) => tracing::debug!("call after the terminal frame ignored"),
         }
     }
 

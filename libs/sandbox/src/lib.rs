@@ -5,6 +5,7 @@
 //! memory limit) is an `Outcome`; an [`Error`] is always a failure of the platform, which the
 //! execution node may retry elsewhere.
 
+mod calls;
 mod docker;
 mod drive;
 mod egress;
@@ -14,6 +15,7 @@ mod metrics;
 mod pool;
 mod selection;
 
+pub use calls::{Call, Calls, MAX_CONCURRENT_CALLS, Reply};
 pub use docker::DockerSandbox;
 pub use egress::{EgressPolicy, EgressProxy, Refusal, Resolver};
 /// Who wrote a log line: the agent (`Stdout`, `Stderr`) or the platform (`System`). What the
@@ -100,6 +102,8 @@ pub struct Spec {
     pub allow_domains: Vec<String>,
     /// Marked when the agent's code starts (its container or process started).
     pub started: StartSignal,
+    /// Who answers the agent's `ctx.call`s; without it every call is refused.
+    pub calls: Option<Calls>,
 }
 
 /// When the agent's code started running: the end of an execution's `start` phase and the
@@ -164,6 +168,7 @@ impl Default for Spec {
             log_limit_bytes: DEFAULT_LOG_LIMIT_BYTES,
             allow_domains: Vec::new(),
             started: StartSignal::default(),
+            calls: None,
         }
     }
 }

@@ -120,7 +120,8 @@ impl LocalSandbox {
         let ended = drive(
             Box::pin(chunks),
             stdin,
-            &spec.inputs,
+            &crate::calls::one_line(&spec.inputs),
+            spec.calls.as_ref(),
             async { status = child.wait().await.ok() },
             &mut pump,
             spec.timeout,

@@ -107,7 +107,7 @@ impl DockerSandbox {
 }
 
 /// What a warm runner reads on stdin: one header line naming the entrypoint and the
-/// execution, then the inputs to EOF (runtime-images/README.md, "Warm mode").
+/// execution, then the inputs as one line (runtime-images/README.md, "Warm mode").
 fn hand_off_message(spec: &Spec) -> Vec<u8> {
     let header = serde_json::json!({
         "entrypoint": spec.entrypoint,
@@ -115,6 +115,6 @@ fn hand_off_message(spec: &Spec) -> Vec<u8> {
     });
     let mut message = header.to_string().into_bytes();
     message.push(b'\n');
-    message.extend_from_slice(&spec.inputs);
+    message.extend_from_slice(&crate::calls::one_line(&spec.inputs));
     message
 }

@@ -278,3 +278,90 @@ async fn result_over_one_mib_fails() {
         }
     );
 }
+
+/// Answers every call after a short wait with what it was asked, except `nope`, which is
+/// refused as undeclared: the replies reach the agent through stdin, in any order.
+fn echo_calls() -> frameos_sandbox::Calls {
+    use frameos_sandbox::{Call, Reply};
+    use futures::FutureExt;
+    frameos_sandbox::Calls::new(|call: Call| {
+        async move {
+            // The later call answers first: replies are matched by id, not by order.
+            let wait = if call.agent == "word-count" { 300 } else { 50 };
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            if call.agent == "nope" {
+                return Reply::error("undeclared_dependency", "nope is not declared");
+            }
+            Reply::Output(json!({"agent": call.agent, "inputs": call.inputs, "max": call.max_amount_minor}))
+        }
+        .boxed()
+    })
+}
+
+#[tokio::test]
+async fn calls_from_both_runtimes_get_their_replies_over_stdin() {
+    let sandbox = sandbox().await;
+    let node = agent(
+        Runtime::Node,
+        r#"module.exports = async (inputs, ctx) => {
+            const [a, b] = await Promise.all([
+                ctx.call("word-count", { text: inputs.text }),
+                ctx.call("sentiment", { text: inputs.text }, { max_amount_minor: 500 }),
+            ]);
+            let refused = null;
+            try { await ctx.call("nope", {}); } catch (e) { refused = [e.code, e.message]; }
+            return { a, b, refused };
+        };"#,
+    );
+    let python = agent(
+        Runtime::Python,
+        r#"import threading
+def run(inputs, ctx):
+    out = {}
+    def one(name, **options):
+        out[name] = ctx.call(name, {"text": inputs["text"]}, **options)
+    threads = [threading.Thread(target=one, args=("word-count",)),
+               threading.Thread(target=one, args=("sentiment",), kwargs={"max_amount_minor": 500})]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    try:
+        ctx.call("nope", {})
+    except Exception as e:
+        out["refused"] = [e.code, str(e)]
+    return {"a": out["word-count"], "b": out["sentiment"], "refused": out["refused"]}
+"#,
+    );
+    for agent in [node, python] {
+        let mut spec = spec(&agent, json!({"text": "two\nlines"}));
+        spec.calls = Some(echo_calls());
+        let (outcome, events) = run(&sandbox, spec).await;
+        assert_eq!(
+            output(outcome, &events),
+            json!({
+                "a": {"agent": "word-count", "inputs": {"text": "two\nlines"}, "max": null},
+                "b": {"agent": "sentiment", "inputs": {"text": "two\nlines"}, "max": 500},
+                "refused": ["undeclared_dependency", "undeclared_dependency: nope is not declared"],
+            }),
+            "{:?}",
+            agent.runtime
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_call_nobody_answers_fails_the_agent_that_lets_it_propagate() {
+    let sandbox = sandbox().await;
+    let agent = agent(
+        Runtime::Node,
+        r#"module.exports = async (inputs, ctx) => ctx.call("word-count", {});"#,
+    );
+    let (outcome, events) = run(&sandbox, spec(&agent, json!({}))).await;
+    match outcome {
+        Outcome::Failed { error, .. } => assert!(
+            error.starts_with("calls_unavailable: "),
+            "{error}; logs: {:?}",
+            logs(&events)
+        ),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
