@@ -12,6 +12,7 @@ mod m0007_api_keys;
 mod m0008_execution_timings;
 mod m0009_outbox_waiting;
 mod m0010_version_runtime;
+mod m0011_charges_by_payee;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_execution_timings::Migration),
             Box::new(m0009_outbox_waiting::Migration),
             Box::new(m0010_version_runtime::Migration),
+            Box::new(m0011_charges_by_payee::Migration),
         ]
     }
 }
