@@ -34,6 +34,17 @@ impl Mesh {
             .with_context(|| format!("no log lines in {page}"))
     }
 
+    /// `POST /v1/agents/{slug}/versions` of `package` with `key`, ready to send.
+    pub fn upload(&self, key: &str, slug: &str, package: Vec<u8>) -> reqwest::RequestBuilder {
+        self.request(
+            Method::POST,
+            &format!("/v1/agents/{slug}/versions"),
+            Some(key),
+        )
+        .header("content-type", "application/gzip")
+        .body(package)
+    }
+
     /// Creates the agent (free unless `price_minor` is given), uploads `package`, approves it.
     pub async fn publish_approved(
         &self,
@@ -68,16 +79,7 @@ impl Mesh {
             "create agent: {}",
             created.text().await?
         );
-        let uploaded = self
-            .request(
-                Method::POST,
-                &format!("/v1/agents/{slug}/versions"),
-                Some(developer_key),
-            )
-            .header("content-type", "application/gzip")
-            .body(package)
-            .send()
-            .await?;
+        let uploaded = self.upload(developer_key, slug, package).send().await?;
         ensure!(
             uploaded.status() == 201,
             "upload: {}",

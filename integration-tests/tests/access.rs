@@ -23,17 +23,7 @@ async fn call(
 }
 
 async fn upload(mesh: &Mesh, key: &str, slug: &str, package: Vec<u8>) -> (u16, Value) {
-    let response = mesh
-        .request(
-            Method::POST,
-            &format!("/v1/agents/{slug}/versions"),
-            Some(key),
-        )
-        .header("content-type", "application/gzip")
-        .body(package)
-        .send()
-        .await
-        .unwrap();
+    let response = mesh.upload(key, slug, package).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }

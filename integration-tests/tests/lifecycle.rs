@@ -15,19 +15,7 @@ async fn json_of(response: reqwest::Response) -> (u16, Value) {
 }
 
 async fn publish(mesh: &Mesh, key: &str, slug: &str, package: Vec<u8>) -> (u16, Value) {
-    json_of(
-        mesh.request(
-            Method::POST,
-            &format!("/v1/agents/{slug}/versions"),
-            Some(key),
-        )
-        .header("content-type", "application/gzip")
-        .body(package)
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await
+    json_of(mesh.upload(key, slug, package).send().await.unwrap()).await
 }
 
 async fn create_agent(mesh: &Mesh, key: &str, slug: &str) -> (u16, Value) {

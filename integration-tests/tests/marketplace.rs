@@ -22,17 +22,7 @@ async fn get(mesh: &Mesh, path: &str, key: Option<&str>) -> (u16, Value) {
 }
 
 async fn upload(mesh: &Mesh, key: &str, slug: &str, package: Vec<u8>) -> Value {
-    let response = mesh
-        .request(
-            Method::POST,
-            &format!("/v1/agents/{slug}/versions"),
-            Some(key),
-        )
-        .header("content-type", "application/gzip")
-        .body(package)
-        .send()
-        .await
-        .unwrap();
+    let response = mesh.upload(key, slug, package).send().await.unwrap();
     assert_eq!(response.status(), 201);
     response.json().await.unwrap()
 }
@@ -402,12 +392,7 @@ async fn dependencies_must_resolve_when_a_version_is_uploaded() {
     let dev = mesh.account("dev", "developer").await.unwrap();
     create(&mesh, &dev, "caller", json!({"model": "free"})).await;
     create(&mesh, &dev, "helper", json!({"model": "free"})).await;
-    let try_upload = |package: Vec<u8>| {
-        mesh.request(Method::POST, "/v1/agents/caller/versions", Some(&dev))
-            .header("content-type", "application/gzip")
-            .body(package)
-            .send()
-    };
+    let try_upload = |package: Vec<u8>| mesh.upload(&dev, "caller", package).send();
     for (dependencies, needles) in [
         (
             json!({"nobody": "^1.0.0"}),

@@ -28,7 +28,7 @@ NPM_PINS="openapi-typescript@7.13.0 typescript@5.9.3 openapi-fetch@0.17.0 @types
 # Test cases per operation and phase; the stage's time grows with it (see the log's timings).
 MAX_EXAMPLES="${FRAMEOS_SCHEMATHESIS_EXAMPLES:-25}"
 STAGES=("$@")
-[ ${#STAGES[@]} -gt 0 ] || STAGES=(schemathesis typescript python openapi_python sse_python web_ssr web_journey)
+[ ${#STAGES[@]} -gt 0 ] || STAGES=(schemathesis typescript python openapi_python sse_python mcp_python web_ssr web_journey)
 
 log() { printf '==> clients: %s\n' "$*"; }
 now() { date +%s%3N; }
@@ -193,6 +193,29 @@ PY
 run_openapi_python() {
   python_client
   "$CLIENTS/venv/bin/python" "$REPO/examples/clients/python/rest_example.py" --client-dir "$WORK/python-client"
+}
+
+# The official MCP Python SDK (its own venv: it pins an HTTP stack of its own) against POST /mcp:
+# tools/list, tools/call of a paid agent as a user, and an unknown tool (examples/clients/python).
+MCP_PIN="mcp==2.3.0"
+run_mcp_python() {
+  local venv="$CLIENTS/mcp-venv" dev_key
+  if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$MCP_PIN" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$MCP_PIN"
+    echo "$MCP_PIN" >"$venv/.pins"
+  fi
+  dev_key=$(new_key mcp-developer developer)
+  mkdir -p "$WORK/mcp-word-count"
+  cp "$REPO/examples/agents/word-count/index.js" "$WORK/mcp-word-count/"
+  sed 's/"name": "word-count"/"name": "mcp-word-count"/' "$REPO/examples/agents/word-count/agent.json" \
+    >"$WORK/mcp-word-count/agent.json"
+  FRAMEOS_API_KEY="$dev_key" "$FRAMEOS_BIN" agent publish "$WORK/mcp-word-count" \
+    --price 5000 --currency INR >/dev/null
+  "$FRAMEOS_BIN" review approve mcp-word-count 1.0.0 >/dev/null
+  "$venv/bin/python" "$REPO/examples/clients/python/mcp_example.py" --url "$FRAMEOS_API_URL" \
+    --key "$(new_key mcp-user user)" --agent mcp-word-count
 }
 
 run_sse_python() {

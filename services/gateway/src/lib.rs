@@ -10,6 +10,7 @@ mod cors;
 mod error;
 mod extract;
 mod fair_use;
+mod mcp;
 mod metrics;
 mod openapi;
 mod pricing;

@@ -175,6 +175,24 @@ pub fn router(state: AppState, config: &Config) -> Router {
                     overloaded(&error, timeout)
                 }))
                 .load_shed()
+                .layer(slots.clone()),
+        )
+        .layer(fair_use.clone());
+    // MCP (API.md §5.4): a tools/call lasts as long as its execution, so it is limited like
+    // the event streams, not by the API's deadline.
+    let mcp_service = crate::mcp::service(
+        state.control_plane.clone(),
+        usize::try_from(config.max_json_bytes).unwrap_or(usize::MAX),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let mcp = Router::new()
+        .route_service("/mcp", mcp_service)
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(move |error: BoxError| async move {
+                    overloaded(&error, timeout)
+                }))
+                .load_shed()
                 .layer(slots),
         )
         .layer(fair_use);
@@ -188,6 +206,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route_layer(middleware::from_fn(crate::streams::refuse_access_token));
 
     api.merge(streams)
+        .merge(mcp)
         .merge(ops)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(

@@ -40,7 +40,25 @@ const MAX_PRICES = [
   ["100", "Up to ₹100"],
 ] as const;
 
-function oneOf<T extends readonly (readonly [string, string])[]>(options: T, value: string | undefined): string {
+type Options = readonly (readonly [string, string])[];
+
+/** One filter: a labelled select whose value goes into the address. */
+function Choice({ label, name, value, options }: { label: string; name: string; value: string; options: Options }) {
+  return (
+    <label>
+      {label}
+      <select name={name} defaultValue={value}>
+        {options.map(([v, text]) => (
+          <option key={v} value={v}>
+            {text}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+function oneOf(options: Options, value: string | undefined): string {
   return options.some(([v]) => v === value) ? (value ?? "") : "";
 }
 
@@ -95,36 +113,9 @@ export default async function Agents({ searchParams }: Props) {
       </form>
       <form className="filters" action="/agents" aria-label="Filter agents">
         {q ? <input type="hidden" name="q" value={q} /> : null}
-        <label>
-          Runtime
-          <select name="runtime" defaultValue={runtime}>
-            {RUNTIMES.map(([value, text]) => (
-              <option key={value} value={value}>
-                {text}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Pricing
-          <select name="pricing" defaultValue={pricing}>
-            {PRICINGS.map(([value, text]) => (
-              <option key={value} value={value}>
-                {text}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Price
-          <select name="max_price" defaultValue={maxPrice}>
-            {MAX_PRICES.map(([value, text]) => (
-              <option key={value} value={value}>
-                {text}
-              </option>
-            ))}
-          </select>
-        </label>
+        <Choice label="Runtime" name="runtime" value={runtime} options={RUNTIMES} />
+        <Choice label="Pricing" name="pricing" value={pricing} options={PRICINGS} />
+        <Choice label="Price" name="max_price" value={maxPrice} options={MAX_PRICES} />
         <button type="submit">Filter</button>
       </form>
       {list.items.length === 0 ? (
