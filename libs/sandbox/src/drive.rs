@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Stream as FuturesStream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -96,7 +97,7 @@ where
         stdin.shutdown().await
     };
     tokio::pin!(write);
-    let mut waiting = FuturesUnordered::new();
+    let mut waiting: FuturesUnordered<BoxFuture<'static, (u64, Reply)>> = FuturesUnordered::new();
     tokio::pin!(exited);
     let mut written = false;
     let mut output_ended = false;
@@ -115,7 +116,6 @@ where
                 continue;
             }
             Some((call_id, reply)) = waiting.next(), if !waiting.is_empty() => {
-                let reply: Reply = reply;
                 // A runner that stopped reading is not the driver's failure: its run goes on.
                 let _ = replies.send(reply.line(call_id));
                 continue;

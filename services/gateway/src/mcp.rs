@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::http::request::Parts;
-use frameos_core::ExecutionStatus;
+use frameos_core::{ErrorCode, ExecutionStatus};
 use frameos_proto::ProtoEnum;
 use frameos_proto::v1;
 use rmcp::model::{
@@ -65,10 +65,16 @@ fn key(context: &RequestContext<RoleServer>) -> Result<Option<ApiKey>, ErrorData
         .map_err(|e| ErrorData::invalid_request(e.0.to_string(), None))
 }
 
-/// The control plane's refusal in the words of the REST API (`code: message`).
+/// The control plane's answer in the words of the REST API (`code: message`): the caller's
+/// mistake as an invalid request, the platform's own trouble as an internal error.
 fn status_error(status: &tonic::Status) -> ErrorData {
     let error = frameos_proto::status::from_status(status);
-    ErrorData::invalid_request(format!("{}: {}", error.code, error.message), None)
+    let message = format!("{}: {}", error.code, error.message);
+    if matches!(error.code, ErrorCode::Internal | ErrorCode::Unavailable) {
+        ErrorData::internal_error(message, None)
+    } else {
+        ErrorData::invalid_request(message, None)
+    }
 }
 
 fn tool(agent: &v1::Agent) -> Option<Tool> {
