@@ -13,6 +13,7 @@ mod m0008_execution_timings;
 mod m0009_outbox_waiting;
 mod m0010_version_runtime;
 mod m0011_charges_by_payee;
+mod m0012_call_trees;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_outbox_waiting::Migration),
             Box::new(m0010_version_runtime::Migration),
             Box::new(m0011_charges_by_payee::Migration),
+            Box::new(m0012_call_trees::Migration),
         ]
     }
 }

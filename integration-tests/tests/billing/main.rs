@@ -11,6 +11,7 @@ mod currency;
 mod embedded;
 mod holds;
 mod tiers;
+mod trees;
 mod verify;
 
 use base64::Engine;

@@ -52,6 +52,10 @@ pub struct MandatePayload {
     pub nonce: String,
     pub issued_at: String,
     pub expires_at: String,
+    /// A child execution's mandate (API.md §5.1): the mandate of the execution that called it.
+    /// Absent (not even `null`) in a root's, so mandates signed before call trees still verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_mandate_id: Option<String>,
 }
 
 /// The signed form, field for field; serde writes members in declaration order, without spaces.
@@ -69,6 +73,8 @@ struct Canonical<'a> {
     nonce: &'a str,
     issued_at: &'a str,
     expires_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_mandate_id: Option<&'a str>,
 }
 
 /// The exact bytes that are signed: `{"type":"frameos.mandate.v1",` then the payload's fields in
@@ -86,6 +92,7 @@ pub fn canonical_bytes(p: &MandatePayload) -> Vec<u8> {
         nonce: &p.nonce,
         issued_at: &p.issued_at,
         expires_at: &p.expires_at,
+        parent_mandate_id: p.parent_mandate_id.as_deref(),
     };
     // Strings and an integer always serialize; an empty payload would only fail verification.
     serde_json::to_vec(&canonical).unwrap_or_default()

@@ -84,6 +84,17 @@ error_codes! {
     StaleAttempt => ("stale_attempt", 409, 9),
     /// An `Idempotency-Key` reused with a different body.
     IdempotencyKeyReused => ("idempotency_key_reused", 422, 9),
+    /// `ctx.call` of an agent the calling version does not declare in `dependencies`.
+    UndeclaredDependency => ("undeclared_dependency", 422, 9),
+    /// A call whose price does not fit in what is left of the root mandate's budget, or is above
+    /// the call's `max_amount_minor`; nothing is charged for it.
+    BudgetExceeded => ("budget_exceeded", 402, 9),
+    /// A call of an agent that is already running further up the same call tree.
+    Cycle => ("cycle", 422, 9),
+    /// A call that would nest executions deeper than five.
+    TooDeep => ("too_deep", 422, 9),
+    /// A called (child) execution ended without succeeding.
+    ChildFailed => ("child_failed", 422, 9),
     /// The payment rail declined the authorization.
     PaymentDeclined => ("payment_declined", 402, 9),
     /// The caller is over its fair-use limit (request rate, open event streams); retry later.

@@ -3,6 +3,7 @@
 //! plane, runs it in a locked-down container and streams logs, progress and the outcome back.
 
 mod cache;
+mod calls;
 pub mod config;
 mod hand_back;
 mod in_flight;

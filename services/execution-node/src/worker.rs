@@ -272,6 +272,12 @@ async fn execute(
         timeout: Duration::from_millis(resources.timeout_ms),
         log_limit_bytes: shared.log_limit_bytes,
         allow_domains: claim.allow_domains,
+        calls: Some(crate::calls::handler(crate::calls::Caller {
+            control_plane: shared.control_plane.clone(),
+            node_id: shared.node_id.clone(),
+            execution_id: execution_id.clone(),
+            attempt,
+        })),
         ..Spec::default()
     };
     let timeout_ms = resources.timeout_ms;

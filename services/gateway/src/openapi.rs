@@ -93,6 +93,7 @@ use crate::view;
         view::ProgressView,
         view::ChargeView,
         view::TimingsView,
+        view::ChildView,
         view::SplitsView,
         view::MandateView,
         view::MandateKeyView,

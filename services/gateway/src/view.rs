@@ -384,6 +384,48 @@ pub struct ExecutionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub timings: Option<TimingsView>,
+    /// The execution whose agent called this one with `ctx.call` (API.md §5.1); absent for an
+    /// execution a user started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub parent_id: Option<String>,
+    /// The first execution of the call tree this one belongs to; absent for a root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub root_id: Option<String>,
+    /// The executions this one called, oldest first; present in `GET /v1/executions/{id}` when
+    /// it called any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<ChildView>,
+}
+
+/// An execution another one started with `ctx.call`, as its parent lists it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChildView {
+    pub id: String,
+    /// The agent called.
+    pub agent: String,
+    /// The version its dependency range resolved to.
+    pub version: String,
+    pub status: ExecutionStatus,
+    /// Present when the called agent is paid: the child's own charge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub charge: Option<ChargeView>,
+}
+
+impl TryFrom<v1::Child> for ChildView {
+    type Error = Error;
+
+    fn try_from(c: v1::Child) -> Result<Self, Error> {
+        Ok(ChildView {
+            status: word(c.status, "execution status")?,
+            charge: c.charge.map(ChargeView::try_from).transpose()?,
+            id: c.id,
+            agent: c.agent_slug,
+            version: c.version,
+        })
+    }
 }
 
 /// The phases of an execution in milliseconds, measured on the platform's clock. A field is
@@ -445,6 +487,13 @@ impl TryFrom<v1::Execution> for ExecutionView {
             attempts: e.attempts,
             duration_ms: e.duration_ms,
             timings: e.timings.map(TimingsView::from),
+            parent_id: e.parent_id,
+            root_id: e.root_id,
+            children: e
+                .children
+                .into_iter()
+                .map(ChildView::try_from)
+                .collect::<Result<_, _>>()?,
         })
     }
 }

@@ -622,6 +622,17 @@ export interface components {
             /** @description `authorized` while it runs; `captured` once it succeeded, `voided` otherwise. */
             status: components["schemas"]["ChargeStatus"];
         };
+        /** @description An execution another one started with `ctx.call`, as its parent lists it. */
+        ChildView: {
+            /** @description The agent called. */
+            agent: string;
+            /** @description Present when the called agent is paid: the child's own charge. */
+            charge?: components["schemas"]["ChargeView"];
+            id: string;
+            status: components["schemas"]["ExecutionStatus"];
+            /** @description The version its dependency range resolved to. */
+            version: string;
+        };
         /**
          * @description How `content` is spelled: the text itself when the file is UTF-8, else base64.
          * @enum {string}
@@ -678,7 +689,7 @@ export interface components {
         };
         ErrorDetail: {
             /** @enum {string} */
-            code: "invalid_request" | "unauthenticated" | "permission_denied" | "not_found" | "slug_taken" | "account_exists" | "version_exists" | "conflict" | "package_too_large" | "payload_too_large" | "invalid_package" | "unsafe_archive" | "invalid_manifest" | "invalid_dependency" | "version_not_greater" | "validation_failed" | "invalid_inputs" | "stale_attempt" | "idempotency_key_reused" | "payment_declined" | "rate_limited" | "unavailable" | "internal";
+            code: "invalid_request" | "unauthenticated" | "permission_denied" | "not_found" | "slug_taken" | "account_exists" | "version_exists" | "conflict" | "package_too_large" | "payload_too_large" | "invalid_package" | "unsafe_archive" | "invalid_manifest" | "invalid_dependency" | "version_not_greater" | "validation_failed" | "invalid_inputs" | "stale_attempt" | "idempotency_key_reused" | "undeclared_dependency" | "budget_exceeded" | "cycle" | "too_deep" | "child_failed" | "payment_declined" | "rate_limited" | "unavailable" | "internal";
             /** @description For people; may change between releases. */
             message: string;
         };
@@ -704,6 +715,11 @@ export interface components {
             attempts: number;
             /** @description What running it costs; present on executions of paid agents only. */
             charge?: components["schemas"]["ChargeView"];
+            /**
+             * @description The executions this one called, oldest first; present in `GET /v1/executions/{id}` when
+             *     it called any.
+             */
+            children?: components["schemas"]["ChildView"][];
             /** Format: date-time */
             created_at?: string;
             /**
@@ -726,12 +742,19 @@ export interface components {
             /** @description What the agent returned (any JSON value, null included); present once it succeeded. */
             output?: unknown;
             /**
+             * @description The execution whose agent called this one with `ctx.call` (API.md §5.1); absent for an
+             *     execution a user started.
+             */
+            parent_id?: string;
+            /**
              * Format: double
              * @description The last progress the agent reported, a fraction from 0 to 1.
              */
             progress?: number;
             /** @description The message that came with the last progress report. */
             progress_message?: string;
+            /** @description The first execution of the call tree this one belongs to; absent for a root. */
+            root_id?: string;
             /** Format: date-time */
             started_at?: string;
             /** @description `queued`, `running`, `succeeded`, `failed`, `timed_out` or `canceled`. */

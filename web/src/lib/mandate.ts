@@ -61,7 +61,8 @@ export async function verifyMandate(mandate: SignedMandate, keys: MandateKey[], 
   }
   if (claims.type !== MANDATE_TYPE) return { valid: false, reason: `the payload is not a ${MANDATE_TYPE}` };
   if (claims.execution_id !== expected.executionId) return { valid: false, reason: "it was signed for another execution" };
-  if (claims.amount_minor !== expected.amountMinor || claims.currency !== expected.currency) {
+  // A root's mandate covers its calls to other agents too (API.md §5.1): at least the charge.
+  if (typeof claims.amount_minor !== "number" || claims.amount_minor < expected.amountMinor || claims.currency !== expected.currency) {
     return { valid: false, reason: "it was signed for another amount" };
   }
   return { valid: true, claims };

@@ -37,6 +37,12 @@ test("a mandate signed by a published key for this charge verifies", async () =>
   assert.deepEqual(verdict, { valid: true, claims });
 });
 
+test("a root's mandate covers its calls: a budget above the charge verifies", async () => {
+  const tree = { ...claims, amount_minor: 9000 };
+  const { mandate, keys } = await signed(tree);
+  assert.deepEqual(await verifyMandate(mandate, keys, expected), { valid: true, claims: tree });
+});
+
 test("a changed byte, another key or an unknown kid does not", async () => {
   const { mandate, keys } = await signed(claims);
   const payload = Buffer.from(mandate.payload, "base64");
@@ -68,6 +74,11 @@ test("a genuine signature over another charge is not this charge's mandate", asy
   });
   const cheaper = await signed({ ...claims, amount_minor: 1 });
   assert.deepEqual(await verifyMandate(cheaper.mandate, cheaper.keys, expected), {
+    valid: false,
+    reason: "it was signed for another amount",
+  });
+  const otherCurrency = await signed({ ...claims, currency: "USD" });
+  assert.deepEqual(await verifyMandate(otherCurrency.mandate, otherCurrency.keys, expected), {
     valid: false,
     reason: "it was signed for another amount",
   });

@@ -48,6 +48,7 @@ fn payload() -> MandatePayload {
         nonce: "00112233445566778899aabbccddeeff".into(),
         issued_at: timestamp(at(12, 0, 0)),
         expires_at: timestamp(at(12, 15, 0)),
+        parent_mandate_id: None,
     }
 }
 
@@ -97,6 +98,33 @@ fn canonical_bytes_are_fixed_and_type_first() {
         keyring().verify(&signed, at(12, 1, 0), 5000).unwrap(),
         tricky
     );
+}
+
+#[test]
+fn a_child_mandate_names_its_parent_last_and_a_null_is_refused() {
+    let mut child = payload();
+    child.parent_mandate_id = Some("mdt_root".into());
+    let bytes = canonical_bytes(&child);
+    let text = std::str::from_utf8(&bytes).unwrap();
+    assert!(
+        text.ends_with(r#""expires_at":"2026-05-01T12:15:00Z","parent_mandate_id":"mdt_root"}"#),
+        "{text}"
+    );
+    let ring = keyring();
+    let signed = ring.sign(&child);
+    assert_eq!(ring.verify(&signed, at(12, 1, 0), 5000).unwrap(), child);
+    // The same payload with an explicit null is another spelling: not the canonical form.
+    let root = String::from_utf8(canonical_bytes(&payload())).unwrap();
+    let spelled = root.replace('}', r#","parent_mandate_id":null}"#);
+    let forged = SignedMandate {
+        signature: ring.sign_bytes(spelled.as_bytes()),
+        payload: spelled.into_bytes(),
+        kid: "k1".into(),
+    };
+    assert!(matches!(
+        ring.verify(&forged, at(12, 1, 0), 5000),
+        Err(MandateError::Malformed(_))
+    ));
 }
 
 #[test]

@@ -37,7 +37,8 @@ pub struct Parts {
 }
 
 /// Posts the capture of one execution: the payer is debited the gross, the developer, the
-/// orchestrator side, the platform and the rail's fees are credited their parts. Fails with
+/// orchestrator side (the calling agent's developer for a child execution, ADR 0040), the
+/// platform and the rail's fees are credited their parts. Fails with
 /// `conflict` if this execution was posted already (one capture transaction per execution).
 pub async fn post_capture<C: ConnectionTrait>(
     txn: &C,
@@ -45,9 +46,10 @@ pub async fn post_capture<C: ConnectionTrait>(
     currency: &str,
     payer: &str,
     developer: &str,
+    orchestrator: Option<&str>,
     parts: Parts,
 ) -> Result<String, Error> {
-    let postings = postings(payer, developer, parts);
+    let postings = postings(payer, developer, orchestrator, parts);
     check_balanced(&postings)?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = Utc::now();
@@ -89,12 +91,14 @@ pub async fn post_capture<C: ConnectionTrait>(
 pub(crate) fn postings(
     payer: &str,
     developer: &str,
+    orchestrator: Option<&str>,
     parts: Parts,
 ) -> Vec<(String, &'static str, i64)> {
     let mut postings = vec![(user_account(payer), ledger_entry::DEBIT, parts.gross)];
+    let orchestrator = orchestrator.map_or_else(|| ORCHESTRATOR.to_string(), developer_account);
     for (account, amount) in [
         (developer_account(developer), parts.developer),
-        (ORCHESTRATOR.to_string(), parts.orchestrator),
+        (orchestrator, parts.orchestrator),
         (PLATFORM.to_string(), parts.platform),
         (RAIL_FEES.to_string(), parts.rail_fee),
     ] {

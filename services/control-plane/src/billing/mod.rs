@@ -47,8 +47,16 @@ pub struct Purchase<'a> {
     /// The payer's instrument at the rail (the sandbox reads test payer ids from it).
     pub payer_reference: &'a str,
     pub payee_account: &'a str,
+    /// What is held now and captured on success: the agent's own price.
     pub amount_minor: i64,
     pub currency: &'a str,
+    /// What the mandate allows (at least `amount_minor`): a root's is the budget of its whole
+    /// call tree (API.md §5.1), a child's its own price.
+    pub mandate_amount_minor: i64,
+    /// A child's: the mandate of the execution that called it.
+    pub parent_mandate_id: Option<&'a str>,
+    /// A child's: the developer of the calling agent, paid the orchestrator share.
+    pub orchestrator_account: Option<&'a str>,
 }
 
 impl Billing {
@@ -178,8 +186,9 @@ impl Billing {
             execution_id: purchase.execution_id.to_string(),
             payer_account: purchase.payer_account.to_string(),
             payee_account: purchase.payee_account.to_string(),
-            amount_minor: purchase.amount_minor,
+            amount_minor: purchase.mandate_amount_minor.max(purchase.amount_minor),
             currency: purchase.currency.to_string(),
+            parent_mandate_id: purchase.parent_mandate_id.map(str::to_string),
             nonce: frameos_billing::mandate::new_nonce(),
             issued_at: frameos_billing::mandate::timestamp(now),
             expires_at: frameos_billing::mandate::timestamp(now + self.mandate_ttl),
@@ -229,7 +238,8 @@ impl Billing {
             expires_at: Set(now + self.mandate_ttl),
             authorization_id: Set(authorization.id),
             status: Set(ChargeStatus::Authorized),
-            orchestrated: Set(false),
+            orchestrated: Set(purchase.orchestrator_account.is_some()),
+            orchestrator_account: Set(purchase.orchestrator_account.map(str::to_string)),
             developer_minor: Set(None),
             orchestrator_minor: Set(None),
             platform_minor: Set(None),

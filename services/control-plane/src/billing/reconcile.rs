@@ -211,6 +211,7 @@ mod tests {
             authorization_id: Set(charged.id.clone()),
             status: Set(ChargeStatus::Authorized),
             orchestrated: Set(false),
+            orchestrator_account: Set(None),
             developer_minor: Set(None),
             orchestrator_minor: Set(None),
             platform_minor: Set(None),

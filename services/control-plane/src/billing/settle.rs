@@ -212,6 +212,7 @@ async fn capture(
         &open.currency,
         &open.payer_account,
         &open.payee_account,
+        open.orchestrator_account.as_deref(),
         Parts {
             gross: split.gross,
             developer: split.developer,
@@ -325,6 +326,7 @@ mod tests {
             nonce: nonce.into(),
             issued_at: frameos_billing::mandate::timestamp(now),
             expires_at: frameos_billing::mandate::timestamp(now + chrono::Duration::hours(1)),
+            parent_mandate_id: None,
         });
         charge::Model {
             execution_id: execution_id.into(),
@@ -342,6 +344,7 @@ mod tests {
             authorization_id: "auth_1".into(),
             status: ChargeStatus::Authorized,
             orchestrated: false,
+            orchestrator_account: None,
             developer_minor: None,
             orchestrator_minor: None,
             platform_minor: None,

@@ -21,6 +21,9 @@ pub struct Model {
     pub authorization_id: String,
     pub status: ChargeStatus,
     pub orchestrated: bool,
+    /// A child's charge: the account of the calling agent's developer, who earns the
+    /// orchestrator share.
+    pub orchestrator_account: Option<String>,
     pub developer_minor: Option<i64>,
     pub orchestrator_minor: Option<i64>,
     pub platform_minor: Option<i64>,

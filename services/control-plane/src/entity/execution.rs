@@ -30,6 +30,12 @@ pub struct Model {
     pub claimed_at: Option<DateTimeUtc>,
     /// When that attempt's agent code started running (the node's `Started` report).
     pub running_at: Option<DateTimeUtc>,
+    /// The execution whose `ctx.call` started this one (API.md §5.1); `None` for a root.
+    pub parent_id: Option<String>,
+    /// The first execution of the call tree; `None` for a root.
+    pub root_id: Option<String>,
+    /// Executions from the root down to this one, itself included: a root is 1.
+    pub depth: i16,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -353,6 +353,9 @@ async fn take(
         started_at: Some(row.started_at.unwrap_or(now)),
         claimed_at: Some(now),
         running_at: None,
+        parent_id: None,
+        root_id: None,
+        depth: 1,
         ..row.clone()
     };
     Ok(Some(claimed))

@@ -80,6 +80,9 @@ pub async fn create(
                     ),
                 ));
             }
+            // The root's mandate covers the whole call tree (API.md §5.1): its own price and
+            // what its declared dependencies cost, resolved now.
+            let descendants = super::tree::descendants_budget(db, &manifest, currency, 1).await?;
             let payer = account::Entity::find_by_id(&caller.account_id)
                 .one(db)
                 .await
@@ -94,6 +97,9 @@ pub async fn create(
                         payee_account: &agent.owner_id,
                         amount_minor: price_minor,
                         currency,
+                        mandate_amount_minor: price_minor.saturating_add(descendants),
+                        parent_mandate_id: None,
+                        orchestrator_account: None,
                     })
                     .await?,
             )
@@ -126,6 +132,9 @@ pub async fn create(
         finished_at: Set(None),
         claimed_at: Set(None),
         running_at: Set(None),
+        parent_id: Set(None),
+        root_id: Set(None),
+        depth: Set(1),
     };
     let message = outbox::ActiveModel {
         execution_id: Set(id.clone()),
@@ -184,7 +193,7 @@ pub async fn create(
 
 /// Releases the rail hold of an execution that was not recorded (an insert failed or lost the
 /// idempotency race); reconciliation retries what fails here.
-async fn release(
+pub(super) async fn release(
     billing: &crate::billing::Billing,
     id: &str,
     charge: Option<&charge::ActiveModel>,

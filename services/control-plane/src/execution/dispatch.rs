@@ -8,7 +8,10 @@
 //! queue holds at most `cap` jobs of each account.
 //!
 //! A row needs no place when its execution holds one already (a re-dispatch of a lost job),
-//! has ended (the node skips it), or is gone. The outbox row stays the unit of dispatch.
+//! has ended (the node skips it), or is gone. A child execution (`ctx.call`, ADR 0040) rides
+//! the place of its root: the root waits for it, so making it wait for a place the root holds
+//! would deadlock the tree; its count is bounded by the root's own calls. The outbox row stays
+//! the unit of dispatch.
 //!
 //! With several replicas: the pick (one statement: the count and the ranking) ignores locks,
 //! then the picked rows are locked with `SKIP LOCKED` and re-checked for `sent_at IS NULL`. So
@@ -91,10 +94,11 @@ fn eligible(cap: u32, limit: u64) -> String {
     format!(
         "WITH held AS ( \
            SELECT e.account_id, COUNT(*) AS n FROM executions e \
-           WHERE e.dispatched_at IS NOT NULL AND e.status IN {live} \
+           WHERE e.dispatched_at IS NOT NULL AND e.status IN {live} AND e.parent_id IS NULL \
            GROUP BY e.account_id), \
          waiting AS ( \
-           SELECT p.id, e.account_id, (e.id IS NULL OR e.dispatched_at IS NOT NULL) AS free \
+           SELECT p.id, e.account_id, \
+                  (e.id IS NULL OR e.dispatched_at IS NOT NULL OR e.parent_id IS NOT NULL) AS free \
            FROM outbox p LEFT JOIN executions e ON e.id = p.execution_id AND e.status IN {live} \
            WHERE p.sent_at IS NULL), \
          ranked AS ( \

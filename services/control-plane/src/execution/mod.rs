@@ -2,6 +2,7 @@
 //! live watching, the node protocol (claim with fencing, reports), the outbox relay, the
 //! dead-letter consumer and the reaper.
 
+mod calls;
 mod claims;
 mod create;
 pub mod dead_letters;
@@ -20,6 +21,7 @@ mod service;
 pub mod stream_token;
 mod system_log;
 mod timings;
+mod tree;
 mod view;
 mod watch;
 

@@ -15,9 +15,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use super::claims::{self, Claimant, Decision, Liveness};
-use super::{Hub, release, reports};
+use super::{Hub, calls, release, reports};
 use crate::db;
 use crate::entity::agent_version;
 
@@ -142,6 +143,27 @@ pub async fn claim(
 
 type ReplyStream =
     Pin<Box<dyn tokio_stream::Stream<Item = Result<v1::ReportExecutionResponse, Status>> + Send>>;
+type CallStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<v1::CallAgentResponse, Status>> + Send>>;
+
+/// A call's refusal is the agent's outcome (an `ended` with the error); a failure of the
+/// platform or a stale attempt is the node's to handle (a gRPC error).
+fn refusal(error: &Error) -> Option<v1::CallEnded> {
+    if matches!(
+        error.code,
+        ErrorCode::Internal | ErrorCode::Unavailable | ErrorCode::StaleAttempt
+    ) {
+        return None;
+    }
+    Some(v1::CallEnded {
+        child_id: None,
+        result: Some(v1::call_ended::Result::Error(v1::CallError {
+            code: error.code.as_str().to_string(),
+            message: error.message.clone(),
+            status: None,
+        })),
+    })
+}
 
 #[tonic::async_trait]
 impl NodeService for Nodes {
@@ -208,6 +230,53 @@ impl NodeService for Nodes {
             inbound,
             sender,
             self.shutdown.clone(),
+        );
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    type CallAgentStream = CallStream;
+
+    async fn call_agent(
+        &self,
+        request: Request<v1::CallAgentRequest>,
+    ) -> Result<Response<Self::CallAgentStream>, Status> {
+        let body = request.into_inner();
+        check_node_id(&body.node_id).map_err(|e| to_status(&e))?;
+        let (sender, receiver) = mpsc::channel(2);
+        let (db, hub, billing) = (self.db.clone(), self.hub.clone(), self.billing.clone());
+        let (relay, shutdown) = (self.relay.clone(), self.shutdown.clone());
+        // Owned by the server's tracker: a stop ends the wait (the node calls again elsewhere).
+        self.tasks.spawn(
+            async move {
+                let ended = match calls::start(&db, &billing, &body).await {
+                    Ok(child_id) => {
+                        relay.notify_one();
+                        let started = v1::CallAgentResponse {
+                            event: Some(v1::call_agent_response::Event::Started(
+                                v1::CallStarted {
+                                    child_id: child_id.clone(),
+                                },
+                            )),
+                        };
+                        if sender.send(Ok(started)).await.is_err() {
+                            return;
+                        }
+                        tokio::select! {
+                            ended = calls::wait(&db, &hub, &billing, &child_id) => ended,
+                            () = shutdown.cancelled() => Err(Error::unavailable("the control plane is stopping; call again")),
+                            () = sender.closed() => return,
+                        }
+                    }
+                    Err(e) => refusal(&e).ok_or(e),
+                };
+                let message = ended
+                    .map(|ended| v1::CallAgentResponse {
+                        event: Some(v1::call_agent_response::Event::Ended(ended)),
+                    })
+                    .map_err(|e| to_status(&e));
+                let _ = sender.send(message).await;
+            }
+            .in_current_span(),
         );
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }

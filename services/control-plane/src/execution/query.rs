@@ -1,12 +1,10 @@
 //! Reading executions and their logs, with ownership (another user's execution is not found),
 //! and canceling them.
 
-use chrono::Utc;
 use frameos_core::{ChargeStatus, ExecutionStatus};
 use frameos_core::{Error, ErrorCode};
 use frameos_proto::ProtoEnum;
 use frameos_proto::v1;
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
     QueryOrder, QueryResult, QuerySelect, Statement, TryGetable,
@@ -47,7 +45,8 @@ macro_rules! view_sql {
         "SELECT e.id, e.account_id, e.agent_id, e.version_id, e.status, e.inputs, e.output, \
          e.error, e.exit_code, e.progress, e.progress_message, e.attempts, e.priority, \
          e.idempotency_key, e.request_hash, e.node_id, e.log_seq, e.log_bytes, e.created_at, \
-         e.started_at, e.finished_at, e.claimed_at, e.running_at, a.slug, v.version, c.status, \
+         e.started_at, e.finished_at, e.claimed_at, e.running_at, e.parent_id, e.root_id, \
+         e.depth, a.slug, v.version, c.status, \
          c.amount_minor, c.currency, c.developer_minor, c.platform_minor, c.orchestrator_minor, \
          c.rail_fee_minor \
          FROM executions e \
@@ -59,17 +58,19 @@ macro_rules! view_sql {
 }
 
 /// The view of the execution `id` if the caller may see it: the execution, its agent's slug,
-/// its version and its charge in one prepared statement.
+/// its version and its charge in one prepared statement, then the executions it called.
 pub async fn view(
     db: &DatabaseConnection,
     caller: &Principal,
     id: &str,
 ) -> Result<v1::Execution, Error> {
-    viewed(db, id)
+    let mut found = viewed(db, id)
         .await?
         .filter(|found| caller.is_admin() || found.row.account_id == caller.account_id)
         .map(|found| found.view)
-        .ok_or_else(|| Error::not_found(format!("execution {id:?}")))
+        .ok_or_else(|| Error::not_found(format!("execution {id:?}")))?;
+    found.children = view::children(db, id).await?;
+    Ok(found)
 }
 
 /// An execution read with everything its view shows, in one statement.
@@ -119,6 +120,9 @@ pub async fn viewed(db: &DatabaseConnection, id: &str) -> Result<Option<Viewed>,
         finished_at: columns.read()?,
         claimed_at: columns.read()?,
         running_at: columns.read()?,
+        parent_id: columns.read()?,
+        root_id: columns.read()?,
+        depth: columns.read()?,
     };
     let slug: Option<String> = columns.read()?;
     let version: Option<String> = columns.read()?;
@@ -244,30 +248,11 @@ pub async fn cancel(
     id: &str,
 ) -> Result<v1::Execution, Error> {
     let row = owned(db, caller, id).await?;
-    let changed = execution::Entity::update_many()
-        .col_expr(
-            execution::Column::Status,
-            Expr::value(ExecutionStatus::Canceled),
-        )
-        .col_expr(execution::Column::FinishedAt, Expr::value(Utc::now()))
-        .filter(execution::Column::Id.eq(id))
-        .filter(
-            execution::Column::Status.is_in([ExecutionStatus::Queued, ExecutionStatus::Running]),
-        )
-        .exec(db)
-        .await
-        .map_err(db::error)?
-        .rows_affected;
-    if changed > 0 {
-        hub.metrics().ended(ExecutionStatus::Canceled);
+    if super::tree::end_canceled(db, hub, billing, id).await? {
         tracing::info!(execution_id = id, previous = %row.status, "execution canceled");
-        // The user pays nothing for a canceled run; a failure here is left to reconciliation.
-        if let Err(e) = crate::billing::settle(db, billing, id).await {
-            tracing::warn!(execution_id = id, error = %e, "settlement after cancel failed");
-        }
-        super::timings::observe_ended(db, hub.metrics(), id).await;
-        hub.ended(id);
     }
+    // Its children too, also when it had ended on its own before a child did.
+    super::tree::cancel_children(db, hub, billing, id).await?;
     let row = owned(db, caller, id).await?;
     view::one(db, &row).await
 }

@@ -69,6 +69,11 @@ pub fn spawn(
                             tracing::warn!(%execution_id, error = %e, "settlement failed; reconciliation will retry");
                         }
                         hub.ended(&execution_id);
+                        // Its calls still running end with it; the reaper sweeps what fails here.
+                        let ended = ExecutionStatus::from_proto(recorded.status).is_ok_and(|s| s.is_terminal());
+                        if ended && let Err(e) = super::tree::cancel_children(&db, &hub, &billing, &execution_id).await {
+                            tracing::warn!(%execution_id, error = %e, "canceling the children failed; the reaper retries");
+                        }
                         let reply = v1::ReportExecutionResponse {
                             reply: Some(v1::report_execution_response::Reply::Recorded(recorded)),
                         };

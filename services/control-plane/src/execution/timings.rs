@@ -112,6 +112,9 @@ mod tests {
             finished_at: None,
             claimed_at: None,
             running_at: None,
+            parent_id: None,
+            root_id: None,
+            depth: 1,
         }
     }
 

@@ -71,7 +71,31 @@ pub fn execution(row: &execution::Model, slug: &str, version: &str) -> v1::Execu
         account_id: row.account_id.clone(),
         charge: None,
         timings: super::timings::Phases::of(row).to_proto(),
+        parent_id: row.parent_id.clone(),
+        root_id: row.root_id.clone(),
+        children: Vec::new(),
     }
+}
+
+/// The executions `parent_id` called, oldest first, as its view lists them.
+pub async fn children(db: &DatabaseConnection, parent_id: &str) -> Result<Vec<v1::Child>, Error> {
+    let rows = super::tree::children(db, parent_id)
+        .await
+        .map_err(db::error)?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(executions(db, &rows)
+        .await?
+        .into_iter()
+        .map(|child| v1::Child {
+            id: child.id,
+            agent_slug: child.agent_slug,
+            version: child.version,
+            status: child.status,
+            charge: child.charge,
+        })
+        .collect())
 }
 
 /// Views of many executions, loading their agents and versions in two queries.
@@ -140,6 +164,7 @@ pub async fn one(db: &DatabaseConnection, row: &execution::Model) -> Result<v1::
         .map_err(db::error)?;
     let mut view = execution(row, &slug, &version);
     view.charge = charge.as_ref().map(self::charge);
+    view.children = children(db, &row.id).await?;
     Ok(view)
 }
 

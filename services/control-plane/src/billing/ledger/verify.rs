@@ -2,17 +2,18 @@
 //! transaction balances; every entry is a positive debit or credit of a known currency that
 //! belongs to an existing transaction; a captured charge has exactly the capture transaction its
 //! recorded split implies (so an edited, missing or extra entry shows even when the sums still
-//! balance); nothing else has one.
+//! balance); nothing else has one. Call trees (API.md §5.1): no charge is captured above its
+//! own mandate, and what a tree captured stays within its root mandate's budget.
 
 use frameos_core::ChargeStatus;
 use std::collections::{HashMap, HashSet};
 
 use frameos_core::Error;
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 
 use super::{Parts, postings};
 use crate::db;
-use crate::entity::{charge, ledger_entry, ledger_transaction};
+use crate::entity::{charge, execution, ledger_entry, ledger_transaction};
 
 /// What `frameos ledger verify` found. Clean when every list is empty and the totals agree.
 #[derive(Debug, Default, serde::Serialize)]
@@ -36,6 +37,11 @@ pub struct Verification {
     pub malformed_entries: Vec<i64>,
     /// Entries (ids) whose transaction does not exist.
     pub entries_without_transaction: Vec<i64>,
+    /// Captured charges (execution ids) above the amount of their own mandate, or whose mandate
+    /// is unreadable.
+    pub captures_above_mandate: Vec<String>,
+    /// Roots (execution ids) whose tree captured more than the root mandate's budget.
+    pub trees_over_budget: Vec<String>,
 }
 
 impl Verification {
@@ -48,6 +54,8 @@ impl Verification {
             && self.transactions_not_matching_charge.is_empty()
             && self.malformed_entries.is_empty()
             && self.entries_without_transaction.is_empty()
+            && self.captures_above_mandate.is_empty()
+            && self.trees_over_budget.is_empty()
     }
 }
 
@@ -107,6 +115,7 @@ pub async fn verify(db: &DatabaseConnection) -> Result<Verification, Error> {
     }
 
     let charges = charge::Entity::find().all(db).await.map_err(db::error)?;
+    check_trees(db, &charges, &mut report).await?;
     let mut captured = HashSet::new();
     for c in charges {
         match c.status {
@@ -150,6 +159,61 @@ pub async fn verify(db: &DatabaseConnection) -> Result<Verification, Error> {
     Ok(report)
 }
 
+/// The amount a stored mandate allows.
+fn mandated(c: &charge::Model) -> Option<i64> {
+    serde_json::from_str::<serde_json::Value>(&c.mandate_payload)
+        .ok()?
+        .get("amount_minor")?
+        .as_i64()
+}
+
+/// Every captured charge within its own mandate; every tree's captures within its root's.
+async fn check_trees(
+    db: &DatabaseConnection,
+    charges: &[charge::Model],
+    report: &mut Verification,
+) -> Result<(), Error> {
+    let by_execution: HashMap<&str, &charge::Model> = charges
+        .iter()
+        .map(|c| (c.execution_id.as_str(), c))
+        .collect();
+    // The tree of each captured charge: its root's id (itself for a root).
+    let mut roots: HashMap<String, String> = execution::Entity::find()
+        .select_only()
+        .column(execution::Column::Id)
+        .column(execution::Column::RootId)
+        .filter(execution::Column::RootId.is_not_null())
+        .into_tuple::<(String, String)>()
+        .all(db)
+        .await
+        .map_err(db::error)?
+        .into_iter()
+        .collect();
+    let mut captured_in: HashMap<String, i64> = HashMap::new();
+    for c in charges
+        .iter()
+        .filter(|c| c.status == ChargeStatus::Captured)
+    {
+        if mandated(c).is_none_or(|allowed| c.amount_minor > allowed) {
+            report.captures_above_mandate.push(c.execution_id.clone());
+        }
+        let root = roots
+            .remove(&c.execution_id)
+            .unwrap_or_else(|| c.execution_id.clone());
+        let sum = captured_in.entry(root).or_default();
+        *sum = sum.saturating_add(c.amount_minor);
+    }
+    for (root, sum) in captured_in {
+        let budget = by_execution.get(root.as_str()).and_then(|c| mandated(c));
+        if budget.is_none_or(|budget| sum > budget) {
+            report.trees_over_budget.push(root);
+        }
+    }
+    report.captures_above_mandate.sort();
+    report.trees_over_budget.sort();
+    Ok(())
+}
+
 /// The entries a captured charge's recorded split implies, in its currency.
 fn implied_postings(c: &charge::Model) -> Vec<Posting> {
     let parts = Parts {
@@ -159,10 +223,15 @@ fn implied_postings(c: &charge::Model) -> Vec<Posting> {
         platform: c.platform_minor.unwrap_or_default(),
         rail_fee: c.rail_fee_minor.unwrap_or_default(),
     };
-    postings(&c.payer_account, &c.payee_account, parts)
-        .into_iter()
-        .map(|(account, direction, amount)| {
-            (account, direction.to_string(), amount, c.currency.clone())
-        })
-        .collect()
+    postings(
+        &c.payer_account,
+        &c.payee_account,
+        c.orchestrator_account.as_deref(),
+        parts,
+    )
+    .into_iter()
+    .map(|(account, direction, amount)| {
+        (account, direction.to_string(), amount, c.currency.clone())
+    })
+    .collect()
 }

@@ -135,6 +135,9 @@ fn record(id: &str, idempotency_key: Option<&str>, paid: bool) -> Record {
         finished_at: Set(None),
         claimed_at: Set(None),
         running_at: Set(None),
+        parent_id: Set(None),
+        root_id: Set(None),
+        depth: Set(1),
     };
     let charge = paid.then(|| charge::ActiveModel {
         execution_id: Set(id.into()),
@@ -152,6 +155,7 @@ fn record(id: &str, idempotency_key: Option<&str>, paid: bool) -> Record {
         authorization_id: Set(format!("auth-{id}")),
         status: Set(ChargeStatus::Authorized),
         orchestrated: Set(false),
+        orchestrator_account: Set(None),
         developer_minor: Set(None),
         orchestrator_minor: Set(None),
         platform_minor: Set(None),

@@ -1,4 +1,5 @@
 import type { Metadata } from "next";
+import Link from "next/link";
 import { notFound, redirect } from "next/navigation";
 
 import {
@@ -76,6 +77,22 @@ export default async function ExecutionPage({ params }: Props) {
             </dd>
           </>
         ) : null}
+        {execution.parent_id ? (
+          <>
+            <dt>Called by</dt>
+            <dd>
+              <Link href={`/executions/${execution.parent_id}`} data-testid="parent">
+                {execution.parent_id}
+              </Link>
+              {execution.root_id && execution.root_id !== execution.parent_id ? (
+                <>
+                  {" "}
+                  (tree started by <Link href={`/executions/${execution.root_id}`}>{execution.root_id}</Link>)
+                </>
+              ) : null}
+            </dd>
+          </>
+        ) : null}
         {charge ? (
           <>
             <dt>Charge</dt>
@@ -88,6 +105,33 @@ export default async function ExecutionPage({ params }: Props) {
           </>
         ) : null}
       </dl>
+      {execution.children && execution.children.length > 0 ? (
+        <section aria-labelledby="calls">
+          <h2 id="calls">Calls</h2>
+          <table data-testid="children">
+            <thead>
+              <tr>
+                <th scope="col">Agent</th>
+                <th scope="col">Status</th>
+                <th scope="col">Charge</th>
+              </tr>
+            </thead>
+            <tbody>
+              {execution.children.map((child) => (
+                <tr key={child.id}>
+                  <td>
+                    <Link href={`/executions/${child.id}`}>
+                      {child.agent} {child.version}
+                    </Link>
+                  </td>
+                  <td>{statusText(child.status)}</td>
+                  <td>{child.charge ? `${money(child.charge.amount_minor, child.charge.currency)} ${child.charge.status}` : "free"}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+      ) : null}
       {execution.error ? (
         <p role="alert" className="error">
           {execution.error}

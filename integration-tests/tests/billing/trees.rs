@@ -1,0 +1,472 @@
+//! Agents calling agents (API.md §5.1): child executions paid from the root's mandate, the
+//! orchestrator's 10 %, failed children voided, budgets, cycles and depth — through REST, real
+//! containers and the ledger.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use frameos_integration_tests::{Backend, Mesh, packages};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{PRICE, get, me, verify_ledger};
+
+/// A Node agent whose manifest declares `dependencies`; it accepts any object.
+fn caller(slug: &str, dependencies: Value, code: &str) -> Vec<u8> {
+    let manifest = json!({
+        "name": slug,
+        "version": "1.0.0",
+        "runtime": "node",
+        "entrypoint": "index.js",
+        "description": "calls other agents",
+        "dependencies": dependencies,
+        "inputs": {"type": "object"},
+        "resources": {"cpu_cores": 0.5, "memory_mb": 128, "timeout_ms": 30000}
+    });
+    packages::tar_gz(&[
+        ("agent.json", manifest.to_string().as_bytes()),
+        ("index.js", code.as_bytes()),
+    ])
+}
+
+/// The signed payload of an execution's mandate, as JSON.
+async fn mandate(mesh: &Mesh, key: &str, id: &str) -> Value {
+    let (status, body) = get(mesh, Some(key), &format!("/v1/executions/{id}/mandate")).await;
+    assert_eq!(status, 200, "{body}");
+    let bytes = STANDARD.decode(body["payload"].as_str().unwrap()).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The ledger's capture entries of one execution: `(account, direction, amount)`.
+async fn entries_of(mesh: &Mesh, execution_id: &str) -> Vec<(String, String, i64)> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = sea_orm::Database::connect(mesh.database_url())
+        .await
+        .unwrap();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT e.account, e.direction, e.amount_minor FROM ledger_entries e \
+                 JOIN ledger_transactions t ON t.id = e.transaction_id \
+                 WHERE t.execution_id = '{execution_id}' ORDER BY e.id"
+            ),
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            (
+                r.try_get::<String>("", "account").unwrap(),
+                r.try_get::<String>("", "direction").unwrap(),
+                r.try_get::<i64>("", "amount_minor").unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paid_orchestrator_pays_its_children_from_the_root_mandate_and_earns_ten_percent() {
+    let mesh = Mesh::with_node(Backend::PostgresS3).await.unwrap();
+    let words = mesh.account("wendy", "developer").await.unwrap();
+    let moods = mesh.account("mo", "developer").await.unwrap();
+    let orchestrator = mesh.account("orla", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    let (words_id, moods_id, orchestrator_id, user_id) = (
+        me(&mesh, &words).await,
+        me(&mesh, &moods).await,
+        me(&mesh, &orchestrator).await,
+        me(&mesh, &user).await,
+    );
+    for (key, slug, price) in [
+        (&words, "word-count", 10_000),
+        (&moods, "sentiment", 20_000),
+        (&orchestrator, "text-report", PRICE),
+    ] {
+        mesh.publish_approved(key, slug, packages::example(slug), Some(price))
+            .await
+            .unwrap();
+    }
+
+    let (_, done) = mesh
+        .run(
+            &user,
+            "text-report",
+            json!({"text": "What a wonderful, delightful day."}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        done["output"],
+        json!({
+            "summary": "5 words (most frequent: \"a\"); the mood is positive (0.6705).",
+            "words": 5, "top_word": "a", "mood": "positive", "score": 0.6705
+        })
+    );
+    let root = done["id"].as_str().unwrap();
+    let (_, parent) = get(&mesh, Some(&user), &format!("/v1/executions/{root}")).await;
+    assert!(parent.get("parent_id").is_none(), "{parent}");
+    let children = parent["children"].as_array().unwrap();
+    assert_eq!(children.len(), 2, "{parent}");
+    let mut agents: Vec<&str> = children
+        .iter()
+        .map(|c| c["agent"].as_str().unwrap())
+        .collect();
+    agents.sort_unstable();
+    assert_eq!(agents, ["sentiment", "word-count"]);
+
+    // The root's mandate is the tree's budget: its own price and both dependencies'.
+    let root_mandate = mandate(&mesh, &user, root).await;
+    assert_eq!(root_mandate["amount_minor"], PRICE + 10_000 + 20_000);
+    assert!(root_mandate.get("parent_mandate_id").is_none());
+    assert_eq!(parent["charge"]["amount_minor"], PRICE);
+    assert_eq!(parent["charge"]["status"], "captured");
+
+    for child in children {
+        let id = child["id"].as_str().unwrap();
+        let price = if child["agent"] == "word-count" {
+            10_000
+        } else {
+            20_000
+        };
+        assert_eq!(child["status"], "succeeded", "{child}");
+        assert_eq!(child["version"], "1.0.0");
+        assert_eq!(child["charge"]["status"], "captured", "{child}");
+        assert_eq!(child["charge"]["amount_minor"], price);
+        let (_, full) = get(&mesh, Some(&user), &format!("/v1/executions/{id}")).await;
+        assert_eq!(full["parent_id"], root);
+        assert_eq!(full["root_id"], root);
+        // Each child's own mandate names the root's, verifiable like any other.
+        let own = mandate(&mesh, &user, id).await;
+        assert_eq!(own["parent_mandate_id"], root_mandate["mandate_id"]);
+        assert_eq!(own["amount_minor"], price);
+        assert_eq!(own["execution_id"], id);
+        // 70 % to the child's developer, 10 % to text-report's, the rest to the platform and
+        // the rail; every part ≥ 0 and the parts add up to the price.
+        let splits = &child["charge"]["splits"];
+        assert_eq!(splits["developer"], price * 70 / 100);
+        assert_eq!(splits["orchestrator"], price / 10);
+        let parts: i64 = ["developer", "orchestrator", "platform", "rail_fee"]
+            .iter()
+            .map(|k| splits[*k].as_i64().unwrap())
+            .inspect(|part| assert!(*part >= 0))
+            .sum();
+        assert_eq!(parts, price);
+        let developer = if child["agent"] == "word-count" {
+            &words_id
+        } else {
+            &moods_id
+        };
+        let entries = entries_of(&mesh, id).await;
+        assert!(
+            entries.contains(&(format!("user:{user_id}"), "debit".into(), price)),
+            "{entries:?}"
+        );
+        assert!(
+            entries.contains(&(
+                format!("developer:{developer}"),
+                "credit".into(),
+                price * 70 / 100
+            )),
+            "{entries:?}"
+        );
+        assert!(
+            entries.contains(&(
+                format!("developer:{orchestrator_id}"),
+                "credit".into(),
+                price / 10
+            )),
+            "{entries:?}"
+        );
+    }
+    // The root pays no orchestrator share: nobody called it.
+    assert_eq!(parent["charge"]["splits"]["orchestrator"], 0);
+
+    // The parent's log says when each call started and ended, as `system` lines.
+    let lines = mesh.log_lines(&user, root).await.unwrap();
+    let system: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["stream"] == "system")
+        .map(|l| l["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        system
+            .iter()
+            .filter(|l| l.contains("started as execution"))
+            .count(),
+        2,
+        "{system:?}"
+    );
+    assert_eq!(
+        system.iter().filter(|l| l.contains("succeeded")).count(),
+        2,
+        "{system:?}"
+    );
+
+    let verification = verify_ledger(&mesh).await;
+    assert!(verification.is_clean(), "{verification:?}");
+    assert_eq!(
+        verification.transactions, 3,
+        "three captures: the root and two children"
+    );
+    mesh.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_child_is_voided_its_sibling_captured_and_refusals_charge_nothing() {
+    let mesh = Mesh::with_node(Backend::PostgresS3).await.unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    let child = |slug: &str, code: &str| packages::node_agent(slug, "1.0.0", code);
+    mesh.publish_approved(
+        &dev,
+        "fine",
+        child("fine", "module.exports = async (i) => ({ok: i.n});"),
+        Some(10_000),
+    )
+    .await
+    .unwrap();
+    mesh.publish_approved(
+        &dev,
+        "broken",
+        child(
+            "broken",
+            "module.exports = async () => { throw new Error('boom'); };",
+        ),
+        Some(10_000),
+    )
+    .await
+    .unwrap();
+    // Calls `fine` twice (its budget covers one), `broken` once, something undeclared, and
+    // `fine` with a cap below its price; reports what each call said.
+    let code = r#"
+        const attempt = async (slug, inputs, options) => {
+          try { return {output: await ctx_.call(slug, inputs, options)}; }
+          catch (e) { return {code: e.code, status: e.status === undefined ? null : e.status}; }
+        };
+        let ctx_;
+        module.exports = async (inputs, ctx) => {
+          ctx_ = ctx;
+          const first = await attempt('fine', {n: 1});
+          const failed = await attempt('broken', {});
+          const second = await attempt('fine', {n: 2});
+          const undeclared = await attempt('word-count', {text: 'x'});
+          const capped = await attempt('fine', {n: 3}, {max_amount_minor: 5});
+          return {first, failed, second, undeclared, capped};
+        };
+    "#;
+    mesh.publish_approved(
+        &dev,
+        "boss",
+        caller("boss", json!({"fine": "^1.0.0", "broken": "^1.0.0"}), code),
+        Some(PRICE),
+    )
+    .await
+    .unwrap();
+
+    let (_, done) = mesh.run(&user, "boss", json!({})).await.unwrap();
+    assert_eq!(
+        done["status"], "succeeded",
+        "the parent decides its own outcome: {done}"
+    );
+    let output = &done["output"];
+    assert_eq!(output["first"], json!({"output": {"ok": 1}}));
+    assert_eq!(
+        output["failed"],
+        json!({"code": "child_failed", "status": "failed"})
+    );
+    // The budget was the root's price plus one call of each dependency: `broken` was voided,
+    // so its part is free again and the second call of `fine` fits.
+    assert_eq!(output["second"], json!({"output": {"ok": 2}}));
+    assert_eq!(
+        output["undeclared"],
+        json!({"code": "undeclared_dependency", "status": null})
+    );
+    assert_eq!(
+        output["capped"],
+        json!({"code": "budget_exceeded", "status": null})
+    );
+
+    let root = done["id"].as_str().unwrap();
+    let (_, parent) = get(&mesh, Some(&user), &format!("/v1/executions/{root}")).await;
+    let children = parent["children"].as_array().unwrap();
+    let summary: Vec<(String, String, String)> = children
+        .iter()
+        .map(|c| {
+            (
+                c["agent"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+                c["charge"]["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("fine".into(), "succeeded".into(), "captured".into()),
+            ("broken".into(), "failed".into(), "voided".into()),
+            ("fine".into(), "succeeded".into(), "captured".into()),
+        ],
+        "refused calls create no execution and hold nothing"
+    );
+    let verification = verify_ledger(&mesh).await;
+    assert!(verification.is_clean(), "{verification:?}");
+    assert_eq!(
+        verification.transactions, 3,
+        "the root and the two successes"
+    );
+
+    // A third call of `fine` would not fit: the budget is spent.
+    let code = r#"
+        module.exports = async (inputs, ctx) => {
+          await ctx.call('fine', {n: 1});
+          await ctx.call('fine', {n: 2});
+          return 'unreachable';
+        };
+    "#;
+    mesh.publish_approved(
+        &dev,
+        "greedy",
+        caller("greedy", json!({"fine": "^1"}), code),
+        Some(PRICE),
+    )
+    .await
+    .unwrap();
+    let (_, done) = mesh.run(&user, "greedy", json!({})).await.unwrap();
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(
+        done["error"].as_str().unwrap().contains("budget_exceeded"),
+        "{done}"
+    );
+    let (_, parent) = get(
+        &mesh,
+        Some(&user),
+        &format!("/v1/executions/{}", done["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(parent["children"].as_array().unwrap().len(), 1, "{parent}");
+    assert_eq!(
+        parent["charge"]["status"], "voided",
+        "a failed parent pays nothing itself"
+    );
+    assert_eq!(
+        parent["children"][0]["charge"]["status"], "captured",
+        "its succeeded child stays paid"
+    );
+    let verification = verify_ledger(&mesh).await;
+    assert!(verification.is_clean(), "{verification:?}");
+    mesh.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cycles_and_a_sixth_level_are_refused() {
+    // Each waiting level holds its node slot (ADR 0040): five levels need five.
+    let mut mesh = Mesh::with_queue(Backend::PostgresS3, |_| {}).await.unwrap();
+    mesh.start_node(5).await.unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    // A chain: level-1 calls level-2 … level-5 calls level-6, which would be the sixth level.
+    // Each returns what its callee said, or the error code it got.
+    let relay = |next: &str| {
+        format!(
+            r#"module.exports = async (inputs, ctx) => {{
+                 try {{ return {{below: await ctx.call('{next}', {{}})}}; }}
+                 catch (e) {{ return {{refused: e.code}}; }}
+               }};"#
+        )
+    };
+    mesh.publish_approved(
+        &dev,
+        "level-6",
+        packages::node_agent("level-6", "1.0.0", "module.exports = async () => 'bottom';"),
+        None,
+    )
+    .await
+    .unwrap();
+    for level in (1..=5).rev() {
+        let slug = format!("level-{level}");
+        let next = format!("level-{}", level + 1);
+        mesh.publish_approved(
+            &dev,
+            &slug,
+            caller(&slug, json!({ next.clone(): "^1" }), &relay(&next)),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let (_, done) = mesh.run(&user, "level-1", json!({})).await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        done["output"],
+        json!({"below": {"below": {"below": {"below": {"refused": "too_deep"}}}}}),
+        "five levels run; the sixth is refused"
+    );
+
+    // A cycle: ping 1.0.0 calls pong, whose 1.0.0 calls ping again.
+    mesh.publish_approved(
+        &dev,
+        "ping",
+        packages::node_agent("ping", "1.0.0", "module.exports = async () => 'ping';"),
+        None,
+    )
+    .await
+    .unwrap();
+    mesh.publish_approved(
+        &dev,
+        "pong",
+        caller("pong", json!({"ping": "^1"}), &relay("ping")),
+        None,
+    )
+    .await
+    .unwrap();
+    let mut ping = caller("ping", json!({"pong": "^1"}), &relay("pong"));
+    ping = repackage_version(ping, "1.1.0");
+    let uploaded = mesh.upload(&dev, "ping", ping).send().await.unwrap();
+    assert_eq!(uploaded.status(), 201);
+    let approved = mesh
+        .request(
+            Method::POST,
+            "/v1/agents/ping/versions/1.1.0/approve",
+            Some(&admin(&mesh)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 200);
+    let (_, done) = mesh.run(&user, "ping", json!({})).await.unwrap();
+    assert_eq!(
+        done["output"],
+        json!({"below": {"refused": "cycle"}}),
+        "{done}"
+    );
+    mesh.shutdown().await.unwrap();
+}
+
+fn admin(mesh: &Mesh) -> String {
+    mesh.admin_key.clone()
+}
+
+/// The same package with another version in its manifest.
+fn repackage_version(package: Vec<u8>, version: &str) -> Vec<u8> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(package.as_slice()));
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        if path == "agent.json" {
+            let mut manifest: Value = serde_json::from_slice(&bytes).unwrap();
+            manifest["version"] = json!(version);
+            bytes = manifest.to_string().into_bytes();
+        }
+        files.push((path, bytes));
+    }
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .collect();
+    packages::tar_gz(&refs)
+}

@@ -1,0 +1,181 @@
+//! Call trees (API.md §5.1, ADR 0040): how deep a call may nest, what a root's mandate budgets
+//! for its descendants, what a tree has spent, and ending the children of an ended execution.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use frameos_core::{ChargeStatus, Error, ExecutionStatus, PricingModel};
+use frameos_package::manifest::Range;
+use futures::future::BoxFuture;
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use super::Hub;
+use crate::agents::dependencies;
+use crate::db;
+use crate::entity::{charge, execution};
+
+/// Executions from the root down to the deepest child, both included.
+pub const MAX_DEPTH: i16 = 5;
+
+/// The dependencies a stored manifest declares. Ranges were validated at upload; one that no
+/// longer parses (a stricter parser) is left out rather than failing every run.
+pub fn declared(manifest: &serde_json::Value) -> BTreeMap<String, Range> {
+    manifest["dependencies"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(slug, range)| Some((slug.clone(), Range::parse(range.as_str()?).ok()?)))
+        .collect()
+}
+
+/// What the descendants of a version at `depth` cost in `currency` when each declared
+/// dependency is called once: each resolves to its highest published version now and adds its
+/// price and its own descendants'. A dependency that resolves to nothing, is free or is priced
+/// in another currency adds nothing; nothing below [`MAX_DEPTH`] is counted.
+pub fn descendants_budget<'a>(
+    db: &'a DatabaseConnection,
+    manifest: &'a serde_json::Value,
+    currency: &'a str,
+    depth: i16,
+) -> BoxFuture<'a, Result<i64, Error>> {
+    Box::pin(async move {
+        if depth >= MAX_DEPTH {
+            return Ok(0);
+        }
+        let mut total: i64 = 0;
+        for (slug, range) in declared(manifest) {
+            let Ok(resolved) = dependencies::resolve(db, &slug, &range).await else {
+                continue;
+            };
+            let price = match (&resolved.agent.price_minor, &resolved.agent.currency) {
+                (Some(price), Some(priced_in))
+                    if resolved.agent.pricing_model == PricingModel::PerExecution
+                        && priced_in == currency =>
+                {
+                    *price
+                }
+                _ => 0,
+            };
+            let below =
+                descendants_budget(db, &resolved.version.manifest_json()?, currency, depth + 1)
+                    .await?;
+            total = total.saturating_add(price).saturating_add(below);
+        }
+        Ok(total)
+    })
+}
+
+/// What the descendants of `root_id` hold or were charged: their authorized and captured
+/// charges. Voided ones are free again.
+pub async fn spent<C: ConnectionTrait>(conn: &C, root_id: &str) -> Result<i64, DbErr> {
+    let in_tree = Query::select()
+        .column(execution::Column::Id)
+        .from(execution::Entity)
+        .and_where(execution::Column::RootId.eq(root_id))
+        .to_owned();
+    let amounts: Vec<i64> = charge::Entity::find()
+        .select_only()
+        .column(charge::Column::AmountMinor)
+        .filter(charge::Column::ExecutionId.in_subquery(in_tree))
+        .filter(charge::Column::Status.is_in([ChargeStatus::Authorized, ChargeStatus::Captured]))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(amounts.into_iter().fold(0i64, i64::saturating_add))
+}
+
+/// The agents of `execution` and of every execution above it, nearest first.
+pub async fn ancestors_agents<C: ConnectionTrait>(
+    conn: &C,
+    execution: &execution::Model,
+) -> Result<Vec<String>, DbErr> {
+    let mut agents = vec![execution.agent_id.clone()];
+    let mut next = execution.parent_id.clone();
+    // The depth bound keeps a corrupted chain from looping.
+    while let Some(id) = next.take() {
+        if agents.len() > usize::try_from(MAX_DEPTH).unwrap_or(5) {
+            break;
+        }
+        let Some(row) = execution::Entity::find_by_id(&id).one(conn).await? else {
+            break;
+        };
+        agents.push(row.agent_id);
+        next = row.parent_id;
+    }
+    Ok(agents)
+}
+
+/// The children of `parent_id`, oldest first.
+pub async fn children<C: ConnectionTrait>(
+    conn: &C,
+    parent_id: &str,
+) -> Result<Vec<execution::Model>, DbErr> {
+    execution::Entity::find()
+        .filter(execution::Column::ParentId.eq(parent_id))
+        .order_by_asc(execution::Column::CreatedAt)
+        .order_by_asc(execution::Column::Id)
+        .all(conn)
+        .await
+}
+
+/// Cancels every child of `parent_id` that has not ended, and theirs in turn: a parent that
+/// ended no longer waits for them (API.md §5.1). Each is settled (voided) as a user's cancel
+/// would; a running one is stopped by its node, which hears of it on its report stream.
+/// Returns how many were canceled.
+pub fn cancel_children<'a>(
+    db: &'a DatabaseConnection,
+    hub: &'a Hub,
+    billing: &'a crate::billing::Billing,
+    parent_id: &'a str,
+) -> BoxFuture<'a, Result<usize, Error>> {
+    Box::pin(async move {
+        let mut canceled = 0;
+        for child in children(db, parent_id).await.map_err(db::error)? {
+            if !child.status.is_terminal() && end_canceled(db, hub, billing, &child.id).await? {
+                tracing::info!(execution_id = %child.id, %parent_id, "child canceled with its parent");
+                canceled += 1;
+            }
+            canceled += cancel_children(db, hub, billing, &child.id).await?;
+        }
+        Ok(canceled)
+    })
+}
+
+/// Moves a queued or running execution to `canceled`, settles its charge (a void) and wakes its
+/// watchers. False: it had ended already.
+pub async fn end_canceled(
+    db: &DatabaseConnection,
+    hub: &Hub,
+    billing: &crate::billing::Billing,
+    id: &str,
+) -> Result<bool, Error> {
+    let changed = execution::Entity::update_many()
+        .col_expr(
+            execution::Column::Status,
+            Expr::value(ExecutionStatus::Canceled),
+        )
+        .col_expr(execution::Column::FinishedAt, Expr::value(Utc::now()))
+        .filter(execution::Column::Id.eq(id))
+        .filter(
+            execution::Column::Status.is_in([ExecutionStatus::Queued, ExecutionStatus::Running]),
+        )
+        .exec(db)
+        .await
+        .map_err(db::error)?
+        .rows_affected;
+    if changed == 0 {
+        return Ok(false);
+    }
+    hub.metrics().ended(ExecutionStatus::Canceled);
+    // Nobody pays for a canceled run; a failure here is left to reconciliation.
+    if let Err(e) = crate::billing::settle(db, billing, id).await {
+        tracing::warn!(execution_id = id, error = %e, "settlement after cancel failed");
+    }
+    super::timings::observe_ended(db, hub.metrics(), id).await;
+    hub.ended(id);
+    Ok(true)
+}
