@@ -214,8 +214,24 @@ run_mcp_python() {
   FRAMEOS_API_KEY="$dev_key" "$FRAMEOS_BIN" agent publish "$WORK/mcp-word-count" \
     --price 5000 --currency INR >/dev/null
   "$FRAMEOS_BIN" review approve mcp-word-count 1.0.0 >/dev/null
+  # The orchestrator example and its two dependencies, under slugs of their own.
+  mkdir -p "$WORK/mcp-sentiment" "$WORK/mcp-text-report"
+  cp "$REPO/examples/agents/sentiment/main.py" "$WORK/mcp-sentiment/"
+  sed 's/"name": "sentiment"/"name": "mcp-sentiment"/' "$REPO/examples/agents/sentiment/agent.json" \
+    >"$WORK/mcp-sentiment/agent.json"
+  FRAMEOS_API_KEY="$dev_key" "$FRAMEOS_BIN" agent publish "$WORK/mcp-sentiment" \
+    --price 5000 --currency INR >/dev/null
+  "$FRAMEOS_BIN" review approve mcp-sentiment 1.0.0 >/dev/null
+  sed -e "s/'word-count'/'mcp-word-count'/; s/'sentiment'/'mcp-sentiment'/" \
+    "$REPO/examples/agents/text-report/index.js" >"$WORK/mcp-text-report/index.js"
+  sed -e 's/"name": "text-report"/"name": "mcp-text-report"/' \
+    -e 's/"word-count": "/"mcp-word-count": "/; s/"sentiment": "/"mcp-sentiment": "/' \
+    "$REPO/examples/agents/text-report/agent.json" >"$WORK/mcp-text-report/agent.json"
+  FRAMEOS_API_KEY="$dev_key" "$FRAMEOS_BIN" agent publish "$WORK/mcp-text-report" \
+    --price 5000 --currency INR >/dev/null
+  "$FRAMEOS_BIN" review approve mcp-text-report 1.0.0 >/dev/null
   "$venv/bin/python" "$REPO/examples/clients/python/mcp_example.py" --url "$FRAMEOS_API_URL" \
-    --key "$(new_key mcp-user user)" --agent mcp-word-count
+    --key "$(new_key mcp-user user)" --agent mcp-word-count --orchestrator mcp-text-report
 }
 
 run_sse_python() {

@@ -4,6 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use frameos_integration_tests::cli::Frameos;
 use frameos_integration_tests::{Backend, Mesh, packages};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -209,6 +210,35 @@ async fn a_paid_orchestrator_pays_its_children_from_the_root_mandate_and_earns_t
         verification.transactions, 3,
         "three captures: the root and two children"
     );
+
+    // The same tree through the CLI: the output alone on stdout, the calls in `executions get`.
+    let frameos = Frameos::new(&mesh.base_url, Some(&user)).unwrap();
+    let run = frameos
+        .run(&[
+            "run",
+            "text-report",
+            "--input",
+            r#"{"text": "not good"}"#,
+            "-o",
+            "json",
+        ])
+        .await
+        .unwrap();
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(run.json().unwrap()["mood"], "negative", "{run:#?}");
+    let shown = frameos.run(&["executions", "get", root]).await.unwrap();
+    assert_eq!(shown.code, Some(0), "{shown:#?}");
+    for child in children {
+        let line = format!(
+            "called    {}@1.0.0 {} succeeded",
+            child["agent"].as_str().unwrap(),
+            child["id"].as_str().unwrap()
+        );
+        assert!(shown.stdout.contains(&line), "{line}: {shown:#?}");
+    }
+    let verification = verify_ledger(&mesh).await;
+    assert!(verification.is_clean(), "{verification:?}");
+    assert_eq!(verification.transactions, 6);
     mesh.shutdown().await.unwrap();
 }
 
@@ -469,4 +499,106 @@ fn repackage_version(package: Vec<u8>, version: &str) -> Vec<u8> {
         .map(|(p, b)| (p.as_str(), b.as_slice()))
         .collect();
     packages::tar_gz(&refs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_killed_while_a_child_runs_charges_the_tree_once_and_the_tree_ends() {
+    let mut mesh = Mesh::with_queue(Backend::PostgresS3, |config| {
+        config.recovery.reaper_interval_secs = 1;
+        config.recovery.node_dead_after_secs = 3;
+    })
+    .await
+    .unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    let user_id = me(&mesh, &user).await;
+    let slow = r#"module.exports = async (inputs, ctx) => {
+        ctx.progress(0.5, 'working');
+        await new Promise((resolve) => setTimeout(resolve, 4000));
+        return {done: inputs.n};
+    };"#;
+    mesh.publish_approved(
+        &dev,
+        "slow-child",
+        packages::node_agent_with("slow-child", slow, 30_000, 128),
+        Some(10_000),
+    )
+    .await
+    .unwrap();
+    let waiter =
+        "module.exports = async (inputs, ctx) => ({child: await ctx.call('slow-child', {n: 7})});";
+    mesh.publish_approved(
+        &dev,
+        "waiter",
+        caller("waiter", json!({"slow-child": "^1"}), waiter),
+        Some(PRICE),
+    )
+    .await
+    .unwrap();
+
+    // A node in a process of its own, with room for the parent and its child.
+    let cache = tempfile::tempdir().unwrap();
+    let doomed = format!("doomed-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_frameos-test-node"))
+        .envs(mesh.node_env(cache.path()))
+        .env("FRAMEOS_NODE_ID", &doomed)
+        .env("FRAMEOS_NODE_CONCURRENCY", "2")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let accepted = mesh.execute(&user, "waiter", json!({})).await.unwrap();
+    let root = accepted["id"].as_str().unwrap().to_string();
+    // Wait until the child runs, then kill -9 the node that runs both.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let child = loop {
+        let (_, parent) = get(&mesh, Some(&user), &format!("/v1/executions/{root}")).await;
+        if let Some(child) = parent["children"]
+            .get(0)
+            .filter(|c| c["status"] == "running")
+        {
+            break child["id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the child never ran: {parent}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    mesh.wait_for_event(&user, &child, "progress")
+        .await
+        .unwrap();
+    process.start_kill().unwrap();
+    process.wait().await.unwrap();
+
+    // Another node: the reaper queues both again; the parent's retried call finds its child.
+    mesh.start_node(2).await.unwrap();
+    let (_, done) = mesh.follow(&user, &root).await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["output"], json!({"child": {"done": 7}}));
+    assert!(done["attempts"].as_u64().unwrap() >= 2, "{done}");
+    let (_, parent) = get(&mesh, Some(&user), &format!("/v1/executions/{root}")).await;
+    let children = parent["children"].as_array().unwrap();
+    assert_eq!(
+        children.len(),
+        1,
+        "the retried call ran no second child: {parent}"
+    );
+    assert_eq!(children[0]["id"], child.as_str());
+    assert_eq!(children[0]["charge"]["status"], "captured", "{parent}");
+    assert_eq!(parent["charge"]["status"], "captured", "{parent}");
+
+    // Where a double charge would show: the payer's debits in the ledger.
+    let mut entries = entries_of(&mesh, &root).await;
+    entries.extend(entries_of(&mesh, &child).await);
+    let payer = format!("user:{user_id}");
+    let debits: i64 = entries
+        .iter()
+        .filter(|(account, direction, _)| *account == payer && direction == "debit")
+        .map(|(_, _, amount)| amount)
+        .sum();
+    assert_eq!(debits, PRICE + 10_000);
+    let verification = verify_ledger(&mesh).await;
+    assert!(verification.is_clean(), "{verification:?}");
+    assert_eq!(verification.transactions, 2);
+    mesh.shutdown().await.unwrap();
 }

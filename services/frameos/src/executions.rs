@@ -268,6 +268,30 @@ fn show_execution(e: &Value) {
             charge.get("status").and_then(Value::as_str).unwrap_or("?"),
         );
     }
+    if !e["parent_id"].is_null() {
+        println!(
+            "called by {} (tree {})",
+            field(e, "parent_id"),
+            field(e, "root_id")
+        );
+    }
+    for child in e["children"].as_array().into_iter().flatten() {
+        let charge = child["charge"].as_object().map_or(String::new(), |c| {
+            format!(
+                ", {} {} {}",
+                c.get("amount_minor").map_or("?".into(), Value::to_string),
+                c.get("currency").and_then(Value::as_str).unwrap_or("?"),
+                c.get("status").and_then(Value::as_str).unwrap_or("?")
+            )
+        });
+        println!(
+            "called    {}@{} {} {}{charge}",
+            field(child, "agent"),
+            field(child, "version"),
+            field(child, "id"),
+            field(child, "status")
+        );
+    }
     println!("inputs    {}", e["inputs"]);
     if !e["output"].is_null() {
         println!("output    {}", e["output"]);

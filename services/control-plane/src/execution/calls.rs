@@ -346,14 +346,6 @@ async fn hold_budget<C: ConnectionTrait>(
     hold: Hold<'_>,
 ) -> Result<charge::ActiveModel, Error> {
     let over = |message: String| Err(Error::new(ErrorCode::BudgetExceeded, message));
-    if let Some(max) = hold.max_amount_minor
-        && hold.price > max
-    {
-        return over(format!(
-            "the call costs {} {}, above its max_amount_minor of {max}",
-            hold.price, hold.currency
-        ));
-    }
     let mut root = charge::Entity::find_by_id(hold.root_id);
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
         root = root.lock_exclusive();
@@ -372,10 +364,14 @@ async fn hold_budget<C: ConnectionTrait>(
         .and_then(|p| p["amount_minor"].as_i64())
         .ok_or_else(|| Error::internal("the root's mandate is unreadable"))?;
     let spent = tree::spent(txn, hold.root_id).await.map_err(db::error)?;
-    let left = budget - root.amount_minor - spent;
-    if hold.price > left {
+    let budget = tree::Budget {
+        mandated: budget,
+        own: root.amount_minor,
+        spent,
+    };
+    if let Err(reason) = budget.admit(hold.price, hold.max_amount_minor) {
         return over(format!(
-            "the call costs {} {}; {left} of the tree's budget of {budget} is left",
+            "the call costs {} {}: {reason}",
             hold.price, hold.currency
         ));
     }

@@ -69,6 +69,41 @@ pub fn descendants_budget<'a>(
     })
 }
 
+/// Where a tree's budget stands when a paid call asks for part of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// The root mandate's amount.
+    pub mandated: i64,
+    /// The root's own price.
+    pub own: i64,
+    /// What its descendants hold or were charged ([`spent`]).
+    pub spent: i64,
+}
+
+impl Budget {
+    /// Whether a call costing `price` fits: within the call's own cap and within what is left.
+    /// Why not, in words, otherwise.
+    pub fn admit(self, price: i64, max_amount_minor: Option<i64>) -> Result<(), String> {
+        if let Some(max) = max_amount_minor
+            && price > max
+        {
+            return Err(format!("above the call's max_amount_minor of {max}"));
+        }
+        let left = self
+            .mandated
+            .saturating_sub(self.own)
+            .saturating_sub(self.spent);
+        if price > left {
+            return Err(format!(
+                "{} of the tree's budget of {} is left",
+                left.max(0),
+                self.mandated
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What the descendants of `root_id` hold or were charged: their authorized and captured
 /// charges. Voided ones are free again.
 pub async fn spent<C: ConnectionTrait>(conn: &C, root_id: &str) -> Result<i64, DbErr> {
@@ -178,4 +213,108 @@ pub async fn end_canceled(
     super::timings::observe_ended(db, hub.metrics(), id).await;
     hub.ended(id);
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use frameos_billing::SplitPolicy;
+    use proptest::prelude::*;
+
+    use super::Budget;
+
+    /// One paid call of a random tree: its price, whether the child succeeds, the caller's
+    /// cap, and when it ends (how many later calls start before it does).
+    fn call() -> impl Strategy<Value = (i64, bool, Option<i64>, usize)> {
+        // Prices at or above the platform's minimum (the rail's fee fits in its share).
+        (
+            2_000i64..50_000,
+            any::<bool>(),
+            proptest::option::of(0i64..60_000),
+            0usize..4,
+        )
+    }
+
+    proptest! {
+        /// Random trees settled in random order, through the real admission and the real split:
+        /// what a tree captures never exceeds its root's mandate, every share is ≥ 0 and the
+        /// parts of each capture add up to it.
+        #[test]
+        fn a_tree_never_captures_more_than_its_budget(
+            own in 1_000i64..50_000,
+            declared in proptest::collection::vec(1_000i64..50_000, 0..6),
+            calls in proptest::collection::vec(call(), 0..24),
+        ) {
+            let policy = SplitPolicy::default();
+            let mandated = own + declared.iter().sum::<i64>();
+            // Held and not yet ended: (price, succeeds, ends after this many more calls).
+            let mut held: Vec<(i64, bool, usize)> = Vec::new();
+            let mut captured = 0i64;
+            let settle = |(price, succeeds, _): (i64, bool, usize), captured: &mut i64| {
+                if succeeds {
+                    let split = policy.split(price, 0, true, policy.fee.fee(price)).unwrap();
+                    for part in [split.developer, split.orchestrator, split.platform, split.rail_fee] {
+                        prop_assert!(part >= 0);
+                    }
+                    prop_assert_eq!(
+                        split.developer + split.orchestrator + split.platform + split.rail_fee,
+                        price
+                    );
+                    *captured += price;
+                }
+                Ok(())
+            };
+            for (price, succeeds, cap, ends_after) in calls {
+                let spent = captured + held.iter().map(|h| h.0).sum::<i64>();
+                let budget = Budget { mandated, own, spent };
+                if budget.admit(price, cap).is_ok() {
+                    prop_assert!(cap.is_none_or(|cap| price <= cap));
+                    held.push((price, succeeds, ends_after));
+                }
+                // Calls whose time has come end, in the order they were made.
+                let (ending, waiting): (Vec<_>, Vec<_>) =
+                    held.into_iter().partition(|h| h.2 == 0);
+                held = waiting.into_iter().map(|(p, s, n)| (p, s, n - 1)).collect();
+                for h in ending {
+                    settle(h, &mut captured)?;
+                }
+                prop_assert!(own + captured <= mandated);
+            }
+            for h in std::mem::take(&mut held) {
+                settle(h, &mut captured)?;
+            }
+            prop_assert!(own + captured <= mandated, "{} + {} > {}", own, captured, mandated);
+        }
+    }
+
+    #[test]
+    fn a_call_is_refused_above_its_cap_or_what_is_left() {
+        let budget = Budget {
+            mandated: 300,
+            own: 100,
+            spent: 150,
+        };
+        assert_eq!(budget.admit(50, None), Ok(()));
+        assert_eq!(budget.admit(50, Some(50)), Ok(()));
+        assert!(
+            budget
+                .admit(50, Some(49))
+                .unwrap_err()
+                .contains("max_amount_minor of 49")
+        );
+        assert!(
+            budget
+                .admit(51, None)
+                .unwrap_err()
+                .contains("50 of the tree's budget of 300")
+        );
+        let spent = Budget {
+            mandated: 100,
+            own: 100,
+            spent: 0,
+        };
+        assert!(
+            spent.admit(1, None).is_err(),
+            "a root without dependencies has nothing to give"
+        );
+    }
 }
