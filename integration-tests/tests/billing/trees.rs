@@ -294,6 +294,15 @@ async fn a_failed_child_is_voided_its_sibling_captured_and_refusals_charge_nothi
     .await
     .unwrap();
 
+    // A newer `fine` that no admin approved: runs never resolve to it.
+    let pending = packages::node_agent(
+        "fine",
+        "1.1.0",
+        "module.exports = async () => 'unreviewed';",
+    );
+    let uploaded = mesh.upload(&dev, "fine", pending).send().await.unwrap();
+    assert_eq!(uploaded.status(), 201);
+
     let (_, done) = mesh.run(&user, "boss", json!({})).await.unwrap();
     assert_eq!(
         done["status"], "succeeded",
@@ -338,6 +347,10 @@ async fn a_failed_child_is_voided_its_sibling_captured_and_refusals_charge_nothi
             ("fine".into(), "succeeded".into(), "captured".into()),
         ],
         "refused calls create no execution and hold nothing"
+    );
+    assert!(
+        children.iter().all(|c| c["version"] == "1.0.0"),
+        "only published versions are resolved: {children:?}"
     );
     let verification = verify_ledger(&mesh).await;
     assert!(verification.is_clean(), "{verification:?}");
@@ -600,5 +613,71 @@ async fn a_node_killed_while_a_child_runs_charges_the_tree_once_and_the_tree_end
     let verification = verify_ledger(&mesh).await;
     assert!(verification.is_clean(), "{verification:?}");
     assert_eq!(verification.transactions, 2);
+    mesh.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn canceling_a_parent_cancels_its_running_child_and_nothing_is_charged() {
+    let mesh = Mesh::with_node(Backend::PostgresS3).await.unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    let slow = r#"module.exports = async (inputs, ctx) => {
+        ctx.progress(0.5, 'working');
+        await new Promise((resolve) => setTimeout(resolve, 20000));
+        return {done: true};
+    };"#;
+    mesh.publish_approved(
+        &dev,
+        "slow-child",
+        packages::node_agent_with("slow-child", slow, 30_000, 128),
+        Some(10_000),
+    )
+    .await
+    .unwrap();
+    let waiter =
+        "module.exports = async (inputs, ctx) => ({child: await ctx.call('slow-child', {})});";
+    mesh.publish_approved(
+        &dev,
+        "waiter",
+        caller("waiter", json!({"slow-child": "^1"}), waiter),
+        Some(PRICE),
+    )
+    .await
+    .unwrap();
+    let accepted = mesh.execute(&user, "waiter", json!({})).await.unwrap();
+    let root = accepted["id"].as_str().unwrap().to_string();
+    // The parent's live stream announces the call as a `system` line.
+    let call = mesh.wait_for_event(&user, &root, "log").await.unwrap();
+    assert_eq!(call.data["stream"], "system", "{:?}", call.data);
+    let line = call.data["line"].as_str().unwrap();
+    let child = line.rsplit(' ').next().unwrap().to_string();
+    assert!(
+        line.starts_with("call 1: slow-child 1.0.0 started as execution"),
+        "{line}"
+    );
+    mesh.wait_for_event(&user, &child, "progress")
+        .await
+        .unwrap();
+
+    let canceled = mesh
+        .request(
+            Method::POST,
+            &format!("/v1/executions/{root}/cancel"),
+            Some(&user),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(canceled.status(), 200);
+    let (_, child_done) = mesh.follow(&user, &child).await.unwrap();
+    assert_eq!(child_done["status"], "canceled", "{child_done}");
+    assert_eq!(child_done["charge"]["status"], "voided", "{child_done}");
+    let (_, parent) = get(&mesh, Some(&user), &format!("/v1/executions/{root}")).await;
+    assert_eq!(parent["status"], "canceled");
+    assert_eq!(parent["charge"]["status"], "voided");
+    assert_eq!(parent["children"][0]["status"], "canceled");
+    let verification = verify_ledger(&mesh).await;
+    assert!(verification.is_clean(), "{verification:?}");
+    assert_eq!(verification.transactions, 0);
     mesh.shutdown().await.unwrap();
 }

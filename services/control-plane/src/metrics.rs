@@ -53,10 +53,18 @@ pub enum Fix {
     DeadClaim,
     /// A dispatched job the queue lost, queued again (reaper).
     LostJob,
+    /// A child execution still live under a parent that ended, canceled (reaper, ADR 0040).
+    OrphanedChild,
 }
 
 impl Fix {
-    const ALL: [Fix; 4] = [Fix::Settled, Fix::Released, Fix::DeadClaim, Fix::LostJob];
+    const ALL: [Fix; 5] = [
+        Fix::Settled,
+        Fix::Released,
+        Fix::DeadClaim,
+        Fix::LostJob,
+        Fix::OrphanedChild,
+    ];
 }
 
 /// Which reconciliation loop ran.
@@ -82,7 +90,7 @@ macro_rules! label_value {
     };
 }
 
-label_value!(Fix { Settled => "settled", Released => "released", DeadClaim => "dead_claim", LostJob => "lost_job" });
+label_value!(Fix { Settled => "settled", Released => "released", DeadClaim => "dead_claim", LostJob => "lost_job", OrphanedChild => "orphaned_child" });
 label_value!(Reconciler { Billing => "billing", Reaper => "reaper" });
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

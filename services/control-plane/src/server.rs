@@ -365,6 +365,7 @@ impl Server {
                     liveness,
                     interval: Duration::from_secs(recovery.reaper_interval_secs.max(1)),
                     outbox: outbox.clone(),
+                    billing: self.billing.clone(),
                 },
                 serve_stop.clone(),
             )),

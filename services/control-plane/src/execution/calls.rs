@@ -254,8 +254,11 @@ pub async fn wait(
     };
     if let Some(parent_id) = &child.parent_id {
         let line = format!("call ended: execution {} {}", child.id, child.status);
-        if let Err(e) = system_log::append(db, parent_id, &line).await {
-            tracing::warn!(%parent_id, error = %e, "the call's end was not written to the parent's log");
+        match system_log::append(db, parent_id, &line).await {
+            Ok(()) => hub.touch(parent_id),
+            Err(e) => {
+                tracing::warn!(%parent_id, error = %e, "the call's end was not written to the parent's log");
+            }
         }
     }
     Ok(v1::CallEnded {

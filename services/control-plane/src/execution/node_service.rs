@@ -251,6 +251,8 @@ impl NodeService for Nodes {
                 let ended = match calls::start(&db, &billing, &body).await {
                     Ok(child_id) => {
                         relay.notify_one();
+                        // The parent's live log shows the call's `system` line.
+                        hub.touch(&body.execution_id);
                         let started = v1::CallAgentResponse {
                             event: Some(v1::call_agent_response::Event::Started(
                                 v1::CallStarted {

@@ -9,6 +9,10 @@
 //!   unclaimed executions, those dispatched longer than `dead_after` ago are dispatched again.
 //!   A duplicate job is harmless (a live claim is never taken over), a lost one is not.
 //!
+//! And it cancels what nobody waits for any more: child executions (`ctx.call`, ADR 0040) still
+//! queued or running under a parent that ended — its end cancels them unless a crash came
+//! between the two.
+//!
 //! One pass runs at a time across control plane replicas (a transaction-scoped advisory lock
 //! on PostgreSQL); every change comes with a `system` log line saying why.
 
@@ -48,6 +52,8 @@ pub struct Reaper {
     pub interval: Duration,
     /// Wakes the outbox relay when jobs were queued again.
     pub outbox: Arc<Notify>,
+    /// Settles (voids) the orphaned children it cancels.
+    pub billing: crate::billing::Billing,
 }
 
 /// What one pass did.
@@ -55,6 +61,7 @@ pub struct Reaper {
 pub struct Pass {
     pub dead_claims: usize,
     pub lost_jobs: usize,
+    pub orphaned_children: usize,
 }
 
 /// Runs a pass every `interval` until `shutdown`.
@@ -81,6 +88,7 @@ pub async fn run(reaper: Reaper, shutdown: CancellationToken) {
                 &[
                     (Fix::DeadClaim, done.dead_claims),
                     (Fix::LostJob, done.lost_jobs),
+                    (Fix::OrphanedChild, done.orphaned_children),
                 ],
             );
         }
@@ -89,7 +97,8 @@ pub async fn run(reaper: Reaper, shutdown: CancellationToken) {
                 tracing::warn!(
                     dead_claims = done.dead_claims,
                     lost_jobs = done.lost_jobs,
-                    "reaper queued executions again"
+                    orphaned_children = done.orphaned_children,
+                    "reaper queued or canceled executions"
                 );
                 reaper.outbox.notify_one();
             }
@@ -160,10 +169,54 @@ async fn pass(reaper: &Reaper, broker: Option<Backlog>) -> Result<Pass, Error> {
     for id in &touched {
         reaper.hub.touch(id);
     }
+    let orphaned_children = cancel_orphans(reaper).await?;
     Ok(Pass {
         dead_claims,
         lost_jobs,
+        orphaned_children,
     })
+}
+
+/// Cancels child executions still queued or running under a parent that ended.
+async fn cancel_orphans(reaper: &Reaper) -> Result<usize, Error> {
+    let live = [ExecutionStatus::Queued, ExecutionStatus::Running];
+    let children = execution::Entity::find()
+        .filter(execution::Column::ParentId.is_not_null())
+        .filter(execution::Column::Status.is_in(live))
+        .limit(BATCH)
+        .all(&reaper.db)
+        .await
+        .map_err(db::error)?;
+    if children.is_empty() {
+        return Ok(0);
+    }
+    let parents: HashMap<String, ExecutionStatus> = execution::Entity::find()
+        .select_only()
+        .column(execution::Column::Id)
+        .column(execution::Column::Status)
+        .filter(execution::Column::Id.is_in(children.iter().filter_map(|c| c.parent_id.clone())))
+        .into_tuple::<(String, ExecutionStatus)>()
+        .all(&reaper.db)
+        .await
+        .map_err(db::error)?
+        .into_iter()
+        .collect();
+    let mut canceled = 0;
+    for child in children {
+        let parent = child.parent_id.as_deref().unwrap_or_default();
+        if !parents.get(parent).is_some_and(|s| s.is_terminal()) {
+            continue;
+        }
+        if super::tree::end_canceled(&reaper.db, &reaper.hub, &reaper.billing, &child.id).await? {
+            tracing::warn!(execution_id = %child.id, parent_id = %parent, "orphaned child canceled");
+            let line = format!("canceled: its parent {parent} ended");
+            if let Err(e) = super::system_log::append(&reaper.db, &child.id, &line).await {
+                tracing::warn!(execution_id = %child.id, error = %e, "the cancel's reason was not logged");
+            }
+            canceled += 1;
+        }
+    }
+    Ok(canceled)
 }
 
 /// The pass's lock on PostgreSQL, released with its transaction; SQLite has one writer anyway.
