@@ -299,18 +299,35 @@ async fn every_example_agent_passes_the_scanner() {
     let dev = mesh.account("dev", "developer").await.unwrap();
     let examples =
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/agents")).unwrap();
+    // Agents that call others after the agents they call: a dependency must be published.
+    let mut slugs: Vec<(bool, String)> = examples
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_dir())
+        .map(|path| {
+            let manifest: Value =
+                serde_json::from_slice(&std::fs::read(path.join("agent.json")).unwrap()).unwrap();
+            let slug = path.file_name().unwrap().to_string_lossy().to_string();
+            (manifest.get("dependencies").is_some(), slug)
+        })
+        .collect();
+    slugs.sort();
     let mut count = 0;
-    for entry in examples {
-        let entry = entry.unwrap();
-        if !entry.path().is_dir() {
-            continue;
-        }
-        let slug = entry.file_name().to_string_lossy().to_string();
+    for (_, slug) in slugs {
         let (status, _) = create_agent(&mesh, &dev, &slug).await;
         assert_eq!(status, 201);
         let (status, version) = publish(&mesh, &dev, &slug, packages::example(&slug)).await;
         assert_eq!(status, 201, "{slug}: {version}");
         assert_eq!(version["status"], "pending_review", "{slug}: {version}");
+        let approved = mesh
+            .request(
+                Method::POST,
+                &format!("/v1/agents/{slug}/versions/1.0.0/approve"),
+                Some(&mesh.admin_key),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(approved.status(), 200, "{slug}");
         count += 1;
     }
     assert!(count >= 3, "expected at least three example agents");

@@ -403,9 +403,10 @@ async fn a_failed_child_is_voided_its_sibling_captured_and_refusals_charge_nothi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cycles_and_a_sixth_level_are_refused() {
-    // Each waiting level holds its node slot (ADR 0040): five levels need five.
+    // One slot: each waiting level lends it to the level below (ADR 0041), or the chain would
+    // wait for a slot nobody frees.
     let mut mesh = Mesh::with_queue(Backend::PostgresS3, |_| {}).await.unwrap();
-    mesh.start_node(5).await.unwrap();
+    mesh.start_node(1).await.unwrap();
     let dev = mesh.account("dev", "developer").await.unwrap();
     let user = mesh.account("uma", "user").await.unwrap();
     // A chain: level-1 calls level-2 … level-5 calls level-6, which would be the sixth level.

@@ -23,13 +23,18 @@ pub struct Caller {
     pub node_id: String,
     pub execution_id: String,
     pub attempt: u32,
+    /// While a call waits, the run's slot is lent (ADR 0041).
+    pub waits: crate::lending::RunWaits,
 }
 
 /// The calls of one run, answered through the control plane.
 pub fn handler(caller: Caller) -> Calls {
     Calls::new(move |call| {
         let caller = caller.clone();
-        Box::pin(async move { forward(&caller, call).await })
+        Box::pin(async move {
+            let _waiting = caller.waits.begin();
+            forward(&caller, call).await
+        })
     })
 }
 

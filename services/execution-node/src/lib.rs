@@ -7,6 +7,7 @@ mod calls;
 pub mod config;
 mod hand_back;
 mod in_flight;
+mod lending;
 mod metrics;
 mod worker;
 
@@ -121,6 +122,8 @@ pub struct Shared {
     pub sandbox: Sandbox,
     cache: cache::Cache,
     pub log_limit_bytes: u64,
+    /// Runs waiting on a call: their slots are lent (ADR 0041).
+    pub(crate) waiting: lending::Waiting,
 }
 
 /// Where jobs come from: a broker to (re)connect to, or a queue shared in-process.
@@ -221,6 +224,7 @@ impl Node {
         let shared = Shared {
             node_id,
             instance_id: uuid::Uuid::new_v4().simple().to_string(),
+            waiting: lending::Waiting::new(),
             in_flight,
             control_plane,
             sandbox,
@@ -365,6 +369,7 @@ impl Node {
                 (Ok(queue), Source::Amqp { .. }) => Some(queue.clone()),
                 _ => None,
             };
+            let current = queue.as_ref().ok().cloned();
             let consumer = match queue {
                 Ok(queue) => queue.consume(&self.shared.node_id, self.concurrency).await,
                 Err(e) => Err(e),
@@ -383,23 +388,40 @@ impl Node {
             };
             backoff = Duration::from_millis(100);
             tracing::info!(node_id = %self.shared.node_id, concurrency = self.concurrency, "consuming jobs");
+            let (mut lender, mut lent) = lending::Lender::new(self.concurrency);
+            let mut waiting = self.shared.waiting.subscribe();
+            waiting.mark_changed();
             loop {
                 tokio::select! {
                     () = stop.no_new_jobs.cancelled() => {
+                        lender.stop().await;
+                        // Forwarded by a lent consumer but never started: back, unstarted.
+                        while let Ok(delivery) = lent.try_recv() {
+                            if let Err(e) = delivery.requeue().await {
+                                tracing::warn!(error = %e, "requeue failed; the job will be redelivered");
+                            }
+                        }
                         return Consuming { consumer: Some(consumer), owned_queue };
                     }
                     next = consumer.next() => match next {
-                        Some(Ok(delivery)) => {
-                            let shared = self.shared.clone();
-                            let stop = stop.clone();
-                            running.spawn(async move { worker::handle(&shared, delivery, stop).await });
-                        }
+                        Some(Ok(delivery)) => self.spawn_job(delivery, stop, running),
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "job consumer failed; reconnecting");
+                            lender.stop().await;
                             continue 'connect;
                         }
-                        None => continue 'connect,
+                        None => {
+                            lender.stop().await;
+                            continue 'connect;
+                        }
                     },
+                    Some(delivery) = lent.recv() => self.spawn_job(delivery, stop, running),
+                    Ok(()) = waiting.changed() => {
+                        let now = *waiting.borrow_and_update();
+                        if let Some(queue) = &current {
+                            lender.balance(queue, &self.shared.node_id, now).await;
+                        }
+                    }
                     Some(joined) = running.join_next(), if !running.is_empty() => log_ended(joined),
                 }
             }
@@ -408,6 +430,13 @@ impl Node {
             consumer: None,
             owned_queue: None,
         }
+    }
+
+    /// Runs one delivered job in its own task in `running`.
+    fn spawn_job(&self, delivery: frameos_queue::Delivery, stop: &Stop, running: &mut JoinSet<()>) {
+        let shared = self.shared.clone();
+        let stop = stop.clone();
+        running.spawn(async move { worker::handle(&shared, delivery, stop).await });
     }
 }
 

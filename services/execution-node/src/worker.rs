@@ -277,6 +277,7 @@ async fn execute(
             node_id: shared.node_id.clone(),
             execution_id: execution_id.clone(),
             attempt,
+            waits: shared.waiting.run(),
         })),
         ..Spec::default()
     };
