@@ -38,15 +38,17 @@ impl MigrationTrait for Migration {
             )
             .await?;
         // A parent's children, and the charges of a whole tree (the budget), by index.
-        for (name, column) in [
-            ("executions_parent", "parent_id"),
-            ("executions_root", "root_id"),
+        for (name, table, column) in [
+            ("executions_parent", "executions", "parent_id"),
+            ("executions_root", "executions", "root_id"),
+            // An orchestrator's earnings read its calls' charges only.
+            ("charges_orchestrator", "charges", "orchestrator_account"),
         ] {
             manager
                 .create_index(
                     Index::create()
                         .name(name)
-                        .table("executions")
+                        .table(table)
                         .col(column)
                         .to_owned(),
                 )
@@ -56,9 +58,13 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for name in ["executions_root", "executions_parent"] {
+        for (name, table) in [
+            ("charges_orchestrator", "charges"),
+            ("executions_root", "executions"),
+            ("executions_parent", "executions"),
+        ] {
             manager
-                .drop_index(Index::drop().name(name).table("executions").to_owned())
+                .drop_index(Index::drop().name(name).table(table).to_owned())
                 .await?;
         }
         manager

@@ -63,9 +63,9 @@ async fn a_paid_execution_settles_on_sqlite() {
         earnings(&mesh, &dev).await,
         json!([
             {"agent": "word-count", "agent_name": "word-count", "currency": "INR",
-             "paid_executions": 1, "earned_minor": 7000},
+             "paid_executions": 1, "earned_minor": 7000, "paid_calls": 0, "orchestrator_minor": 0},
             {"agent": "yen", "agent_name": "yen", "currency": "JPY",
-             "paid_executions": 1, "earned_minor": 700},
+             "paid_executions": 1, "earned_minor": 700, "paid_calls": 0, "orchestrator_minor": 0},
         ])
     );
 

@@ -90,7 +90,7 @@ async fn a_paid_success_is_captured_once_and_split_in_the_ledger() {
     assert_eq!(
         earnings(&mesh, &dev).await,
         json!([{"agent": "word-count", "agent_name": "word-count", "currency": "INR",
-                "paid_executions": 1, "earned_minor": 7000}])
+                "paid_executions": 1, "earned_minor": 7000, "paid_calls": 0, "orchestrator_minor": 0}])
     );
     let (status, _) = get(&mesh, Some(&user), "/v1/me/earnings").await;
     assert_eq!(status, 403, "a user earns nothing and may not ask");

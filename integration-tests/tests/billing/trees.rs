@@ -180,6 +180,51 @@ async fn a_paid_orchestrator_pays_its_children_from_the_root_mandate_and_earns_t
             "{entries:?}"
         );
     }
+    // text-report's developer sees each share with the execution it came from: 70 % of the
+    // root's price, 10 % of each child's.
+    let (status, statement) = get(
+        &mesh,
+        Some(&orchestrator),
+        &format!("/v1/accounts/{orchestrator_id}/balance"),
+    )
+    .await;
+    assert_eq!(status, 200, "{statement}");
+    assert_eq!(statement["balance_minor"], PRICE * 70 / 100 + 1_000 + 2_000);
+    let mut credits: Vec<(String, i64)> = statement["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["execution_id"].as_str().unwrap().to_string(),
+                e["amount_minor"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    credits.sort();
+    let mut expected: Vec<(String, i64)> = children
+        .iter()
+        .map(|c| {
+            let share = if c["agent"] == "word-count" {
+                1_000
+            } else {
+                2_000
+            };
+            (c["id"].as_str().unwrap().to_string(), share)
+        })
+        .chain([(root.to_string(), PRICE * 70 / 100)])
+        .collect();
+    expected.sort();
+    assert_eq!(credits, expected);
+    let earned = super::earnings(&mesh, &orchestrator).await;
+    assert_eq!(
+        earned,
+        json!([{
+            "agent": "text-report", "agent_name": "text-report", "currency": "INR",
+            "paid_executions": 1, "earned_minor": PRICE * 70 / 100,
+            "paid_calls": 2, "orchestrator_minor": 3_000
+        }])
+    );
     // The root pays no orchestrator share: nobody called it.
     assert_eq!(parent["charge"]["splits"]["orchestrator"], 0);
 

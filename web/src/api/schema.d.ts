@@ -478,7 +478,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's earnings per agent (a developer): their share of every captured charge. */
+        /**
+         * The caller's earnings per agent (a developer): their share of every captured charge, and
+         *     their orchestrator share of the agents each agent called.
+         */
         get: operations["list_earnings"];
         put?: never;
         post?: never;
@@ -568,6 +571,16 @@ export interface components {
              * @description The developer's share of those charges, in minor units.
              */
             earned_minor: number;
+            /**
+             * Format: int64
+             * @description The developer's orchestrator share (10 %) of those charges, in minor units.
+             */
+            orchestrator_minor: number;
+            /**
+             * Format: int64
+             * @description Captured charges of agents this agent called (`ctx.call`).
+             */
+            paid_calls: number;
             /**
              * Format: int64
              * @description Paid executions whose charge was captured.

@@ -122,6 +122,10 @@ pub struct AgentEarningsView {
     pub paid_executions: u64,
     /// The developer's share of those charges, in minor units.
     pub earned_minor: i64,
+    /// Captured charges of agents this agent called (`ctx.call`).
+    pub paid_calls: u64,
+    /// The developer's orchestrator share (10 %) of those charges, in minor units.
+    pub orchestrator_minor: i64,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -131,7 +135,8 @@ pub struct EarningsList {
     pub items: Vec<AgentEarningsView>,
 }
 
-/// The caller's earnings per agent (a developer): their share of every captured charge.
+/// The caller's earnings per agent (a developer): their share of every captured charge, and
+/// their orchestrator share of the agents each agent called.
 #[utoipa::path(
     get,
     path = "/v1/me/earnings",
@@ -163,6 +168,8 @@ pub async fn list_earnings(
             currency: e.currency,
             paid_executions: e.paid_executions,
             earned_minor: e.earned_minor,
+            paid_calls: e.paid_calls,
+            orchestrator_minor: e.orchestrator_minor,
         })
         .collect();
     Ok(Json(EarningsList { items }))

@@ -69,7 +69,13 @@ export default async function Developer({ searchParams }: Props) {
                       {earned.length === 0
                         ? "—"
                         : earned
-                            .map((e) => `${money(e.earned_minor, e.currency)} from ${e.paid_executions} paid run${e.paid_executions === 1 ? "" : "s"}`)
+                            .map(
+                              (e) =>
+                                `${money(e.earned_minor, e.currency)} from ${e.paid_executions} paid run${e.paid_executions === 1 ? "" : "s"}` +
+                                (e.paid_calls > 0
+                                  ? `, ${money(e.orchestrator_minor, e.currency)} from ${e.paid_calls} paid call${e.paid_calls === 1 ? "" : "s"}`
+                                  : ""),
+                            )
                             .join("; ")}
                     </td>
                   </tr>
