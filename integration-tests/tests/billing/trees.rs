@@ -29,6 +29,24 @@ fn caller(slug: &str, dependencies: Value, code: &str) -> Vec<u8> {
     ])
 }
 
+/// A Python agent whose manifest declares `dependencies`; it accepts any object.
+fn python_caller(slug: &str, dependencies: Value, code: &str) -> Vec<u8> {
+    let manifest = json!({
+        "name": slug,
+        "version": "1.0.0",
+        "runtime": "python",
+        "entrypoint": "main.py",
+        "description": "calls other agents",
+        "dependencies": dependencies,
+        "inputs": {"type": "object"},
+        "resources": {"cpu_cores": 0.5, "memory_mb": 128, "timeout_ms": 30000}
+    });
+    packages::tar_gz(&[
+        ("agent.json", manifest.to_string().as_bytes()),
+        ("main.py", code.as_bytes()),
+    ])
+}
+
 /// The signed payload of an execution's mandate, as JSON.
 async fn mandate(mesh: &Mesh, key: &str, id: &str) -> Value {
     let (status, body) = get(mesh, Some(key), &format!("/v1/executions/{id}/mandate")).await;
@@ -284,6 +302,35 @@ async fn a_paid_orchestrator_pays_its_children_from_the_root_mandate_and_earns_t
     let verification = verify_ledger(&mesh).await;
     assert!(verification.is_clean(), "{verification:?}");
     assert_eq!(verification.transactions, 6);
+
+    // `ledger verify` proves the tree's invariants: shown a child captured above its own
+    // mandate and a root mandate smaller than what its tree captured, it names both.
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = sea_orm::Database::connect(mesh.database_url())
+        .await
+        .unwrap();
+    let child = children[0]["id"].as_str().unwrap();
+    let budget = PRICE + 10_000 + 20_000;
+    for statement in [
+        format!(
+            "UPDATE charges SET amount_minor = amount_minor + 1 WHERE execution_id = '{child}'"
+        ),
+        format!(
+            "UPDATE charges SET mandate_payload = replace(mandate_payload, '\"amount_minor\":{budget}', \
+             '\"amount_minor\":{}') WHERE execution_id = '{root}'",
+            budget - 1
+        ),
+    ] {
+        let changed = db
+            .execute_raw(Statement::from_string(db.get_database_backend(), statement))
+            .await
+            .unwrap();
+        assert_eq!(changed.rows_affected(), 1);
+    }
+    let verification = verify_ledger(&mesh).await;
+    assert_eq!(verification.captures_above_mandate, [child.to_string()]);
+    assert_eq!(verification.trees_over_budget, [root.to_string()]);
+    assert!(!verification.is_clean());
     mesh.shutdown().await.unwrap();
 }
 
@@ -490,6 +537,32 @@ async fn cycles_and_a_sixth_level_are_refused() {
         done["output"],
         json!({"below": {"below": {"below": {"below": {"refused": "too_deep"}}}}}),
         "five levels run; the sixth is refused"
+    );
+
+    // The Python runner's ctx.call: blocking, the output returned, a refusal raised.
+    let code = r#"
+def run(inputs, ctx):
+    below = ctx.call("level-6", {})
+    try:
+        ctx.call("level-1", {})
+        refused = None
+    except Exception as e:
+        refused = e.code
+    return {"below": below, "refused": refused}
+"#;
+    mesh.publish_approved(
+        &dev,
+        "py-caller",
+        python_caller("py-caller", json!({"level-6": "^1"}), code),
+        None,
+    )
+    .await
+    .unwrap();
+    let (_, done) = mesh.run(&user, "py-caller", json!({})).await.unwrap();
+    assert_eq!(
+        done["output"],
+        json!({"below": "bottom", "refused": "undeclared_dependency"}),
+        "{done}"
     );
 
     // A cycle: ping 1.0.0 calls pong, whose 1.0.0 calls ping again.
