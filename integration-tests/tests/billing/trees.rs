@@ -13,11 +13,25 @@ use super::{PRICE, get, me, verify_ledger};
 
 /// A Node agent whose manifest declares `dependencies`; it accepts any object.
 fn caller(slug: &str, dependencies: Value, code: &str) -> Vec<u8> {
+    caller_in(("node", "index.js"), slug, dependencies, code)
+}
+
+/// The same in Python.
+fn python_caller(slug: &str, dependencies: Value, code: &str) -> Vec<u8> {
+    caller_in(("python", "main.py"), slug, dependencies, code)
+}
+
+fn caller_in(
+    (runtime, entrypoint): (&str, &str),
+    slug: &str,
+    dependencies: Value,
+    code: &str,
+) -> Vec<u8> {
     let manifest = json!({
         "name": slug,
         "version": "1.0.0",
-        "runtime": "node",
-        "entrypoint": "index.js",
+        "runtime": runtime,
+        "entrypoint": entrypoint,
         "description": "calls other agents",
         "dependencies": dependencies,
         "inputs": {"type": "object"},
@@ -25,26 +39,37 @@ fn caller(slug: &str, dependencies: Value, code: &str) -> Vec<u8> {
     });
     packages::tar_gz(&[
         ("agent.json", manifest.to_string().as_bytes()),
-        ("index.js", code.as_bytes()),
+        (entrypoint, code.as_bytes()),
     ])
 }
 
-/// A Python agent whose manifest declares `dependencies`; it accepts any object.
-fn python_caller(slug: &str, dependencies: Value, code: &str) -> Vec<u8> {
-    let manifest = json!({
-        "name": slug,
-        "version": "1.0.0",
-        "runtime": "python",
-        "entrypoint": "main.py",
-        "description": "calls other agents",
-        "dependencies": dependencies,
-        "inputs": {"type": "object"},
-        "resources": {"cpu_cores": 0.5, "memory_mb": 128, "timeout_ms": 30000}
-    });
-    packages::tar_gz(&[
-        ("agent.json", manifest.to_string().as_bytes()),
-        ("main.py", code.as_bytes()),
-    ])
+/// `slow-child` (paid, reports progress, then sleeps `sleep_ms` and returns `{done: n}`) and
+/// `waiter` (paid, calls it with `{n: 7}` and returns `{child: …}`).
+async fn publish_waiter(mesh: &Mesh, dev: &str, sleep_ms: u64) {
+    let slow = format!(
+        "module.exports = async (inputs, ctx) => {{ \
+           ctx.progress(0.5, 'working'); \
+           await new Promise((resolve) => setTimeout(resolve, {sleep_ms})); \
+           return {{done: inputs.n}}; }};"
+    );
+    mesh.publish_approved(
+        dev,
+        "slow-child",
+        packages::node_agent_with("slow-child", &slow, 30_000, 128),
+        Some(10_000),
+    )
+    .await
+    .unwrap();
+    let waiter =
+        "module.exports = async (inputs, ctx) => ({child: await ctx.call('slow-child', {n: 7})});";
+    mesh.publish_approved(
+        dev,
+        "waiter",
+        caller("waiter", json!({"slow-child": "^1"}), waiter),
+        Some(PRICE),
+    )
+    .await
+    .unwrap();
 }
 
 /// The signed payload of an execution's mandate, as JSON.
@@ -644,29 +669,7 @@ async fn a_node_killed_while_a_child_runs_charges_the_tree_once_and_the_tree_end
     let dev = mesh.account("dev", "developer").await.unwrap();
     let user = mesh.account("uma", "user").await.unwrap();
     let user_id = me(&mesh, &user).await;
-    let slow = r#"module.exports = async (inputs, ctx) => {
-        ctx.progress(0.5, 'working');
-        await new Promise((resolve) => setTimeout(resolve, 4000));
-        return {done: inputs.n};
-    };"#;
-    mesh.publish_approved(
-        &dev,
-        "slow-child",
-        packages::node_agent_with("slow-child", slow, 30_000, 128),
-        Some(10_000),
-    )
-    .await
-    .unwrap();
-    let waiter =
-        "module.exports = async (inputs, ctx) => ({child: await ctx.call('slow-child', {n: 7})});";
-    mesh.publish_approved(
-        &dev,
-        "waiter",
-        caller("waiter", json!({"slow-child": "^1"}), waiter),
-        Some(PRICE),
-    )
-    .await
-    .unwrap();
+    publish_waiter(&mesh, &dev, 4_000).await;
 
     // A node in a process of its own, with room for the parent and its child.
     let cache = tempfile::tempdir().unwrap();
@@ -740,29 +743,7 @@ async fn canceling_a_parent_cancels_its_running_child_and_nothing_is_charged() {
     let mesh = Mesh::with_node(Backend::PostgresS3).await.unwrap();
     let dev = mesh.account("dev", "developer").await.unwrap();
     let user = mesh.account("uma", "user").await.unwrap();
-    let slow = r#"module.exports = async (inputs, ctx) => {
-        ctx.progress(0.5, 'working');
-        await new Promise((resolve) => setTimeout(resolve, 20000));
-        return {done: true};
-    };"#;
-    mesh.publish_approved(
-        &dev,
-        "slow-child",
-        packages::node_agent_with("slow-child", slow, 30_000, 128),
-        Some(10_000),
-    )
-    .await
-    .unwrap();
-    let waiter =
-        "module.exports = async (inputs, ctx) => ({child: await ctx.call('slow-child', {})});";
-    mesh.publish_approved(
-        &dev,
-        "waiter",
-        caller("waiter", json!({"slow-child": "^1"}), waiter),
-        Some(PRICE),
-    )
-    .await
-    .unwrap();
+    publish_waiter(&mesh, &dev, 20_000).await;
     let accepted = mesh.execute(&user, "waiter", json!({})).await.unwrap();
     let root = accepted["id"].as_str().unwrap().to_string();
     // The parent's live stream announces the call as a `system` line.

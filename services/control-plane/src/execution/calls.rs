@@ -10,11 +10,12 @@ use chrono::{SubsecRound, Utc};
 use frameos_core::{ChargeStatus, Error, ErrorCode, ExecutionStatus, PricingModel};
 use frameos_proto::v1;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
     TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 
+use super::intake::Queued;
 use super::{Hub, system_log, tree};
 use crate::agents::dependencies;
 use crate::db;
@@ -125,43 +126,19 @@ pub async fn start(
         Some(txn) => txn,
         None => db.begin().await.map_err(db::error)?,
     };
-    let row = execution::ActiveModel {
-        id: Set(id.clone()),
-        account_id: Set(parent.account_id.clone()),
-        agent_id: Set(callee.id.clone()),
-        version_id: Set(version.id.clone()),
-        status: Set(ExecutionStatus::Queued),
-        inputs: Set(inputs.to_string()),
-        output: Set(None),
-        error: Set(None),
-        exit_code: Set(None),
-        progress: Set(None),
-        progress_message: Set(None),
-        attempts: Set(0),
-        priority: Set(parent.priority),
-        idempotency_key: Set(Some(key.clone())),
-        request_hash: Set(Some(hex::encode(Sha256::digest(key.as_bytes())))),
-        node_id: Set(None),
-        log_seq: Set(0),
-        log_bytes: Set(0),
-        created_at: Set(now),
-        started_at: Set(None),
-        finished_at: Set(None),
-        claimed_at: Set(None),
-        running_at: Set(None),
-        parent_id: Set(Some(parent.id.clone())),
-        root_id: Set(Some(root_id.clone())),
-        depth: Set(parent.depth + 1),
-    };
-    let headers = frameos_telemetry::inject(&tracing::Span::current());
-    let message = outbox::ActiveModel {
-        execution_id: Set(id.clone()),
-        priority: Set(parent.priority),
-        headers: Set(serde_json::to_string(&headers).unwrap_or_else(|_| "{}".into())),
-        created_at: Set(now),
-        sent_at: Set(None),
-        ..Default::default()
-    };
+    let (row, message) = Queued {
+        id: &id,
+        account_id: &parent.account_id,
+        agent_id: &callee.id,
+        version_id: &version.id,
+        inputs: &inputs,
+        priority: parent.priority,
+        idempotency: Some((key.clone(), hex::encode(Sha256::digest(key.as_bytes())))),
+        parent: Some((&parent.id, &root_id)),
+        depth: parent.depth + 1,
+        now,
+    }
+    .rows();
     let written = async {
         execution::Entity::insert(row)
             .exec_without_returning(&txn)

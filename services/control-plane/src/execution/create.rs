@@ -2,18 +2,18 @@
 //! and the execution row committed together with its outbox message.
 
 use chrono::{SubsecRound, Utc};
-use frameos_core::{ChargeStatus, ExecutionStatus, PricingModel, VersionStatus};
+use frameos_core::{ChargeStatus, PricingModel, VersionStatus};
 use frameos_core::{Error, ErrorCode};
 use frameos_proto::v1;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TryIntoModel};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TryIntoModel};
 use sha2::{Digest, Sha256};
 
-use super::intake::{Intake, Record};
+use super::intake::{Intake, Queued, Record};
 use super::{PRIORITY_FREE, PRIORITY_PAID, view};
 use crate::accounts::auth::Principal;
 use crate::agents::catalog;
 use crate::db;
-use crate::entity::{account, agent, agent_version, charge, execution, outbox};
+use crate::entity::{account, agent, agent_version, charge, execution};
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
@@ -106,44 +106,19 @@ pub async fn create(
         }
         _ => None,
     };
-    // The publish span (and so the node's) is a child of this one, in the caller's trace.
-    let headers = frameos_telemetry::inject(&tracing::Span::current());
-    let execution = execution::ActiveModel {
-        id: Set(id.clone()),
-        account_id: Set(caller.account_id.clone()),
-        agent_id: Set(agent.id.clone()),
-        version_id: Set(version.id.clone()),
-        status: Set(ExecutionStatus::Queued),
-        inputs: Set(inputs.to_string()),
-        output: Set(None),
-        error: Set(None),
-        exit_code: Set(None),
-        progress: Set(None),
-        progress_message: Set(None),
-        attempts: Set(0),
-        priority: Set(priority),
-        idempotency_key: Set((!key.is_empty()).then(|| key.to_string())),
-        request_hash: Set((!key.is_empty()).then(|| request_hash.clone())),
-        node_id: Set(None),
-        log_seq: Set(0),
-        log_bytes: Set(0),
-        created_at: Set(now),
-        started_at: Set(None),
-        finished_at: Set(None),
-        claimed_at: Set(None),
-        running_at: Set(None),
-        parent_id: Set(None),
-        root_id: Set(None),
-        depth: Set(1),
-    };
-    let message = outbox::ActiveModel {
-        execution_id: Set(id.clone()),
-        priority: Set(priority),
-        headers: Set(serde_json::to_string(&headers).unwrap_or_else(|_| "{}".into())),
-        created_at: Set(now),
-        sent_at: Set(None),
-        ..Default::default()
-    };
+    let (execution, message) = Queued {
+        id: &id,
+        account_id: &caller.account_id,
+        agent_id: &agent.id,
+        version_id: &version.id,
+        inputs: &inputs,
+        priority,
+        idempotency: (!key.is_empty()).then(|| (key.to_string(), request_hash.clone())),
+        parent: None,
+        depth: 1,
+        now,
+    }
+    .rows();
     let record = Record {
         execution: execution.clone(),
         charge: charge.clone(),

@@ -40,6 +40,70 @@ pub struct Record {
     pub message: outbox::ActiveModel,
 }
 
+/// What a new execution is made of; everything else starts empty.
+pub struct Queued<'a> {
+    pub id: &'a str,
+    pub account_id: &'a str,
+    pub agent_id: &'a str,
+    pub version_id: &'a str,
+    pub inputs: &'a serde_json::Value,
+    pub priority: i16,
+    /// The idempotency key and the hash of the request it names.
+    pub idempotency: Option<(String, String)>,
+    /// A child's parent and root (ADR 0040), and its depth.
+    pub parent: Option<(&'a str, &'a str)>,
+    pub depth: i16,
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+impl Queued<'_> {
+    /// The execution row, queued, and its outbox message, which carries the current span's
+    /// trace context: the publish span (and so the node's) continues the caller's trace.
+    pub fn rows(self) -> (execution::ActiveModel, outbox::ActiveModel) {
+        use frameos_core::ExecutionStatus;
+        use sea_orm::Set;
+        let (idempotency_key, request_hash) = self.idempotency.unzip();
+        let headers = frameos_telemetry::inject(&tracing::Span::current());
+        let execution = execution::ActiveModel {
+            id: Set(self.id.to_string()),
+            account_id: Set(self.account_id.to_string()),
+            agent_id: Set(self.agent_id.to_string()),
+            version_id: Set(self.version_id.to_string()),
+            status: Set(ExecutionStatus::Queued),
+            inputs: Set(self.inputs.to_string()),
+            output: Set(None),
+            error: Set(None),
+            exit_code: Set(None),
+            progress: Set(None),
+            progress_message: Set(None),
+            attempts: Set(0),
+            priority: Set(self.priority),
+            idempotency_key: Set(idempotency_key),
+            request_hash: Set(request_hash),
+            node_id: Set(None),
+            log_seq: Set(0),
+            log_bytes: Set(0),
+            created_at: Set(self.now),
+            started_at: Set(None),
+            finished_at: Set(None),
+            claimed_at: Set(None),
+            running_at: Set(None),
+            parent_id: Set(self.parent.map(|(parent, _)| parent.to_string())),
+            root_id: Set(self.parent.map(|(_, root)| root.to_string())),
+            depth: Set(self.depth),
+        };
+        let message = outbox::ActiveModel {
+            execution_id: Set(self.id.to_string()),
+            priority: Set(self.priority),
+            headers: Set(serde_json::to_string(&headers).unwrap_or_else(|_| "{}".into())),
+            created_at: Set(self.now),
+            sent_at: Set(None),
+            ..Default::default()
+        };
+        (execution, message)
+    }
+}
+
 struct Pending {
     record: Record,
     written: oneshot::Sender<Result<(), DbErr>>,

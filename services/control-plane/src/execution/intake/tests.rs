@@ -4,13 +4,13 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use chrono::{SubsecRound, Utc};
-use frameos_core::{ChargeStatus, ExecutionStatus};
+use frameos_core::ChargeStatus;
 use frameos_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr, Set, SqlErr};
 use tokio_util::task::TaskTracker;
 
-use super::{Intake, Record};
-use crate::entity::{charge, execution, outbox};
+use super::{Intake, Queued, Record};
+use crate::entity::charge;
 
 struct Scratch {
     db: DatabaseConnection,
@@ -111,34 +111,19 @@ impl Scratch {
 
 fn record(id: &str, idempotency_key: Option<&str>, paid: bool) -> Record {
     let now = Utc::now().trunc_subsecs(6);
-    let execution = execution::ActiveModel {
-        id: Set(id.into()),
-        account_id: Set("acct".into()),
-        agent_id: Set("agent".into()),
-        version_id: Set("version".into()),
-        status: Set(ExecutionStatus::Queued),
-        inputs: Set("{}".into()),
-        output: Set(None),
-        error: Set(None),
-        exit_code: Set(None),
-        progress: Set(None),
-        progress_message: Set(None),
-        attempts: Set(0),
-        priority: Set(1),
-        idempotency_key: Set(idempotency_key.map(Into::into)),
-        request_hash: Set(idempotency_key.map(|_| "hash".into())),
-        node_id: Set(None),
-        log_seq: Set(0),
-        log_bytes: Set(0),
-        created_at: Set(now),
-        started_at: Set(None),
-        finished_at: Set(None),
-        claimed_at: Set(None),
-        running_at: Set(None),
-        parent_id: Set(None),
-        root_id: Set(None),
-        depth: Set(1),
-    };
+    let (execution, message) = Queued {
+        id,
+        account_id: "acct",
+        agent_id: "agent",
+        version_id: "version",
+        inputs: &serde_json::json!({}),
+        priority: 1,
+        idempotency: idempotency_key.map(|key| (key.to_string(), "hash".to_string())),
+        parent: None,
+        depth: 1,
+        now,
+    }
+    .rows();
     let charge = paid.then(|| charge::ActiveModel {
         execution_id: Set(id.into()),
         intent_id: Set(format!("intent-{id}")),
@@ -163,14 +148,6 @@ fn record(id: &str, idempotency_key: Option<&str>, paid: bool) -> Record {
         created_at: Set(now),
         settled_at: Set(None),
     });
-    let message = outbox::ActiveModel {
-        execution_id: Set(id.into()),
-        priority: Set(1),
-        headers: Set("{}".into()),
-        created_at: Set(now),
-        sent_at: Set(None),
-        ..Default::default()
-    };
     Record {
         execution,
         charge,
