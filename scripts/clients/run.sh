@@ -23,12 +23,12 @@ REPO=$(pwd)
 FRAMEOS_BIN="${FRAMEOS_BIN:-${CARGO_TARGET_DIR:-target}/debug/frameos}"
 CLIENTS="${FRAMEOS_CLIENTS:-/var/tmp/frameos-clients}"
 PY_PINS="schemathesis==4.32.5 grpcio==1.85.1 grpcio-tools==1.85.1 grpcio-reflection==1.85.1 protobuf==7.36.2 \
-openapi-python-client==0.29.1 httpx==0.28.1 httpx-sse==0.4.3"
+openapi-python-client==0.29.1 httpx==0.28.1 httpx-sse==0.4.3 joserfc==1.8.0"
 NPM_PINS="openapi-typescript@7.13.0 typescript@5.9.3 openapi-fetch@0.17.0 @types/node@20.19.43"
 # Test cases per operation and phase; the stage's time grows with it (see the log's timings).
 MAX_EXAMPLES="${FRAMEOS_SCHEMATHESIS_EXAMPLES:-25}"
 STAGES=("$@")
-[ ${#STAGES[@]} -gt 0 ] || STAGES=(schemathesis typescript python openapi_python sse_python mcp_python web_ssr web_journey)
+[ ${#STAGES[@]} -gt 0 ] || STAGES=(schemathesis typescript python openapi_python sse_python mcp_python jws_python web_ssr web_journey)
 
 log() { printf '==> clients: %s\n' "$*"; }
 now() { date +%s%3N; }
@@ -232,6 +232,21 @@ run_mcp_python() {
   "$FRAMEOS_BIN" review approve mcp-text-report 1.0.0 >/dev/null
   "$venv/bin/python" "$REPO/examples/clients/python/mcp_example.py" --url "$FRAMEOS_API_URL" \
     --key "$(new_key mcp-user user)" --agent mcp-word-count --orchestrator mcp-text-report
+}
+
+# A paid mandate as a compact JWS, verified by joserfc against /.well-known/jwks.json.
+run_jws_python() {
+  local dev_key
+  dev_key=$(new_key jws-developer developer)
+  mkdir -p "$WORK/jws-word-count"
+  cp "$REPO/examples/agents/word-count/index.js" "$WORK/jws-word-count/"
+  sed 's/"name": "word-count"/"name": "jws-word-count"/' "$REPO/examples/agents/word-count/agent.json" \
+    >"$WORK/jws-word-count/agent.json"
+  FRAMEOS_API_KEY="$dev_key" "$FRAMEOS_BIN" agent publish "$WORK/jws-word-count" \
+    --price 5000 --currency INR >/dev/null
+  "$FRAMEOS_BIN" review approve jws-word-count 1.0.0 >/dev/null
+  "$CLIENTS/venv/bin/python" "$REPO/examples/clients/python/jws_example.py" --url "$FRAMEOS_API_URL" \
+    --key "$(new_key jws-user user)" --agent jws-word-count
 }
 
 run_sse_python() {

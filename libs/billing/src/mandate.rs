@@ -247,6 +247,22 @@ impl Keyring {
         Ok(payload)
     }
 
+    /// `payload` (a mandate's signed bytes) as a compact JWS (RFC 7515) signed now with the active
+    /// key: header `{"alg":"EdDSA","kid":…}`, base64url without padding, so any JOSE library
+    /// verifies it with the key of that `kid` from the JWKS (RFC 8037).
+    pub fn jws(&self, payload: &[u8]) -> String {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = serde_json::json!({"alg": "EdDSA", "kid": self.active_kid});
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let signature = self.sign_bytes(signing_input.as_bytes());
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
     fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
         self.signing.sign(message).to_bytes()
     }

@@ -30,7 +30,7 @@ fn word<T: ProtoEnum>(value: i32, field: &str) -> Result<T, Error> {
 }
 
 /// The message a control plane reply wraps.
-fn wrapped<T>(message: Option<T>, what: &str) -> Result<T, Error> {
+pub(crate) fn wrapped<T>(message: Option<T>, what: &str) -> Result<T, Error> {
     message.ok_or_else(|| Error::internal(format!("the control plane sent no {what}")))
 }
 
@@ -1065,6 +1065,7 @@ mod tests {
             payload: br#"{"type":"frameos.mandate.v1"}"#.to_vec(),
             signature: vec![0xfb, 0xff, 0xfe, 0xfb],
             kid: "mk_1".into(),
+            jws: "a.b.c".into(),
         });
         assert_eq!(
             serde_json::to_value(mandate).unwrap(),

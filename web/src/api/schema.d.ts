@@ -4,6 +4,26 @@
  */
 
 export interface paths {
+    "/.well-known/jwks.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The mandate keys as a JWK Set: what verifies `GET /v1/executions/{id}/mandate?format=jws`.
+         *     No key needed.
+         */
+        get: operations["jwks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -422,7 +442,7 @@ export interface paths {
         };
         /**
          * The signed mandate of a paid execution (its user or an admin). Anyone can verify it offline
-         *     with the mandate key of its `kid`.
+         *     with the mandate key of its `kid`, or, as a JWS, with the JWKS.
          */
         get: operations["get_mandate"];
         put?: never;
@@ -781,6 +801,23 @@ export interface components {
             /** @example ok */
             status: string;
         };
+        /** @description One key of the JWKS (RFC 7517, OKP/Ed25519 per RFC 8037). */
+        Jwk: {
+            /** @description `EdDSA`. */
+            alg: string;
+            /** @description `Ed25519`. */
+            crv: string;
+            kid: string;
+            /** @description `OKP`. */
+            kty: string;
+            /** @description `sig`. */
+            use: string;
+            /** @description The raw public key, base64url without padding. */
+            x: string;
+        };
+        Jwks: {
+            keys: components["schemas"]["Jwk"][];
+        };
         KeyList: {
             items: components["schemas"]["KeyView"][];
         };
@@ -846,6 +883,21 @@ export interface components {
          * @enum {string}
          */
         LogStream: "stdout" | "stderr" | "system";
+        /** @description A mandate in the form the request asked for. */
+        MandateBody: components["schemas"]["MandateView"] | components["schemas"]["MandateJws"];
+        /**
+         * @description How a mandate is shown: the envelope of API.md §2, or a compact JWS.
+         * @enum {string}
+         */
+        MandateFormat: "envelope" | "jws";
+        /** @description A mandate as a compact JWS. */
+        MandateJws: {
+            /**
+             * @description `header.payload.signature`, base64url: the header names `alg` EdDSA and the `kid`; the
+             *     payload is the mandate's exact signed bytes.
+             */
+            jws: string;
+        };
         /** @description Every key that verifies mandates; retired keys stay, so old mandates still verify. */
         MandateKeyList: {
             keys: components["schemas"]["MandateKeyView"][];
@@ -1169,6 +1221,35 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    jwks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every mandate key as an OKP/Ed25519 JWK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Jwks"];
+                };
+            };
+            /** @description An API key was sent but is invalid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     healthz: {
         parameters: {
             query?: never;
@@ -2566,7 +2647,13 @@ export interface operations {
     };
     get_mandate: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description `envelope` (the default): `{payload, signature, kid}`; `jws`: `{jws}`, a compact JWS
+                 *     (RFC 7515, `alg` EdDSA) any JOSE library verifies with `/.well-known/jwks.json`.
+                 */
+                format?: components["schemas"]["MandateFormat"];
+            };
             header?: never;
             path: {
                 /** @description The execution's id */
@@ -2582,10 +2669,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["MandateView"];
+                    "application/json": components["schemas"]["MandateBody"];
                 };
             };
-            400: components["responses"]["BadRequest"];
+            /** @description Malformed query (an unknown format) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing or invalid API key */
             401: {
                 headers: {

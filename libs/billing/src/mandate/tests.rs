@@ -128,6 +128,36 @@ fn a_child_mandate_names_its_parent_last_and_a_null_is_refused() {
 }
 
 #[test]
+fn a_mandate_as_a_compact_jws_verifies_over_its_signing_input() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let ring = keyring();
+    let payload = canonical_bytes(&payload());
+    let jws = ring.jws(&payload);
+    let parts: Vec<&str> = jws.split('.').collect();
+    assert_eq!(parts.len(), 3, "{jws}");
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header, serde_json::json!({"alg": "EdDSA", "kid": "k1"}));
+    assert_eq!(URL_SAFE_NO_PAD.decode(parts[1]).unwrap(), payload);
+    let signature: [u8; 64] = URL_SAFE_NO_PAD
+        .decode(parts[2])
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let (_, public) = &ring.public_keys()[0];
+    let key = VerifyingKey::from_bytes(public).unwrap();
+    let input = format!("{}.{}", parts[0], parts[1]);
+    key.verify_strict(input.as_bytes(), &Signature::from_bytes(&signature))
+        .unwrap();
+    assert!(
+        key.verify_strict(&payload, &Signature::from_bytes(&signature))
+            .is_err(),
+        "the JWS signs its signing input, not the bare payload"
+    );
+}
+
+#[test]
 fn sign_then_verify_round_trips() {
     let ring = keyring();
     let signed = ring.sign(&payload());

@@ -269,6 +269,11 @@ impl Billing {
         false
     }
 
+    /// A mandate's signed bytes as a compact JWS, signed now with the active key.
+    pub fn jws(&self, payload: &[u8]) -> String {
+        self.keyring.jws(payload)
+    }
+
     pub fn public_keys(&self) -> Vec<(String, [u8; 32])> {
         self.keyring.public_keys()
     }

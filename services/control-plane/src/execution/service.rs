@@ -231,6 +231,7 @@ impl ExecutionService for Executions {
                     .map_err(|_| Error::internal("stored mandate signature is not hex"))?;
                 Ok(v1::GetMandateResponse {
                     mandate: Some(v1::Mandate {
+                        jws: self.billing.jws(charge.mandate_payload.as_bytes()),
                         payload: charge.mandate_payload.into_bytes(),
                         signature,
                         kid: charge.kid,

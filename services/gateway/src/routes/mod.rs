@@ -101,6 +101,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/me", get(accounts::me))
         .route("/v1/accounts/{id}/balance", get(billing::get_balance))
         .route("/v1/billing/mandate-keys", get(billing::list_mandate_keys))
+        .route("/.well-known/jwks.json", get(billing::jwks))
         .route(
             "/v1/agents",
             post(agents::create_agent).get(agents::list_agents),

@@ -222,6 +222,7 @@ impl ExecutionService for FakeExecutions {
                 payload: MANDATE_PAYLOAD.as_bytes().to_vec(),
                 signature: mandate_signature(),
                 kid: "mk_2023".into(),
+                jws: "aGVhZGVy.cGF5bG9hZA.c2ln".into(),
             }),
         }))
     }
@@ -587,6 +588,14 @@ async fn mandates_are_the_signed_bytes_in_standard_base64() {
     assert_eq!(signature.len(), 88);
     assert!(signature.starts_with("+//7//v/"), "{signature}");
     assert!(signature.ends_with("/w=="), "{signature}");
+
+    // The same mandate as the control plane's compact JWS, on request; an unknown form is the
+    // caller's mistake.
+    let (status, body) = send(&app, get("/v1/executions/ex_paid/mandate?format=jws")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, serde_json::json!({"jws": "aGVhZGVy.cGF5bG9hZA.c2ln"}));
+    let (status, body) = send(&app, get("/v1/executions/ex_paid/mandate?format=jwt")).await;
+    assert_error(status, &body, ErrorCode::InvalidRequest);
 
     let (status, body) = send(&app, get("/v1/executions/ex_free/mandate")).await;
     assert_error(status, &body, ErrorCode::NotFound);

@@ -300,6 +300,7 @@ async fn openapi_documents_every_route() {
         ("get", "/v1/accounts/{id}/balance"),
         ("get", "/v1/billing/mandate-keys"),
         ("get", "/v1/executions/{id}/mandate"),
+        ("get", "/.well-known/jwks.json"),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),
@@ -385,10 +386,22 @@ async fn openapi_documents_every_route() {
     );
 
     // Mandate keys are public; the mandate and balances need a key.
-    let keys = &doc["paths"]["/v1/billing/mandate-keys"]["get"];
-    assert!(keys.get("security").is_none(), "{keys}");
+    for public in ["/v1/billing/mandate-keys", "/.well-known/jwks.json"] {
+        let keys = &doc["paths"][public]["get"];
+        assert!(keys.get("security").is_none(), "{keys}");
+    }
+    // The mandate: the envelope or, asked for, a JWS.
+    let forms = &doc["components"]["schemas"]["MandateBody"]["oneOf"];
+    assert_eq!(
+        forms[0]["$ref"], "#/components/schemas/MandateView",
+        "{forms}"
+    );
+    assert_eq!(
+        forms[1]["$ref"], "#/components/schemas/MandateJws",
+        "{forms}"
+    );
     for (path, schema) in [
-        ("/v1/executions/{id}/mandate", "MandateView"),
+        ("/v1/executions/{id}/mandate", "MandateBody"),
         ("/v1/accounts/{id}/balance", "BalanceView"),
     ] {
         let operation = &doc["paths"][path]["get"];
