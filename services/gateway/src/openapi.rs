@@ -23,7 +23,8 @@ use crate::view;
         title = "FrameOS API",
         description = "Publish, review, run and pay for agents. Errors are always \
             `{\"error\": {\"code\": \"snake_case_code\", \"message\": \"...\"}}`. \
-            Every `/v1` route may answer 429 `rate_limited` with `Retry-After` (seconds) to a \
+            Every `/v1` and `/.well-known` route may answer 429 `rate_limited` with \
+            `Retry-After` (seconds) to a \
             caller over its request rate (the limits are per account), and 503 `unavailable` \
             when the request outlasts the gateway's deadline or the control plane cannot be \
             reached."
@@ -207,8 +208,8 @@ impl Modify for BearerKey {
 
 /// Answers every route of the API shares, documented once as components and referenced from
 /// each operation that does not document the status itself (a route's own description wins):
-/// * 429 `rate_limited` (with `Retry-After`) and 503 `unavailable` on every `/v1` route: the
-///   fair-use limits and the request deadline wrap the whole API;
+/// * 429 `rate_limited` (with `Retry-After`) and 503 `unavailable` on every `/v1` and
+///   `/.well-known` route: the fair-use limits and the request deadline wrap the whole API;
 /// * 401 `unauthenticated` and 403 `permission_denied` on every route that requires a key: the
 ///   key may be missing, unknown or revoked, and its scopes may not cover the operation;
 /// * 400 `invalid_request` on every route with a body or parameters to decode, and 413
@@ -291,7 +292,7 @@ impl Modify for SharedResponses {
                 &mut item.patch,
             ];
             for operation in operations.into_iter().flatten() {
-                if path.starts_with("/v1/") {
+                if path.starts_with("/v1/") || path.starts_with("/.well-known/") {
                     add_response(operation, "429", Self::RATE_LIMITED);
                     add_response(operation, "503", Self::UNAVAILABLE);
                 }
