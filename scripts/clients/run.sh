@@ -195,6 +195,24 @@ run_openapi_python() {
   "$CLIENTS/venv/bin/python" "$REPO/examples/clients/python/rest_example.py" --client-dir "$WORK/python-client"
 }
 
+# Publishes and approves a copy of examples/agents/<example> under the slug <prefix>-<example>
+# (several stages publish the examples; a slug is taken once), paid, as the developer <key>; the
+# examples it calls, named after it, are called under their <prefix>- copies.
+publish_example() { # developer key, slug prefix, example, the examples it calls
+  local key=$1 prefix=$2 example=$3 dir="$WORK/$2-$3" file script
+  shift 3
+  script="s/\"name\": \"$example\"/\"name\": \"$prefix-$example\"/"
+  for dependency in "$@"; do
+    script+="; s/'$dependency'/'$prefix-$dependency'/; s/\"$dependency\": \"/\"$prefix-$dependency\": \"/"
+  done
+  mkdir -p "$dir"
+  for file in "$REPO/examples/agents/$example"/*; do
+    [[ "$file" == *.md ]] || sed -e "$script" "$file" >"$dir/$(basename "$file")"
+  done
+  FRAMEOS_API_KEY="$key" "$FRAMEOS_BIN" agent publish "$dir" --price 5000 --currency INR >/dev/null &&
+    "$FRAMEOS_BIN" review approve "$prefix-$example" 1.0.0 >/dev/null
+}
+
 # The official MCP Python SDK (its own venv: it pins an HTTP stack of its own) against POST /mcp:
 # tools/list, tools/call of a paid agent as a user, and an unknown tool (examples/clients/python).
 MCP_PIN="mcp==2.3.0"
@@ -207,29 +225,10 @@ run_mcp_python() {
     echo "$MCP_PIN" >"$venv/.pins"
   fi
   dev_key=$(new_key mcp-developer developer)
-  mkdir -p "$WORK/mcp-word-count"
-  cp "$REPO/examples/agents/word-count/index.js" "$WORK/mcp-word-count/"
-  sed 's/"name": "word-count"/"name": "mcp-word-count"/' "$REPO/examples/agents/word-count/agent.json" \
-    >"$WORK/mcp-word-count/agent.json"
-  FRAMEOS_API_KEY="$dev_key" "$FRAMEOS_BIN" agent publish "$WORK/mcp-word-count" \
-    --price 5000 --currency INR >/dev/null
-  "$FRAMEOS_BIN" review approve mcp-word-count 1.0.0 >/dev/null
-  # The orchestrator example and its two dependencies, under slugs of their own.
-  mkdir -p "$WORK/mcp-sentiment" "$WORK/mcp-text-report"
-  cp "$REPO/examples/agents/sentiment/main.py" "$WORK/mcp-sentiment/"
-  sed 's/"name": "sentiment"/"name": "mcp-sentiment"/' "$REPO/examples/agents/sentiment/agent.json" \
-    >"$WORK/mcp-sentiment/agent.json"
-  FRAMEOS_API_KEY="$dev_key" "$FRAMEOS_BIN" agent publish "$WORK/mcp-sentiment" \
-    --price 5000 --currency INR >/dev/null
-  "$FRAMEOS_BIN" review approve mcp-sentiment 1.0.0 >/dev/null
-  sed -e "s/'word-count'/'mcp-word-count'/; s/'sentiment'/'mcp-sentiment'/" \
-    "$REPO/examples/agents/text-report/index.js" >"$WORK/mcp-text-report/index.js"
-  sed -e 's/"name": "text-report"/"name": "mcp-text-report"/' \
-    -e 's/"word-count": "/"mcp-word-count": "/; s/"sentiment": "/"mcp-sentiment": "/' \
-    "$REPO/examples/agents/text-report/agent.json" >"$WORK/mcp-text-report/agent.json"
-  FRAMEOS_API_KEY="$dev_key" "$FRAMEOS_BIN" agent publish "$WORK/mcp-text-report" \
-    --price 5000 --currency INR >/dev/null
-  "$FRAMEOS_BIN" review approve mcp-text-report 1.0.0 >/dev/null
+  # word-count, and the orchestrator example with the two agents it calls.
+  publish_example "$dev_key" mcp word-count
+  publish_example "$dev_key" mcp sentiment
+  publish_example "$dev_key" mcp text-report word-count sentiment
   "$venv/bin/python" "$REPO/examples/clients/python/mcp_example.py" --url "$FRAMEOS_API_URL" \
     --key "$(new_key mcp-user user)" --agent mcp-word-count --orchestrator mcp-text-report
 }
@@ -238,13 +237,7 @@ run_mcp_python() {
 run_jws_python() {
   local dev_key
   dev_key=$(new_key jws-developer developer)
-  mkdir -p "$WORK/jws-word-count"
-  cp "$REPO/examples/agents/word-count/index.js" "$WORK/jws-word-count/"
-  sed 's/"name": "word-count"/"name": "jws-word-count"/' "$REPO/examples/agents/word-count/agent.json" \
-    >"$WORK/jws-word-count/agent.json"
-  FRAMEOS_API_KEY="$dev_key" "$FRAMEOS_BIN" agent publish "$WORK/jws-word-count" \
-    --price 5000 --currency INR >/dev/null
-  "$FRAMEOS_BIN" review approve jws-word-count 1.0.0 >/dev/null
+  publish_example "$dev_key" jws word-count
   "$CLIENTS/venv/bin/python" "$REPO/examples/clients/python/jws_example.py" --url "$FRAMEOS_API_URL" \
     --key "$(new_key jws-user user)" --agent jws-word-count
 }
@@ -262,15 +255,8 @@ WEB_URL=
 start_web() {
   local web="$REPO/web" port dev_key
   [ -f "$web/.next/BUILD_ID" ] || { echo "web/ is not built: (cd web && npm ci && npm run build)" >&2; return 1; }
-  # Under a slug of their own: earlier stages publish the word-count example too.
   dev_key=$(new_key web-developer developer) || return 1
-  mkdir -p "$WORK/web-word-count"
-  cp "$REPO/examples/agents/word-count/index.js" "$WORK/web-word-count/"
-  sed 's/"name": "word-count"/"name": "web-word-count"/' "$REPO/examples/agents/word-count/agent.json" \
-    >"$WORK/web-word-count/agent.json"
-  FRAMEOS_API_KEY="$dev_key" "$FRAMEOS_BIN" agent publish "$WORK/web-word-count" \
-    --price 5000 --currency INR >/dev/null || return 1
-  "$FRAMEOS_BIN" review approve web-word-count 1.0.0 >/dev/null || return 1
+  publish_example "$dev_key" web word-count || return 1
   FRAMEOS_API_KEY="$dev_key" "$FRAMEOS_BIN" agent publish "$web/tests/agents/ticker" >/dev/null || return 1
   "$FRAMEOS_BIN" review approve ticker 1.0.0 >/dev/null || return 1
   port=$("$CLIENTS/venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
