@@ -36,3 +36,14 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    /// The amount its stored mandate allows: a root's is the budget of its call tree (ADR 0040).
+    /// `None` when the stored payload is unreadable.
+    pub fn mandated_minor(&self) -> Option<i64> {
+        serde_json::from_str::<serde_json::Value>(&self.mandate_payload)
+            .ok()?
+            .get("amount_minor")?
+            .as_i64()
+    }
+}

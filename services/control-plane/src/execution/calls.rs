@@ -339,9 +339,8 @@ async fn hold_budget<C: ConnectionTrait>(
             hold.currency, root.currency
         ));
     }
-    let budget = serde_json::from_str::<serde_json::Value>(&root.mandate_payload)
-        .ok()
-        .and_then(|p| p["amount_minor"].as_i64())
+    let budget = root
+        .mandated_minor()
         .ok_or_else(|| Error::internal("the root's mandate is unreadable"))?;
     let spent = tree::spent(txn, hold.root_id).await.map_err(db::error)?;
     let budget = tree::Budget {

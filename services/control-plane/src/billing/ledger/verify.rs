@@ -159,14 +159,6 @@ pub async fn verify(db: &DatabaseConnection) -> Result<Verification, Error> {
     Ok(report)
 }
 
-/// The amount a stored mandate allows.
-fn mandated(c: &charge::Model) -> Option<i64> {
-    serde_json::from_str::<serde_json::Value>(&c.mandate_payload)
-        .ok()?
-        .get("amount_minor")?
-        .as_i64()
-}
-
 /// Every captured charge within its own mandate; every tree's captures within its root's.
 async fn check_trees(
     db: &DatabaseConnection,
@@ -194,7 +186,9 @@ async fn check_trees(
         .iter()
         .filter(|c| c.status == ChargeStatus::Captured)
     {
-        if mandated(c).is_none_or(|allowed| c.amount_minor > allowed) {
+        if c.mandated_minor()
+            .is_none_or(|allowed| c.amount_minor > allowed)
+        {
             report.captures_above_mandate.push(c.execution_id.clone());
         }
         let root = roots
@@ -204,7 +198,9 @@ async fn check_trees(
         *sum = sum.saturating_add(c.amount_minor);
     }
     for (root, sum) in captured_in {
-        let budget = by_execution.get(root.as_str()).and_then(|c| mandated(c));
+        let budget = by_execution
+            .get(root.as_str())
+            .and_then(|c| c.mandated_minor());
         if budget.is_none_or(|budget| sum > budget) {
             report.trees_over_budget.push(root);
         }
