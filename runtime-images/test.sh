@@ -141,9 +141,13 @@ CASES = []
 
 
 # max_exit_seconds: how long the process may take to exit after its terminal frame.
-def case(name, runtime, files, entry, rc, frames, stdin=b"{}", env=None, where="both", max_exit_seconds=None):
+# secrets: sent in a stdin header line (FRAMEOS_HEADER=1; a warm run's header carries them too).
+# header: that header line as raw bytes instead (to test bad ones).
+def case(name, runtime, files, entry, rc, frames, stdin=b"{}", env=None, where="both", max_exit_seconds=None,
+         secrets=None, header=None):
     CASES.append(dict(name=name, runtime=runtime, files=files, entry=entry, rc=rc, frames=frames,
-                      stdin=stdin, env=env or {}, where=where, max_exit_seconds=max_exit_seconds))
+                      stdin=stdin, env=env or {}, where=where, max_exit_seconds=max_exit_seconds,
+                      secrets=secrets, header=header))
 
 
 # --- success with output ------------------------------------------------------------------
@@ -380,6 +384,62 @@ def run(i, ctx):
     os._exit(0)
 """ % N}, "main.py", 0, FLOOD)
 
+# --- secrets: ctx.secrets from the stdin header, never in the environment (ADR 0045) -----
+SECRETS = {"API_TOKEN": "s3cr3t-\u00e9-token", "EMPTY_LIST": "[]"}
+SEEN = {"keys": ["API_TOKEN", "EMPTY_LIST"], "token": "s3cr3t-\u00e9-token", "in_env": False,
+        "in_proc_environ": False, "read_only": True, "header_var": False}
+case("secrets", "node", {"index.js": """'use strict';
+const fs = require('fs');
+module.exports = async (inputs, ctx) => {
+  let readOnly = false;
+  try { ctx.secrets.API_TOKEN = 'changed'; } catch (e) { readOnly = e instanceof TypeError; }
+  const environ = fs.readFileSync('/proc/self/environ', 'utf8');
+  return {
+    keys: Object.keys(ctx.secrets).sort(),
+    token: ctx.secrets.API_TOKEN,
+    in_env: Object.values(process.env).some((v) => v.includes('s3cr3t')),
+    in_proc_environ: environ.includes('s3cr3t'),
+    read_only: readOnly && Object.isFrozen(ctx.secrets) && ctx.secrets.API_TOKEN !== 'changed',
+    header_var: 'FRAMEOS_HEADER' in process.env,
+  };
+};
+"""}, "index.js", 0, [R(SEEN)], secrets=SECRETS)
+case("secrets", "python", {"main.py": """
+import os
+def run(inputs, ctx):
+    try:
+        ctx.secrets.API_TOKEN = "changed"
+        read_only = False
+    except AttributeError:
+        read_only = True
+    with open("/proc/self/environ", "rb") as fh:
+        environ = fh.read()
+    assert ctx.secrets["API_TOKEN"] == ctx.secrets.API_TOKEN == ctx.secrets.get("API_TOKEN")
+    assert "s3cr3t" not in repr(ctx.secrets) and "s3cr3t" not in repr(ctx)
+    return {
+        "keys": sorted(ctx.secrets),
+        "token": ctx.secrets.API_TOKEN,
+        "in_env": any("s3cr3t" in v for v in os.environ.values()),
+        "in_proc_environ": b"s3cr3t" in environ,
+        "read_only": read_only and ctx.secrets.API_TOKEN != "changed",
+        "header_var": "FRAMEOS_HEADER" in os.environ,
+    }
+"""}, "main.py", 0, [R(SEEN)], secrets=SECRETS)
+# Without a header, or with one without secrets: an empty ctx.secrets.
+case("no_secrets", "node", {"index.js": "module.exports = async (i, ctx) => Object.keys(ctx.secrets).length;\n"},
+     "index.js", 0, [R(0)])
+case("no_secrets", "python", {"main.py": "def run(i, ctx):\n    return len(ctx.secrets)\n"}, "main.py", 0, [R(0)])
+case("empty_header", "node", {"index.js": "module.exports = async (i, ctx) => [Object.keys(ctx.secrets).length, i.x];\n"},
+     "index.js", 0, [R([0, 1])], stdin=b'{"x": 1}', secrets={})
+case("empty_header", "python", {"main.py": "def run(i, ctx):\n    return [len(ctx.secrets), i['x']]\n"},
+     "main.py", 0, [R([0, 1])], stdin=b'{"x": 1}', secrets={})
+for rt, entry, code in (("node", "index.js", "module.exports = async () => 1;\n"),
+                        ("python", "main.py", "def run(inputs, ctx):\n    return 1\n")):
+    case("bad_header_json", rt, {entry: code}, entry, 1, [E("~header is not valid JSON", "RunnerError", "")],
+         header=b"{nope", where="host")
+    case("bad_header_secret", rt, {entry: code}, entry, 1, [E("~must be a string", "RunnerError", "")],
+         header=b'{"secrets": {"A": 1}}', where="host")
+
 # --- the lockdown itself (containers only) -----------------------------------------------
 LOCK_OUT = {"uid": 10001, "gid": 10001, "agent": "EROFS", "root": "EROFS", "tmp": True, "net": "ENETUNREACH"}
 case("lockdown", "node", {"index.js": """
@@ -434,7 +494,18 @@ def write_agent(c, idx, mode):
 
 def warm_stdin(c):
     header = {"entrypoint": c["entry"], "execution_id": c["env"].get("FRAMEOS_EXECUTION_ID", "")}
+    if c["secrets"] is not None:
+        header["secrets"] = c["secrets"]
     return json.dumps(header).encode() + b"\n" + c["stdin"]
+
+
+def header_stdin(c):
+    """A cold run's stdin: the header line first when the case has one."""
+    if c["header"] is not None:
+        return c["header"] + b"\n" + c["stdin"]
+    if c["secrets"] is not None:
+        return json.dumps({"secrets": c["secrets"]}).encode() + b"\n" + c["stdin"]
+    return c["stdin"]
 
 
 def command(c, d, mode):
@@ -444,8 +515,11 @@ def command(c, d, mode):
         env.pop("FRAMEOS_EXECUTION_ID", None)
         env["FRAMEOS_WARM"] = "1"
         mode = "host"
-    elif c["entry"] is not None:
-        env["FRAMEOS_ENTRYPOINT"] = c["entry"]
+    else:
+        if c["entry"] is not None:
+            env["FRAMEOS_ENTRYPOINT"] = c["entry"]
+        if c["secrets"] is not None or c["header"] is not None:
+            env["FRAMEOS_HEADER"] = "1"
     if mode == "host":
         full = {k: v for k, v in os.environ.items() if not k.startswith("FRAMEOS_")}
         full.update(env)
@@ -515,7 +589,7 @@ def is_terminal(line):
 
 def run_case(c, d, mode):
     cmd, env, name = command(c, d, mode)
-    stdin = warm_stdin(c) if mode == "warm" else c["stdin"]
+    stdin = warm_stdin(c) if mode == "warm" else header_stdin(c)
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     lines, err = [], []  # stdout lines with the time each arrived; stderr
 
@@ -584,7 +658,7 @@ runs = []
 for mode in modes:
     for idx, c in enumerate(CASES):
         if mode == "warm":
-            if c["where"] in ("both", "host") and c["entry"] is not None:
+            if c["where"] in ("both", "host") and c["entry"] is not None and c["header"] is None:
                 runs.append((mode, idx, c))
         elif mode == "snapshot":
             if c["where"] in ("both", "docker") and c["runtime"] == "node":

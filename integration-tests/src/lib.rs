@@ -21,6 +21,7 @@ pub mod rail;
 pub mod replicas;
 mod s3;
 pub mod service_images;
+pub mod stripe;
 
 use std::net::SocketAddr;
 

@@ -11,6 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "executions",
         "keys",
         "node",
+        "secrets",
+        "webhooks",
     ]
     .map(|name| root.join(format!("frameos/v1/{name}.proto")));
     for file in &files {
@@ -25,6 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Small per-call buffers: many event streams stay open at once (ADR 0030).
     tonic_prost_build::configure()
         .codec_path("crate::codec::SmallBuffers")
+        // Messages holding a secret's value: their Debug is written by hand (src/secrets.rs).
+        .skip_debug([".frameos.v1.RunSecret", ".frameos.v1.PutSecretRequest"])
         .compile_fds(descriptors)?;
     Ok(())
 }

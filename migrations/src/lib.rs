@@ -14,6 +14,9 @@ mod m0009_outbox_waiting;
 mod m0010_version_runtime;
 mod m0011_charges_by_payee;
 mod m0012_call_trees;
+mod m0013_bans;
+mod m0014_webhooks;
+mod m0015_agent_secrets;
 
 pub struct Migrator;
 
@@ -33,6 +36,9 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_version_runtime::Migration),
             Box::new(m0011_charges_by_payee::Migration),
             Box::new(m0012_call_trees::Migration),
+            Box::new(m0013_bans::Migration),
+            Box::new(m0014_webhooks::Migration),
+            Box::new(m0015_agent_secrets::Migration),
         ]
     }
 }

@@ -7,8 +7,11 @@
 //         FRAMEOS_AGENT_DIR    package root, default /agent (only the tests change it)
 //   stdin one JSON document (the inputs) ending at the first newline (or at EOF), at most
 //         10 MiB. The node keeps stdin open after it: call replies arrive there (below).
+//   header with FRAMEOS_HEADER=1 stdin starts with one header line {"secrets"?: {NAME: value}}
+//         before the inputs; the secrets become ctx.secrets (a frozen object) and never enter
+//         the environment. The runner removes FRAMEOS_HEADER.
 //   warm  with FRAMEOS_WARM=1 (a pool container started before its execution is known) the
-//         runner writes {"frameos":1,"type":"ready"} once it is up, waits on stdin for one header line {"entrypoint","execution_id"} followed by
+//         runner writes {"frameos":1,"type":"ready"} once it is up, waits on stdin for one header line {"entrypoint","execution_id","secrets"?} followed by
 //         the inputs; it sets FRAMEOS_ENTRYPOINT / FRAMEOS_EXECUTION_ID from the header,
 //         removes FRAMEOS_WARM, and only then loads the agent: from there on as above.
 //   stdout one JSON frame per line, each {"frameos":1,"type":...}:
@@ -35,7 +38,8 @@ const Module = require('module');
 const v8 = require('v8');
 
 const MAX_INPUT_BYTES = 10 * 1024 * 1024;
-const MAX_HEADER_BYTES = 64 * 1024;
+// The header holds up to 100 secrets of 4 KiB each, JSON-escaped.
+const MAX_HEADER_BYTES = 4 * 1024 * 1024;
 const MAX_LINE_BYTES = 16 * 1024;
 const MAX_STACK_CHARS = 8 * 1024;
 const MAX_PROGRESS_MESSAGE_CHARS = 1024;
@@ -353,22 +357,45 @@ function readStdinSync(limit, lines = 1) {
   return all.subarray(0, end);
 }
 
-// Warm mode: the header line names the execution; what follows it is the inputs.
-function acceptHandOff(raw) {
+// The agent's secrets from the stdin header (ctx.secrets): kept here, never in process.env.
+const NO_SECRETS = Object.freeze({});
+let secrets = NO_SECRETS;
+
+function readSecrets(value) {
+  if (value === undefined || value === null) return NO_SECRETS;
+  if (typeof value !== 'object' || Array.isArray(value)) throw new RunnerError('header secrets must be an object');
+  const entries = Object.entries(value);
+  for (const [name, secret] of entries) {
+    if (typeof secret !== 'string') throw new RunnerError(`header secret ${JSON.stringify(name)} must be a string`);
+  }
+  // fromEntries defines own properties: a name such as __proto__ cannot reach the prototype.
+  return Object.freeze(Object.fromEntries(entries));
+}
+
+// The header line (FRAMEOS_HEADER=1, or a warm hand-off, which also names the execution);
+// what follows it is the inputs.
+function acceptHeader(raw, warm) {
   const nl = raw.indexOf(10);
-  if (nl === -1) throw new RunnerError('warm hand-off without a header line');
+  if (nl === -1) throw new RunnerError(warm ? 'warm hand-off without a header line' : 'stdin without a header line');
   let header;
   try {
     header = JSON.parse(raw.subarray(0, nl).toString('utf8'));
   } catch (e) {
-    throw new RunnerError(`warm hand-off header is not valid JSON: ${e.message}`);
+    throw new RunnerError(`${warm ? 'warm hand-off' : 'stdin'} header is not valid JSON: ${e.message}`);
   }
-  if (!header || typeof header.entrypoint !== 'string' || typeof header.execution_id !== 'string') {
-    throw new RunnerError('warm hand-off header must name entrypoint and execution_id');
+  if (!header || typeof header !== 'object' || Array.isArray(header)) {
+    throw new RunnerError('the stdin header must be a JSON object');
   }
-  delete process.env.FRAMEOS_WARM;
-  process.env.FRAMEOS_ENTRYPOINT = header.entrypoint;
-  process.env.FRAMEOS_EXECUTION_ID = header.execution_id;
+  if (warm) {
+    if (typeof header.entrypoint !== 'string' || typeof header.execution_id !== 'string') {
+      throw new RunnerError('warm hand-off header must name entrypoint and execution_id');
+    }
+    delete process.env.FRAMEOS_WARM;
+    process.env.FRAMEOS_ENTRYPOINT = header.entrypoint;
+    process.env.FRAMEOS_EXECUTION_ID = header.execution_id;
+  }
+  delete process.env.FRAMEOS_HEADER;
+  secrets = readSecrets(header.secrets);
   const inputs = raw.subarray(nl + 1);
   if (inputs.length > MAX_INPUT_BYTES) throw new RunnerError('inputs on stdin exceed 10 MiB');
   return inputs;
@@ -547,6 +574,7 @@ function makeCtx() {
   const executionId = process.env.FRAMEOS_EXECUTION_ID;
   return Object.freeze({
     execution_id: executionId ? executionId : null,
+    secrets,
     call,
     progress(fraction, message) {
       if (typeof fraction !== 'number' || !Number.isFinite(fraction) || fraction < 0 || fraction > 1) {
@@ -775,7 +803,9 @@ async function main() {
     if (process.env.FRAMEOS_WARM === '1') {
       // Up and waiting: the pool hands this container out only after this line.
       writeFrameText(JSON.stringify({ frameos: 1, type: 'ready' }));
-      inputs = parseInputs(acceptHandOff(readStdinSync(MAX_HEADER_BYTES + MAX_INPUT_BYTES, 2)));
+      inputs = parseInputs(acceptHeader(readStdinSync(MAX_HEADER_BYTES + MAX_INPUT_BYTES, 2), true));
+    } else if (process.env.FRAMEOS_HEADER === '1') {
+      inputs = parseInputs(acceptHeader(readStdinSync(MAX_HEADER_BYTES + MAX_INPUT_BYTES, 2), false));
     } else {
       inputs = parseInputs(readStdinSync(MAX_INPUT_BYTES));
     }

@@ -6,8 +6,11 @@ Contract (the execution node parses exactly this; see runtime-images/README.md):
         FRAMEOS_AGENT_DIR    package root, default /agent (only the tests change it)
   stdin one JSON document (the inputs) ending at the first newline (or at EOF), at most
         10 MiB. The node keeps stdin open after it: call replies arrive there (below).
+  header with FRAMEOS_HEADER=1 stdin starts with one header line {"secrets"?: {NAME: value}}
+        before the inputs; the secrets become ctx.secrets (a read-only mapping, also read as
+        attributes) and never enter os.environ. The runner removes FRAMEOS_HEADER.
   warm  with FRAMEOS_WARM=1 (a pool container started before its execution is known) the
-        runner writes {"frameos":1,"type":"ready"} once it is up, waits on stdin for one header line {"entrypoint","execution_id"} followed by
+        runner writes {"frameos":1,"type":"ready"} once it is up, waits on stdin for one header line {"entrypoint","execution_id","secrets"?} followed by
         the inputs; it sets FRAMEOS_ENTRYPOINT / FRAMEOS_EXECUTION_ID from the header,
         removes FRAMEOS_WARM, and only then loads the agent: from there on as above.
   stdout one JSON frame per line, each {"frameos":1,"type":...}:
@@ -26,6 +29,7 @@ Contract (the execution node parses exactly this; see runtime-images/README.md):
 import asyncio
 import atexit
 import codecs
+import collections.abc
 import importlib.util
 import inspect
 import io
@@ -39,7 +43,7 @@ import time
 import traceback
 
 MAX_INPUT_BYTES = 10 * 1024 * 1024
-MAX_HEADER_BYTES = 64 * 1024
+MAX_HEADER_BYTES = 4 * 1024 * 1024  # up to 100 secrets of 4 KiB each, JSON-escaped
 MAX_LINE_BYTES = 16 * 1024
 MAX_STACK_CHARS = 8 * 1024
 MAX_PROGRESS_MESSAGE_CHARS = 1024
@@ -354,24 +358,78 @@ def _read_stdin(limit, lines=1):
     return data[:end]
 
 
-def _accept_hand_off(raw):
-    """Warm mode: the header line names the execution; what follows it is the inputs."""
+class Secrets(collections.abc.Mapping):
+    """ctx.secrets: the agent's secrets by name, read-only. `ctx.secrets.API_TOKEN` and
+    `ctx.secrets["API_TOKEN"]` both work; repr shows the names, never the values."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values):
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getitem__(self, name):
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self):
+        return len(self._values)
+
+    def __getattr__(self, name):
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError("no secret named %r" % (name,)) from None
+
+    def __setattr__(self, name, value):
+        raise AttributeError("ctx.secrets is read-only")
+
+    def __delattr__(self, name):
+        raise AttributeError("ctx.secrets is read-only")
+
+    def __repr__(self):
+        return "Secrets(%s)" % (sorted(self._values),)
+
+
+_secrets = Secrets({})
+
+
+def _read_secrets(value):
+    if value is None:
+        return Secrets({})
+    if not isinstance(value, dict):
+        raise RunnerError("header secrets must be an object")
+    for name, secret in value.items():
+        if not isinstance(secret, str):
+            raise RunnerError("header secret %s must be a string" % json.dumps(name))
+    return Secrets(value)
+
+
+def _accept_header(raw, warm):
+    """The header line (FRAMEOS_HEADER=1, or a warm hand-off, which also names the execution);
+    what follows it is the inputs."""
+    global _secrets
+    what = "warm hand-off" if warm else "stdin"
     nl = raw.find(b"\n")
     if nl == -1:
-        raise RunnerError("warm hand-off without a header line")
+        raise RunnerError("%s without a header line" % what)
     try:
         header = json.loads(raw[:nl].decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
-        raise RunnerError("warm hand-off header is not valid JSON: %s" % (e,))
-    if (
-        not isinstance(header, dict)
-        or not isinstance(header.get("entrypoint"), str)
-        or not isinstance(header.get("execution_id"), str)
-    ):
-        raise RunnerError("warm hand-off header must name entrypoint and execution_id")
-    os.environ.pop("FRAMEOS_WARM", None)
-    os.environ["FRAMEOS_ENTRYPOINT"] = header["entrypoint"]
-    os.environ["FRAMEOS_EXECUTION_ID"] = header["execution_id"]
+        raise RunnerError("%s header is not valid JSON: %s" % (what, e))
+    if not isinstance(header, dict):
+        raise RunnerError("the stdin header must be a JSON object")
+    if warm:
+        if not isinstance(header.get("entrypoint"), str) or not isinstance(
+            header.get("execution_id"), str
+        ):
+            raise RunnerError("warm hand-off header must name entrypoint and execution_id")
+        os.environ.pop("FRAMEOS_WARM", None)
+        os.environ["FRAMEOS_ENTRYPOINT"] = header["entrypoint"]
+        os.environ["FRAMEOS_EXECUTION_ID"] = header["execution_id"]
+    os.environ.pop("FRAMEOS_HEADER", None)
+    _secrets = _read_secrets(header.get("secrets"))
     inputs = raw[nl + 1 :]
     if len(inputs) > MAX_INPUT_BYTES:
         raise RunnerError("inputs on stdin exceed 10 MiB")
@@ -553,15 +611,16 @@ _calls = _Calls()
 class Context:
     """The `ctx` passed to run(inputs, ctx)."""
 
-    __slots__ = ("execution_id",)
+    __slots__ = ("execution_id", "secrets")
 
     def call(self, agent, inputs=None, max_amount_minor=None):
         """Runs the declared dependency `agent` with `inputs` and returns its output; raises
         CallError when it cannot (API.md §5.1). Blocks this thread until the child ends."""
         return _calls.call(agent, inputs, max_amount_minor)
 
-    def __init__(self, execution_id):
+    def __init__(self, execution_id, secrets):
         self.execution_id = execution_id
+        self.secrets = secrets
 
     def progress(self, fraction, message=None):
         if (
@@ -581,7 +640,7 @@ class Context:
         emit({"frameos": 1, "type": "progress", "fraction": fraction, "message": message})
 
     def __repr__(self):
-        return "Context(execution_id=%r)" % (self.execution_id,)
+        return "Context(execution_id=%r, secrets=%r)" % (self.execution_id, self.secrets)
 
 
 async def _await(awaitable):
@@ -665,7 +724,9 @@ def main():
         if os.environ.get("FRAMEOS_WARM") == "1":
             # Up and waiting: the pool hands this container out only after this line.
             _write_frame_bytes(b'{"frameos":1,"type":"ready"}\n')
-            raw = _accept_hand_off(_read_stdin(MAX_HEADER_BYTES + MAX_INPUT_BYTES, 2))
+            raw = _accept_header(_read_stdin(MAX_HEADER_BYTES + MAX_INPUT_BYTES, 2), True)
+        elif os.environ.get("FRAMEOS_HEADER") == "1":
+            raw = _accept_header(_read_stdin(MAX_HEADER_BYTES + MAX_INPUT_BYTES, 2), False)
         else:
             raw = _read_stdin(MAX_INPUT_BYTES)
         inputs = _parse_inputs(raw)
@@ -688,7 +749,7 @@ def main():
         finish_error(e)
         return
 
-    ctx = Context(os.environ.get("FRAMEOS_EXECUTION_ID") or None)
+    ctx = Context(os.environ.get("FRAMEOS_EXECUTION_ID") or None, _secrets)
     try:
         output = run(inputs, ctx)
         if inspect.iscoroutine(output):

@@ -10,6 +10,7 @@ mod crash;
 mod currency;
 mod embedded;
 mod holds;
+mod stripe;
 mod tiers;
 mod trees;
 mod verify;

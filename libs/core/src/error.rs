@@ -95,6 +95,8 @@ error_codes! {
     TooDeep => ("too_deep", 422, 9),
     /// A called (child) execution ended without succeeding.
     ChildFailed => ("child_failed", 422, 9),
+    /// The agent was banned by an admin: it cannot run, be called or get new versions.
+    AgentBanned => ("agent_banned", 409, 9),
     /// The payment rail declined the authorization.
     PaymentDeclined => ("payment_declined", 402, 9),
     /// The caller is over its fair-use limit (request rate, open event streams); retry later.

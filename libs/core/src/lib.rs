@@ -17,4 +17,5 @@ pub use role::Role;
 pub use scope::{Scope, Scopes};
 pub use vocab::{
     ChargeStatus, ExecutionStatus, PricingModel, ReviewDecision, Runtime, VersionStatus,
+    WebhookState,
 };

@@ -128,6 +128,7 @@ vocabulary! {
         PendingReview => "pending_review",
         Published => "published",
         Rejected => "rejected",
+        Banned => "banned",
     }
 }
 
@@ -136,6 +137,25 @@ vocabulary! {
     ReviewDecision, "review decision", InvalidRequest {
         Approved => "approved",
         Rejected => "rejected",
+    }
+}
+
+vocabulary! {
+    /// Where the webhook of an execution is (API.md §5.3): `waiting` for the execution to end,
+    /// `retrying` after a failed attempt, then `delivered` (a 2xx answer) or `failed` (no 2xx
+    /// within the retry window).
+    WebhookState, "webhook state", InvalidRequest {
+        Waiting => "waiting",
+        Retrying => "retrying",
+        Delivered => "delivered",
+        Failed => "failed",
+    }
+}
+
+impl WebhookState {
+    /// Delivered or failed: no attempt follows.
+    pub fn is_final(self) -> bool {
+        matches!(self, WebhookState::Delivered | WebhookState::Failed)
     }
 }
 
@@ -196,7 +216,10 @@ mod tests {
             "queued,running,succeeded,failed,timed_out,canceled"
         );
         let version: Vec<_> = VersionStatus::ALL.iter().map(|s| s.as_str()).collect();
-        assert_eq!(strings(&version), "pending_review,published,rejected");
+        assert_eq!(
+            strings(&version),
+            "pending_review,published,rejected,banned"
+        );
         let charge: Vec<_> = ChargeStatus::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(strings(&charge), "authorized,captured,voided");
         assert_eq!(PricingModel::PerExecution.as_str(), "per_execution");

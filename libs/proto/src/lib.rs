@@ -12,6 +12,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 pub mod codec;
 pub mod scope;
+mod secrets;
 pub mod status;
 pub mod vocab;
 

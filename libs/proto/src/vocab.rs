@@ -81,7 +81,7 @@ proto_enum!(ChargeStatus, "charge status" { Authorized, Captured, Voided });
 proto_enum!(LogStream, "log stream" { Stdout, Stderr, System });
 proto_enum!(Role, "role" { User, Developer, Admin });
 proto_enum!(Runtime, "runtime" { Node, Python });
-proto_enum!(VersionStatus, "version status" { PendingReview, Published, Rejected });
+proto_enum!(VersionStatus, "version status" { PendingReview, Published, Rejected, Banned });
 proto_enum!(ReviewDecision, "review decision" { Approved, Rejected });
 
 #[cfg(test)]

@@ -218,7 +218,9 @@ impl DockerSandbox {
                 let name = &spec.execution_id;
                 let events = events.clone();
                 let metrics = self.metrics.clone();
-                Some(EgressProxy::start(&self.egress_base, name, policy, events, metrics).await?)
+                let secrets = spec.secrets.clone();
+                let base = &self.egress_base;
+                Some(EgressProxy::start(base, name, policy, events, metrics, secrets).await?)
             };
             let egress_dir = proxy.as_ref().map(|p| p.dir().to_path_buf());
             // A run with egress keeps the cold path: its container needs the proxy's socket.
@@ -278,13 +280,13 @@ impl DockerSandbox {
         .await
         .inspect_err(|_| failed(&starting))?;
         drop(starting);
-        let pump = Pump::new(events, spec.log_limit_bytes);
+        let pump = Pump::new(events, spec.log_limit_bytes).redacting(&spec.secrets);
         let outcome = self
             .drive_container(
                 &name,
                 io.output,
                 io.input,
-                &crate::calls::one_line(&spec.inputs),
+                &crate::drive::first_lines(&spec, false),
                 &spec,
                 pump,
                 &cancel,

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::calls::{Calls, MAX_CONCURRENT_CALLS, Reply};
 use crate::frames::{Pipe, Pump, Terminal};
-use crate::{Outcome, Runtime};
+use crate::{Outcome, Runtime, Spec};
 
 /// After the terminal frame the process should exit at once; give it this long.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -36,6 +36,23 @@ pub(crate) fn runner_command(runtime: Runtime, runner: &str, memory_mb: u64) -> 
         ],
         Runtime::Python => vec![program, runner.to_string()],
     }
+}
+
+/// What the runner reads first on stdin (runtime-images/README.md, "Stdin"): one header line,
+/// then the inputs as one line. The header carries the secrets, which never enter the
+/// environment or the command line; a warm runner also learns its entrypoint and execution.
+pub(crate) fn first_lines(spec: &Spec, warm: bool) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    if warm {
+        header.insert("entrypoint".into(), spec.entrypoint.clone().into());
+        header.insert("execution_id".into(), spec.execution_id.clone().into());
+    }
+    header.insert("secrets".into(), spec.secrets.to_json());
+    // Compact JSON escapes every newline inside a string: the header is one line.
+    let mut message = serde_json::Value::Object(header).to_string().into_bytes();
+    message.push(b'\n');
+    message.extend_from_slice(&crate::calls::one_line(&spec.inputs));
+    message
 }
 
 pub(crate) fn node_heap_limit_mb(memory_mb: u64) -> u64 {
@@ -62,8 +79,8 @@ pub(crate) enum Ended {
 
 /// Runs until the process has exited (`exited` is polled only once its output has ended), the
 /// timeout passes, or `cancel` fires. Stopping the process is the caller's job. `message` is
-/// what the runner reads first (the inputs, after a warm header), one line; the agent's calls
-/// are answered by `calls` on the same stdin afterwards.
+/// what the runner reads first ([`first_lines`]); the agent's calls are answered by `calls` on
+/// the same stdin afterwards.
 #[allow(clippy::too_many_arguments)] // the run's parts, each from a different owner
 pub(crate) async fn drive<C, W, X>(
     mut chunks: C,

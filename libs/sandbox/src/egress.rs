@@ -12,6 +12,7 @@ mod special;
 
 pub(crate) use policy::is_valid_pattern;
 pub use policy::{EgressPolicy, Refusal, Resolver};
+pub use special::{Reason as SpecialPurpose, special_purpose};
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::metrics::{EgressDecision, SandboxMetrics};
-use crate::{Error, Event, Stream};
+use crate::{Error, Event, Secrets, Stream};
 use conn::Decision;
 
 /// Where the socket's directory is mounted in the container.
@@ -56,6 +57,7 @@ impl EgressProxy {
         policy: EgressPolicy,
         events: mpsc::Sender<Event>,
         metrics: SandboxMetrics,
+        secrets: Secrets,
     ) -> Result<EgressProxy, Error> {
         let dir = fresh_dir(base, name)?;
         // From here on the directory is removed whatever happens.
@@ -73,6 +75,7 @@ impl EgressProxy {
             events,
             logged: Arc::new(AtomicU32::new(0)),
             metrics,
+            secrets,
         };
         let serving = serve(listener, Arc::new(policy), log, proxy.stop.clone());
         proxy.task = Some(tokio::spawn(serving.in_current_span()));
@@ -175,12 +178,14 @@ fn refuse_busy(stream: &UnixStream, log: &Log) {
     }
 }
 
-/// Decisions go to the execution's log (bounded) and to tracing.
+/// Decisions go to the execution's log (bounded) and to tracing, the run's secret values
+/// masked in both (a URL may carry a token).
 #[derive(Clone)]
 struct Log {
     events: mpsc::Sender<Event>,
     logged: Arc<AtomicU32>,
     metrics: SandboxMetrics,
+    secrets: Secrets,
 }
 
 impl Log {
@@ -198,8 +203,10 @@ impl Log {
 
     /// Traces the decision and returns the log event, while under the limit.
     fn line(&self, decision: &Decision) -> Option<Event> {
+        let mask = |text: &str| self.secrets.redact(text).into_owned();
         let text = match decision {
             Decision::Allowed { method, host, port } => {
+                let (method, host) = (mask(method), mask(host));
                 tracing::info!(method, host, port, decision = "allowed", "egress decision");
                 format!("allowed {method} {host}:{port}")
             }
@@ -208,6 +215,7 @@ impl Log {
                 target,
                 reason,
             } => {
+                let (method, target, reason) = (mask(method), mask(target), mask(reason));
                 tracing::info!(
                     method,
                     target,
@@ -222,6 +230,7 @@ impl Log {
                 target,
                 reason,
             } => {
+                let (method, target, reason) = (mask(method), mask(target), mask(reason));
                 tracing::info!(
                     method,
                     target,

@@ -6,7 +6,8 @@
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::{Event, LINE_LIMIT_BYTES, OUTPUT_LIMIT_BYTES, Stream};
+use crate::redact::Redactor;
+use crate::{Event, LINE_LIMIT_BYTES, OUTPUT_LIMIT_BYTES, Secrets, Stream};
 
 /// A stdout line may carry a whole result frame, so it may grow past the log line limit.
 const FRAME_LINE_LIMIT: usize = OUTPUT_LIMIT_BYTES + LINE_LIMIT_BYTES;
@@ -15,6 +16,8 @@ const RESULT_PREFIX: &[u8] = br#"{"frameos":1,"type":"result""#;
 /// aborts. The runner frames everything the agent prints, so a raw stderr line is V8's.
 const V8_FATAL: &[u8] = b"FATAL ERROR:";
 const V8_HEAP_OUT_OF_MEMORY: &[u8] = b"JavaScript heap out of memory";
+/// What both runners append to a log line or progress message they cut.
+const RUNNER_TRUNCATED: &str = " \u{2026}[truncated]";
 
 /// The agent's two output pipes, and the only streams a log frame may name: a frame naming
 /// `system` does not parse and stays a plain stdout line.
@@ -150,6 +153,8 @@ pub(crate) struct Pump {
     settle_on_result: bool,
     /// `ctx.call`s read and not yet taken by the driver.
     calls: Vec<crate::Call>,
+    /// Masks the run's secret values; `None` when it has none.
+    redactor: Option<Redactor>,
 }
 
 impl Pump {
@@ -166,6 +171,32 @@ impl Pump {
             heap_exhausted: false,
             settle_on_result: false,
             calls: Vec::new(),
+            redactor: None,
+        }
+    }
+
+    /// Masks every value of `secrets` in each log line, progress message and error message.
+    pub(crate) fn redacting(mut self, secrets: &Secrets) -> Self {
+        if !secrets.is_empty() {
+            self.redactor = Some(secrets.redactor().clone());
+        }
+        self
+    }
+
+    /// A raw output line as text within the line limit, secrets masked. `cut`: bytes past
+    /// the line limit were dropped already.
+    fn raw_text(&self, bytes: &[u8], cut: bool) -> String {
+        match &self.redactor {
+            None => lossy_cut(bytes),
+            Some(r) => scrub(r, &String::from_utf8_lossy(bytes), cut),
+        }
+    }
+
+    /// Text from a frame within the line limit, secrets masked.
+    fn frame_text(&self, text: String) -> String {
+        match &self.redactor {
+            None => cut_str(text),
+            Some(r) => scrub(r, &text, false),
         }
     }
 
@@ -227,7 +258,8 @@ impl Pump {
                     if is_v8_heap_fatal(&line.bytes) {
                         self.heap_exhausted = true;
                     }
-                    self.log(Pipe::Stderr, lossy_cut(&line.bytes)).await
+                    let text = self.raw_text(&line.bytes, line.cut);
+                    self.log(Pipe::Stderr, text).await
                 }
             }
         }
@@ -239,20 +271,27 @@ impl Pump {
             if self.terminal.is_none() && is_result_prefix(&line.bytes) {
                 self.terminal = Some(Terminal::OutputTooLarge);
             } else {
-                self.log(Pipe::Stdout, lossy_cut(&line.bytes)).await;
+                let text = self.raw_text(&line.bytes, true);
+                self.log(Pipe::Stdout, text).await;
             }
             return;
         }
         let frame = match parse(&line.bytes) {
             Some(frame) => frame,
-            None => return self.log(Pipe::Stdout, lossy_cut(&line.bytes)).await,
+            None => {
+                let text = self.raw_text(&line.bytes, false);
+                return self.log(Pipe::Stdout, text).await;
+            }
         };
         match frame {
-            Frame::Log { stream, line } => self.log(stream, cut_str(line)).await,
+            Frame::Log { stream, line } => {
+                let text = self.frame_text(line);
+                self.log(stream, text).await
+            }
             Frame::Progress { fraction, message } => {
                 if fraction.is_finite() {
                     let fraction = fraction.clamp(0.0, 1.0);
-                    let message = cut_str(message);
+                    let message = self.frame_text(message);
                     // Progress counts against the log budget too, so it cannot flood the node.
                     if self.spend(message.len() as u64 + 16).await {
                         self.send(Event::Progress { fraction, message }).await;
@@ -272,8 +311,8 @@ impl Pump {
                 error_type,
             } if self.terminal.is_none() => {
                 let message = match (message.is_empty(), error_type.is_empty()) {
-                    (false, _) => cut_str(message),
-                    (true, false) => cut_str(error_type),
+                    (false, _) => self.frame_text(message),
+                    (true, false) => self.frame_text(error_type),
                     (true, true) => "the agent failed without a message".to_string(),
                 };
                 self.terminal = Some(Terminal::Error(message));
@@ -351,6 +390,27 @@ fn is_result_prefix(line: &[u8]) -> bool {
 
 fn lossy_cut(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..bytes.len().min(LINE_LIMIT_BYTES)]).into_owned()
+}
+
+/// Masks secrets, then cuts to the line limit. A cut (by the runner, which marks it, by the
+/// line reader, `cut`, or here) may leave the start of a value at the end: masked too.
+fn scrub(redactor: &Redactor, text: &str, cut: bool) -> String {
+    let (body, marked) = match text.strip_suffix(RUNNER_TRUNCATED) {
+        Some(body) => (body, true),
+        None => (text, false),
+    };
+    let mut out = redactor.redact(body).into_owned();
+    if cut || marked {
+        redactor.mask_cut_tail(&mut out);
+    }
+    if marked {
+        out.push_str(RUNNER_TRUNCATED);
+    }
+    if out.len() > LINE_LIMIT_BYTES {
+        out = cut_str(out);
+        redactor.mask_cut_tail(&mut out);
+    }
+    out
 }
 
 fn cut_str(mut s: String) -> String {

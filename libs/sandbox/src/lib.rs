@@ -13,11 +13,13 @@ mod frames;
 mod local;
 mod metrics;
 mod pool;
+mod redact;
+mod secrets;
 mod selection;
 
 pub use calls::{Call, Calls, MAX_CONCURRENT_CALLS, Reply};
 pub use docker::DockerSandbox;
-pub use egress::{EgressPolicy, EgressProxy, Refusal, Resolver};
+pub use egress::{EgressPolicy, EgressProxy, Refusal, Resolver, SpecialPurpose, special_purpose};
 /// Who wrote a log line: the agent (`Stdout`, `Stderr`) or the platform (`System`). What the
 /// agent writes can only ever become one of its own two streams (see `frames::Pipe`).
 pub use frameos_core::LogStream as Stream;
@@ -27,6 +29,8 @@ pub use metrics::{
     OperationLabels, PoolTake, PoolTakeLabels, SandboxMetrics,
 };
 pub use pool::{PoolConfig, PoolStats, host_memory_mb};
+pub use redact::MASK;
+pub use secrets::Secrets;
 pub use selection::{SandboxKind, Unavailable, UnknownSandboxKind};
 
 use std::path::PathBuf;
@@ -104,6 +108,9 @@ pub struct Spec {
     pub started: StartSignal,
     /// Who answers the agent's `ctx.call`s; without it every call is refused.
     pub calls: Option<Calls>,
+    /// The agent's secrets (`ctx.secrets`): written in the runner's stdin header, masked in
+    /// every log line, progress message and error the run reports.
+    pub secrets: Secrets,
 }
 
 /// When the agent's code started running: the end of an execution's `start` phase and the
@@ -169,6 +176,7 @@ impl Default for Spec {
             allow_domains: Vec::new(),
             started: StartSignal::default(),
             calls: None,
+            secrets: Secrets::default(),
         }
     }
 }

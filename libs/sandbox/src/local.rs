@@ -115,12 +115,12 @@ impl LocalSandbox {
             ReaderStream::new(stdout).filter_map(tagged(Pipe::Stdout)),
             ReaderStream::new(stderr).filter_map(tagged(Pipe::Stderr)),
         );
-        let mut pump = Pump::new(events, spec.log_limit_bytes);
+        let mut pump = Pump::new(events, spec.log_limit_bytes).redacting(&spec.secrets);
         let mut status = None;
         let ended = drive(
             Box::pin(chunks),
             stdin,
-            &crate::calls::one_line(&spec.inputs),
+            &crate::drive::first_lines(&spec, false),
             spec.calls.as_ref(),
             async { status = child.wait().await.ok() },
             &mut pump,
@@ -155,7 +155,7 @@ impl LocalSandbox {
 
 /// All the agent's process gets: what the runtime images set, the runner protocol's variables
 /// (`FRAMEOS_AGENT_DIR` points the runner at the package instead of `/agent`), and `scratch`
-/// as its home.
+/// as its home. Never a secret: those arrive on stdin.
 fn protocol_env(spec: &Spec, scratch: &Path) -> Vec<(&'static str, std::ffi::OsString)> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
     let mut env = vec![
@@ -165,6 +165,8 @@ fn protocol_env(spec: &Spec, scratch: &Path) -> Vec<(&'static str, std::ffi::OsS
         ("FRAMEOS_AGENT_DIR", spec.package_dir.as_os_str().to_owned()),
         ("FRAMEOS_ENTRYPOINT", spec.entrypoint.clone().into()),
         ("FRAMEOS_EXECUTION_ID", spec.execution_id.clone().into()),
+        // The stdin header carries the secrets (never this environment).
+        ("FRAMEOS_HEADER", "1".into()),
     ];
     if spec.runtime == Runtime::Python {
         env.push(("PYTHONDONTWRITEBYTECODE", "1".into()));

@@ -259,3 +259,37 @@ async fn local_runner_reports_heap_exhaustion_as_out_of_memory() {
     let (outcome, events) = run(spec, CancellationToken::new()).await;
     assert_eq!(outcome, Outcome::OutOfMemory, "{:?}", logs(&events));
 }
+
+#[tokio::test]
+async fn local_runner_delivers_secrets_on_stdin_and_masks_them() {
+    for (runtime, code) in [
+        (
+            Runtime::Node,
+            "module.exports = async (i, ctx) => {\n\
+               console.log(`using ${ctx.secrets.API_TOKEN}`);\n\
+               return [Object.keys(ctx.secrets), JSON.stringify(process.env).includes('tok-')];\n\
+             };",
+        ),
+        (
+            Runtime::Python,
+            "import os\n\
+             def run(inputs, ctx):\n\
+             \x20   print('using ' + ctx.secrets['API_TOKEN'])\n\
+             \x20   return [list(ctx.secrets), 'tok-' in str(os.environ)]\n",
+        ),
+    ] {
+        let agent = agent(runtime, code);
+        let mut spec = spec(&agent, json!({}));
+        spec.secrets = frameos_sandbox::Secrets::new([(
+            "API_TOKEN".to_string(),
+            "tok-local-4411".to_string(),
+        )]);
+        let (outcome, events) = run(spec, CancellationToken::new()).await;
+        assert_eq!(
+            output(outcome, &events),
+            json!([["API_TOKEN"], false]),
+            "{runtime}"
+        );
+        assert_eq!(logs(&events), ["using ***"], "{runtime}");
+    }
+}

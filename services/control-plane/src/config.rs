@@ -90,6 +90,18 @@ pub struct Config {
     #[command(flatten)]
     pub billing: crate::billing::BillingConfig,
 
+    /// FRAMEOS_SECRETS_KEY: the keys agent secrets are sealed with (API.md §5.3, ADR 0045).
+    #[command(flatten)]
+    pub secrets: crate::secrets::SecretsConfig,
+
+    /// Webhook delivery (API.md §5.3).
+    #[command(flatten)]
+    pub webhooks: crate::webhooks::WebhookConfig,
+
+    /// FRAMEOS_REVIEW_MODE and its spot checks (API.md §5.2).
+    #[command(flatten)]
+    pub review: crate::agents::review_mode::ReviewConfig,
+
     #[command(flatten)]
     pub fair_use: FairUseConfig,
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use frameos_proto::v1::{
     account_service_server, agent_service_server, api_key_service_server, billing_service_server,
-    execution_service_server, node_service_server,
+    execution_service_server, node_service_server, secret_service_server,
 };
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
@@ -21,13 +21,14 @@ use tonic_health::server::HealthReporter;
 pub const LIVENESS: &str = "liveness";
 
 /// The services of this server, by the full names health answers for.
-pub const SERVICES: [&str; 6] = [
+pub const SERVICES: [&str; 7] = [
     account_service_server::SERVICE_NAME,
     api_key_service_server::SERVICE_NAME,
     agent_service_server::SERVICE_NAME,
     billing_service_server::SERVICE_NAME,
     execution_service_server::SERVICE_NAME,
     node_service_server::SERVICE_NAME,
+    secret_service_server::SERVICE_NAME,
 ];
 
 const CHECK_EVERY: Duration = Duration::from_secs(5);

@@ -14,14 +14,18 @@ pub mod health;
 mod metrics;
 mod node_auth;
 mod paging;
+mod secrets;
 mod server;
 mod view;
+pub mod webhooks;
 
 pub use accounts::keys::generate as generate_api_key;
+pub use agents::review_mode::{ReviewConfig, ReviewMode};
 pub use config::Config;
 /// The pool the control plane runs on (its size and pings), for tools that must match it.
 pub use db::connect as connect_database;
 pub use execution::StreamTokens;
+pub use secrets::{Keyring, KeyringError, Rotation, SecretsConfig};
 pub use server::{Error, Server};
 
 use tokio_util::sync::CancellationToken;
@@ -52,4 +56,15 @@ pub async fn migrate(url: &str) -> Result<(), Error> {
     db::migrate(&db).await.map_err(Error::Migrate)?;
     let _ = db.close().await;
     Ok(())
+}
+
+/// Re-seals every agent secret of the database at `url` under the active key of `keyring`
+/// (`frameos secrets rotate`, ADR 0045); afterwards the other keys may leave the keyring.
+pub async fn rotate_secrets(url: &str, keyring: &Keyring) -> Result<Rotation, Error> {
+    let db = db::connect(url).await.map_err(Error::Database)?;
+    let rotation = secrets::store::rotate(&db, keyring)
+        .await
+        .map_err(Error::Secrets)?;
+    let _ = db.close().await;
+    Ok(rotation)
 }

@@ -12,6 +12,8 @@ use frameos_proto::v1::api_key_service_server::ApiKeyServiceServer;
 use frameos_proto::v1::billing_service_server::BillingServiceServer;
 use frameos_proto::v1::execution_service_server::ExecutionServiceServer;
 use frameos_proto::v1::node_service_server::NodeServiceServer;
+use frameos_proto::v1::secret_service_server::SecretServiceServer;
+use frameos_proto::v1::webhook_service_server::WebhookServiceServer;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -40,6 +42,8 @@ pub enum Error {
     Billing(#[source] frameos_core::Error),
     #[error("stream tokens: {0}")]
     StreamTokens(#[source] frameos_core::Error),
+    #[error("agent secrets: {0}")]
+    Secrets(#[source] frameos_core::Error),
     #[error("the package store is unusable: {0}")]
     Store(#[source] frameos_blobstore::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -145,6 +149,16 @@ impl Server {
             }
         };
         let stream_tokens = stream_tokens(&config)?;
+        match &config.secrets.secrets_key {
+            Some(keyring) => tracing::info!(
+                active_key = keyring.active_id(),
+                keys = keyring.ids().count(),
+                "agent secrets sealed with FRAMEOS_SECRETS_KEY"
+            ),
+            None => tracing::warn!(
+                "no FRAMEOS_SECRETS_KEY: agent secrets cannot be written, nor runs of agents that have some started"
+            ),
+        }
         let listener = match listener {
             Some(listener) => listener,
             None => TcpListener::bind(config.grpc_addr)
@@ -258,6 +272,7 @@ impl Server {
             store: self.config.store.build(),
             limits: limits.package_limits(),
             maxima: limits.platform_maxima(),
+            review: crate::agents::review_mode::ReviewPolicy::new(self.config.review.clone()),
         };
         // A package travels in one message; allow it plus room for the envelope.
         let max_message = usize::try_from(limits.max_package_bytes)
@@ -311,7 +326,8 @@ impl Server {
             supervisor.tracker(),
         )
         .with_stream_limits(&self.config.fair_use)
-        .with_stream_tokens(self.stream_tokens.clone());
+        .with_stream_tokens(self.stream_tokens.clone())
+        .with_webhook_guard(self.config.webhooks.guard());
         let recovery = &self.config.recovery;
         let liveness = Liveness::new(Duration::from_secs(recovery.node_dead_after_secs));
         let nodes = Nodes::new(
@@ -322,6 +338,18 @@ impl Server {
             serve_stop.clone(),
             supervisor.tracker(),
             outbox.clone(),
+        )
+        .with_secrets(self.config.secrets.secrets_key.clone());
+        supervisor.component(
+            "webhook dispatcher",
+            ended(
+                crate::webhooks::Dispatcher::new(
+                    self.db.clone(),
+                    self.config.webhooks.clone(),
+                    hub.endings(),
+                )
+                .run(serve_stop.clone()),
+            ),
         );
         supervisor.component(
             "billing reconciler",
@@ -415,10 +443,17 @@ impl Server {
                 crate::billing::service::BillingApi::new(self.db.clone()),
             ))
             .add_service(
-                AgentServiceServer::new(Agents::new(publisher, self.billing.clone()))
+                AgentServiceServer::new(Agents::new(publisher, self.billing.clone(), hub.clone()))
                     .max_decoding_message_size(max_message),
             )
             .add_service(ExecutionServiceServer::new(executions))
+            .add_service(WebhookServiceServer::new(crate::webhooks::Webhooks::new(
+                self.db.clone(),
+            )))
+            .add_service(SecretServiceServer::new(crate::secrets::Secrets::new(
+                self.db.clone(),
+                self.config.secrets.secrets_key.clone(),
+            )))
             .add_service(NodeServiceServer::with_interceptor(nodes, node_auth))
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.listener),

@@ -46,6 +46,10 @@ pub fn agent(m: &agent::Model, latest: Option<v1::Version>, owner_name: String) 
         pricing: Some(pricing(m)),
         latest_version: latest,
         created_at: Some(timestamp(m.created_at)),
+        ban: m.banned_at.map(|at| v1::Ban {
+            reason: m.ban_reason.clone().unwrap_or_default(),
+            banned_at: Some(timestamp(at)),
+        }),
     }
 }
 
@@ -77,6 +81,9 @@ pub fn version(
         }),
         created_at: Some(timestamp(m.created_at)),
         published_at: m.published_at.map(timestamp),
+        // Admins only (the review module sets it): the owner does not learn whether a
+        // version escaped the sample.
+        spot_check: false,
     }
 }
 

@@ -272,6 +272,10 @@ async fn execute(
         timeout: Duration::from_millis(resources.timeout_ms),
         log_limit_bytes: shared.log_limit_bytes,
         allow_domains: claim.allow_domains,
+        // On the runner's stdin only, masked in everything the run reports (ADR 0045).
+        secrets: frameos_sandbox::Secrets::new(
+            claim.secrets.into_iter().map(|s| (s.name, s.value)),
+        ),
         calls: Some(crate::calls::handler(crate::calls::Caller {
             control_plane: shared.control_plane.clone(),
             node_id: shared.node_id.clone(),

@@ -9,7 +9,8 @@ use crate::output::{Output, field};
 
 #[derive(Subcommand)]
 pub enum ReviewCommand {
-    /// Versions waiting for review.
+    /// Versions waiting for review (`--status spot_check`: auto-published versions waiting for
+    /// their spot check).
     List {
         #[arg(long, default_value = "pending_review")]
         status: String,
@@ -23,10 +24,18 @@ pub enum ReviewCommand {
         #[command(flatten)]
         connection: Connection,
     },
-    /// Reject a version, telling the developer why.
+    /// Reject a version (or fail its spot check), telling the developer why.
     Reject {
         slug: String,
         version: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Ban an agent: every version banned, its queued and running executions canceled.
+    Ban {
+        slug: String,
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -194,6 +203,25 @@ pub async fn review(command: ReviewCommand, output: Output) -> anyhow::Result<()
                 .await?;
             output.emit(&v, |v| {
                 println!("{slug}@{version} is {}", field(v, "status"));
+            })
+        }
+        ReviewCommand::Ban {
+            slug,
+            reason,
+            connection,
+        } => {
+            let banned = Client::new(&connection)
+                .post(
+                    &format!("/v1/agents/{slug}/ban"),
+                    &json!({"reason": reason}),
+                )
+                .await?;
+            output.emit(&banned, |banned| {
+                println!(
+                    "{slug} is banned ({}); {} execution(s) canceled",
+                    field(&banned["agent"]["ban"], "reason"),
+                    banned["canceled_executions"]
+                );
             })
         }
     }

@@ -32,6 +32,12 @@ pub async fn run(mut args: Args, output: crate::output::Output) -> anyhow::Resul
     // The three services talk over loopback in one process: plain HTTP/2, whatever FRAMEOS_TLS_*
     // the shell has set (ADR 0018).
     args.control_plane.tls = Default::default();
+    // Agent secrets need a key; without FRAMEOS_SECRETS_KEY a development key is kept beside
+    // the embedded database (ADR 0045).
+    if args.control_plane.secrets.secrets_key.is_none() {
+        let path = Path::new(crate::secrets::DEV_KEY_FILE);
+        args.control_plane.secrets.secrets_key = Some(crate::secrets::dev_keyring(path)?);
+    }
     // A fresh admin key each start unless one is configured: dev keys are disposable, and the
     // database keeps only their hashes.
     let admin_key = match &args.control_plane.bootstrap_admin_key {

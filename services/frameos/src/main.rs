@@ -12,6 +12,7 @@ mod keys;
 mod output;
 mod pack;
 mod run;
+mod secrets;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -70,6 +71,9 @@ enum Command {
     /// Your named API keys: create (with scopes and an expiry), list, revoke.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// The keys of agents' secrets: rotate to a new key, generate one (operators).
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
     /// A shell completion script on stdout, e.g. `frameos completions bash > /etc/bash_completion.d/frameos`.
     Completions { shell: clap_complete::Shell },
 }
@@ -115,6 +119,7 @@ async fn main() -> std::process::ExitCode {
             }
         }
         Command::Keys(command) => keys::keys(command, output).await,
+        Command::Secrets(command) => secrets::secrets(command, output).await,
     };
     match result {
         Ok(()) => Exit::Success.into(),

@@ -9,6 +9,8 @@ use frameos_proto::v1::agent_service_client::AgentServiceClient;
 use frameos_proto::v1::api_key_service_client::ApiKeyServiceClient;
 use frameos_proto::v1::billing_service_client::BillingServiceClient;
 use frameos_proto::v1::execution_service_client::ExecutionServiceClient;
+use frameos_proto::v1::secret_service_client::SecretServiceClient;
+use frameos_proto::v1::webhook_service_client::WebhookServiceClient;
 use frameos_telemetry::grpc::TracedClient;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -86,6 +88,16 @@ impl ControlPlane {
     pub fn executions(&self) -> ExecutionServiceClient<Traced> {
         ExecutionServiceClient::new(traced(&self.channel))
             .max_decoding_message_size(MAX_REPLY_BYTES)
+    }
+
+    /// An agent's secrets (API.md §5.3): write-only values, listed by name.
+    pub fn secrets(&self) -> SecretServiceClient<Traced> {
+        SecretServiceClient::new(traced(&self.channel))
+    }
+
+    /// Webhooks (API.md §5.3): the signing secret and an execution's deliveries.
+    pub fn webhooks(&self) -> WebhookServiceClient<Traced> {
+        WebhookServiceClient::new(traced(&self.channel))
     }
 
     /// Mandate keys and balances; a balance lists its ledger entries, which can add up.

@@ -13,11 +13,11 @@ mod fair_use;
 mod mcp;
 mod metrics;
 mod openapi;
-mod pricing;
+pub use frameos_rest::pricing;
 mod routes;
 mod server;
 mod streams;
-mod view;
+pub use frameos_rest::view;
 
 pub use config::Config;
 pub use server::{Error, Gateway};

@@ -14,7 +14,9 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::routes::{accounts, agents, billing, executions, ops, packages, reviews, versions};
+use crate::routes::{
+    accounts, agents, billing, executions, ops, packages, reviews, versions, webhooks,
+};
 use crate::view;
 
 #[derive(OpenApi)]
@@ -37,6 +39,7 @@ use crate::view;
         agents::list_agents,
         agents::get_agent,
         agents::update_agent,
+        crate::routes::secrets::put_secret, crate::routes::secrets::list_secrets, crate::routes::secrets::delete_secret,
         versions::publish_version,
         versions::list_versions,
         versions::list_releases,
@@ -45,6 +48,9 @@ use crate::view;
         reviews::list_reviews,
         reviews::approve_version,
         reviews::reject_version,
+        reviews::ban_agent,
+        webhooks::get_webhook_secret,
+        webhooks::list_webhook_deliveries,
         executions::create_execution,
         executions::list_executions,
         executions::get_execution,
@@ -68,7 +74,17 @@ use crate::view;
         accounts::CreateAccount,
         agents::CreateAgent,
         agents::UpdateAgent,
+        crate::routes::secrets::PutSecret,
+        crate::routes::secrets::SecretView,
+        crate::routes::secrets::SecretList,
         reviews::RejectVersion,
+        reviews::BanAgent,
+        reviews::BannedAgent,
+        view::BanView,
+        webhooks::WebhookSecret,
+        webhooks::WebhookDeliveryView,
+        webhooks::WebhookAttemptView,
+        webhooks::WebhookDeliveryList,
         executions::CreateExecution,
         executions::StreamTokenView,
         ops::Health,
@@ -120,7 +136,8 @@ use crate::view;
         (name = "accounts", description = "Accounts and API keys"),
         (name = "agents", description = "Agents and the marketplace"),
         (name = "versions", description = "Immutable versions of an agent"),
-        (name = "reviews", description = "The admin review"),
+        (name = "reviews", description = "The admin review: queues, spot checks and bans"),
+        (name = "webhooks", description = "Signed webhooks when an execution ends"),
         (name = "executions", description = "Running agents: results, logs and live events"),
         (name = "billing", description = "Balances, and the signed mandates of paid executions"),
         (name = "operations", description = "Probes, metrics and this document"),

@@ -157,6 +157,11 @@ export function listReviews(key: string): Promise<VersionList> {
   return call<VersionList>("/v1/reviews?status=pending_review", { key, cache: "no-store" });
 }
 
+/** Versions the auto review mode published and sampled for a spot check (admin only). */
+export function listSpotChecks(key: string): Promise<VersionList> {
+  return call<VersionList>("/v1/reviews?status=spot_check", { key, cache: "no-store" });
+}
+
 function versionPath(slug: string, version: string): string {
   return `/v1/agents/${encodeURIComponent(slug)}/versions/${encodeURIComponent(version)}`;
 }

@@ -181,6 +181,27 @@ export interface paths {
         patch: operations["update_agent"];
         trace?: never;
     };
+    "/v1/agents/{slug}/ban": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Bans an agent (admin): every version `banned`, so it is no longer listed, run, called or
+         *     given new versions; its queued and running executions are canceled and voided; its owner
+         *     sees the reason on the agent. Banning again keeps the first reason.
+         */
+        post: operations["ban_agent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agents/{slug}/executions": {
         parameters: {
             query?: never;
@@ -221,6 +242,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agents/{slug}/secrets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The names of an agent's secrets (its owner, or an admin), never their values. */
+        get: operations["list_secrets"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents/{slug}/secrets/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Sets one secret of your agent (owner only; not even an admin). Its runs read it as
+         *     `ctx.secrets.NAME`; the value is encrypted at rest, never returned, and masked as `***` in
+         *     every log line of the agent's runs. At most 100 secrets per agent.
+         */
+        put: operations["put_secret"];
+        post?: never;
+        /** Deletes one secret of your agent (owner only). Runs that start afterwards no longer get it. */
+        delete: operations["delete_secret"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agents/{slug}/versions": {
         parameters: {
             query?: never;
@@ -251,7 +311,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Publishes a version waiting for review (admin). */
+        /** Publishes a version waiting for review, or passes its spot check (admin). */
         post: operations["approve_version"];
         delete?: never;
         options?: never;
@@ -302,7 +362,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Rejects a version waiting for review, with a reason (admin). */
+        /**
+         * Rejects a version waiting for review, or fails its spot check (which unpublishes it), with a
+         *     reason (admin).
+         */
         post: operations["reject_version"];
         delete?: never;
         options?: never;
@@ -474,6 +537,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/executions/{id}/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The deliveries of an execution's webhook, with every attempt (its user or an admin). */
+        get: operations["list_webhook_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me": {
         parameters: {
             query?: never;
@@ -549,6 +629,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/webhook-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The secret the caller's webhooks are signed with (made on first use). */
+        get: operations["get_webhook_secret"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/reviews": {
         parameters: {
             query?: never;
@@ -613,6 +710,11 @@ export interface components {
             next_page_token?: string;
         };
         AgentView: {
+            /**
+             * @description Why and when an admin banned it; absent unless banned (only the owner and admins see
+             *     a banned agent).
+             */
+            ban?: components["schemas"]["BanView"];
             /** Format: date-time */
             created_at?: string;
             description: string;
@@ -637,6 +739,27 @@ export interface components {
             currency: string;
             /** @description The ledger entries behind it. */
             entries: components["schemas"]["LedgerEntryView"][];
+        };
+        BanAgent: {
+            /** @description Shown to the developer: 1 to 2000 characters (surrounding whitespace is trimmed). */
+            reason: string;
+        };
+        /** @description An admin's ban of an agent: it never runs again. */
+        BanView: {
+            /** Format: date-time */
+            banned_at?: string;
+            /** @description Why, for the owner. */
+            reason: string;
+        };
+        /** @description What a ban did. */
+        BannedAgent: {
+            /** @description The agent, with its `ban`. */
+            agent: components["schemas"]["AgentView"];
+            /**
+             * Format: int32
+             * @description How many of its queued or running executions this request canceled (and voided).
+             */
+            canceled_executions: number;
         };
         /**
          * @description The charge of a paid execution: held while it runs, then captured (it succeeded) or
@@ -697,6 +820,12 @@ export interface components {
             inputs: unknown;
             /** @description A published version, e.g. `1.2.0`; the highest published one when absent. */
             version?: string | null;
+            /**
+             * @description Where to POST the execution's JSON when it ends, signed with `FrameOS-Signature`
+             *     (API.md §5.3): an http(s) URL of at most 2048 bytes, without credentials, that does not
+             *     point at an internal address.
+             */
+            webhook_url?: string | null;
         };
         CreateKey: {
             /**
@@ -722,7 +851,7 @@ export interface components {
         };
         ErrorDetail: {
             /** @enum {string} */
-            code: "invalid_request" | "unauthenticated" | "permission_denied" | "not_found" | "slug_taken" | "account_exists" | "version_exists" | "conflict" | "package_too_large" | "payload_too_large" | "invalid_package" | "unsafe_archive" | "invalid_manifest" | "invalid_dependency" | "version_not_greater" | "validation_failed" | "invalid_inputs" | "stale_attempt" | "idempotency_key_reused" | "undeclared_dependency" | "budget_exceeded" | "cycle" | "too_deep" | "child_failed" | "payment_declined" | "rate_limited" | "unavailable" | "internal";
+            code: "invalid_request" | "unauthenticated" | "permission_denied" | "not_found" | "slug_taken" | "account_exists" | "version_exists" | "conflict" | "package_too_large" | "payload_too_large" | "invalid_package" | "unsafe_archive" | "invalid_manifest" | "invalid_dependency" | "version_not_greater" | "validation_failed" | "invalid_inputs" | "stale_attempt" | "idempotency_key_reused" | "undeclared_dependency" | "budget_exceeded" | "cycle" | "too_deep" | "child_failed" | "agent_banned" | "payment_declined" | "rate_limited" | "unavailable" | "internal";
             /** @description For people; may change between releases. */
             message: string;
         };
@@ -1018,6 +1147,11 @@ export interface components {
             fraction: number;
             message: string;
         };
+        /** @description A secret's value. Its `Debug` never shows it. */
+        PutSecret: {
+            /** @description Write-only: 1 to 4096 bytes of UTF-8. Encrypted at rest, delivered only to this agent's runs, masked as `***` in their logs. */
+            value: string;
+        };
         RejectVersion: {
             /** @description Shown to the developer: 1 to 2000 characters (surrounding whitespace is trimmed). */
             reason: string;
@@ -1046,6 +1180,15 @@ export interface components {
         ScanView: {
             passed: boolean;
             violations: components["schemas"]["ViolationView"][];
+        };
+        SecretList: {
+            items: components["schemas"]["SecretView"][];
+        };
+        /** @description A secret as listed: its name and when it was last written, never its value. */
+        SecretView: {
+            name: string;
+            /** Format: date-time */
+            updated_at?: string | null;
         };
         /** @description A captured charge divided up, in the charge's currency; the parts add up to its amount. */
         SplitsView: {
@@ -1123,7 +1266,7 @@ export interface components {
          * @description Where an agent version is in review: only `published` versions run.
          * @enum {string}
          */
-        VersionStatus: "pending_review" | "published" | "rejected";
+        VersionStatus: "pending_review" | "published" | "rejected" | "banned";
         VersionView: {
             /** @description The agent's slug. */
             agent: string;
@@ -1133,7 +1276,8 @@ export interface components {
             manifest: Record<string, unknown>;
             /**
              * Format: date-time
-             * @description When an admin approved it; absent unless published.
+             * @description When it was published (by an admin, or at upload in the auto review mode); absent
+             *     unless published.
              */
             published_at?: string;
             /** @description The admin's decision, or the scanner's rejection; absent while pending. */
@@ -1143,7 +1287,12 @@ export interface components {
             sha256: string;
             /** Format: int64 */
             size_bytes: number;
-            /** @description `pending_review`, `published` or `rejected`. */
+            /**
+             * @description True while the version waits for an admin's spot check (the auto review mode sampled
+             *     it); only admins see it, and only when true.
+             */
+            spot_check?: boolean;
+            /** @description `pending_review`, `published`, `rejected` or `banned`. */
             status: components["schemas"]["VersionStatus"];
             version: string;
         };
@@ -1155,6 +1304,62 @@ export interface components {
             /** @description `low`, `medium` or `high`. */
             severity: string;
         };
+        /** @description One POST of a webhook. */
+        WebhookAttemptView: {
+            /**
+             * Format: int32
+             * @description 1 for the first.
+             */
+            attempt: number;
+            /**
+             * Format: int32
+             * @description Redirects included.
+             */
+            duration_ms: number;
+            /** @description Why it failed; absent when it succeeded. */
+            error?: string;
+            /** Format: date-time */
+            started_at?: string;
+            /**
+             * Format: int32
+             * @description The receiver's HTTP status; absent when no response came.
+             */
+            status?: number;
+        };
+        WebhookDeliveryList: {
+            items: components["schemas"]["WebhookDeliveryView"][];
+        };
+        /** @description The webhook of one execution. */
+        WebhookDeliveryView: {
+            /** @description Every attempt, oldest first. */
+            attempts: components["schemas"]["WebhookAttemptView"][];
+            /** Format: date-time */
+            delivered_at?: string;
+            /**
+             * @description The event id, sent as `FrameOS-Event-Id` with every attempt: the same on every retry,
+             *     so a receiver de-duplicates by it.
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due, while `waiting` or `retrying`.
+             */
+            next_attempt_at?: string;
+            /** @description `waiting` (for the execution to end), `retrying`, `delivered` or `failed`. */
+            state: components["schemas"]["WebhookState"];
+            url: string;
+        };
+        /** @description The key of `FrameOS-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`. */
+        WebhookSecret: {
+            secret: string;
+        };
+        /**
+         * @description Where the webhook of an execution is (API.md §5.3): `waiting` for the execution to end,
+         *     `retrying` after a failed attempt, then `delivered` (a 2xx answer) or `failed` (no 2xx
+         *     within the retry window).
+         * @enum {string}
+         */
+        WebhookState: "waiting" | "retrying" | "delivered" | "failed";
     };
     responses: {
         /** @description `invalid_request`: a body, parameter or header that does not decode (malformed JSON, a missing field, a wrong type or Content-Type) */
@@ -1755,6 +1960,89 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    ban_agent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent's slug */
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BanAgent"];
+            };
+        };
+        responses: {
+            /** @description The banned agent */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BannedAgent"];
+                };
+            };
+            /** @description Malformed body: not JSON, `reason` missing or not a string, or a Content-Type other than `application/json` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin (`permission_denied`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such agent */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: a blank reason, or one over 2000 characters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     create_execution: {
         parameters: {
             query?: never;
@@ -1824,7 +2112,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `conflict`: a paid agent whose price cannot be charged until its developer sets a valid one */
+            /** @description `agent_banned`: an admin banned the agent; `conflict`: a paid agent whose price cannot be charged until its developer sets a valid one */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1842,7 +2130,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `invalid_inputs` (the inputs do not match the version's `inputs` JSON Schema), or `idempotency_key_reused` with a different body */
+            /** @description `invalid_inputs` (the inputs do not match the version's `inputs` JSON Schema), `validation_failed` (a `webhook_url` that is not an http(s) URL or points at an internal address), or `idempotency_key_reused` with a different body */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1887,6 +2175,205 @@ export interface operations {
                 };
             };
             /** @description No such agent visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    list_secrets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent's slug */
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Names in order, with when each was last written */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a developer, or a visible agent of another developer (`permission_denied`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such agent that you may see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    put_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent's slug */
+                slug: string;
+                /** @description Like an environment variable: A-Z, 0-9 and _, not starting with a digit, 1 to 64 characters. The agent reads it as `ctx.secrets.NAME` */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutSecret"];
+            };
+        };
+        responses: {
+            /** @description Written; the value is not echoed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretView"];
+                };
+            };
+            /** @description Malformed body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a developer, the key lacks `publish`, or a visible agent of another developer (`permission_denied`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such agent that you may see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: a bad name, an empty or over-4096-byte value, or the agent's 101st secret */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            /** @description `unavailable`: also when the platform has no FRAMEOS_SECRETS_KEY to encrypt with */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent's slug */
+                slug: string;
+                /** @description The secret's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a developer, the key lacks `publish`, or a visible agent of another developer (`permission_denied`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such agent that you may see, or no such secret */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2059,7 +2546,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The version, now `published` */
+            /** @description The version, now `published` (a spot check: still published, out of the spot-check queue) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2096,7 +2583,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Already decided (`conflict`) */
+            /** @description Neither pending review nor waiting for a spot check (`conflict`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2300,7 +2787,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Already decided (`conflict`) */
+            /** @description Neither pending review nor waiting for a spot check (`conflict`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2751,6 +3238,51 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    list_webhook_deliveries: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The execution's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deliveries (none without a `webhook_url`) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: components["responses"]["Forbidden"];
+            /** @description No such execution visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     me: {
         parameters: {
             query?: never;
@@ -2994,10 +3526,50 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    get_webhook_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The secret */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookSecret"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A key without the `run` scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     list_reviews: {
         parameters: {
             query?: {
-                status?: "" | "pending_review" | "published" | "rejected";
+                status?: "" | "pending_review" | "published" | "rejected" | "banned" | "spot_check";
             };
             header?: never;
             path?: never;

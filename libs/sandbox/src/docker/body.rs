@@ -65,14 +65,17 @@ pub(crate) fn container_body(
             entrypoint,
         } => {
             labels.insert("frameos.execution".to_string(), execution_id.to_string());
+            // Secrets never go here (`docker inspect` shows it): they follow a stdin header.
             vec![
                 format!("FRAMEOS_ENTRYPOINT={entrypoint}"),
                 format!("FRAMEOS_EXECUTION_ID={execution_id}"),
+                "FRAMEOS_HEADER=1".to_string(),
             ]
         }
         Tenant::Pool { name } => {
             labels.insert("frameos.pool".to_string(), name.to_string());
-            // The runner reads the entrypoint and the execution id from stdin at hand-off.
+            // The runner reads the entrypoint, the execution id and the secrets from stdin at
+            // hand-off.
             vec!["FRAMEOS_WARM=1".to_string()]
         }
     };

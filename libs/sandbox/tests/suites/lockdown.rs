@@ -299,3 +299,42 @@ async fn fork_bomb_is_contained_by_the_pids_limit() {
     assert_eq!(running.await.unwrap().unwrap(), Outcome::Canceled);
     assert_no_container(&id).await;
 }
+
+#[tokio::test]
+async fn secrets_arrive_on_stdin_and_are_masked_in_every_event() {
+    let sandbox = sandbox().await;
+    let agent = agent(
+        Runtime::Python,
+        "import os, sys\n\
+         def run(inputs, ctx):\n\
+         \x20   token = ctx.secrets.API_TOKEN\n\
+         \x20   print('token=' + token)\n\
+         \x20   print(token, file=sys.stderr)\n\
+         \x20   ctx.progress(0.5, 'with ' + token)\n\
+         \x20   with open('/proc/1/environ', 'rb') as f:\n\
+         \x20       init_env = f.read()\n\
+         \x20   with open('/proc/self/environ', 'rb') as f:\n\
+         \x20       own_env = f.read()\n\
+         \x20   return {'length': len(token), 'keys': sorted(ctx.secrets),\n\
+         \x20           'in_env': token.encode() in init_env + own_env or token in str(os.environ)}\n",
+    );
+    let mut spec = spec(&agent, json!({}));
+    spec.secrets = frameos_sandbox::Secrets::new([
+        ("API_TOKEN".to_string(), "tok-5c1e-only-on-stdin".to_string()),
+        ("SECOND".to_string(), "x".to_string()),
+    ]);
+    let (outcome, events) = run(&sandbox, spec).await;
+    let seen = output(outcome, &events);
+    assert_eq!(
+        seen,
+        json!({"length": 22, "keys": ["API_TOKEN", "SECOND"], "in_env": false})
+    );
+    assert_eq!(logs(&events), ["token=***", "***"]);
+    assert!(
+        events.contains(&Event::Progress {
+            fraction: 0.5,
+            message: "with ***".to_string()
+        }),
+        "{events:?}"
+    );
+}

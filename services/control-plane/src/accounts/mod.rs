@@ -48,6 +48,7 @@ pub async fn create(
         name: Set(name.clone()),
         role: Set(role),
         created_at: Set(Utc::now()),
+        webhook_secret: Set(None),
     }
     .insert(&txn)
     .await
@@ -96,6 +97,7 @@ pub async fn bootstrap_admin(
                     name: Set("admin".to_string()),
                     role: Set(Role::Admin),
                     created_at: Set(Utc::now()),
+                    webhook_secret: Set(None),
                 }
                 .insert(db)
                 .await

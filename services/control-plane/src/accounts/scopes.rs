@@ -36,6 +36,9 @@ const TABLE: &[(&str, Need)] = &[
     ("/frameos.v1.AgentService/ListVersions", S(Read)),
     ("/frameos.v1.AgentService/ListReviews", S(Admin)),
     ("/frameos.v1.AgentService/ApproveVersion", S(Admin)),
+    ("/frameos.v1.AgentService/BanAgent", S(Admin)),
+    ("/frameos.v1.WebhookService/GetWebhookSecret", S(Run)),
+    ("/frameos.v1.WebhookService/ListWebhookDeliveries", S(Read)),
     ("/frameos.v1.AgentService/RejectVersion", S(Admin)),
     ("/frameos.v1.AgentService/ListReleases", S(Read)),
     ("/frameos.v1.AgentService/ListPackageFiles", S(Read)),
@@ -54,6 +57,9 @@ const TABLE: &[(&str, Need)] = &[
     ("/frameos.v1.ApiKeyService/CreateApiKey", AnyKey),
     ("/frameos.v1.ApiKeyService/ListApiKeys", S(Read)),
     ("/frameos.v1.ApiKeyService/RevokeApiKey", AnyKey),
+    ("/frameos.v1.SecretService/PutSecret", S(Publish)),
+    ("/frameos.v1.SecretService/ListSecrets", S(Read)),
+    ("/frameos.v1.SecretService/DeleteSecret", S(Publish)),
 ];
 
 /// The package of the API; health, reflection (and node calls, which carry no API key) are

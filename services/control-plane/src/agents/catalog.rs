@@ -50,6 +50,9 @@ pub async fn create(
         currency: Set(currency),
         created_at: Set(now),
         updated_at: Set(now),
+        banned_at: Set(None),
+        ban_reason: Set(None),
+        banned_by: Set(None),
     }
     .insert(db)
     .await

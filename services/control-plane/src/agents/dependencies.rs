@@ -54,6 +54,9 @@ pub async fn resolve(
         .await
         .map_err(db::error)?
         .ok_or_else(|| refuse("no agent has this slug".into()))?;
+    if agent.banned_at.is_some() {
+        return Err(refuse("the agent is banned".into()));
+    }
     let published = agent_version::Entity::find()
         .filter(agent_version::Column::AgentId.eq(&agent.id))
         .filter(agent_version::Column::Status.eq(VersionStatus::Published))
@@ -103,6 +106,7 @@ mod tests {
             scan: "{}".into(),
             created_at: Utc::now(),
             published_at: None,
+            spot_check: false,
         }
     }
 

@@ -1,4 +1,6 @@
-//! The admin review: the queue, approve (→ published) and reject (→ rejected, with a reason).
+//! The admin review: the queues, approve (→ published) and reject (→ rejected, with a reason).
+//! A spot check (API.md §5.2) decides a version the auto mode published: approving keeps it
+//! published, rejecting unpublishes it.
 
 use frameos_core::{ReviewDecision, VersionStatus};
 use std::collections::HashMap;
@@ -17,12 +19,25 @@ use crate::agents::versions;
 use crate::db;
 use crate::entity::{agent, agent_version, review};
 
-pub async fn queue(
-    db: &DatabaseConnection,
-    status: VersionStatus,
-) -> Result<Vec<v1::Version>, Error> {
-    let rows = agent_version::Entity::find()
-        .filter(agent_version::Column::Status.eq(status))
+/// Which versions an admin lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Queue {
+    /// Every version in this status.
+    Status(VersionStatus),
+    /// Published versions sampled for a spot check that has not happened yet.
+    SpotCheck,
+}
+
+pub async fn queue(db: &DatabaseConnection, queue: Queue) -> Result<Vec<v1::Version>, Error> {
+    let select = match queue {
+        Queue::Status(status) => {
+            agent_version::Entity::find().filter(agent_version::Column::Status.eq(status))
+        }
+        Queue::SpotCheck => agent_version::Entity::find()
+            .filter(agent_version::Column::Status.eq(VersionStatus::Published))
+            .filter(agent_version::Column::SpotCheck.eq(true)),
+    };
+    let rows = select
         .order_by_asc(agent_version::Column::CreatedAt)
         .all(db)
         .await
@@ -33,7 +48,21 @@ pub async fn queue(
         .await
         .map_err(db::error)?;
     let slugs: HashMap<String, String> = agents.into_iter().map(|a| (a.id, a.slug)).collect();
-    versions::with_reviews(db, rows, &slugs).await
+    for_admins(db, rows, &slugs).await
+}
+
+/// The versions as admins see them: with their spot-check mark.
+async fn for_admins(
+    db: &DatabaseConnection,
+    rows: Vec<agent_version::Model>,
+    slugs: &HashMap<String, String>,
+) -> Result<Vec<v1::Version>, Error> {
+    let marks: Vec<bool> = rows.iter().map(|r| r.spot_check).collect();
+    let mut out = versions::with_reviews(db, rows, slugs).await?;
+    for (version, spot_check) in out.iter_mut().zip(marks) {
+        version.spot_check = spot_check;
+    }
+    Ok(out)
 }
 
 /// An admin's decision; a rejection carries its reason for the developer.
@@ -100,14 +129,22 @@ pub async fn decide(
         Decision::Approve => (VersionStatus::Published, ReviewDecision::Approved),
         Decision::Reject(_) => (VersionStatus::Rejected, ReviewDecision::Rejected),
     };
+    let spot_check = row.status == VersionStatus::Published && row.spot_check;
     let txn = db.begin().await.map_err(db::error)?;
-    // Guarded transition: only a version still waiting for review changes, so two admins
-    // deciding at once cannot both win.
+    // Guarded transition: only a version still waiting for review (or for its spot check)
+    // changes, so two admins deciding at once cannot both win.
     let mut update = agent_version::Entity::update_many()
         .col_expr(agent_version::Column::Status, Expr::value(status))
-        .filter(agent_version::Column::Id.eq(&row.id))
-        .filter(agent_version::Column::Status.eq(VersionStatus::PendingReview));
-    if matches!(decision, Decision::Approve) {
+        .col_expr(agent_version::Column::SpotCheck, Expr::value(false))
+        .filter(agent_version::Column::Id.eq(&row.id));
+    update = if spot_check {
+        update
+            .filter(agent_version::Column::Status.eq(VersionStatus::Published))
+            .filter(agent_version::Column::SpotCheck.eq(true))
+    } else {
+        update.filter(agent_version::Column::Status.eq(VersionStatus::PendingReview))
+    };
+    if matches!(decision, Decision::Approve) && !spot_check {
         update = update.col_expr(agent_version::Column::PublishedAt, Expr::value(now));
     }
     let changed = update.exec(&txn).await.map_err(db::error)?.rows_affected;
@@ -115,7 +152,7 @@ pub async fn decide(
         return Err(Error::new(
             ErrorCode::Conflict,
             format!(
-                "version {} of {} is {}; only versions pending review can be decided",
+                "version {} of {} is {}; only versions pending review or a spot check can be decided",
                 row.version, agent.slug, row.status
             ),
         ));
@@ -136,6 +173,7 @@ pub async fn decide(
         slug = %agent.slug,
         version = %row.version,
         decision = %label,
+        spot_check,
         reviewer = %admin.account_id,
         "version reviewed"
     );
@@ -145,7 +183,7 @@ pub async fn decide(
         .map_err(db::error)?
         .ok_or_else(|| Error::internal("reviewed version vanished"))?;
     let slugs = HashMap::from([(agent.id.clone(), agent.slug.clone())]);
-    let mut out = versions::with_reviews(db, vec![updated], &slugs).await?;
+    let mut out = for_admins(db, vec![updated], &slugs).await?;
     out.pop()
         .ok_or_else(|| Error::internal("reviewed version vanished"))
 }

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::catalog;
 use super::package_files::PackageFiles;
-use super::reviews::{self, Decision, Target};
+use super::reviews::{self, Decision, Queue, Target};
 use super::versions::{self, Publisher};
 use crate::accounts::auth;
 
@@ -18,11 +18,17 @@ pub struct Agents {
     publisher: Publisher,
     files: PackageFiles,
     billing: crate::billing::Billing,
+    hub: crate::execution::Hub,
 }
 
 impl Agents {
-    pub fn new(publisher: Publisher, billing: crate::billing::Billing) -> Self {
+    pub fn new(
+        publisher: Publisher,
+        billing: crate::billing::Billing,
+        hub: crate::execution::Hub,
+    ) -> Self {
         Agents {
+            hub,
             db: publisher.db.clone(),
             files: PackageFiles {
                 db: publisher.db.clone(),
@@ -131,10 +137,44 @@ impl AgentService for Agents {
         reply(
             async {
                 auth::require(&request, Role::Admin)?;
-                let status = VersionStatus::from_proto_optional(request.get_ref().status)?
-                    .unwrap_or(VersionStatus::PendingReview);
-                let items = reviews::queue(&self.db, status).await?;
+                let body = request.get_ref();
+                let queue = if body.spot_check {
+                    Queue::SpotCheck
+                } else {
+                    Queue::Status(
+                        VersionStatus::from_proto_optional(body.status)?
+                            .unwrap_or(VersionStatus::PendingReview),
+                    )
+                };
+                let items = reviews::queue(&self.db, queue).await?;
                 Ok(v1::ListReviewsResponse { items })
+            }
+            .await,
+        )
+    }
+
+    async fn ban_agent(
+        &self,
+        request: Request<v1::BanAgentRequest>,
+    ) -> Result<Response<v1::BanAgentResponse>, Status> {
+        reply(
+            async {
+                let admin = auth::require(&request, Role::Admin)?;
+                let body = request.get_ref();
+                let banned = super::bans::ban(
+                    &self.db,
+                    &self.hub,
+                    &self.billing,
+                    &admin,
+                    &body.agent_slug,
+                    &body.reason,
+                )
+                .await?;
+                Ok(v1::BanAgentResponse {
+                    agent: Some(banned.agent),
+                    canceled_executions: u32::try_from(banned.canceled_executions)
+                        .unwrap_or(u32::MAX),
+                })
             }
             .await,
         )

@@ -17,6 +17,7 @@ use sea_orm::{
 
 use crate::accounts::auth::Principal;
 use crate::agents::catalog;
+use crate::agents::review_mode::{Admission, ReviewPolicy};
 use crate::entity::{agent, agent_version, review};
 use crate::{db, view};
 
@@ -25,6 +26,7 @@ pub struct Publisher {
     pub store: Store,
     pub limits: Limits,
     pub maxima: PlatformMaxima,
+    pub review: ReviewPolicy,
 }
 
 impl Publisher {
@@ -35,6 +37,7 @@ impl Publisher {
         package: Bytes,
     ) -> Result<v1::Version, Error> {
         let agent = catalog::owned(&self.db, slug, caller, false).await?;
+        crate::agents::bans::refuse_banned(&agent)?;
         if package.len() as u64 > self.limits.max_compressed_bytes {
             return Err(Error::new(
                 ErrorCode::PackageTooLarge,
@@ -67,10 +70,13 @@ impl Publisher {
         crate::agents::dependencies::check(&self.db, &opened.manifest.dependencies).await?;
 
         let version = opened.manifest.version.clone();
-        let status = if report.passed {
-            VersionStatus::PendingReview
-        } else {
-            VersionStatus::Rejected
+        let admission = report
+            .passed
+            .then(|| self.review.admit(slug, &version.to_string()));
+        let (status, spot_check) = match admission {
+            None => (VersionStatus::Rejected, false),
+            Some(Admission::Review) => (VersionStatus::PendingReview, false),
+            Some(Admission::Publish { spot_check }) => (VersionStatus::Published, spot_check),
         };
         let scan_json = serde_json::to_string(&report)
             .map_err(|e| Error::internal(format!("scan report: {e}")))?;
@@ -113,7 +119,8 @@ impl Publisher {
             manifest: Set(manifest_json),
             scan: Set(scan_json),
             created_at: Set(now),
-            published_at: Set(None),
+            published_at: Set((status == VersionStatus::Published).then_some(now)),
+            spot_check: Set(spot_check),
         }
         .insert(&txn)
         .await
@@ -124,8 +131,24 @@ impl Publisher {
                 format!("version {version} of {slug} exists already"),
             )
         })?;
-        let scanner_review = if report.passed {
-            None
+        let review = if let Some(admission) = admission {
+            match admission {
+                Admission::Review => None,
+                // The auto mode's approval, on record like an admin's.
+                Admission::Publish { .. } => Some(
+                    review::ActiveModel {
+                        id: Set(uuid::Uuid::now_v7().to_string()),
+                        version_id: Set(row.id.clone()),
+                        decision: Set(ReviewDecision::Approved),
+                        reviewer: Set(review::AUTO.to_string()),
+                        reason: Set(String::new()),
+                        created_at: Set(now),
+                    }
+                    .insert(&txn)
+                    .await
+                    .map_err(db::error)?,
+                ),
+            }
         } else {
             let high: Vec<String> = report
                 .violations
@@ -154,12 +177,13 @@ impl Publisher {
             slug,
             version = %row.version,
             status = %row.status,
+            spot_check = row.spot_check,
             sha256 = %row.sha256,
             size_bytes = row.size_bytes,
             violations = report.violations.len(),
             "version uploaded"
         );
-        Ok(view::version(&row, slug, scanner_review.as_ref()))
+        Ok(view::version(&row, slug, review.as_ref()))
     }
 }
 

@@ -21,7 +21,8 @@ use rand::RngCore;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{DatabaseConnection, EntityTrait, Set};
 
-pub use config::BillingConfig;
+pub use config::{BillingConfig, RailKind, Secret};
+pub use rail::{StripeRail, StripeSettings};
 pub use reconcile::{Reconciled, reconcile, run_reconciler};
 pub use settle::settle;
 
@@ -64,12 +65,6 @@ impl Billing {
         let policy = config
             .policy()
             .map_err(|e| Error::new(ErrorCode::InvalidRequest, format!("billing policy: {e}")))?;
-        if config.rail != "sandbox" {
-            return Err(Error::new(
-                ErrorCode::InvalidRequest,
-                format!("unknown payment rail {:?}; available: sandbox", config.rail),
-            ));
-        }
         let mut keyring = match &config.mandate_signing_key {
             Some(hex_key) => {
                 let secret: [u8; 32] = hex::decode(hex_key.trim())
@@ -129,7 +124,7 @@ impl Billing {
         }
         Ok(Billing {
             keyring: Arc::new(keyring),
-            rail: rail::Rail::sandbox(db, policy.fee).await?,
+            rail: rail::Rail::start(db, config, policy.fee).await?,
             policy,
             mandate_ttl: chrono::Duration::seconds(
                 i64::try_from(config.mandate_ttl_secs).unwrap_or(86_400),
@@ -199,7 +194,10 @@ impl Billing {
             .rail
             .authorize(
                 &key,
-                purchase.payer_reference,
+                rail::Payer {
+                    account: purchase.payer_account,
+                    reference: purchase.payer_reference,
+                },
                 purchase.amount_minor,
                 purchase.currency,
             )

@@ -1,127 +1,70 @@
-//! The configured payment rail. Today that is the built-in sandbox, whose records live in the
-//! database the way a processor keeps its own: every call reads them, changes them and appends
-//! to the request log in one transaction, so they outlive a crash of the control plane (which is
-//! what reconciliation needs), every replica sees the same rail, and tests can look at (or plant
-//! holds in) what the "processor" remembers.
+//! The configured payment rail (`FRAMEOS_RAIL`): the built-in sandbox, whose records live in
+//! the database, or Stripe. Every call answers `Ok(Err(_))` for what the rail refused and
+//! `Err(_)` only for a failure of our own (the sandbox's database).
 
-use std::sync::Arc;
+mod sandbox;
+mod stripe;
 
-use chrono::Utc;
-use frameos_billing::{
-    Authorization, FeeSchedule, PaymentRail, RailError, SandboxRail, SandboxState,
-};
-use frameos_core::Error;
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
-};
-use tokio::sync::Mutex;
+use frameos_billing::{Authorization, FeeSchedule, RailError};
+use frameos_core::{Error, ErrorCode};
+use sea_orm::DatabaseConnection;
 
-use crate::db;
-use crate::entity::{sandbox_rail_authorization as record, sandbox_rail_call as call_log};
+pub use stripe::{StripeRail, StripeSettings};
 
-const STATE_ROW: &str = "state";
+use super::config::{BillingConfig, RailKind};
+
+/// Who pays, as each rail needs to know them.
+#[derive(Clone, Copy, Debug)]
+pub struct Payer<'a> {
+    /// The payer's account id.
+    pub account: &'a str,
+    /// The payer's instrument at the rail (the sandbox reads test payer ids from it).
+    pub reference: &'a str,
+}
 
 #[derive(Clone)]
-pub struct Rail {
-    fee: FeeSchedule,
-    db: DatabaseConnection,
-    /// One call of this process at a time; the row lock orders calls across processes.
-    serial: Arc<Mutex<()>>,
+pub enum Rail {
+    Sandbox(sandbox::Sandbox),
+    Stripe(StripeRail),
 }
 
 impl Rail {
-    pub async fn sandbox(db: &DatabaseConnection, fee: FeeSchedule) -> Result<Rail, Error> {
-        // The row every call locks; an existing one (the rail's memory) is kept.
-        let empty = serde_json::to_string(&SandboxState::default())
-            .map_err(|e| Error::internal(format!("sandbox rail state: {e}")))?;
-        record::Entity::insert(record::ActiveModel {
-            id: Set(STATE_ROW.to_string()),
-            record: Set(empty),
-            updated_at: Set(Utc::now()),
-        })
-        .on_conflict(
-            OnConflict::column(record::Column::Id)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await
-        .map_err(db::error)?;
-        let rail = Rail {
-            fee,
-            db: db.clone(),
-            serial: Arc::default(),
-        };
-        rail.load(db).await?;
-        Ok(rail)
-    }
-
-    async fn load<C: ConnectionTrait>(&self, conn: &C) -> Result<SandboxRail, Error> {
-        let row = record::Entity::find_by_id(STATE_ROW)
-            .one(conn)
-            .await
-            .map_err(db::error)?
-            .ok_or_else(|| Error::internal("the sandbox rail's records are missing"))?;
-        let state: SandboxState = serde_json::from_str(&row.record)
-            .map_err(|e| Error::internal(format!("sandbox rail state unreadable: {e}")))?;
-        Ok(SandboxRail::with_state(self.fee, state))
-    }
-
-    /// Runs one rail call on the stored records and saves them with the call's log entry, in
-    /// one transaction: the call happened at the rail exactly when this commits.
-    async fn call(
-        &self,
-        op: impl FnOnce(&SandboxRail) -> Result<Authorization, RailError>,
-    ) -> Result<Result<Authorization, RailError>, Error> {
-        let _turn = self.serial.lock().await;
-        let txn = self.db.begin().await.map_err(db::error)?;
-        // Write first: a row lock on PostgreSQL, the write lock on SQLite, held to the commit.
-        record::Entity::update_many()
-            .col_expr(record::Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(record::Column::Id.eq(STATE_ROW))
-            .exec(&txn)
-            .await
-            .map_err(db::error)?;
-        let sandbox = self.load(&txn).await?;
-        let result = op(&sandbox);
-        let saved = serde_json::to_string(&sandbox.state())
-            .map_err(|e| Error::internal(format!("sandbox rail state: {e}")))?;
-        record::Entity::update_many()
-            .col_expr(record::Column::Record, Expr::value(saved))
-            .filter(record::Column::Id.eq(STATE_ROW))
-            .exec(&txn)
-            .await
-            .map_err(db::error)?;
-        let calls = sandbox.take_journal();
-        if !calls.is_empty() {
-            call_log::Entity::insert_many(calls.into_iter().map(|c| call_log::ActiveModel {
-                operation: Set(c.operation.as_str().to_string()),
-                idempotency_key: Set(c.idempotency_key),
-                authorization_id: Set(c.authorization_id),
-                amount_minor: Set(c.amount_minor),
-                outcome: Set(c.outcome.as_str().to_string()),
-                created_at: Set(c.at),
-                ..Default::default()
-            }))
-            .exec(&txn)
-            .await
-            .map_err(db::error)?;
+    /// The rail `config` names; a Stripe rail with missing or unusable settings is refused here,
+    /// at start, rather than at the first charge.
+    pub async fn start(
+        db: &DatabaseConnection,
+        config: &BillingConfig,
+        fee: FeeSchedule,
+    ) -> Result<Rail, Error> {
+        match config.rail {
+            RailKind::Sandbox => Ok(Rail::Sandbox(sandbox::Sandbox::start(db, fee).await?)),
+            RailKind::Stripe => {
+                let settings = config
+                    .stripe()
+                    .map_err(|e| Error::new(ErrorCode::InvalidRequest, e))?;
+                let rail = StripeRail::new(settings, fee)
+                    .map_err(|e| Error::new(ErrorCode::InvalidRequest, e.to_string()))?;
+                Ok(Rail::Stripe(rail))
+            }
         }
-        txn.commit().await.map_err(db::error)?;
-        Ok(result)
     }
 
     pub async fn authorize(
         &self,
         key: &str,
-        payer: &str,
+        payer: Payer<'_>,
         amount_minor: i64,
         currency: &str,
     ) -> Result<Result<Authorization, RailError>, Error> {
-        self.call(|r| r.authorize(key, payer, amount_minor, currency))
-            .await
+        match self {
+            Rail::Sandbox(rail) => {
+                rail.authorize(key, payer.reference, amount_minor, currency)
+                    .await
+            }
+            Rail::Stripe(rail) => Ok(rail
+                .authorize(key, payer.account, amount_minor, currency)
+                .await),
+        }
     }
 
     pub async fn capture(
@@ -129,7 +72,10 @@ impl Rail {
         id: &str,
         key: &str,
     ) -> Result<Result<Authorization, RailError>, Error> {
-        self.call(|r| r.capture(id, key)).await
+        match self {
+            Rail::Sandbox(rail) => rail.capture(id, key).await,
+            Rail::Stripe(rail) => Ok(rail.capture(id, key).await),
+        }
     }
 
     pub async fn void(
@@ -137,13 +83,20 @@ impl Rail {
         id: &str,
         key: &str,
     ) -> Result<Result<Authorization, RailError>, Error> {
-        self.call(|r| r.void(id, key)).await
+        match self {
+            Rail::Sandbox(rail) => rail.void(id, key).await,
+            Rail::Stripe(rail) => Ok(rail.void(id, key).await),
+        }
     }
 
-    /// Every hold the rail knows, as it knows them now.
+    /// Every hold the rail knows, as it knows them now (Stripe: those that can still be open,
+    /// see [`StripeRail::list`]).
     pub async fn list(&self) -> Result<Vec<Authorization>, Error> {
-        let sandbox = self.load(&self.db).await?;
-        PaymentRail::list(&sandbox)
-            .map_err(|e| Error::unavailable(format!("the rail cannot list authorizations: {e}")))
+        match self {
+            Rail::Sandbox(rail) => rail.list().await,
+            Rail::Stripe(rail) => rail.list().await.map_err(|e| {
+                Error::unavailable(format!("the rail cannot list authorizations: {e}"))
+            }),
+        }
     }
 }

@@ -164,6 +164,11 @@ mod tests {
 
     use super::*;
 
+    const PAYER: crate::billing::rail::Payer<'static> = crate::billing::rail::Payer {
+        account: "payer",
+        reference: "payer",
+    };
+
     async fn state_of(billing: &Billing, hold: &str) -> AuthState {
         let holds = billing.rail.list().await.unwrap();
         holds.into_iter().find(|h| h.id == hold).unwrap().state
@@ -183,14 +188,14 @@ mod tests {
         // A crash between authorize and commit: a hold, and no execution or charge for it.
         let orphan = billing
             .rail
-            .authorize("authorize:never-recorded", "payer", 5000, "INR")
+            .authorize("authorize:never-recorded", PAYER, 5000, "INR")
             .await
             .unwrap()
             .unwrap();
         // A hold whose charge was recorded is not an orphan, however old.
         let charged = billing
             .rail
-            .authorize("authorize:recorded", "payer", 5000, "INR")
+            .authorize("authorize:recorded", PAYER, 5000, "INR")
             .await
             .unwrap()
             .unwrap();

@@ -9,6 +9,8 @@ pub struct Model {
     pub name: String,
     pub role: Role,
     pub created_at: DateTimeUtc,
+    /// The key webhooks of this account are signed with (API.md §5.3); made on first use.
+    pub webhook_secret: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

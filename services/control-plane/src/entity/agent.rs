@@ -15,6 +15,12 @@ pub struct Model {
     pub currency: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// When an admin banned it; `None` while it is not banned.
+    pub banned_at: Option<DateTimeUtc>,
+    /// Why, for the owner.
+    pub ban_reason: Option<String>,
+    /// The admin who banned it.
+    pub banned_by: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -20,6 +20,8 @@ pub struct Model {
     pub scan: String,
     pub created_at: DateTimeUtc,
     pub published_at: Option<DateTimeUtc>,
+    /// Published by the auto review mode and sampled for a spot check not yet done.
+    pub spot_check: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod agent;
+pub mod agent_secret;
 pub mod agent_version;
 pub mod api_key;
 pub mod charge;
@@ -16,3 +17,5 @@ pub mod outbox;
 pub mod review;
 pub mod sandbox_rail_authorization;
 pub mod sandbox_rail_call;
+pub mod webhook_attempt;
+pub mod webhook_delivery;

@@ -9,7 +9,7 @@ pub struct Model {
     pub id: String,
     pub version_id: String,
     pub decision: ReviewDecision,
-    /// The admin's account id, or [`SCANNER`].
+    /// The admin's account id, [`SCANNER`] or [`AUTO`].
     pub reviewer: String,
     pub reason: String,
     pub created_at: DateTimeUtc,
@@ -21,3 +21,5 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 pub const SCANNER: &str = "scanner";
+/// The reviewer of a version the auto review mode published (API.md §5.2).
+pub const AUTO: &str = "auto";

@@ -21,6 +21,7 @@ pub async fn create(
     db: &DatabaseConnection,
     intake: &Intake,
     billing: &crate::billing::Billing,
+    webhooks: &crate::webhooks::Guard,
     caller: &Principal,
     request: &v1::CreateExecutionRequest,
 ) -> Result<(v1::Execution, bool), Error> {
@@ -37,10 +38,14 @@ pub async fn create(
             "Idempotency-Key must be at most 255 characters",
         ));
     }
-    // serde_json keeps object keys sorted, so this is a canonical form of the request.
-    let request_hash = hex::encode(Sha256::digest(
-        format!("{}\0{}\0{}", request.agent_slug, request.version, inputs).as_bytes(),
-    ));
+    // serde_json keeps object keys sorted, so this is a canonical form of the request (the
+    // webhook only when there is one, so keys recorded before webhooks still match).
+    let mut canonical = format!("{}\0{}\0{}", request.agent_slug, request.version, inputs);
+    let webhook_url = request.webhook_url.trim();
+    if !webhook_url.is_empty() {
+        canonical = format!("{canonical}\0{webhook_url}");
+    }
+    let request_hash = hex::encode(Sha256::digest(canonical.as_bytes()));
     if !key.is_empty()
         && let Some(existing) = find_by_key(db, caller, key).await?
     {
@@ -65,6 +70,8 @@ pub async fn create(
     // and must show what a later GET shows.
     let now = Utc::now().trunc_subsecs(6);
     let id = uuid::Uuid::now_v7().to_string();
+    // Checked before the rail holds anything: a refused URL writes nothing.
+    let webhook = crate::webhooks::waiting(webhooks, webhook_url, &id, &caller.account_id, now)?;
     // A paid execution is queued only once the rail holds the amount: a decline writes nothing.
     let charge = match (agent.price_minor, &agent.currency) {
         (Some(price_minor), Some(currency))
@@ -122,6 +129,7 @@ pub async fn create(
     let record = Record {
         execution: execution.clone(),
         charge: charge.clone(),
+        webhook,
         message,
     };
     match intake.record(record).await {
@@ -231,7 +239,15 @@ async fn runnable(
     if let Some((_, version, agent)) = latest {
         return Ok((agent, version));
     }
-    // Nothing to run: say whether the agent or only this version is missing.
+    // Nothing to run: say whether the agent is banned, or it or only this version is missing.
+    if let Some(agent) = agent::Entity::find()
+        .filter(agent::Column::Slug.eq(slug))
+        .one(db)
+        .await
+        .map_err(db::error)?
+    {
+        crate::agents::bans::refuse_banned(&agent)?;
+    }
     catalog::visible(db, slug, None).await?;
     Err(Error::not_found(if version.is_empty() {
         format!("a published version of {slug:?}")

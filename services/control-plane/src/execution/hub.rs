@@ -20,6 +20,8 @@ pub const DEFAULT_POLL: Duration = Duration::from_secs(5);
 pub struct Hub {
     channels: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
     relay: Arc<Notify>,
+    /// Wakes the webhook dispatcher: an execution ended, here or on another replica.
+    ended: Arc<Notify>,
     metrics: Metrics,
     /// Tells the other replicas; None when there are none to tell (SQLite: one process).
     announcer: Option<Announcer>,
@@ -38,6 +40,7 @@ impl Hub {
         Hub {
             channels: Arc::default(),
             relay,
+            ended: Arc::default(),
             metrics,
             announcer: None,
             poll: DEFAULT_POLL,
@@ -55,6 +58,11 @@ impl Hub {
     pub fn announcing(mut self, announcer: Announcer) -> Self {
         self.announcer = Some(announcer);
         self
+    }
+
+    /// Notified whenever an execution ended (here or, when announced, on another replica).
+    pub fn endings(&self) -> Arc<Notify> {
+        self.ended.clone()
     }
 
     /// How often a watcher reads again without being woken.
@@ -106,6 +114,7 @@ impl Hub {
     pub(super) fn wake_ended(&self, execution_id: &str) {
         self.wake(execution_id);
         self.relay.notify_one();
+        self.ended.notify_one();
     }
 
     /// Wakes every watcher of this replica and the relay: changes may have gone unheard.
@@ -115,6 +124,7 @@ impl Hub {
             sender.send_modify(|n| *n = n.wrapping_add(1));
         }
         self.relay.notify_one();
+        self.ended.notify_one();
     }
 
     fn announce(&self, execution_id: &str, change: Change) {

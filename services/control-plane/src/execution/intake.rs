@@ -2,7 +2,7 @@
 //! (ADR 0033).
 //!
 //! On PostgreSQL one writer task takes every record waiting when it is free (up to [`MAX_BATCH`])
-//! and writes them in one statement: the executions, their charges and their outbox messages as
+//! and writes them in one statement: the executions, their charges (and webhooks) and their outbox messages as
 //! multi-row inserts in data-modifying `WITH` clauses, so one commit and one round trip serve the
 //! batch. At most [`WRITES_IN_FLIGHT`] batches are written at once. Nothing waits for a batch to
 //! fill: an idle intake writes a lone record at once, and batches grow only while the database
@@ -23,7 +23,7 @@ use sea_orm::{
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
-use crate::entity::{charge, execution, outbox};
+use crate::entity::{charge, execution, outbox, webhook_delivery};
 
 /// Records in one statement: ~40 bind parameters each, far below PostgreSQL's 65,535.
 const MAX_BATCH: usize = 32;
@@ -37,6 +37,8 @@ pub struct Record {
     pub execution: execution::ActiveModel,
     /// A paid execution's held charge.
     pub charge: Option<charge::ActiveModel>,
+    /// The delivery of its webhook, waiting for its end (API.md §5.3).
+    pub webhook: Option<webhook_delivery::ActiveModel>,
     pub message: outbox::ActiveModel,
 }
 
@@ -223,6 +225,16 @@ async fn write_many(db: &DatabaseConnection, records: &[&Record]) -> Result<(), 
                 .to_owned(),
         );
     }
+    let webhooks: Vec<webhook_delivery::ActiveModel> =
+        records.iter().filter_map(|r| r.webhook.clone()).collect();
+    if !webhooks.is_empty() {
+        with.cte(
+            CommonTableExpression::new()
+                .query(webhook_delivery::Entity::insert_many(webhooks).into_query())
+                .table_name(Alias::new("waiting_webhooks"))
+                .to_owned(),
+        );
+    }
     let statement = outbox::Entity::insert_many(records.iter().map(|r| r.message.clone()))
         .into_query()
         .with(with);
@@ -240,6 +252,11 @@ async fn write_one(db: &DatabaseConnection, record: &Record) -> Result<(), DbErr
         .await?;
     if let Some(charge) = &record.charge {
         charge::Entity::insert(charge.clone())
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    if let Some(webhook) = &record.webhook {
+        webhook_delivery::Entity::insert(webhook.clone())
             .exec_without_returning(&txn)
             .await?;
     }

@@ -5,7 +5,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use frameos_core::{Error, ErrorCode, Runtime};
+use frameos_core::{Error, ErrorCode, Runtime, VersionStatus};
 use frameos_proto::ProtoEnum;
 use frameos_proto::status::to_status;
 use frameos_proto::v1::{self, node_service_server::NodeService};
@@ -32,6 +32,8 @@ pub struct Nodes {
     tasks: TaskTracker,
     /// Wakes the outbox relay when a handed-back execution was queued again.
     relay: Arc<Notify>,
+    /// Opens the secrets of a claimed run's agent (ADR 0045); `None`: FRAMEOS_SECRETS_KEY unset.
+    keyring: Option<crate::secrets::Keyring>,
 }
 
 impl Nodes {
@@ -52,7 +54,14 @@ impl Nodes {
             shutdown,
             tasks,
             relay,
+            keyring: None,
         }
+    }
+
+    /// Claims carry the opened secrets of the run's agent (API.md §5.3).
+    pub fn with_secrets(mut self, keyring: Option<crate::secrets::Keyring>) -> Self {
+        self.keyring = keyring;
+        self
     }
 }
 
@@ -84,9 +93,11 @@ fn claimant<'a>(node_id: &'a str, instance_id: &'a str) -> Result<Claimant<'a>, 
 pub async fn claim(
     db: &DatabaseConnection,
     hub: &Hub,
+    billing: &crate::billing::Billing,
     claimant: Claimant<'_>,
     execution_id: &str,
     liveness: Liveness,
+    keyring: Option<&crate::secrets::Keyring>,
 ) -> Result<v1::ClaimExecutionResponse, Error> {
     let (row, attempt) = match claims::claim(db, hub, claimant, execution_id, liveness).await? {
         Decision::Run { row, attempt } => (row, attempt),
@@ -102,6 +113,16 @@ pub async fn claim(
         .await
         .map_err(db::error)?
         .ok_or_else(|| Error::internal("the execution's version vanished"))?;
+    if version.status == VersionStatus::Banned {
+        // Queued while a ban was being committed: it never runs (ADR 0044).
+        let why = "canceled: the agent was banned";
+        super::tree::end_canceled(db, hub, billing, &row.id, Some(why)).await?;
+        tracing::info!(execution_id = %row.id, "claim of a banned agent's execution; canceled");
+        return Ok(v1::ClaimExecutionResponse {
+            decision: v1::ClaimDecision::Skip as i32,
+            ..Default::default()
+        });
+    }
     let manifest = version.manifest_json()?;
     let resources = &manifest["resources"];
     // Validated at upload: a stored manifest without a known runtime is our bug.
@@ -120,6 +141,8 @@ pub async fn claim(
         .flat_map(|c| c["allow_domains"].as_array().cloned().unwrap_or_default())
         .filter_map(|d| d.as_str().map(str::to_string))
         .collect();
+    // Its own agent's only: a `ctx.call` child is an execution of the called agent.
+    let secrets = crate::secrets::store::for_run(db, keyring, &row.agent_id).await?;
     Ok(v1::ClaimExecutionResponse {
         decision: v1::ClaimDecision::Run as i32,
         attempt: u32::try_from(attempt).unwrap_or(0),
@@ -138,6 +161,7 @@ pub async fn claim(
         }),
         inputs_json: row.inputs,
         allow_domains,
+        secrets,
     })
 }
 
@@ -208,7 +232,16 @@ impl NodeService for Nodes {
         let body = request.into_inner();
         let result = async {
             let node = claimant(&body.node_id, &body.instance_id)?;
-            claim(&self.db, &self.hub, node, &body.execution_id, self.liveness).await
+            claim(
+                &self.db,
+                &self.hub,
+                &self.billing,
+                node,
+                &body.execution_id,
+                self.liveness,
+                self.keyring.as_ref(),
+            )
+            .await
         }
         .await;
         result.map(Response::new).map_err(|e| to_status(&e))

@@ -248,11 +248,42 @@ pub async fn cancel(
     id: &str,
 ) -> Result<v1::Execution, Error> {
     let row = owned(db, caller, id).await?;
-    if super::tree::end_canceled(db, hub, billing, id).await? {
+    if super::tree::end_canceled(db, hub, billing, id, None).await? {
         tracing::info!(execution_id = id, previous = %row.status, "execution canceled");
     }
     // Its children too, also when it had ended on its own before a child did.
     super::tree::cancel_children(db, hub, billing, id).await?;
     let row = owned(db, caller, id).await?;
     view::one(db, &row).await
+}
+
+/// Cancels every queued or running execution of `agent_id` (and the calls they made), each
+/// voided and ended with `why` as its error: a ban (ADR 0044). Returns how many ended here.
+pub async fn cancel_agent_runs(
+    db: &DatabaseConnection,
+    hub: &Hub,
+    billing: &crate::billing::Billing,
+    agent_id: &str,
+    why: &str,
+) -> Result<usize, Error> {
+    let live = execution::Entity::find()
+        .select_only()
+        .column(execution::Column::Id)
+        .filter(execution::Column::AgentId.eq(agent_id))
+        .filter(
+            execution::Column::Status.is_in([ExecutionStatus::Queued, ExecutionStatus::Running]),
+        )
+        .into_tuple::<String>()
+        .all(db)
+        .await
+        .map_err(db::error)?;
+    let mut canceled = 0;
+    for id in live {
+        if super::tree::end_canceled(db, hub, billing, &id, Some(why)).await? {
+            tracing::info!(execution_id = %id, agent_id, "execution canceled by a ban");
+            canceled += 1;
+        }
+        super::tree::cancel_children(db, hub, billing, &id).await?;
+    }
+    Ok(canceled)
 }

@@ -207,7 +207,9 @@ async fn cancel_orphans(reaper: &Reaper) -> Result<usize, Error> {
         if !parents.get(parent).is_some_and(|s| s.is_terminal()) {
             continue;
         }
-        if super::tree::end_canceled(&reaper.db, &reaper.hub, &reaper.billing, &child.id).await? {
+        if super::tree::end_canceled(&reaper.db, &reaper.hub, &reaper.billing, &child.id, None)
+            .await?
+        {
             tracing::warn!(execution_id = %child.id, parent_id = %parent, "orphaned child canceled");
             let line = format!("canceled: its parent {parent} ended");
             if let Err(e) = super::system_log::append(&reaper.db, &child.id, &line).await {

@@ -34,6 +34,8 @@ pub struct Executions {
     tasks: TaskTracker,
     /// Issues and checks the stream tokens of `WatchExecution`.
     tokens: StreamTokens,
+    /// What a `webhook_url` may point at.
+    webhooks: crate::webhooks::Guard,
 }
 
 impl Executions {
@@ -55,7 +57,14 @@ impl Executions {
             shutdown,
             tasks,
             tokens: StreamTokens::random(),
+            webhooks: crate::webhooks::Guard::default(),
         }
+    }
+
+    /// Holds `webhook_url`s to `guard` (by default: no internal address at all).
+    pub fn with_webhook_guard(mut self, guard: crate::webhooks::Guard) -> Self {
+        self.webhooks = guard;
+        self
     }
 
     /// Stream tokens with the key every replica shares (a random one per start without it).
@@ -126,6 +135,7 @@ impl ExecutionService for Executions {
                 &self.db,
                 &self.intake,
                 &self.billing,
+                &self.webhooks,
                 &caller,
                 request.get_ref(),
             )

@@ -170,7 +170,9 @@ pub fn cancel_children<'a>(
     Box::pin(async move {
         let mut canceled = 0;
         for child in children(db, parent_id).await.map_err(db::error)? {
-            if !child.status.is_terminal() && end_canceled(db, hub, billing, &child.id).await? {
+            if !child.status.is_terminal()
+                && end_canceled(db, hub, billing, &child.id, None).await?
+            {
                 tracing::info!(execution_id = %child.id, %parent_id, "child canceled with its parent");
                 canceled += 1;
             }
@@ -181,19 +183,25 @@ pub fn cancel_children<'a>(
 }
 
 /// Moves a queued or running execution to `canceled`, settles its charge (a void) and wakes its
-/// watchers. False: it had ended already.
+/// watchers; `why`, when the platform canceled it, becomes its `error`. False: it had ended
+/// already.
 pub async fn end_canceled(
     db: &DatabaseConnection,
     hub: &Hub,
     billing: &crate::billing::Billing,
     id: &str,
+    why: Option<&str>,
 ) -> Result<bool, Error> {
-    let changed = execution::Entity::update_many()
+    let mut update = execution::Entity::update_many()
         .col_expr(
             execution::Column::Status,
             Expr::value(ExecutionStatus::Canceled),
         )
-        .col_expr(execution::Column::FinishedAt, Expr::value(Utc::now()))
+        .col_expr(execution::Column::FinishedAt, Expr::value(Utc::now()));
+    if let Some(why) = why {
+        update = update.col_expr(execution::Column::Error, Expr::value(why));
+    }
+    let changed = update
         .filter(execution::Column::Id.eq(id))
         .filter(
             execution::Column::Status.is_in([ExecutionStatus::Queued, ExecutionStatus::Running]),

@@ -3,8 +3,6 @@
 //! trimmed before it is measured, so the patterns allow surrounding whitespace and count what is
 //! left (a stock client generating "valid" data must never be refused, nor "invalid" accepted).
 
-use std::sync::OnceLock;
-
 use utoipa::openapi::Object;
 use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
 
@@ -123,41 +121,7 @@ pub fn page_size() -> Object {
         .build()
 }
 
-/// The currencies a price or a balance may be in: the circulating ISO 4217 currencies, exactly
-/// those [`frameos_billing::Currency::parse`] accepts.
-pub fn currency() -> Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(currencies().iter().map(String::as_str)))
-        .description(Some(
-            "A circulating ISO 4217 currency, e.g. `INR` or `USD`.",
-        ))
-        .build()
-}
-
-/// [`currency`] as a query parameter, where an empty value is the default.
-pub fn currency_or_default() -> Object {
-    let codes = std::iter::once("").chain(currencies().iter().map(String::as_str));
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(codes))
-        .description(Some(
-            "A circulating ISO 4217 currency, e.g. `INR` or `USD`; empty or absent: `INR`.",
-        ))
-        .build()
-}
-
-fn currencies() -> &'static [String] {
-    static CODES: OnceLock<Vec<String>> = OnceLock::new();
-    CODES.get_or_init(|| {
-        let letters = || ('A'..='Z').map(String::from);
-        letters()
-            .flat_map(|a| letters().map(move |b| a.clone() + &b))
-            .flat_map(|ab| letters().map(move |c| ab.clone() + &c))
-            .filter(|code| frameos_billing::Currency::parse(code).is_ok())
-            .collect()
-    })
-}
+pub use frameos_rest::schema::currency_or_default;
 
 #[cfg(test)]
 mod tests {
@@ -193,16 +157,5 @@ mod tests {
         assert!(
             !matches(&slug, "a") && !matches(&slug, "Word") && !matches(&slug, &"a".repeat(65))
         );
-    }
-
-    #[test]
-    fn currencies_are_those_the_billing_accepts() {
-        let codes = currencies();
-        for code in ["INR", "USD", "JPY", "KWD", "EUR"] {
-            assert!(codes.iter().any(|c| c == code), "{code}");
-        }
-        for code in ["XAU", "XTS", "XXX", "AAA"] {
-            assert!(!codes.iter().any(|c| c == code), "{code}");
-        }
     }
 }

@@ -190,3 +190,50 @@ fn the_web_front_ends_copy_is_the_served_document() {
         path.display()
     );
 }
+
+#[test]
+fn the_fixed_sets_are_documented_as_enums_of_their_words() {
+    use utoipa::OpenApi;
+    let doc = serde_json::to_value(crate::openapi::ApiDoc::openapi()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let words = |name: &str| schemas[name]["enum"].clone();
+    assert_eq!(words("LogStream"), json!(["stdout", "stderr", "system"]));
+    assert_eq!(
+        words("ExecutionStatus"),
+        json!([
+            "queued",
+            "running",
+            "succeeded",
+            "failed",
+            "timed_out",
+            "canceled"
+        ])
+    );
+    assert_eq!(
+        words("VersionStatus"),
+        json!(["pending_review", "published", "rejected", "banned"])
+    );
+    assert_eq!(words("ReviewDecision"), json!(["approved", "rejected"]));
+    assert_eq!(
+        words("ChargeStatus"),
+        json!(["authorized", "captured", "voided"])
+    );
+    assert_eq!(words("Role"), json!(["user", "developer", "admin"]));
+    // ...and the views use them, not plain strings.
+    let uses = |view: &str, field: &str, name: &str| {
+        let property = &schemas[view]["properties"][field];
+        let reference = format!("#/components/schemas/{name}");
+        let found = property["$ref"] == reference.as_str()
+            || property["allOf"]
+                .as_array()
+                .is_some_and(|all| all.iter().any(|s| s["$ref"] == reference.as_str()));
+        assert!(found, "{view}.{field}: {property}");
+    };
+    uses("LogLineView", "stream", "LogStream");
+    uses("ExecutionView", "status", "ExecutionStatus");
+    uses("VersionView", "status", "VersionStatus");
+    uses("ReviewView", "decision", "ReviewDecision");
+    uses("ChargeView", "status", "ChargeStatus");
+    uses("AccountView", "role", "Role");
+    uses("NewAccountView", "role", "Role");
+}

@@ -44,6 +44,12 @@ pub struct CreateExecution {
     /// A published version, e.g. `1.2.0`; the highest published one when absent.
     #[serde(default)]
     pub version: Option<String>,
+    /// Where to POST the execution's JSON when it ends, signed with `FrameOS-Signature`
+    /// (API.md §5.3): an http(s) URL of at most 2048 bytes, without credentials, that does not
+    /// point at an internal address.
+    #[serde(default)]
+    #[schema(max_length = 2048)]
+    pub webhook_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -132,9 +138,9 @@ pub struct StreamTokenView {
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 402, description = "The payment rail declined the hold for a paid agent (`payment_declined`); nothing was queued", body = ErrorBody),
         (status = 404, description = "No such published agent or version", body = ErrorBody),
-        (status = 409, description = "`conflict`: a paid agent whose price cannot be charged until its developer sets a valid one", body = ErrorBody),
+        (status = 409, description = "`agent_banned`: an admin banned the agent; `conflict`: a paid agent whose price cannot be charged until its developer sets a valid one", body = ErrorBody),
         (status = 413, description = "Body too large (`payload_too_large`)", body = ErrorBody),
-        (status = 422, description = "`invalid_inputs` (the inputs do not match the version's `inputs` JSON Schema), or `idempotency_key_reused` with a different body", body = ErrorBody),
+        (status = 422, description = "`invalid_inputs` (the inputs do not match the version's `inputs` JSON Schema), `validation_failed` (a `webhook_url` that is not an http(s) URL or points at an internal address), or `idempotency_key_reused` with a different body", body = ErrorBody),
     )
 )]
 pub async fn create_execution(
@@ -161,6 +167,7 @@ pub async fn create_execution(
         // The trace context goes in the call's metadata (the gRPC client's span layer): every
         // execution is one trace, a child of this request (and of the caller's trace).
         idempotency_key: idempotency_key.unwrap_or_default(),
+        webhook_url: body.webhook_url.unwrap_or_default(),
     };
     let reply = state
         .control_plane

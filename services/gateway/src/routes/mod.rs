@@ -8,9 +8,11 @@ pub(crate) mod keys;
 pub(crate) mod ops;
 pub(crate) mod packages;
 pub(crate) mod reviews;
+pub(crate) mod secrets;
 #[cfg(test)]
 mod tests;
 pub(crate) mod versions;
+pub(crate) mod webhooks;
 
 use std::time::Duration;
 
@@ -123,6 +125,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
             post(reviews::reject_version),
         )
         .route("/v1/reviews", get(reviews::list_reviews))
+        .route("/v1/agents/{slug}/ban", post(reviews::ban_agent))
         .route("/v1/agents/{slug}/releases", get(versions::list_releases))
         .route(
             "/v1/agents/{slug}/versions/{version}/files",
@@ -133,6 +136,11 @@ pub fn router(state: AppState, config: &Config) -> Router {
             get(packages::get_file),
         )
         .route("/v1/me/earnings", get(billing::list_earnings))
+        .route("/v1/me/webhook-secret", get(webhooks::get_webhook_secret))
+        .route(
+            "/v1/executions/{id}/webhooks",
+            get(webhooks::list_webhook_deliveries),
+        )
         .route(
             "/v1/agents/{slug}/executions",
             post(executions::create_execution),
@@ -146,6 +154,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
             post(executions::cancel_execution),
         )
         .merge(keys::routes())
+        .merge(secrets::routes())
         .route(
             "/v1/executions/{id}/stream-token",
             post(executions::create_stream_token),

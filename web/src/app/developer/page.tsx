@@ -64,7 +64,15 @@ export default async function Developer({ searchParams }: Props) {
                       <Link href={`/developer?agent=${encodeURIComponent(agent.slug)}`}>{agent.name}</Link>
                     </td>
                     <td>{price(agent.pricing)}</td>
-                    <td>{agent.latest_version ? <Link href={`/agents/${agent.slug}`}>{agent.latest_version.version}</Link> : "not yet"}</td>
+                    <td>
+                      {agent.ban ? (
+                        <span data-testid="ban">banned: {agent.ban.reason}</span>
+                      ) : agent.latest_version ? (
+                        <Link href={`/agents/${agent.slug}`}>{agent.latest_version.version}</Link>
+                      ) : (
+                        "not yet"
+                      )}
+                    </td>
                     <td data-testid="earned">
                       {earned.length === 0
                         ? "—"

@@ -151,6 +151,7 @@ fn record(id: &str, idempotency_key: Option<&str>, paid: bool) -> Record {
     Record {
         execution,
         charge,
+        webhook: None,
         message,
     }
 }

@@ -2,7 +2,7 @@ import type { Metadata } from "next";
 import Link from "next/link";
 import { redirect } from "next/navigation";
 
-import { type VersionList, listReviews } from "@/api/client";
+import { type VersionList, listReviews, listSpotChecks } from "@/api/client";
 import { sessionKey } from "@/api/session";
 
 import { Problem } from "../../problem";
@@ -29,8 +29,9 @@ export default async function Reviews({ searchParams }: Props) {
         ? `${decided.rejected} is rejected.`
         : null;
   let list: VersionList;
+  let spotChecks: VersionList;
   try {
-    list = await listReviews(key);
+    [list, spotChecks] = await Promise.all([listReviews(key), listSpotChecks(key)]);
   } catch (error) {
     return (
       <>
@@ -44,10 +45,11 @@ export default async function Reviews({ searchParams }: Props) {
       <h1>Reviews</h1>
       {notice ? <p role="status">{notice}</p> : null}
       {list.items.length === 0 ? <p>No version is waiting for review.</p> : null}
-      {list.items.map((v) => (
+      {[...list.items, ...spotChecks.items].map((v) => (
         <article key={`${v.agent}@${v.version}`} className="card" aria-label={`${v.agent} ${v.version}`}>
           <h2>
             {v.agent} {v.version}
+            {v.spot_check ? " (spot check: published already)" : ""}
           </h2>
           <p className="muted">
             {v.size_bytes} bytes · sha256 <code>{v.sha256}</code>

@@ -15,7 +15,7 @@ pub enum Pricing {
         /// rail's fee must fit in the platform's share): a lower price is refused (422).
         #[schema(minimum = 1, maximum = 1000000000000_i64)]
         price_minor: i64,
-        #[schema(schema_with = crate::openapi::limits::currency)]
+        #[schema(schema_with = crate::schema::currency)]
         currency: String,
     },
 }
