@@ -29,10 +29,9 @@ pub use claims::Liveness;
 pub use hub::Hub;
 use intake::Intake;
 pub use node_service::Nodes;
-pub use query::{cancel_agent_runs, owned, viewed};
+pub use query::{cancel_agent_runs, full as full_view, owned};
 pub use service::Executions;
 pub use stream_token::StreamTokens;
-pub use view::children;
 
 /// Priorities of queue messages: paid executions run before free ones.
 pub const PRIORITY_PAID: i16 = 5;

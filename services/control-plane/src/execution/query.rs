@@ -64,13 +64,25 @@ pub async fn view(
     caller: &Principal,
     id: &str,
 ) -> Result<v1::Execution, Error> {
-    let mut found = viewed(db, id)
-        .await?
-        .filter(|found| caller.is_admin() || found.row.account_id == caller.account_id)
-        .map(|found| found.view)
-        .ok_or_else(|| Error::not_found(format!("execution {id:?}")))?;
-    found.children = view::children(db, id).await?;
-    Ok(found)
+    full(db, id, |row| {
+        caller.is_admin() || row.account_id == caller.account_id
+    })
+    .await?
+    .ok_or_else(|| Error::not_found(format!("execution {id:?}")))
+}
+
+/// The whole view of `id` (with its children) when `may_see` its row; what a webhook sends.
+pub async fn full(
+    db: &DatabaseConnection,
+    id: &str,
+    may_see: impl FnOnce(&execution::Model) -> bool,
+) -> Result<Option<v1::Execution>, Error> {
+    let Some(found) = viewed(db, id).await?.filter(|found| may_see(&found.row)) else {
+        return Ok(None);
+    };
+    let mut view = found.view;
+    view.children = view::children(db, id).await?;
+    Ok(Some(view))
 }
 
 /// An execution read with everything its view shows, in one statement.

@@ -198,11 +198,9 @@ impl Dispatcher {
 
     /// The execution's JSON, exactly as `GET /v1/executions/{id}` shows it.
     async fn body(&self, execution_id: &str) -> Result<Vec<u8>, frameos_core::Error> {
-        let mut found = crate::execution::viewed(&self.db, execution_id)
+        let found = crate::execution::full_view(&self.db, execution_id, |_| true)
             .await?
-            .ok_or_else(|| frameos_core::Error::internal("a webhook's execution vanished"))?
-            .view;
-        found.children = crate::execution::children(&self.db, execution_id).await?;
+            .ok_or_else(|| frameos_core::Error::internal("a webhook's execution vanished"))?;
         let view = frameos_rest::view::ExecutionView::try_from(found)?;
         serde_json::to_vec(&view)
             .map_err(|e| frameos_core::Error::internal(format!("execution JSON: {e}")))

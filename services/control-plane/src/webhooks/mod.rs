@@ -94,6 +94,10 @@ pub fn waiting(
 
 /// The account's webhook secret, made (once, whichever replica asks first) on first use.
 pub async fn secret(db: &DatabaseConnection, account_id: &str) -> Result<String, Error> {
+    // Read first: every attempt signs, and only the first use of an account writes.
+    if let Some(secret) = stored_secret(db, account_id).await? {
+        return Ok(secret);
+    }
     account::Entity::update_many()
         .col_expr(
             account::Column::WebhookSecret,
@@ -104,12 +108,18 @@ pub async fn secret(db: &DatabaseConnection, account_id: &str) -> Result<String,
         .exec(db)
         .await
         .map_err(db::error)?;
-    account::Entity::find_by_id(account_id)
+    // Ours, or the one a concurrent first use wrote.
+    stored_secret(db, account_id)
+        .await?
+        .ok_or_else(|| Error::internal("the account's webhook secret vanished"))
+}
+
+async fn stored_secret(db: &DatabaseConnection, account_id: &str) -> Result<Option<String>, Error> {
+    Ok(account::Entity::find_by_id(account_id)
         .one(db)
         .await
         .map_err(db::error)?
-        .and_then(|a| a.webhook_secret)
-        .ok_or_else(|| Error::internal("the account's webhook secret vanished"))
+        .and_then(|a| a.webhook_secret))
 }
 
 /// The deliveries of one execution, oldest first.
