@@ -262,10 +262,16 @@ impl Mesh {
         &mut self,
         adjust: impl FnOnce(&mut frameos_control_plane::Config),
     ) -> anyhow::Result<()> {
-        self.cp_token.cancel();
-        if let Some(task) = self.cp_task.take() {
-            task.await.context("control plane task")?;
-        }
+        self.stop_control_plane().await?;
+        self.start_control_plane(adjust).await
+    }
+
+    /// Starts the control plane [`Mesh::stop_control_plane`] stopped, on the same address and
+    /// database, with a chance to change its configuration.
+    pub async fn start_control_plane(
+        &mut self,
+        adjust: impl FnOnce(&mut frameos_control_plane::Config),
+    ) -> anyhow::Result<()> {
         let mut config = self.cp_config.clone();
         config.grpc_addr = self.grpc_addr;
         config.node_token = Some(self.node_token.clone());

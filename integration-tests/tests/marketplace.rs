@@ -144,6 +144,7 @@ async fn the_marketplace_filters_by_runtime_and_price_and_names_the_developer() 
         ("runtime=ruby", "runtime"),
         ("pricing_model=monthly", "pricing_model"),
         ("max_price_minor=-1", "max_price_minor"),
+        ("max_price_minor=0", "max_price_minor"),
     ] {
         let (status, body) = get(&mesh, &format!("/v1/agents?{query}"), None).await;
         assert_eq!(status, 422, "{query}: {body}");

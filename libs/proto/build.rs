@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "executions",
         "keys",
         "node",
+        "schedules",
         "secrets",
         "webhooks",
     ]

@@ -17,6 +17,7 @@ mod m0012_call_trees;
 mod m0013_bans;
 mod m0014_webhooks;
 mod m0015_agent_secrets;
+mod m0016_schedules;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_bans::Migration),
             Box::new(m0014_webhooks::Migration),
             Box::new(m0015_agent_secrets::Migration),
+            Box::new(m0016_schedules::Migration),
         ]
     }
 }

@@ -8,11 +8,13 @@ pub mod mandate;
 pub mod money;
 pub mod rail;
 pub mod split;
+pub mod standing;
 
 pub use mandate::{Keyring, MandateError, MandatePayload, SignedMandate, canonical_bytes};
 pub use money::{Currency, MAX_MINOR, Money, parse_minor};
 pub use rail::{AuthState, Authorization, PaymentRail, RailError, SandboxRail, SandboxState};
 pub use split::{FeeSchedule, Split, SplitPolicy, Tier};
+pub use standing::StandingMandate;
 
 /// Errors of money arithmetic and of the split. Mandates and rails have their own.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

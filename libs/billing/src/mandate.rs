@@ -56,6 +56,10 @@ pub struct MandatePayload {
     /// Absent (not even `null`) in a root's, so mandates signed before call trees still verify.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_mandate_id: Option<String>,
+    /// A scheduled run's mandate: the payer's standing mandate it spends under
+    /// ([`crate::standing`]). Absent otherwise, so earlier mandates still verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing_mandate_id: Option<String>,
 }
 
 /// The signed form, field for field; serde writes members in declaration order, without spaces.
@@ -75,6 +79,8 @@ struct Canonical<'a> {
     expires_at: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     parent_mandate_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    standing_mandate_id: Option<&'a str>,
 }
 
 /// The exact bytes that are signed: `{"type":"frameos.mandate.v1",` then the payload's fields in
@@ -93,6 +99,7 @@ pub fn canonical_bytes(p: &MandatePayload) -> Vec<u8> {
         issued_at: &p.issued_at,
         expires_at: &p.expires_at,
         parent_mandate_id: p.parent_mandate_id.as_deref(),
+        standing_mandate_id: p.standing_mandate_id.as_deref(),
     };
     // Strings and an integer always serialize; an empty payload would only fail verification.
     serde_json::to_vec(&canonical).unwrap_or_default()
@@ -219,15 +226,7 @@ impl Keyring {
         now: DateTime<Utc>,
         max_amount: i64,
     ) -> Result<MandatePayload, MandateError> {
-        let key = self
-            .verifying
-            .get(&mandate.kid)
-            .ok_or_else(|| MandateError::UnknownKey {
-                kid: mandate.kid.clone(),
-            })?;
-        let signature = Signature::from_bytes(&mandate.signature);
-        key.verify_strict(&mandate.payload, &signature)
-            .map_err(|_| MandateError::BadSignature)?;
+        self.verify_signature(mandate)?;
         let payload = parse(&mandate.payload)?;
         let expires_at = DateTime::parse_from_rfc3339(&payload.expires_at)
             .map_err(|e| MandateError::Malformed(format!("expires_at: {e}")))?;
@@ -247,6 +246,20 @@ impl Keyring {
         Ok(payload)
     }
 
+    /// That `mandate.signature` is the `kid`'s over `mandate.payload` (strictly: no malleable
+    /// signatures, no small-order keys); nothing about what the payload says.
+    pub(crate) fn verify_signature(&self, mandate: &SignedMandate) -> Result<(), MandateError> {
+        let key = self
+            .verifying
+            .get(&mandate.kid)
+            .ok_or_else(|| MandateError::UnknownKey {
+                kid: mandate.kid.clone(),
+            })?;
+        let signature = Signature::from_bytes(&mandate.signature);
+        key.verify_strict(&mandate.payload, &signature)
+            .map_err(|_| MandateError::BadSignature)
+    }
+
     /// `payload` (a mandate's signed bytes) as a compact JWS (RFC 7515) signed now with the active
     /// key: header `{"alg":"EdDSA","kid":…}`, base64url without padding, so any JOSE library
     /// verifies it with the key of that `kid` from the JWKS (RFC 8037).
@@ -263,7 +276,7 @@ impl Keyring {
         format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
 
-    fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+    pub(crate) fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
         self.signing.sign(message).to_bytes()
     }
 }

@@ -16,6 +16,6 @@ pub use log_stream::LogStream;
 pub use role::Role;
 pub use scope::{Scope, Scopes};
 pub use vocab::{
-    ChargeStatus, ExecutionStatus, PricingModel, ReviewDecision, Runtime, VersionStatus,
-    WebhookState,
+    ChargeStatus, ExecutionStatus, PricingModel, ReviewDecision, Runtime, ScheduleStatus,
+    VersionStatus, WebhookState,
 };

@@ -160,6 +160,15 @@ impl WebhookState {
 }
 
 vocabulary! {
+    /// Where a schedule is (API.md §5.3): `active` while it runs on its cron expression, then
+    /// `expired` once its standing mandate has (nothing more runs).
+    ScheduleStatus, "schedule status", InvalidRequest {
+        Active => "active",
+        Expired => "expired",
+    }
+}
+
+vocabulary! {
     /// How an agent is priced: free, or a fixed price per execution.
     PricingModel, "pricing model", InvalidRequest {
         Free => "free",
@@ -203,6 +212,7 @@ mod tests {
         round_trips(VersionStatus::ALL);
         round_trips(ReviewDecision::ALL);
         round_trips(PricingModel::ALL);
+        round_trips(ScheduleStatus::ALL);
         round_trips(Role::ALL);
         round_trips(LogStream::ALL);
     }

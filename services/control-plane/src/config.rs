@@ -98,6 +98,10 @@ pub struct Config {
     #[command(flatten)]
     pub webhooks: crate::webhooks::WebhookConfig,
 
+    /// Schedules (API.md §5.3): how often ticks are looked for, how many an account holds.
+    #[command(flatten)]
+    pub schedules: crate::schedules::ScheduleConfig,
+
     /// FRAMEOS_REVIEW_MODE and its spot checks (API.md §5.2).
     #[command(flatten)]
     pub review: crate::agents::review_mode::ReviewConfig,

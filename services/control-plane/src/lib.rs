@@ -14,6 +14,7 @@ pub mod health;
 mod metrics;
 mod node_auth;
 mod paging;
+pub mod schedules;
 mod secrets;
 mod server;
 mod view;

@@ -12,6 +12,7 @@ use frameos_proto::v1::api_key_service_server::ApiKeyServiceServer;
 use frameos_proto::v1::billing_service_server::BillingServiceServer;
 use frameos_proto::v1::execution_service_server::ExecutionServiceServer;
 use frameos_proto::v1::node_service_server::NodeServiceServer;
+use frameos_proto::v1::schedule_service_server::ScheduleServiceServer;
 use frameos_proto::v1::secret_service_server::SecretServiceServer;
 use frameos_proto::v1::webhook_service_server::WebhookServiceServer;
 use sea_orm::DatabaseConnection;
@@ -341,6 +342,20 @@ impl Server {
         )
         .with_secrets(self.config.secrets.secrets_key.clone());
         supervisor.component(
+            "schedule ticker",
+            ended(
+                crate::schedules::Ticker {
+                    db: self.db.clone(),
+                    intake: executions.intake(),
+                    billing: self.billing.clone(),
+                    webhooks: self.config.webhooks.guard(),
+                    outbox: outbox.clone(),
+                    poll: Duration::from_millis(self.config.schedules.schedule_poll_ms),
+                }
+                .run(serve_stop.clone()),
+            ),
+        );
+        supervisor.component(
             "webhook dispatcher",
             ended(
                 crate::webhooks::Dispatcher::new(
@@ -447,6 +462,14 @@ impl Server {
                     .max_decoding_message_size(max_message),
             )
             .add_service(ExecutionServiceServer::new(executions))
+            .add_service(ScheduleServiceServer::new(
+                crate::schedules::Schedules::new(
+                    self.db.clone(),
+                    self.billing.clone(),
+                    self.config.webhooks.guard(),
+                    self.config.schedules.clone(),
+                ),
+            ))
             .add_service(WebhookServiceServer::new(crate::webhooks::Webhooks::new(
                 self.db.clone(),
             )))

@@ -9,6 +9,7 @@ use frameos_proto::v1::agent_service_client::AgentServiceClient;
 use frameos_proto::v1::api_key_service_client::ApiKeyServiceClient;
 use frameos_proto::v1::billing_service_client::BillingServiceClient;
 use frameos_proto::v1::execution_service_client::ExecutionServiceClient;
+use frameos_proto::v1::schedule_service_client::ScheduleServiceClient;
 use frameos_proto::v1::secret_service_client::SecretServiceClient;
 use frameos_proto::v1::webhook_service_client::WebhookServiceClient;
 use frameos_telemetry::grpc::TracedClient;
@@ -98,6 +99,12 @@ impl ControlPlane {
     /// Webhooks (API.md §5.3): the signing secret and an execution's deliveries.
     pub fn webhooks(&self) -> WebhookServiceClient<Traced> {
         WebhookServiceClient::new(traced(&self.channel))
+    }
+
+    /// Schedules (API.md §5.3): agents run on a cron expression; a listing holds every
+    /// schedule's inputs, which can add up.
+    pub fn schedules(&self) -> ScheduleServiceClient<Traced> {
+        ScheduleServiceClient::new(traced(&self.channel)).max_decoding_message_size(MAX_REPLY_BYTES)
     }
 
     /// Mandate keys and balances; a balance lists its ledger entries, which can add up.

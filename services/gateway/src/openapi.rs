@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::{
-    accounts, agents, billing, executions, ops, packages, reviews, versions, webhooks,
+    accounts, agents, billing, executions, ops, packages, reviews, schedules, versions, webhooks,
 };
 use crate::view;
 
@@ -51,6 +51,10 @@ use crate::view;
         reviews::ban_agent,
         webhooks::get_webhook_secret,
         webhooks::list_webhook_deliveries,
+        schedules::create_schedule,
+        schedules::list_schedules,
+        schedules::get_schedule,
+        schedules::delete_schedule,
         executions::create_execution,
         executions::list_executions,
         executions::get_execution,
@@ -85,6 +89,12 @@ use crate::view;
         webhooks::WebhookDeliveryView,
         webhooks::WebhookAttemptView,
         webhooks::WebhookDeliveryList,
+        schedules::CreateSchedule,
+        schedules::StandingMandateTerms,
+        schedules::ScheduleView,
+        schedules::StandingMandateView,
+        schedules::ScheduleList,
+        frameos_core::ScheduleStatus,
         executions::CreateExecution,
         executions::StreamTokenView,
         ops::Health,
@@ -139,6 +149,7 @@ use crate::view;
         (name = "reviews", description = "The admin review: queues, spot checks and bans"),
         (name = "webhooks", description = "Signed webhooks when an execution ends"),
         (name = "executions", description = "Running agents: results, logs and live events"),
+        (name = "schedules", description = "Agents run on a cron expression, paid under a standing mandate"),
         (name = "billing", description = "Balances, and the signed mandates of paid executions"),
         (name = "operations", description = "Probes, metrics and this document"),
     )

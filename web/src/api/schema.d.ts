@@ -242,6 +242,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agents/{slug}/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Runs an agent on a cron expression (a key with the `run` scope). Each run is an execution
+         *     of the caller's, paid as if it had created it; a paid agent needs a standing `mandate`, the
+         *     most each run may cost. At most a per-account number of schedules.
+         */
+        post: operations["create_schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agents/{slug}/secrets": {
         parameters: {
             query?: never;
@@ -663,6 +684,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's own schedules, newest first. */
+        get: operations["list_schedules"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One schedule of the caller's. */
+        get: operations["get_schedule"];
+        put?: never;
+        post?: never;
+        /**
+         * Deletes a schedule of the caller's: it runs no more; executions it created already are not
+         *     touched.
+         */
+        delete: operations["delete_schedule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -837,6 +896,31 @@ export interface components {
             /** @description Your name for the key: 1 to 128 printable characters (surrounding whitespace is trimmed). */
             name: string;
             scopes?: ("read" | "run" | "publish" | "admin")[] | null;
+        };
+        CreateSchedule: {
+            /**
+             * @description Five fields: minute hour day-of-month month day-of-week.
+             * @example *\/5 * * * *
+             */
+            cron: string;
+            /**
+             * @description The inputs of every run, a JSON object matching the version's `inputs` JSON Schema;
+             *     absent: `{}`.
+             */
+            inputs?: Record<string, unknown>;
+            mandate?: null | components["schemas"]["StandingMandateTerms"];
+            /**
+             * @description The IANA time zone the expression is read in; absent: `UTC`.
+             * @example Europe/Paris
+             */
+            timezone?: string | null;
+            /** @description A published version to pin, e.g. `1.2.0`; absent: the highest published one at each run. */
+            version?: string | null;
+            /**
+             * @description Where each run's result is POSTed, as the `webhook_url` of an execution: an http(s) URL
+             *     of at most 2048 bytes, without credentials, that does not point at an internal address.
+             */
+            webhook_url?: string | null;
         };
         EarningsList: {
             /**
@@ -1181,6 +1265,57 @@ export interface components {
             passed: boolean;
             violations: components["schemas"]["ViolationView"][];
         };
+        ScheduleList: {
+            /** @description Newest first. */
+            items: components["schemas"]["ScheduleView"][];
+        };
+        /**
+         * @description Where a schedule is (API.md §5.3): `active` while it runs on its cron expression, then
+         *     `expired` once its standing mandate has (nothing more runs).
+         * @enum {string}
+         */
+        ScheduleStatus: "active" | "expired";
+        /** @description An agent run on a cron expression. */
+        ScheduleView: {
+            /** @description The agent's slug. */
+            agent: string;
+            /** Format: date-time */
+            created_at: string;
+            cron: string;
+            /** @description Pass it to `GET`/`DELETE /v1/schedules/{id}`. */
+            id: string;
+            /** @description The inputs of every run. */
+            inputs: Record<string, unknown>;
+            /** @description Why the last tick created no execution (`code: message`). */
+            last_error?: string;
+            /** @description The execution the last tick created; absent when it created none. */
+            last_execution_id?: string;
+            /**
+             * Format: date-time
+             * @description When the last tick was handled.
+             */
+            last_run_at?: string;
+            /** @description The payer's standing mandate, for a paid agent. */
+            mandate?: components["schemas"]["StandingMandateView"];
+            /**
+             * Format: date-time
+             * @description When the next run is due, while `active`.
+             */
+            next_run_at?: string;
+            /**
+             * Format: int64
+             * @description How many executions the schedule has created.
+             */
+            runs: number;
+            /** @description `active`, or `expired` once its standing mandate has (nothing more runs). */
+            status: components["schemas"]["ScheduleStatus"];
+            /** @description The IANA time zone the expression is read in. */
+            timezone: string;
+            /** @description The pinned version; absent: the highest published one at each run. */
+            version?: string;
+            /** @description Where each run's result is POSTed. */
+            webhook_url?: string;
+        };
         SecretList: {
             items: components["schemas"]["SecretView"][];
         };
@@ -1214,6 +1349,55 @@ export interface components {
             event: "log" | "progress" | "status" | "error" | "end";
             id?: string;
             retry?: number;
+        };
+        /** @description What the payer allows each run of the schedule to cost. */
+        StandingMandateTerms: {
+            /**
+             * Format: date-time
+             * @description When the mandate ends (RFC 3339), at most a year ahead; absent: 90 days from now.
+             * @example 2030-01-31T00:00:00Z
+             */
+            expires_at?: string | null;
+            /**
+             * Format: int64
+             * @description The most one run (with the agents it calls) may cost, in minor units of the agent's
+             *     currency; at least the agent's price.
+             * @example 500
+             */
+            max_amount_minor: number;
+        };
+        /**
+         * @description The payer's consent, signed by the platform, to pay up to `max_amount_minor` per run of one
+         *     schedule until `expires_at`. Each run's own mandate names it (`standing_mandate_id`).
+         */
+        StandingMandateView: {
+            /**
+             * @description ISO 4217.
+             * @example EUR
+             */
+            currency: string;
+            /** Format: date-time */
+            expires_at: string;
+            /** @description The key it is signed with (see `/.well-known/jwks.json`). */
+            kid: string;
+            mandate_id: string;
+            /**
+             * Format: int64
+             * @description The most one run may cost, in minor units of `currency`.
+             */
+            max_amount_minor: number;
+            /**
+             * Format: byte
+             * @description The exact signed bytes, standard base64 (as an execution's mandate): they decode to a
+             *     UTF-8 JSON object with `"type": "frameos.standing_mandate.v1"`, `schedule_id`,
+             *     `payer_account`, `max_amount_minor`, `currency` and `expires_at`.
+             */
+            payload: string;
+            /**
+             * Format: byte
+             * @description The 64-byte Ed25519 signature of the decoded `payload`, standard base64.
+             */
+            signature: string;
         };
         /**
          * @description A stream token: it opens this execution's `/events` (as `?access_token=`) until
@@ -2184,6 +2368,119 @@ export interface operations {
                 };
             };
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    create_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent's slug */
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateSchedule"];
+            };
+        };
+        responses: {
+            /** @description The schedule, `active` */
+            201: {
+                headers: {
+                    /** @description The schedule's URL */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleView"];
+                };
+            };
+            /** @description Malformed body (not JSON, `cron` missing, `inputs` not an object, a wrong type, a Content-Type other than `application/json`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `budget_exceeded`: the mandate's `max_amount_minor` is below the price of a run */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A key without the `run` scope (`permission_denied`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such published agent or version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `agent_banned`: an admin banned the agent */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: a bad cron expression, an unknown time zone, a paid agent without a mandate, a mandate whose currency does not match or whose expiry is malformed or out of range (in the past, or over a year ahead), a `max_amount_minor` below 1, or a refused `webhook_url`; `invalid_inputs`: the inputs do not match the version's `inputs` JSON Schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the account holds as many schedules as it may (delete one first), or the caller is over its request rate */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (sent when the request rate is over the limit) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             503: components["responses"]["Unavailable"];
         };
     };
@@ -3615,6 +3912,126 @@ export interface operations {
             };
             /** @description `validation_failed`: an unknown status */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    list_schedules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every schedule of the caller */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleList"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    get_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The schedule's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The schedule */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleView"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: components["responses"]["Forbidden"];
+            /** @description No such schedule of the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    delete_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The schedule's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: components["responses"]["Forbidden"];
+            /** @description No such schedule of the caller's */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

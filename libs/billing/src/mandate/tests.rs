@@ -49,6 +49,7 @@ fn payload() -> MandatePayload {
         issued_at: timestamp(at(12, 0, 0)),
         expires_at: timestamp(at(12, 15, 0)),
         parent_mandate_id: None,
+        standing_mandate_id: None,
     }
 }
 

@@ -315,9 +315,9 @@ fn pricing_filter(
         condition = condition.add(agent::Column::PricingModel.eq(model));
     }
     match request.max_price_minor {
-        0 => {}
-        n if n < 0 => return Err(invalid("max_price_minor must be positive")),
-        n => {
+        None => {}
+        Some(n) if n < 1 => return Err(invalid("max_price_minor must be at least 1")),
+        Some(n) => {
             condition = condition.add(
                 Condition::any()
                     .add(agent::Column::PricingModel.eq(PricingModel::Free))

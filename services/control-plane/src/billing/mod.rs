@@ -31,7 +31,9 @@ use crate::entity::{charge, mandate_key};
 
 #[derive(Clone)]
 pub struct Billing {
-    keyring: Arc<Keyring>,
+    /// Signs with this replica's key; verifies with every published one, learning keys that
+    /// replicas started later publish ([`Billing::learn_key`]).
+    keyring: Arc<std::sync::RwLock<Keyring>>,
     rail: rail::Rail,
     policy: SplitPolicy,
     mandate_ttl: chrono::Duration,
@@ -58,6 +60,8 @@ pub struct Purchase<'a> {
     pub parent_mandate_id: Option<&'a str>,
     /// A child's: the developer of the calling agent, paid the orchestrator share.
     pub orchestrator_account: Option<&'a str>,
+    /// A scheduled run's: the payer's standing mandate it spends under.
+    pub standing_mandate_id: Option<&'a str>,
 }
 
 impl Billing {
@@ -112,18 +116,13 @@ impl Billing {
             if row.kid == keyring.active_kid() {
                 continue;
             }
-            let public: [u8; 32] = hex::decode(&row.public_key)
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| Error::internal(format!("mandate key {} is unreadable", row.kid)))?;
-            let key = frameos_billing::mandate::VerifyingKey::from_bytes(&public)
-                .map_err(|e| Error::internal(format!("mandate key {}: {e}", row.kid)))?;
+            let key = published_key(&row)?;
             keyring
                 .add_verification_key(row.kid.clone(), key)
                 .map_err(|e| Error::internal(format!("mandate key {}: {e}", row.kid)))?;
         }
         Ok(Billing {
-            keyring: Arc::new(keyring),
+            keyring: Arc::new(std::sync::RwLock::new(keyring)),
             rail: rail::Rail::start(db, config, policy.fee).await?,
             policy,
             mandate_ttl: chrono::Duration::seconds(
@@ -184,11 +183,12 @@ impl Billing {
             amount_minor: purchase.mandate_amount_minor.max(purchase.amount_minor),
             currency: purchase.currency.to_string(),
             parent_mandate_id: purchase.parent_mandate_id.map(str::to_string),
+            standing_mandate_id: purchase.standing_mandate_id.map(str::to_string),
             nonce: frameos_billing::mandate::new_nonce(),
             issued_at: frameos_billing::mandate::timestamp(now),
             expires_at: frameos_billing::mandate::timestamp(now + self.mandate_ttl),
         };
-        let signed = self.keyring.sign(&payload);
+        let signed = self.keyring().sign(&payload);
         let key = format!("authorize:{}", purchase.execution_id);
         let authorization = self
             .rail
@@ -267,12 +267,75 @@ impl Billing {
         false
     }
 
+    fn keyring(&self) -> std::sync::RwLockReadGuard<'_, Keyring> {
+        // A panic while holding the lock cannot leave a keyring half-changed: keys are only
+        // ever added whole.
+        self.keyring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes sure `kid` verifies here: a key this replica does not know yet (another replica,
+    /// started after this one with a key of its own, published it) is read from the published
+    /// keys. An unknown `kid` stays unknown, and verifying with it fails.
+    pub async fn learn_key(&self, db: &DatabaseConnection, kid: &str) -> Result<(), Error> {
+        if self.keyring().public_keys().iter().any(|(k, _)| k == kid) {
+            return Ok(());
+        }
+        let Some(row) = mandate_key::Entity::find_by_id(kid)
+            .one(db)
+            .await
+            .map_err(db::error)?
+        else {
+            return Ok(());
+        };
+        let key = published_key(&row)?;
+        self.keyring
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .add_verification_key(row.kid.clone(), key)
+            .map_err(|e| Error::internal(format!("mandate key {}: {e}", row.kid)))?;
+        tracing::info!(kid, "learned a mandate key another replica published");
+        Ok(())
+    }
+
     /// A mandate's signed bytes as a compact JWS, signed now with the active key.
     pub fn jws(&self, payload: &[u8]) -> String {
-        self.keyring.jws(payload)
+        self.keyring().jws(payload)
     }
 
     pub fn public_keys(&self) -> Vec<(String, [u8; 32])> {
-        self.keyring.public_keys()
+        self.keyring().public_keys()
     }
+
+    /// A payer's standing mandate for a schedule, signed with the active key.
+    pub fn sign_standing(
+        &self,
+        mandate: &frameos_billing::StandingMandate,
+    ) -> frameos_billing::SignedMandate {
+        self.keyring().sign_standing(mandate)
+    }
+
+    /// The standing mandate a schedule keeps, checked against the keys that verify; a stored
+    /// mandate that does not verify is the platform's fault, not the payer's.
+    pub fn verify_standing(
+        &self,
+        signed: &frameos_billing::SignedMandate,
+    ) -> Result<frameos_billing::StandingMandate, Error> {
+        self.keyring()
+            .verify_standing(signed)
+            .map_err(|e| Error::internal(format!("a stored standing mandate: {e}")))
+    }
+}
+
+/// The verifying key of a published row.
+fn published_key(
+    row: &mandate_key::Model,
+) -> Result<frameos_billing::mandate::VerifyingKey, Error> {
+    let public: [u8; 32] = hex::decode(&row.public_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::internal(format!("mandate key {} is unreadable", row.kid)))?;
+    frameos_billing::mandate::VerifyingKey::from_bytes(&public)
+        .map_err(|e| Error::internal(format!("mandate key {}: {e}", row.kid)))
 }

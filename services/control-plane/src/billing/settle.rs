@@ -89,7 +89,7 @@ async fn settle_charge(
         return Ok(Settled::Nothing);
     }
     if run.status == ExecutionStatus::Succeeded {
-        match verify_mandate(billing, &open) {
+        match verify_mandate(db, billing, &open).await {
             Ok(()) => capture(db, billing, &open)
                 .await
                 .map(|()| Settled::Captured),
@@ -103,8 +103,17 @@ async fn settle_charge(
     }
 }
 
-fn verify_mandate(billing: &Billing, open: &charge::Model) -> Result<(), String> {
-    check_mandate(&billing.keyring, open, Utc::now())
+async fn verify_mandate(
+    db: &DatabaseConnection,
+    billing: &Billing,
+    open: &charge::Model,
+) -> Result<(), String> {
+    // Signed by another replica, maybe with a key published after this one started.
+    billing
+        .learn_key(db, &open.kid)
+        .await
+        .map_err(|e| e.message)?;
+    check_mandate(&billing.keyring(), open, Utc::now())
 }
 
 /// The stored mandate verifies (strictly) and is this charge's own: its execution, its
@@ -327,6 +336,7 @@ mod tests {
             issued_at: frameos_billing::mandate::timestamp(now),
             expires_at: frameos_billing::mandate::timestamp(now + chrono::Duration::hours(1)),
             parent_mandate_id: None,
+            standing_mandate_id: None,
         });
         charge::Model {
             execution_id: execution_id.into(),

@@ -17,5 +17,6 @@ pub mod outbox;
 pub mod review;
 pub mod sandbox_rail_authorization;
 pub mod sandbox_rail_call;
+pub mod schedule;
 pub mod webhook_attempt;
 pub mod webhook_delivery;

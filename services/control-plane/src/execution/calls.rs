@@ -375,6 +375,7 @@ async fn hold_budget<C: ConnectionTrait>(
             mandate_amount_minor: hold.price,
             parent_mandate_id: Some(&parent_mandate),
             orchestrator_account: Some(hold.orchestrator),
+            standing_mandate_id: None,
         })
         .await
 }

@@ -17,6 +17,18 @@ use crate::entity::{account, agent, agent_version, charge, execution};
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
+/// Who asks for an execution.
+#[derive(Clone, Copy, Debug)]
+pub enum Origin<'a> {
+    /// A caller's own request: a paid agent is held and mandated for this execution alone.
+    Request,
+    /// A schedule's tick on its owner's behalf: a paid run spends under the payer's standing
+    /// mandate, and is refused when that mandate no longer covers its price.
+    Schedule {
+        standing: Option<&'a frameos_billing::StandingMandate>,
+    },
+}
+
 pub async fn create(
     db: &DatabaseConnection,
     intake: &Intake,
@@ -24,6 +36,7 @@ pub async fn create(
     webhooks: &crate::webhooks::Guard,
     caller: &Principal,
     request: &v1::CreateExecutionRequest,
+    origin: Origin<'_>,
 ) -> Result<(v1::Execution, bool), Error> {
     let inputs: serde_json::Value = serde_json::from_str(&request.inputs_json).map_err(|e| {
         Error::new(
@@ -90,6 +103,8 @@ pub async fn create(
             // The root's mandate covers the whole call tree (API.md §5.1): its own price and
             // what its declared dependencies cost, resolved now.
             let descendants = super::tree::descendants_budget(db, &manifest, currency, 1).await?;
+            let budget = price_minor.saturating_add(descendants);
+            let standing = standing_for(origin, budget, currency)?;
             let payer = account::Entity::find_by_id(&caller.account_id)
                 .one(db)
                 .await
@@ -104,9 +119,10 @@ pub async fn create(
                         payee_account: &agent.owner_id,
                         amount_minor: price_minor,
                         currency,
-                        mandate_amount_minor: price_minor.saturating_add(descendants),
+                        mandate_amount_minor: budget,
                         parent_mandate_id: None,
                         orchestrator_account: None,
+                        standing_mandate_id: standing,
                     })
                     .await?,
             )
@@ -174,6 +190,29 @@ pub async fn create(
     Ok((created, true))
 }
 
+/// The standing mandate a scheduled paid run spends under, once it is checked to cover the
+/// run's `budget` now; none for a caller's own request.
+fn standing_for<'a>(
+    origin: Origin<'a>,
+    budget: i64,
+    currency: &str,
+) -> Result<Option<&'a str>, Error> {
+    let Origin::Schedule { standing } = origin else {
+        return Ok(None);
+    };
+    let mandate = standing.ok_or_else(|| {
+        Error::new(
+            ErrorCode::BudgetExceeded,
+            "the agent is paid now and this schedule has no standing mandate: \
+             create a schedule with a \"mandate\"",
+        )
+    })?;
+    mandate
+        .allows(Utc::now(), budget, currency)
+        .map_err(|refusal| Error::new(ErrorCode::BudgetExceeded, refusal.to_string()))?;
+    Ok(Some(&mandate.mandate_id))
+}
+
 /// Releases the rail hold of an execution that was not recorded (an insert failed or lost the
 /// idempotency race); reconciliation retries what fails here.
 pub(super) async fn release(
@@ -216,7 +255,7 @@ async fn replay(
 /// The agent and the published version to run: `version` or, when empty, the latest. One query
 /// on the way to a queued execution (the agent with its published versions); the precise
 /// not-found message costs a second one only when there is nothing to run.
-async fn runnable(
+pub(crate) async fn runnable(
     db: &DatabaseConnection,
     slug: &str,
     version: &str,

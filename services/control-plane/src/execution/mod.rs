@@ -26,12 +26,14 @@ mod view;
 mod watch;
 
 pub use claims::Liveness;
+pub(crate) use create::{Origin, create, runnable};
 pub use hub::Hub;
-use intake::Intake;
+pub(crate) use intake::Intake;
 pub use node_service::Nodes;
 pub use query::{cancel_agent_runs, full as full_view, owned};
 pub use service::Executions;
 pub use stream_token::StreamTokens;
+pub(crate) use tree::descendants_budget;
 
 /// Priorities of queue messages: paid executions run before free ones.
 pub const PRIORITY_PAID: i16 = 5;

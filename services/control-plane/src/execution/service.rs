@@ -61,6 +61,11 @@ impl Executions {
         }
     }
 
+    /// What accepts executions, shared with the schedules' ticker.
+    pub fn intake(&self) -> Intake {
+        self.intake.clone()
+    }
+
     /// Holds `webhook_url`s to `guard` (by default: no internal address at all).
     pub fn with_webhook_guard(mut self, guard: crate::webhooks::Guard) -> Self {
         self.webhooks = guard;
@@ -138,6 +143,7 @@ impl ExecutionService for Executions {
                 &self.webhooks,
                 &caller,
                 request.get_ref(),
+                create::Origin::Request,
             )
             .await?;
             if created {

@@ -135,7 +135,7 @@ pub async fn list_agents(
         page_token: query.page_token.unwrap_or_default(),
         runtime: query.runtime.unwrap_or_default(),
         pricing_model: query.pricing_model.unwrap_or_default(),
-        max_price_minor: query.max_price_minor.unwrap_or_default(),
+        max_price_minor: query.max_price_minor,
         mine: query.mine.unwrap_or_default(),
     };
     let reply = state

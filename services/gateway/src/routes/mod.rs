@@ -8,6 +8,7 @@ pub(crate) mod keys;
 pub(crate) mod ops;
 pub(crate) mod packages;
 pub(crate) mod reviews;
+pub(crate) mod schedules;
 pub(crate) mod secrets;
 #[cfg(test)]
 mod tests;
@@ -155,6 +156,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         )
         .merge(keys::routes())
         .merge(secrets::routes())
+        .merge(schedules::routes())
         .route(
             "/v1/executions/{id}/stream-token",
             post(executions::create_stream_token),

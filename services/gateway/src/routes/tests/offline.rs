@@ -10,7 +10,10 @@ use super::{app, assert_error, closed_port, get, post_json, send};
 
 #[tokio::test]
 async fn routes_needing_a_key_answer_401_without_calling_the_control_plane() {
-    let app = app(&closed_port());
+    // Every request is one anonymous caller's: more than the default burst.
+    let mut config = closed_port();
+    config.rate_limit_per_sec = 0;
+    let app = app(&config);
     let routes = [
         ("POST", "/v1/accounts"),
         ("GET", "/v1/me"),
@@ -23,6 +26,10 @@ async fn routes_needing_a_key_answer_401_without_calling_the_control_plane() {
         ("POST", "/v1/agents/word-count/ban"),
         ("GET", "/v1/me/webhook-secret"),
         ("GET", "/v1/executions/ex_1/webhooks"),
+        ("POST", "/v1/agents/word-count/schedules"),
+        ("GET", "/v1/schedules"),
+        ("GET", "/v1/schedules/sch_1"),
+        ("DELETE", "/v1/schedules/sch_1"),
         ("PUT", "/v1/agents/word-count/secrets/API_TOKEN"),
         ("GET", "/v1/agents/word-count/secrets"),
         ("DELETE", "/v1/agents/word-count/secrets/API_TOKEN"),
@@ -302,6 +309,10 @@ async fn openapi_documents_every_route() {
         ("post", "/v1/agents/{slug}/ban"),
         ("get", "/v1/me/webhook-secret"),
         ("get", "/v1/executions/{id}/webhooks"),
+        ("post", "/v1/agents/{slug}/schedules"),
+        ("get", "/v1/schedules"),
+        ("get", "/v1/schedules/{id}"),
+        ("delete", "/v1/schedules/{id}"),
         ("post", "/v1/agents/{slug}/executions"),
         ("get", "/v1/executions"),
         ("get", "/v1/executions/{id}"),
