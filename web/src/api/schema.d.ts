@@ -899,7 +899,8 @@ export interface components {
         };
         CreateSchedule: {
             /**
-             * @description Five fields: minute hour day-of-month month day-of-week.
+             * @description Five fields: minute hour day-of-month month day-of-week (`*`, lists, ranges, steps,
+             *     month and weekday names), or a macro such as `@hourly`. One run a minute at most.
              * @example *\/5 * * * *
              */
             cron: string;

@@ -98,6 +98,15 @@ mod tests {
     }
 
     #[test]
+    fn macros_are_five_field_shorthands() {
+        let t = Timetable::parse("@hourly", "").unwrap();
+        assert_eq!(
+            t.next_after(at(2026, 11, 30, 10, 2)),
+            Some(at(2026, 11, 30, 11, 0))
+        );
+    }
+
+    #[test]
     fn read_in_the_given_zone() {
         // 09:00 in Kolkata (UTC+05:30) is 03:30 UTC.
         let t = Timetable::parse("0 9 * * *", "Asia/Kolkata").unwrap();

@@ -36,8 +36,9 @@ pub fn routes() -> Router<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateSchedule {
-    /// Five fields: minute hour day-of-month month day-of-week.
-    #[schema(example = "*/5 * * * *")]
+    /// Five fields: minute hour day-of-month month day-of-week (`*`, lists, ranges, steps,
+    /// month and weekday names), or a macro such as `@hourly`. One run a minute at most.
+    #[schema(example = "*/5 * * * *", min_length = 7, max_length = 128)]
     pub cron: String,
     /// The inputs of every run, a JSON object matching the version's `inputs` JSON Schema;
     /// absent: `{}`.
@@ -46,7 +47,7 @@ pub struct CreateSchedule {
     pub inputs: Map<String, Value>,
     /// The IANA time zone the expression is read in; absent: `UTC`.
     #[serde(default)]
-    #[schema(example = "Europe/Paris")]
+    #[schema(example = "Europe/Paris", max_length = 64)]
     pub timezone: Option<String>,
     /// A published version to pin, e.g. `1.2.0`; absent: the highest published one at each run.
     #[serde(default)]
