@@ -47,6 +47,10 @@ pub struct Mesh {
     http: reqwest::Client,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    /// The nodes' stop (a child of `shutdown`) and tasks: [`Mesh::shutdown`] drains them while
+    /// the control plane still takes their reports.
+    nodes_stop: CancellationToken,
+    node_tasks: Vec<JoinHandle<()>>,
     /// The control plane's socket, kept for its whole life: a restart serves on it again. None
     /// while a control plane process of its own owns the address ([`Mesh::spawn_control_plane`]).
     grpc_listener: Option<std::net::TcpListener>,
@@ -234,6 +238,8 @@ impl Mesh {
             cp_config,
             cp_token,
             cp_task: Some(cp_task),
+            nodes_stop: shutdown.child_token(),
+            node_tasks: Vec::new(),
             base_url,
             admin_key,
             grpc_addr,
@@ -345,8 +351,8 @@ impl Mesh {
             .await
             .context("execution node start")?;
         self.node_metrics.extend(node.metrics_addr());
-        let token = self.shutdown.clone();
-        self.tasks.push(tokio::spawn(async move {
+        let token = self.nodes_stop.clone();
+        self.node_tasks.push(tokio::spawn(async move {
             if let Err(e) = node.run(token).await {
                 panic!("execution node failed: {e}");
             }
@@ -444,6 +450,12 @@ impl Mesh {
 
     /// Stops both services, waits for them, and drops the test database.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        // Nodes first, as an operator drains them: a node finishing its runs reports them to a
+        // control plane that is still there, instead of retrying into its shutdown.
+        self.nodes_stop.cancel();
+        for task in self.node_tasks.drain(..) {
+            task.await.context("node task")?;
+        }
         self.shutdown.cancel();
         for task in self.tasks.drain(..) {
             task.await.context("service task")?;

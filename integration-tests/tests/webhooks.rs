@@ -2,8 +2,9 @@
 //! HTTP server in the test that checks `FrameOS-Signature` with another HMAC implementation
 //! (ring's, not the RustCrypto one the platform signs with): signed, retried after failures
 //! under one event id, listed attempt by attempt, redirects followed only where the egress guard
-//! allows, internal targets refused at creation and after a redirect, and a webhook nobody
-//! accepts `failed` once its retry window closes.
+//! allows, internal targets refused at creation and after a redirect, a webhook nobody
+//! accepts `failed` once its retry window closes, and an attempt whose control plane was
+//! SIGKILLed mid-request made again by the next one, under the same event id.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -34,6 +35,8 @@ struct Received {
 enum Answer {
     Status(u16),
     Redirect(u16, String),
+    /// No answer at all: the attempt stays in flight until its sender dies or gives up.
+    Hang,
 }
 
 #[derive(Clone)]
@@ -57,6 +60,7 @@ async fn receive(
     match next {
         None => StatusCode::OK.into_response(),
         Some(Answer::Status(code)) => StatusCode::from_u16(code).unwrap().into_response(),
+        Some(Answer::Hang) => std::future::pending().await,
         Some(Answer::Redirect(code, location)) => (
             StatusCode::from_u16(code).unwrap(),
             [(header::LOCATION, location)],
@@ -410,5 +414,50 @@ async fn internal_targets_are_refused_before_and_after_a_redirect() {
         assert!(attempt.get("status").is_none(), "{attempt}");
     }
     assert!(failed.get("next_attempt_at").is_none(), "{failed}");
+    mesh.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_attempt_cut_by_a_killed_control_plane_is_made_again_under_its_event_id() {
+    let mut mesh = mesh(86_400).await;
+    let user = publish_echo(&mesh).await;
+    let (_, secret) = call(&mesh, Method::GET, "/v1/me/webhook-secret", &user, None).await;
+    let secret = secret["secret"].as_str().unwrap().to_string();
+    let (addr, mut rx) = receiver(vec![Answer::Hang]).await;
+    let url = format!("http://{addr}/hooks/frameos");
+
+    // The control plane as a process, SIGKILLed while its first attempt waits for an answer.
+    mesh.stop_control_plane().await.unwrap();
+    let program = std::path::Path::new(env!("CARGO_BIN_EXE_frameos-test-control-plane"));
+    let webhook_flags = [
+        "--webhook-allow-loopback=true",
+        "--webhook-timeout-secs=5",
+        "--webhook-poll-ms=100",
+    ];
+    let control_plane = mesh
+        .spawn_control_plane(program, &webhook_flags)
+        .await
+        .unwrap();
+    let id = run_with_webhook(&mesh, &user, &url).await;
+    let cut = next(&mut rx).await;
+    control_plane.kill().await.unwrap();
+
+    // The next control plane finds the delivery leased to a worker that is gone; once the
+    // lease has run out (twice the attempt's time-out, plus a margin) it makes the attempt again.
+    mesh.start_control_plane(|_| {}).await.unwrap();
+    let again = next(&mut rx).await;
+    verify(&secret, &cut);
+    verify(&secret, &again);
+    assert_eq!(
+        cut.headers["frameos-event-id"], again.headers["frameos-event-id"],
+        "a retry is the same event"
+    );
+    assert_eq!(cut.body, again.body);
+    let delivered = until_state(&mesh, &user, &id, "delivered").await;
+    // The cut attempt left no record (its worker died before writing one); the one that
+    // completed is listed.
+    let attempts = delivered["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{delivered}");
+    assert_eq!(attempts[0]["status"], 200, "{delivered}");
     mesh.shutdown().await.unwrap();
 }

@@ -21,8 +21,9 @@ use crate::entity::{execution, webhook_attempt, webhook_delivery};
 
 /// Deliveries taken at once.
 const BATCH: u64 = 16;
-/// How long a taken delivery is left to its worker before another may take it.
-const LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
+/// Beyond the time an attempt may take, how long a taken delivery is left to its worker (for
+/// reading the execution and recording the outcome) before another may take it.
+const LEASE_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 /// Redirects followed per attempt, each target checked again.
 const MAX_REDIRECTS: usize = 3;
 /// The longest wait between two attempts.
@@ -51,6 +52,14 @@ impl Dispatcher {
             config,
             wake,
         }
+    }
+
+    /// How long a taken delivery is this worker's: twice the time an attempt may take, plus a
+    /// margin. A worker that died (or hangs) past it loses the delivery to another, which makes
+    /// the attempt again under the same event id.
+    fn lease(&self) -> chrono::TimeDelta {
+        let attempt = i64::try_from(self.config.webhook_timeout_secs).unwrap_or(i64::MAX / 4);
+        chrono::TimeDelta::seconds(attempt.saturating_mul(2)) + LEASE_MARGIN
     }
 
     /// Delivers until `shutdown`; an attempt under way when it fires is finished (it is short:
@@ -104,7 +113,7 @@ impl Dispatcher {
             webhook_delivery::Entity::update_many()
                 .col_expr(
                     webhook_delivery::Column::NextAttemptAt,
-                    Expr::value(now + LEASE),
+                    Expr::value(now + self.lease()),
                 )
                 .filter(webhook_delivery::Column::Id.is_in(due.iter().map(|d| d.id.as_str())))
                 .exec(&txn)
@@ -137,7 +146,7 @@ impl Dispatcher {
             (WebhookState::Delivered, now)
         } else {
             let wait = backoff(self.config.webhook_retry_base_ms, number);
-            let next = now + chrono::TimeDelta::from_std(wait).unwrap_or(LEASE);
+            let next = now + chrono::TimeDelta::from_std(wait).unwrap_or(self.lease());
             let window = chrono::TimeDelta::seconds(
                 i64::try_from(self.config.webhook_retry_for_secs).unwrap_or(i64::MAX / 2),
             );
