@@ -2,7 +2,8 @@
 //! runs its agent on the minute as its owner; two control-plane replicas ticking the same
 //! schedules make one run (and one rail hold) per tick, captured whichever replica signed its
 //! mandate and whichever settles it (a replica started first learns the later one's key); ticks missed while the control plane was
-//! down make one run; a paid agent's schedule spends under a standing mandate the payer gave,
+//! down make one run, and a replica SIGKILLed between making a tick's run and advancing the
+//! schedule leaves the next one to find that run (no second run, no second hold); a paid agent's schedule spends under a standing mandate the payer gave,
 //! verified here with ring's Ed25519 against the JWKS, and stops when the mandate no longer
 //! covers a run.
 
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use frameos_control_plane::faults::SCHEDULED_MARKER;
 use frameos_integration_tests::{Backend, Mesh, packages, rail};
 use reqwest::Method;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
@@ -391,6 +393,69 @@ async fn ticks_missed_while_the_control_plane_was_down_run_once() {
         .await
         .unwrap();
     assert_eq!(done["status"], "succeeded", "{done}");
+    mesh.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_between_the_run_and_the_schedule_leaves_one_run() {
+    let mut mesh = Mesh::with_queue(Backend::PostgresS3, |_| {}).await.unwrap();
+    mesh.start_node(2).await.unwrap();
+    publish_echo(&mesh, "paid-echo", Some(5000)).await;
+    let user = mesh.account("crash-user", "user").await.unwrap();
+    let (status, created) = schedule(
+        &mesh,
+        &user,
+        "paid-echo",
+        json!({"cron": "0 0 1 1 *", "inputs": {"text": "once"},
+               "mandate": {"max_amount_minor": 5000}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let db = Database::connect(mesh.database_url()).await.unwrap();
+
+    // A control plane process that stops dead once the tick's run is made, with the
+    // schedule's row still locked and not advanced.
+    mesh.stop_control_plane().await.unwrap();
+    let program = std::path::Path::new(env!("CARGO_BIN_EXE_frameos-test-control-plane"));
+    let mut control_plane = mesh
+        .spawn_control_plane(program, &["--block-after-scheduled-run"])
+        .await
+        .unwrap();
+    make_due(&db, std::slice::from_ref(&id), "1 second").await;
+    let marker = control_plane
+        .wait_for_line(SCHEDULED_MARKER, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let (schedule_id, execution) = marker.split_once(' ').unwrap();
+    assert_eq!(schedule_id, id);
+    let execution = execution.to_string();
+    control_plane.kill().await.unwrap();
+    assert_eq!(runs_by_schedule(&db).await.get(&id), Some(&1));
+
+    // The next control plane takes the same tick (the dead one's lock went with its
+    // connection) and its key finds the run already made.
+    mesh.start_control_plane(|_| {}).await.unwrap();
+    let ran = until(&mesh, &user, &id, Duration::from_secs(60), |s| {
+        s["runs"] == 1
+    })
+    .await;
+    assert_eq!(ran["last_execution_id"], execution.as_str(), "{ran}");
+    assert!(
+        parse_time(&ran["next_run_at"]) > chrono::Utc::now(),
+        "{ran}"
+    );
+    assert_eq!(runs_by_schedule(&db).await.get(&id), Some(&1));
+    let (_, done) = mesh.follow(&user, &execution).await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    // The rail's record: one hold for the tick, not one per replica that handled it.
+    let holds: Vec<_> = rail::holds(mesh.database_url())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|h| h.amount_minor == 5000)
+        .collect();
+    assert_eq!(holds.len(), 1, "{holds:?}");
     mesh.shutdown().await.unwrap();
 }
 

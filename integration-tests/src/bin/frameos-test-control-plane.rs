@@ -14,6 +14,10 @@ struct Args {
     /// After the rail's capture, print the marker line and block before the ledger commit.
     #[arg(long)]
     block_after_capture: bool,
+    /// After a schedule's tick made its run, print the marker line and block before the
+    /// schedule is advanced.
+    #[arg(long)]
+    block_after_scheduled_run: bool,
 }
 
 #[tokio::main]
@@ -23,6 +27,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     let grace = args.config.shutdown_grace();
     let faults = Faults {
         block_after_capture: args.block_after_capture,
+        block_after_scheduled_run: args.block_after_scheduled_run,
     };
     let server = frameos_control_plane::Server::bind(args.config)
         .await?

@@ -153,6 +153,11 @@ impl Billing {
         self.faults = faults;
     }
 
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn faults(&self) -> crate::faults::Faults {
+        self.faults
+    }
+
     /// Refuses a price the rail's fee would eat the platform's share of. The minimum depends
     /// on the currency's minor-unit exponent, since the fixed part of the fee does.
     pub fn check_price(&self, price_minor: i64, currency: Currency) -> Result<(), Error> {

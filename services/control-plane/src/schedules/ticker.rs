@@ -41,7 +41,7 @@ pub struct Ticker {
 /// What became of one tick.
 enum Fired {
     /// A run exists for the tick: made now, or (`created == false`) by a replica that died
-    /// before advancing the schedule.
+    /// before advancing the schedule (the tick's key found it).
     Run { execution_id: String, created: bool },
     /// No run: the owner's to fix (the agent was banned, its price rose above the mandate).
     Refused(Error),
@@ -103,6 +103,12 @@ impl Ticker {
             }
             Err(e) => Fired::Refused(e),
         };
+        #[cfg(feature = "fault-injection")]
+        if let Fired::Run { execution_id, .. } = &fired
+            && self.billing.faults().block_after_scheduled_run
+        {
+            crate::faults::block_after_scheduled_run(&row.id, execution_id).await;
+        }
         let mut update = schedule::ActiveModel {
             id: Set(row.id.clone()),
             last_run_at: Set(Some(now)),
@@ -116,7 +122,8 @@ impl Ticker {
                 tracing::info!(schedule_id = %row.id, %tick, %execution_id, created, "scheduled run");
                 update.last_execution_id = Set(Some(execution_id));
                 update.last_error = Set(None);
-                update.runs = Set(row.runs + i64::from(created));
+                // A run made by a replica that died before counting it is counted now.
+                update.runs = Set(row.runs + 1);
             }
             Fired::Refused(e) => {
                 tracing::info!(schedule_id = %row.id, %tick, code = %e.code, error = %e.message, "scheduled run refused");
