@@ -413,6 +413,128 @@ async fn publish_checks_the_package_before_creating_anything_and_price_changes_p
     mesh.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn schedule_create_list_get_delete_and_a_refused_cron() {
+    let mesh = Mesh::start(Backend::Embedded).await.unwrap();
+    let dev = mesh.account("dev", "developer").await.unwrap();
+    let user = mesh.account("uma", "user").await.unwrap();
+    let package = packages::node_agent_with("talker", TALKER, 30_000, 128);
+    mesh.publish_approved(&dev, "talker", package, None)
+        .await
+        .unwrap();
+    let frameos = Frameos::new(&mesh.base_url, Some(&user)).unwrap();
+
+    // create: the schedule as JSON, as the API answered it; in text, its id and next run.
+    let created = frameos
+        .run(&[
+            "schedule",
+            "create",
+            "talker",
+            "--cron",
+            "*/5 * * * *",
+            "--timezone",
+            "Europe/Paris",
+            "--input",
+            r#"{"text": "hi"}"#,
+            "-o",
+            "json",
+        ])
+        .await
+        .unwrap();
+    assert_eq!(created.code, Some(0), "{created:#?}");
+    let schedule = created.json().unwrap();
+    let id = schedule["id"].as_str().unwrap().to_string();
+    assert_eq!(schedule["agent"], "talker");
+    assert_eq!(schedule["cron"], "*/5 * * * *");
+    assert_eq!(schedule["timezone"], "Europe/Paris");
+    assert_eq!(schedule["inputs"], json!({"text": "hi"}));
+    assert_eq!(schedule["status"], "active");
+    assert!(schedule["next_run_at"].is_string(), "{schedule}");
+    let text = frameos
+        .run(&["schedule", "create", "talker", "--cron", "@hourly"])
+        .await
+        .unwrap();
+    assert_eq!(text.code, Some(0), "{text:#?}");
+    let other = text
+        .stdout
+        .strip_prefix("created schedule ")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap()
+        .to_string();
+    assert!(text.stdout.contains("next run"), "{text:#?}");
+
+    // list: both, newest first, in JSON and in the table; get: the one asked for.
+    let list = frameos
+        .run(&["schedule", "list", "-o", "json"])
+        .await
+        .unwrap();
+    assert_eq!(list.code, Some(0), "{list:#?}");
+    let items = list.json().unwrap()["items"].as_array().unwrap().clone();
+    let ids: Vec<&str> = items.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [other.as_str(), id.as_str()], "{items:#?}");
+    assert_eq!(items[1], schedule);
+    let table = frameos.run(&["schedule", "list"]).await.unwrap();
+    assert_eq!(table.code, Some(0), "{table:#?}");
+    assert!(table.stdout.starts_with("ID "), "{table:#?}");
+    let row = table.stdout.lines().find(|l| l.starts_with(&id)).unwrap();
+    for cell in ["talker", "*/5 * * * *", "Europe/Paris", "active"] {
+        assert!(row.contains(cell), "{cell} missing from {row}");
+    }
+    let got = frameos
+        .run(&["schedule", "get", &id, "-o", "json"])
+        .await
+        .unwrap();
+    assert_eq!(got.code, Some(0), "{got:#?}");
+    assert_eq!(got.json().unwrap(), schedule);
+
+    // delete: gone from the list; deleting it again is the API's not_found, exit 4.
+    let deleted = frameos.run(&["schedule", "delete", &id]).await.unwrap();
+    assert_eq!(deleted.code, Some(0), "{deleted:#?}");
+    assert_eq!(deleted.stdout, format!("deleted schedule {id}\n"));
+    let left = frameos
+        .run(&["schedule", "list", "-o", "json"])
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(left["items"].as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(left["items"][0]["id"], other.as_str());
+    let again = frameos
+        .run(&["schedule", "delete", &id, "-o", "json"])
+        .await
+        .unwrap();
+    assert_eq!(again.code, Some(4), "{again:#?}");
+    assert_eq!(again.stdout, "");
+    assert!(
+        again.stderr.contains(&format!("no schedule {id}")) && again.stderr.contains("not_found"),
+        "{again:#?}"
+    );
+
+    // A cron expression of three fields: validation_failed, exit 5, the API's reason on stderr,
+    // and nothing created.
+    let refused = frameos
+        .run(&[
+            "schedule", "create", "talker", "--cron", "* * *", "-o", "json",
+        ])
+        .await
+        .unwrap();
+    assert_eq!(refused.code, Some(5), "{refused:#?}");
+    assert_eq!(refused.stdout, "");
+    assert!(
+        refused.stderr.contains("must have five fields")
+            && refused.stderr.contains("validation_failed"),
+        "{refused:#?}"
+    );
+    let still = frameos
+        .run(&["schedule", "list", "-o", "json"])
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(still["items"].as_array().unwrap().len(), 1, "{still}");
+    mesh.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn completions_help_and_exit_codes_without_a_platform() {
     // Nothing listens on port 9 of loopback.
@@ -424,6 +546,8 @@ async fn completions_help_and_exit_codes_without_a_platform() {
         "_frameos()",
         "complete -F _frameos",
         "executions",
+        "schedule",
+        "--cron",
         "--output",
     ] {
         assert!(bash.stdout.contains(expected), "{expected} missing");

@@ -4,7 +4,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use crate::api::{Client, Connection};
-use crate::output::Output;
+use crate::output::{Output, minute};
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -126,15 +126,4 @@ fn scope_list(value: &Value) -> String {
 
 fn or_never(value: &Value) -> &str {
     value.as_str().unwrap_or("never")
-}
-
-/// `2030-01-31T09:30:12.5Z` → `2030-01-31 09:30Z`, for a narrow table; `absent` for null.
-fn minute(value: &Value, absent: &str) -> String {
-    match value.as_str() {
-        Some(at) if at.len() >= 16 && at.is_char_boundary(16) => {
-            format!("{} {}Z", &at[..10], &at[11..16])
-        }
-        Some(at) => at.to_string(),
-        None => absent.to_string(),
-    }
 }

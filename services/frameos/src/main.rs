@@ -12,6 +12,7 @@ mod keys;
 mod output;
 mod pack;
 mod run;
+mod schedules;
 mod secrets;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -56,6 +57,9 @@ enum Command {
     /// Your executions: get, list, cancel, logs, follow.
     #[command(subcommand)]
     Executions(executions::ExecutionsCommand),
+    /// Agents run on a cron expression, as you: create, list, get, delete.
+    #[command(subcommand, alias = "schedules")]
+    Schedule(schedules::ScheduleCommand),
     /// Create, publish and price agents.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
@@ -105,6 +109,7 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Run(args) => run::run(args, output).await,
         Command::Executions(command) => executions::executions(command, output).await,
+        Command::Schedule(command) => schedules::schedule(command, output).await,
         Command::Agent(command) => agent::agent(command, output).await,
         Command::Review(command) => commands::review(command, output).await,
         Command::Account(command) => commands::account(command, output).await,

@@ -48,3 +48,14 @@ pub fn field(value: &Value, name: &str) -> String {
         other => other.to_string(),
     }
 }
+
+/// `2030-01-31T09:30:12.5Z` → `2030-01-31 09:30Z`, for a narrow table; `absent` for null.
+pub fn minute(value: &Value, absent: &str) -> String {
+    match value.as_str() {
+        Some(at) if at.len() >= 16 && at.is_char_boundary(16) => {
+            format!("{} {}Z", &at[..10], &at[11..16])
+        }
+        Some(at) => at.to_string(),
+        None => absent.to_string(),
+    }
+}

@@ -36,8 +36,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, output: Output) -> anyhow::Result<()> {
-    let inputs: Value = serde_json::from_str(&args.input)
-        .map_err(|e| clap_usage(format!("--input is not valid JSON: {e}")))?;
+    let inputs = parse_input(&args.input)?;
     // From here on Ctrl-C is ours: one that comes while the execution is being created
     // cancels it as soon as its id is known.
     let mut interrupt = Interrupt::listen()?;
@@ -67,6 +66,11 @@ pub async fn run(args: Args, output: Output) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&last["output"])?);
         Ok(())
     }
+}
+
+/// The `--input` of a command (`run`, `schedule create`): JSON, or a usage error.
+pub fn parse_input(text: &str) -> anyhow::Result<Value> {
+    serde_json::from_str(text).map_err(|e| clap_usage(format!("--input is not valid JSON: {e}")))
 }
 
 /// A usage error found after parsing (exit code 2, like clap's own).
