@@ -10,7 +10,11 @@
 //      runs it, follows the execution page until it ends, reads the output and the captured
 //      charge, verifies the mandate in the browser, and finds the run and its ledger entries on
 //      the dashboard. Before that, the filters (runtime, price) include and exclude it, and the
-//      agent page names the developer, shows the manifest's sample output and the versions;
+//      agent page names the developer, shows the manifest's sample output and the versions,
+//      and offers to schedule it with the most per run prefilled with the price. Then the buyer
+//      schedules it daily (a most per run below the price is refused first) and the free ticker
+//      agent every Monday at 09:00 (a bad cron expression is refused in the API's words first),
+//      finds both on the dashboard with the next run and the most per run, and deletes them;
 //   4. the developer sees the agent published, its earnings and the admin's reason.
 // Each person has a browser context of their own. A screenshot of each page goes to
 // FRAMEOS_SCREENSHOTS; on a failure, `failed.png` and the page's text say where it stopped.
@@ -245,6 +249,12 @@ async function buyer(browser, errors) {
   check(sample.label === 'positive', `the page shows a sample output from the manifest (${JSON.stringify(sample)})`);
   const releases = await b.text('[data-testid=releases]');
   check(releases.includes('1.0.0') && releases.includes('First release') && !releases.includes('1.0.2'), `the versions list shows published ones with their changelog (${releases})`);
+  // A paid agent's schedule form asks for the most one run may cost, starting from the price.
+  const most = await b.text('[data-testid=schedule-max-text]');
+  check(
+    (await page.$eval('#schedule-max', (el) => el.value)) === String(PRICE) && most.startsWith('₹30.00 at most per run'),
+    `the schedule form starts the most per run at the price (${most})`,
+  );
   await b.shot('04b-agent-page');
   await b.audit('the agent page');
 
@@ -291,9 +301,91 @@ async function buyer(browser, errors) {
   const dashboard = await b.text('main');
   check(dashboard.includes(`${SLUG} 1.0.0`) && dashboard.includes('₹30.00 captured'), 'the paid run is on the dashboard');
   check((await b.text('[data-testid=balance]')).includes('30.00'), 'the balance shows the ledger');
+  check((await b.text('[data-testid=no-schedules]')).includes('no schedules'), 'the dashboard says there is no schedule yet');
   await b.shot('08-dashboard');
   await b.audit('the dashboard');
+  await schedules(b);
   await b.context.close();
+}
+
+/** The buyer runs the paid agent daily within a most per run, then the free ticker agent every
+ * Monday at 09:00, sees both on the dashboard, and deletes them. */
+async function schedules(b) {
+  const { page } = b;
+  const form = 'form[aria-label="Schedule this agent"]';
+  await b.go(`/agents/${SLUG}`);
+  // Daily, half a day away: no run (and no charge) while the journey runs.
+  const hour = String((new Date().getUTCHours() + 12) % 24).padStart(2, '0');
+  await page.type(`${form} #schedule-cron`, `30 ${hour} * * *`);
+  await page.$eval('#schedule-inputs', (el) => {
+    el.value = '';
+  });
+  await page.type(`${form} #schedule-inputs`, '{"text": "Another lovely morning."}');
+  await page.$eval('#schedule-max', (el) => {
+    el.value = '';
+  });
+  await page.type(`${form} #schedule-max`, '2000');
+  check((await b.text('[data-testid=schedule-max-text]')).startsWith('₹20.00 at most'), 'the most per run reads in rupees as it is typed');
+  await page.click(`${form} button[type=submit]`);
+  await page.waitForSelector(`${form} [role=alert]`);
+  const below = await b.text(`${form} [role=alert]`);
+  check(below.length > 0, `a most per run below the price is refused in the API's words (${below})`);
+  await page.$eval('#schedule-max', (el) => {
+    el.value = '';
+  });
+  await page.type(`${form} #schedule-max`, String(PRICE));
+  const ends = new Date(Date.now() + 30 * 86400000).toISOString().slice(0, 10);
+  await page.$eval('#schedule-expires', (el, day) => {
+    el.value = day;
+  }, ends);
+  await page.click(`${form} button[type=submit]`);
+  await page.waitForSelector(`${form} [role=status]`);
+  const daily = await b.text(`${form} [role=status]`);
+  check(daily.includes(`${hour}:30 UTC`), `the buyer schedules the paid agent daily at ${hour}:30 (${daily})`);
+
+  await b.go('/agents/ticker');
+  check((await page.$(`${form} #schedule-max`)) === null, 'a free agent is scheduled without a most per run');
+  await page.type(`${form} #schedule-cron`, 'every monday');
+  await page.click(`${form} button[type=submit]`);
+  await page.waitForSelector(`${form} [role=alert]`);
+  const refused = await b.text(`${form} [role=alert]`);
+  check(refused.length > 0 && (await page.$(`${form} [role=status]`)) === null, `a bad cron expression is refused in the API's words (${refused})`);
+  check((await page.$eval('#schedule-cron', (el) => el.value)) === 'every monday', 'and what was typed stays in the form');
+  await page.$eval('#schedule-cron', (el) => {
+    el.value = '';
+  });
+  await page.type(`${form} #schedule-cron`, '0 9 * * 1');
+  await page.click(`${form} button[type=submit]`);
+  await page.waitForSelector(`${form} [role=status]`);
+  const scheduled = await b.text(`${form} [role=status]`);
+  check(/^Scheduled: the next run is Mon, .* 09:00 UTC\./.test(scheduled), `the buyer schedules the ticker every Monday at 09:00 (${scheduled})`);
+  await b.shot('08b-agent-scheduled');
+
+  await b.open(`${form} a[href="/dashboard#schedules"]`, '[data-testid=schedules]');
+  const rows = await page.$$eval('[data-testid=schedules] tbody tr', (trs) => trs.map((tr) => tr.textContent || ''));
+  // Newest first.
+  check(
+    rows.length === 2 && ['ticker', '0 9 * * 1', 'UTC', 'active', 'not yet', 'free'].every((t) => rows[0].includes(t)),
+    `the dashboard lists the schedule (${rows.join(' | ')})`,
+  );
+  const day = new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'short', year: 'numeric', timeZone: 'UTC' }).format(new Date(`${ends}T12:00:00Z`));
+  check(rows[1].includes(SLUG) && rows[1].includes(`₹30.00 until ${day}`), `and the paid one with its most per run until ${day} (${rows[1]})`);
+  const next = await page.$eval('[data-testid=schedules] tbody tr [data-testid=next-run] time', (el) => [el.getAttribute('datetime'), el.textContent]);
+  const due = new Date(next[0]);
+  check(
+    due.getUTCDay() === 1 && due.getUTCHours() === 9 && due.getUTCMinutes() === 0 && due > Date.now() && next[1].endsWith('09:00 UTC'),
+    `with its next run, a Monday at 09:00 UTC (${next.join(': ')})`,
+  );
+  await b.shot('08c-dashboard-schedule');
+  await b.audit('the dashboard with a schedule');
+
+  await page.click('[data-testid=schedules] button[aria-label^="Delete the schedule of ticker"]');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=schedules] tbody tr').length === 1);
+  check(!(await b.text('[data-testid=schedules]')).includes('ticker'), 'deleting the ticker schedule takes it off the list');
+  await page.click(`[data-testid=schedules] button[aria-label^="Delete the schedule of ${SLUG}"]`);
+  await page.waitForSelector('[data-testid=no-schedules]');
+  check((await page.$('[data-testid=schedules]')) === null, 'deleting it leaves the empty state');
+  await b.shot('08d-dashboard-schedule-deleted');
 }
 
 async function main() {

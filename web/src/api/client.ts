@@ -69,6 +69,8 @@ async function call<T>(path: string, { key, json, contentType, ...init }: Option
       body?.error.message ?? `The API answered ${response.status}.`,
     );
   }
+  // 204 No Content (a deletion): nothing to read.
+  if (response.status === 204) return undefined as T;
   return (await response.json()) as T;
 }
 
@@ -250,4 +252,28 @@ export function getPackageFile(key: string, slug: string, version: string, path:
 /** What each of the caller's agents has earned them. */
 export function listEarnings(key: string): Promise<Earnings> {
   return call<Earnings>("/v1/me/earnings", { key, cache: "no-store" });
+}
+
+export type Schedule = components["schemas"]["ScheduleView"];
+export type ScheduleList = components["schemas"]["ScheduleList"];
+export type NewSchedule = components["schemas"]["CreateSchedule"];
+
+/** Runs the agent on a cron expression with the caller's key; a paid agent needs `mandate`. */
+export function createSchedule(key: string, slug: string, schedule: NewSchedule): Promise<Schedule> {
+  return call<Schedule>(`/v1/agents/${encodeURIComponent(slug)}/schedules`, {
+    key,
+    method: "POST",
+    json: schedule,
+    cache: "no-store",
+  });
+}
+
+/** Every schedule of the caller, newest first. */
+export function listSchedules(key: string): Promise<ScheduleList> {
+  return call<ScheduleList>("/v1/schedules", { key, cache: "no-store" });
+}
+
+/** Stops one of the caller's schedules for good. */
+export function deleteSchedule(key: string, id: string): Promise<void> {
+  return call<void>(`/v1/schedules/${encodeURIComponent(id)}`, { key, method: "DELETE", cache: "no-store" });
 }

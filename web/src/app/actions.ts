@@ -1,7 +1,7 @@
 "use server";
 // Server actions: the browser posts forms here and this server calls the API with the key in
 // the session cookie. Each returns the API's message when the API says no.
-import { updateTag } from "next/cache";
+import { revalidatePath, updateTag } from "next/cache";
 import { redirect } from "next/navigation";
 
 import {
@@ -11,11 +11,14 @@ import {
   approveVersion,
   createAgent,
   createExecution,
+  createSchedule,
+  deleteSchedule,
   me,
   publishVersion,
   rejectVersion,
 } from "@/api/client";
 import { endSession, localPath, sessionKey, startSession } from "@/api/session";
+import { when } from "@/lib/present";
 
 export interface Outcome {
   error: string | null;
@@ -133,4 +136,53 @@ export async function publish(_previous: Published, form: FormData): Promise<Pub
   } catch (error) {
     return { error: message(error) };
   }
+}
+
+/** Runs `slug` on the form's cron expression and time zone with its JSON inputs; a paid agent's
+ * form also carries the most one run may cost (minor units) and when that consent ends. */
+export async function scheduleAgent(slug: string, _previous: Outcome, form: FormData): Promise<Outcome> {
+  const key = await signedIn(`/agents/${slug}`);
+  const field = (name: string) => String(form.get(name) ?? "").trim();
+  let inputs: unknown;
+  try {
+    inputs = JSON.parse(field("inputs") || "{}");
+  } catch {
+    return { error: "The inputs are not valid JSON." };
+  }
+  if (typeof inputs !== "object" || inputs === null || Array.isArray(inputs)) {
+    return { error: "The inputs are a JSON object, such as {}." };
+  }
+  let mandate: { max_amount_minor: number; expires_at?: string } | undefined;
+  if (form.has("max_amount_minor") && field("max_amount_minor") !== "") {
+    const max = Number(field("max_amount_minor"));
+    if (!Number.isSafeInteger(max)) return { error: "The most per run is a whole number of minor units (paise, cents)." };
+    // A day from the date picker: the mandate lasts to the end of it, in UTC.
+    const expires = field("expires_on");
+    mandate = { max_amount_minor: max, ...(expires ? { expires_at: `${expires}T23:59:59Z` } : {}) };
+  }
+  const timezone = field("timezone");
+  try {
+    const schedule = await createSchedule(key, slug, {
+      cron: field("cron"),
+      inputs: inputs as Record<string, unknown>,
+      ...(timezone ? { timezone } : {}),
+      ...(mandate ? { mandate } : {}),
+    });
+    const next = schedule.next_run_at ? `the next run is ${when(schedule.next_run_at, schedule.timezone)}` : "it has no next run";
+    return { error: null, done: `Scheduled: ${next}.` };
+  } catch (error) {
+    return { error: message(error) };
+  }
+}
+
+/** Deletes one of the caller's schedules; the dashboard then lists what is left. */
+export async function removeSchedule(id: string): Promise<Outcome> {
+  const key = await signedIn("/dashboard");
+  try {
+    await deleteSchedule(key, id);
+  } catch (error) {
+    return { error: message(error) };
+  }
+  revalidatePath("/dashboard");
+  return { error: null };
 }

@@ -118,6 +118,32 @@ export function day(timestamp: string | undefined, locale = "en-GB"): string {
     : new Intl.DateTimeFormat(locale, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" }).format(date);
 }
 
+/** A date-time of the API as people read it in `timeZone` (an IANA name), which it names:
+ * "Mon 7 Dec 2026, 09:00 UTC"; in UTC when this runtime does not know the zone. */
+export function when(timestamp: string | undefined, timeZone = "UTC", locale = "en-GB"): string {
+  if (!timestamp) return "";
+  const date = new Date(timestamp);
+  if (Number.isNaN(date.getTime())) return timestamp;
+  const options: Intl.DateTimeFormatOptions = {
+    weekday: "short",
+    day: "numeric",
+    month: "short",
+    year: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  };
+  let zone = timeZone;
+  let format: Intl.DateTimeFormat;
+  try {
+    format = new Intl.DateTimeFormat(locale, { ...options, timeZone: zone });
+  } catch {
+    zone = "UTC";
+    format = new Intl.DateTimeFormat(locale, { ...options, timeZone: zone });
+  }
+  return `${format.format(date)} ${zone}`;
+}
+
 /** The agents a version may call (agent.json `dependencies`): `[slug, range]`, by slug. */
 export function dependencies(manifest: Record<string, unknown>): [string, string][] {
   return Object.entries(record(manifest.dependencies))

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { jsonTree } from "../../src/lib/json-tree";
-import { changelog, day, dependencies, examples } from "../../src/lib/present";
+import { changelog, day, dependencies, examples, when } from "../../src/lib/present";
 
 test("a JSON value becomes a tree with its keys, kinds and JSON spellings", () => {
   const tree = jsonTree({ label: "positive", scores: [0.9, null], ok: true });
@@ -68,4 +68,12 @@ test("dependencies are listed by slug with their ranges", () => {
     ["word-count", "~1.2"],
   ]);
   assert.deepEqual(dependencies({}), []);
+});
+
+test("a schedule's times read in its own time zone, which they name", () => {
+  assert.equal(when("2026-12-07T09:00:00Z"), "Mon, 7 Dec 2026, 09:00 UTC");
+  assert.equal(when("2026-12-07T08:00:00Z", "Europe/Paris"), "Mon, 7 Dec 2026, 09:00 Europe/Paris");
+  assert.equal(when("2026-12-07T08:00:00Z", "Not/AZone"), "Mon, 7 Dec 2026, 08:00 UTC", "an unknown zone falls back to UTC");
+  assert.equal(when(undefined), "");
+  assert.equal(when("not a date"), "not a date");
 });

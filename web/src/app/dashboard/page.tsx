@@ -2,12 +2,22 @@ import type { Metadata } from "next";
 import Link from "next/link";
 import { redirect } from "next/navigation";
 
-import { type Account, type Balance, type ExecutionList, getBalance, listExecutions, me } from "@/api/client";
+import {
+  type Account,
+  type Balance,
+  type ExecutionList,
+  type Schedule,
+  getBalance,
+  listExecutions,
+  listSchedules,
+  me,
+} from "@/api/client";
 import { sessionKey } from "@/api/session";
 import { EXECUTION_STATUSES, money, statusText } from "@/lib/present";
 
 import { signOut } from "../actions";
 import { Problem } from "../problem";
+import { Schedules } from "./schedules";
 
 export const metadata: Metadata = { title: "Dashboard", robots: { index: false } };
 
@@ -20,12 +30,17 @@ function one(value: string | string[] | undefined): string | undefined {
   return v?.trim() || undefined;
 }
 
-// My executions and my money, rendered on the server with the session's key.
+// My executions, my schedules and my money, rendered on the server with the session's key.
 export default async function Dashboard({ searchParams }: Props) {
   const key = await sessionKey();
   if (!key) redirect("/signin?next=/dashboard");
   const params = await searchParams;
   const query = { status: one(params.status), agent: one(params.agent), pageToken: one(params.page_token) };
+  // Secondary: when the list fails, its section says so and the rest of the page still shows.
+  const schedules = listSchedules(key).then(
+    (list): { items: Schedule[] } => ({ items: list.items }),
+    (error: unknown) => ({ error }),
+  );
   let account: Account;
   let executions: ExecutionList;
   let balance: Balance;
@@ -108,6 +123,7 @@ export default async function Dashboard({ searchParams }: Props) {
           </p>
         ) : null}
       </section>
+      <Schedules loaded={await schedules} />
       <section aria-labelledby="balance">
         <h2 id="balance">Balance</h2>
         <p data-testid="balance">{money(balance.balance_minor, balance.currency)}</p>

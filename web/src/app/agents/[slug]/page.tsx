@@ -3,11 +3,13 @@ import Link from "next/link";
 import { notFound } from "next/navigation";
 
 import { type Agent, type Version, getAgent, listReleases } from "@/api/client";
-import { about, capabilities, changelog, day, dependencies, examples, price } from "@/lib/present";
+import { sessionKey } from "@/api/session";
+import { about, capabilities, changelog, day, dependencies, examples, money, price } from "@/lib/present";
 
 import { JsonView } from "../../json-view";
 import { Problem } from "../../problem";
 import { RunForm } from "./run-form";
+import { type PaidTerms, ScheduleForm } from "./schedule-form";
 
 interface Props {
   params: Promise<{ slug: string }>;
@@ -60,6 +62,15 @@ export default async function AgentPage({ params }: Props) {
   );
   const samples = version ? examples(version.manifest) : [];
   const calls = version ? dependencies(version.manifest) : [];
+  const signedIn = (await sessionKey()) !== null;
+  const paid: PaidTerms | null =
+    agent.pricing.model === "per_execution"
+      ? {
+          priceMinor: agent.pricing.price_minor,
+          currency: agent.pricing.currency,
+          priceText: money(agent.pricing.price_minor, agent.pricing.currency),
+        }
+      : null;
   return (
     <article>
       <h1>{agent.name}</h1>
@@ -111,10 +122,23 @@ export default async function AgentPage({ params }: Props) {
         </section>
       ) : null}
       {version ? (
-        <section aria-labelledby="run">
-          <h2 id="run">Run it</h2>
-          <RunForm slug={agent.slug} schema={version.manifest.inputs} />
-        </section>
+        <div className="forms">
+          <section aria-labelledby="run">
+            <h2 id="run">Run it</h2>
+            <RunForm slug={agent.slug} schema={version.manifest.inputs} />
+          </section>
+          <section aria-labelledby="schedule">
+            <h2 id="schedule">Schedule it</h2>
+            {signedIn ? (
+              <ScheduleForm slug={agent.slug} paid={paid} />
+            ) : (
+              <p>
+                <Link href={`/signin?next=${encodeURIComponent(`/agents/${agent.slug}`)}`}>Sign in</Link> to run it on a
+                schedule.
+              </p>
+            )}
+          </section>
+        </div>
       ) : null}
       {samples.length > 0 ? (
         <section aria-labelledby="samples">
