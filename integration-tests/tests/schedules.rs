@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use frameos_control_plane::faults::SCHEDULED_MARKER;
+use frameos_integration_tests::dev_process::{DevData, DevProcess};
 use frameos_integration_tests::{Backend, Mesh, packages, rail};
 use reqwest::Method;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
@@ -457,6 +458,77 @@ async fn a_replica_killed_between_the_run_and_the_schedule_leaves_one_run() {
         .collect();
     assert_eq!(holds.len(), 1, "{holds:?}");
     mesh.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frameos_dev_on_sqlite_runs_a_due_schedule_once() {
+    // SQLite has no row locks and one writer: the tick must not hold a transaction while the
+    // run is inserted (it did, and the pool waited 30 s for itself).
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_frameos-test-dev"));
+    let data = DevData::new().unwrap();
+    let dev = DevProcess::start(binary, &data).await.unwrap();
+    let developer = dev.account("sqlite-dev", "developer").await.unwrap();
+    let code = "module.exports = async (inputs) => ({echo: inputs.text});\n";
+    dev.publish_approved(
+        &developer,
+        "echo",
+        packages::node_agent("echo", "1.0.0", code),
+        None,
+    )
+    .await
+    .unwrap();
+    let user = dev.account("sqlite-user", "user").await.unwrap();
+    let response = dev
+        .request(Method::POST, "/v1/agents/echo/schedules", &user)
+        .json(&json!({"cron": "0 0 1 1 *", "inputs": {"text": "dev"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Due since long ago: every tick since then was missed, and one run is made.
+    let db = Database::connect(data.database_url()).await.unwrap();
+    db.execute_raw(Statement::from_string(
+        db.get_database_backend(),
+        format!("UPDATE schedules SET next_run_at = '2020-01-01 00:00:00+00:00' WHERE id = '{id}'"),
+    ))
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ran = loop {
+        let schedule: Value = dev
+            .request(Method::GET, &format!("/v1/schedules/{id}"), &user)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if schedule["runs"] == 1 {
+            break schedule;
+        }
+        assert!(Instant::now() < deadline, "never ran: {schedule}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        parse_time(&ran["next_run_at"]) > chrono::Utc::now(),
+        "{ran}"
+    );
+    let execution = ran["last_execution_id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = dev.execution(&user, execution).await.unwrap();
+        if done["status"] == "succeeded" {
+            assert_eq!(done["output"], json!({"echo": "dev"}), "{done}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not succeeded: {done}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    dev.kill().await.unwrap();
 }
 
 /// A mandate's `payload` (standard base64), checked with ring (not the platform's dalek)

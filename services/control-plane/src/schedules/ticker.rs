@@ -76,21 +76,37 @@ impl Ticker {
     }
 
     /// Takes one due schedule (none left: `None`) and handles its tick; `Some(Err(id))` when
-    /// the tick is postponed.
+    /// the tick is postponed. On PostgreSQL the row stays locked until the schedule is
+    /// advanced; SQLite (`frameos dev`: one process, one replica) has no row locks, and its one
+    /// writer must stay free for the run's own insert, so there the row is read outside any
+    /// transaction (the tick's idempotency key still keeps one run per tick).
     async fn tick(&self, postponed: &[String]) -> Result<Option<Result<(), String>>, Error> {
-        let now = Utc::now();
+        if self.db.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return self.tick_on(&self.db, postponed).await;
+        }
         let txn = self.db.begin().await.map_err(db::error)?;
+        let handled = self.tick_on(&txn, postponed).await?;
+        // Nothing is written for a postponed tick or when none was due: commit either way.
+        txn.commit().await.map_err(db::error)?;
+        Ok(handled)
+    }
+
+    async fn tick_on<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        postponed: &[String],
+    ) -> Result<Option<Result<(), String>>, Error> {
+        let now = Utc::now();
         let mut due = schedule::Entity::find()
             .filter(schedule::Column::Status.eq(ScheduleStatus::Active))
             .filter(schedule::Column::NextRunAt.lte(now))
             .filter(schedule::Column::Id.is_not_in(postponed.iter().map(String::as_str)))
             .order_by_asc(schedule::Column::NextRunAt)
             .limit(1);
-        if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
             due = due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
-        let Some(row) = due.one(&txn).await.map_err(db::error)? else {
-            txn.commit().await.map_err(db::error)?;
+        let Some(row) = due.one(conn).await.map_err(db::error)? else {
             return Ok(None);
         };
         let tick = row.next_run_at;
@@ -98,7 +114,6 @@ impl Ticker {
             Ok(fired) => fired,
             Err(e) if e.code == ErrorCode::Unavailable => {
                 tracing::warn!(schedule_id = %row.id, %tick, error = %e, "scheduled run postponed");
-                txn.rollback().await.map_err(db::error)?;
                 return Ok(Some(Err(row.id)));
             }
             Err(e) => Fired::Refused(e),
@@ -139,8 +154,7 @@ impl Ticker {
         }
         // From now, not from the tick: ticks missed while no replica ran make one run.
         update.next_run_at = Set(next_tick(&row, tick.max(now)));
-        update.update(&txn).await.map_err(db::error)?;
-        txn.commit().await.map_err(db::error)?;
+        update.update(conn).await.map_err(db::error)?;
         Ok(Some(Ok(())))
     }
 

@@ -2,7 +2,7 @@
 //! day-of-week, parsed by `croner`) read in an IANA time zone. No seconds field: one run a
 //! minute is the most a schedule asks for.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -63,10 +63,11 @@ impl Timetable {
         self.zone.name()
     }
 
-    /// The first tick strictly after `t`.
+    /// The first tick strictly after `t`, on a whole minute (croner keeps the start's fraction
+    /// of a second, so it is dropped first).
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
-            .find_next_occurrence(&t.with_timezone(&self.zone), false)
+            .find_next_occurrence(&t.trunc_subsecs(0).with_timezone(&self.zone), false)
             .ok()
             .map(|next| next.with_timezone(&Utc))
     }
@@ -90,6 +91,9 @@ mod tests {
             t.next_after(at(2026, 11, 30, 10, 2)),
             Some(at(2026, 11, 30, 10, 5))
         );
+        // On the minute, whatever the fraction of a second it is asked at.
+        let asked = at(2026, 11, 30, 10, 2) + chrono::Duration::milliseconds(934);
+        assert_eq!(t.next_after(asked), Some(at(2026, 11, 30, 10, 5)));
         // Strictly after: a tick is never due twice.
         assert_eq!(
             t.next_after(at(2026, 11, 30, 10, 5)),
