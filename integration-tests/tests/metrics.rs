@@ -328,6 +328,11 @@ async fn every_service_exposes_the_operations_families_to_a_stock_parser() {
     assert_eq!(cp.gauge("frameos_outbox_pending"), 0.0);
     assert_eq!(cp.gauge("frameos_outbox_oldest_age_seconds"), 0.0);
     assert_eq!(cp.gauge("frameos_executions_stuck"), 0.0);
+    assert_eq!(cp.gauge("frameos_schedules_overdue_seconds"), 0.0);
+    assert_eq!(
+        cp.counter("frameos_schedule_ticks", &[("outcome", "run")]),
+        0.0
+    );
     let heartbeat = cp.gauge("frameos_node_heartbeat_age_seconds");
     assert!((0.0..60.0).contains(&heartbeat), "{heartbeat}");
     assert!(cp.histogram_count("frameos_amqp_publish_duration_seconds", &[]) >= 5.0);

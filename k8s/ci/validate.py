@@ -47,7 +47,8 @@ METRICS = {
     "frameos_docker_request_duration_seconds", "frameos_egress_bytes_total",
     "frameos_node_heartbeat_age_seconds", "frameos_executions_stuck",
     "frameos_http_request_duration_seconds", "frameos_grpc_request_duration_seconds",
-    "frameos_outbox_oldest_age_seconds",
+    "frameos_outbox_oldest_age_seconds", "frameos_schedule_ticks_total",
+    "frameos_schedules_overdue_seconds",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 # FRAMEOS_* settings fixed for the services before every service reads them (the brief of

@@ -1,6 +1,6 @@
 //! The control plane's metrics (API.md §4.3). Counters and histograms are recorded where the
 //! event happens; the gauges of the database's state (queue depth, outbox, stuck executions,
-//! node heartbeats) are read at scrape time ([`Metrics::refresh`]), so they cost nothing while
+//! node heartbeats, overdue schedules) are read at scrape time ([`Metrics::refresh`]), so they cost nothing while
 //! nobody scrapes and are never staler than the scrape.
 
 use std::fmt::Write;
@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use chrono::Utc;
-use frameos_core::{ChargeStatus, ExecutionStatus};
+use frameos_core::{ChargeStatus, ExecutionStatus, ScheduleStatus};
 use frameos_metrics::{Phase, PhaseDurations, Registry};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -20,7 +20,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use crate::entity::{execution, execution_claim, node, outbox};
+use crate::entity::{execution, execution_claim, node, outbox, schedule};
 
 /// The end of an execution: a terminal status as a label value (its contract string).
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -67,6 +67,23 @@ impl Fix {
     ];
 }
 
+/// What became of a schedule's tick.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Tick {
+    /// Its run was made.
+    Run,
+    /// No run: the owner's to fix (recorded as the schedule's `last_error`).
+    Refused,
+    /// The standing mandate expired: the schedule stopped.
+    Expired,
+    /// The database or the rail was unavailable: retried on the next pass.
+    Postponed,
+}
+
+impl Tick {
+    const ALL: [Tick; 4] = [Tick::Run, Tick::Refused, Tick::Expired, Tick::Postponed];
+}
+
 /// Which reconciliation loop ran.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Reconciler {
@@ -92,6 +109,12 @@ macro_rules! label_value {
 
 label_value!(Fix { Settled => "settled", Released => "released", DeadClaim => "dead_claim", LostJob => "lost_job", OrphanedChild => "orphaned_child" });
 label_value!(Reconciler { Billing => "billing", Reaper => "reaper" });
+label_value!(Tick { Run => "run", Refused => "refused", Expired => "expired", Postponed => "postponed" });
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TickLabels {
+    outcome: Tick,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -123,6 +146,8 @@ pub struct Metrics {
     charges: Family<ChargeLabels, Counter>,
     reconcile_runs: Family<RunLabels, Counter>,
     reconcile_fixes: Family<FixLabels, Counter>,
+    ticks: Family<TickLabels, Counter>,
+    schedules_overdue: SecondsGauge,
     publish: Histogram,
     queue_depth: Gauge,
     outbox_pending: Gauge,
@@ -147,6 +172,8 @@ impl Metrics {
             charges: Family::default(),
             reconcile_runs: Family::default(),
             reconcile_fixes: Family::default(),
+            ticks: Family::default(),
+            schedules_overdue: SecondsGauge::default(),
             publish: Histogram::new(frameos_metrics::duration_buckets()),
             queue_depth: Gauge::default(),
             outbox_pending: Gauge::default(),
@@ -171,6 +198,9 @@ impl Metrics {
         for kind in Fix::ALL {
             let _ = metrics.reconcile_fixes.get_or_create(&FixLabels { kind });
         }
+        for outcome in Tick::ALL {
+            let _ = metrics.ticks.get_or_create(&TickLabels { outcome });
+        }
         for phase in [Phase::QueueWait, Phase::Start, Phase::Run] {
             metrics.phases.declare(phase);
         }
@@ -194,6 +224,16 @@ impl Metrics {
             "frameos_reconcile_fixes",
             "Things the reconciliation loops found wrong and fixed, by kind",
             m.reconcile_fixes,
+        );
+        registry.register(
+            "frameos_schedule_ticks",
+            "Schedule ticks handled, by outcome: run, refused (the owner's to fix), expired, postponed",
+            m.ticks,
+        );
+        registry.register_seconds(
+            "frameos_schedules_overdue",
+            "How late the oldest due tick of an active schedule is (0 when none is due): the tickers are not keeping up",
+            m.schedules_overdue,
         );
         registry.register_seconds(
             "frameos_amqp_publish_duration",
@@ -226,6 +266,11 @@ impl Metrics {
             m.heartbeat_age,
         );
         metrics
+    }
+
+    /// A schedule's tick was handled.
+    pub fn tick(&self, outcome: Tick) {
+        self.ticks.get_or_create(&TickLabels { outcome }).inc();
     }
 
     /// An execution ended with `status`; other statuses (a hand-back) are not counted.
@@ -323,6 +368,15 @@ impl Metrics {
             .await?
             .map_or(0.0, |row| seconds(now - row.last_heartbeat_at));
         self.heartbeat_age.set(stalest);
+
+        let overdue = schedule::Entity::find()
+            .filter(schedule::Column::Status.eq(ScheduleStatus::Active))
+            .filter(schedule::Column::NextRunAt.lte(now))
+            .order_by_asc(schedule::Column::NextRunAt)
+            .one(db)
+            .await?
+            .map_or(0.0, |row| seconds(now - row.next_run_at));
+        self.schedules_overdue.set(overdue);
         Ok(())
     }
 }

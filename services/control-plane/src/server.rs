@@ -350,6 +350,7 @@ impl Server {
                     billing: self.billing.clone(),
                     webhooks: self.config.webhooks.guard(),
                     outbox: outbox.clone(),
+                    metrics: self.metrics.clone(),
                     poll: Duration::from_millis(self.config.schedules.schedule_poll_ms),
                 }
                 .run(serve_stop.clone()),

@@ -25,6 +25,7 @@ use crate::billing::Billing;
 use crate::db;
 use crate::entity::{account, schedule};
 use crate::execution::{self, Intake, Origin};
+use crate::metrics::Tick;
 use crate::webhooks::Guard;
 
 /// Everything a tick needs to create a run as its schedule's owner would.
@@ -35,6 +36,8 @@ pub struct Ticker {
     pub webhooks: Guard,
     /// Wakes the outbox relay when a run was queued.
     pub outbox: Arc<Notify>,
+    /// Counts the ticks by outcome.
+    pub metrics: crate::metrics::Metrics,
     pub poll: Duration,
 }
 
@@ -114,6 +117,7 @@ impl Ticker {
             Ok(fired) => fired,
             Err(e) if e.code == ErrorCode::Unavailable => {
                 tracing::warn!(schedule_id = %row.id, %tick, error = %e, "scheduled run postponed");
+                self.metrics.tick(Tick::Postponed);
                 return Ok(Some(Err(row.id)));
             }
             Err(e) => Fired::Refused(e),
@@ -135,6 +139,7 @@ impl Ticker {
                 created,
             } => {
                 tracing::info!(schedule_id = %row.id, %tick, %execution_id, created, "scheduled run");
+                self.metrics.tick(Tick::Run);
                 update.last_execution_id = Set(Some(execution_id));
                 update.last_error = Set(None);
                 // A run made by a replica that died before counting it is counted now.
@@ -142,11 +147,13 @@ impl Ticker {
             }
             Fired::Refused(e) => {
                 tracing::info!(schedule_id = %row.id, %tick, code = %e.code, error = %e.message, "scheduled run refused");
+                self.metrics.tick(Tick::Refused);
                 update.last_execution_id = Set(None);
                 update.last_error = Set(Some(format!("{}: {}", e.code, e.message)));
             }
             Fired::Expired(why) => {
                 tracing::info!(schedule_id = %row.id, %tick, "schedule expired with its standing mandate");
+                self.metrics.tick(Tick::Expired);
                 update.status = Set(ScheduleStatus::Expired);
                 update.last_execution_id = Set(None);
                 update.last_error = Set(Some(why));
