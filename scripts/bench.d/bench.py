@@ -6,6 +6,7 @@ import time
 import executions
 import live
 import report
+import schedules
 import throughput
 from client import NOOP, TOOLS, Api, env, publish
 
@@ -34,6 +35,8 @@ STEPS = {
     "p5-idle": live.p5_idle,
     "p5-load": live.p5_load,
     "p6": throughput.p6,
+    "p7-one": schedules.p7_one,
+    "p7-two": schedules.p7_two,
     "report": report.main,
 }
 

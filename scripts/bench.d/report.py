@@ -8,8 +8,8 @@ import time
 
 from client import env
 
-ORDER = ["p5-idle", "p1", "p2", "p4", "p5-load", "p3", "p6"]
-GOAL_ORDER = ["P1", "P2", "P3", "P4", "P5", "P6"]
+ORDER = ["p5-idle", "p1", "p2", "p4", "p5-load", "p3", "p6", "p7"]
+GOAL_ORDER = ["P1", "P2", "P3", "P4", "P5", "P6", "P7"]
 
 
 def fmt(value, unit):
