@@ -74,6 +74,10 @@ async fn put_secret(mesh: &Mesh, key: &str, slug: &str, name: &str, value: &str)
     call(mesh, Method::PUT, &path, key, Some(json!({"value": value}))).await
 }
 
+async fn webhook_secret(mesh: &Mesh, key: &str) -> (u16, Value) {
+    call(mesh, Method::GET, "/v1/me/webhook-secret", key, None).await
+}
+
 fn assert_error(got: &(u16, Value), status: u16, code: &str) {
     assert_eq!(got.0, status, "{}", got.1);
     assert_eq!(got.1["error"]["code"], code, "{}", got.1);
@@ -512,6 +516,28 @@ async fn secrets_survive_a_key_rotation() {
     let delivered = |done: &Value| done["output"].clone();
     let (_, done) = mesh.run(&dev, "rotating", json!({})).await.unwrap();
     assert_eq!(delivered(&done), json!([["OLD", "sealed-by-k1"]]), "{done}");
+    // The account's webhook signing secret is sealed with the same keyring.
+    let (status, body) = webhook_secret(&mesh, &dev).await;
+    assert_eq!(status, 200, "{body}");
+    let signing = body["secret"].as_str().unwrap().to_string();
+    let db = Database::connect(mesh.database_url()).await.unwrap();
+    let stored_webhook_secret = || async {
+        db.query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT webhook_secret FROM accounts WHERE webhook_secret IS NOT NULL",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<String>("", "webhook_secret")
+        .unwrap()
+    };
+    let stored = stored_webhook_secret().await;
+    assert!(stored.starts_with("sealed:v1:k1:"), "{stored}");
+    assert!(
+        !stored.contains(&signing[6..]),
+        "the secret is stored in clear"
+    );
 
     // A new active key in front of the old one: old values still open, new ones use it.
     let both = format!("{KEY_2},{KEY_1}");
@@ -530,7 +556,6 @@ async fn secrets_survive_a_key_rotation() {
         json!([["NEW", "sealed-by-k2"], ["OLD", "sealed-by-k1"]]),
         "{done}"
     );
-    let db = Database::connect(mesh.database_url()).await.unwrap();
     let key_ids = || async {
         db.query_all_raw(Statement::from_string(
             DbBackend::Postgres,
@@ -554,17 +579,19 @@ async fn secrets_survive_a_key_rotation() {
     let rotation = frameos_control_plane::rotate_secrets(mesh.database_url(), &keyring(&both))
         .await
         .unwrap();
+    // OLD and the webhook secret re-sealed, NEW already current.
     assert_eq!(
         (rotation.resealed, rotation.current),
-        (1, 1),
+        (2, 1),
         "{rotation:?}"
     );
+    assert!(stored_webhook_secret().await.starts_with("sealed:v1:k2:"));
     assert!(rotation.unreadable.is_empty(), "{rotation:?}");
     assert_eq!(key_ids().await, [pair("NEW", "k2"), pair("OLD", "k2")]);
     let again = frameos_control_plane::rotate_secrets(mesh.database_url(), &keyring(&both))
         .await
         .unwrap();
-    assert_eq!((again.resealed, again.current), (0, 2), "{again:?}");
+    assert_eq!((again.resealed, again.current), (0, 3), "{again:?}");
 
     // The old key can go: everything still opens with the new one alone.
     mesh.restart_control_plane(|c| c.secrets.secrets_key = Some(keyring(KEY_2)))
@@ -576,11 +603,15 @@ async fn secrets_survive_a_key_rotation() {
         json!([["NEW", "sealed-by-k2"], ["OLD", "sealed-by-k1"]]),
         "{done}"
     );
+    assert_eq!(
+        webhook_secret(&mesh, &dev).await.1["secret"],
+        signing.as_str()
+    );
     // A rotation with only the old key cannot open what the new one sealed, and says so.
     let stale = frameos_control_plane::rotate_secrets(mesh.database_url(), &keyring(KEY_1))
         .await
         .unwrap();
-    assert_eq!(stale.unreadable.len(), 2, "{stale:?}");
+    assert_eq!(stale.unreadable.len(), 3, "{stale:?}");
     assert_eq!(key_ids().await, [pair("NEW", "k2"), pair("OLD", "k2")]);
 
     // Without any key, secrets cannot be written (503), but names are still listed.
@@ -589,6 +620,8 @@ async fn secrets_survive_a_key_rotation() {
         .unwrap();
     let refused = put_secret(&mesh, &dev, "rotating", "MORE", "x").await;
     assert_error(&refused, 503, "unavailable");
+    // Nor can webhooks be signed: the sealed secret needs the key.
+    assert_error(&webhook_secret(&mesh, &dev).await, 503, "unavailable");
     assert!(
         refused.1["error"]["message"]
             .as_str()

@@ -22,6 +22,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+/// Seals the accounts' webhook secrets (FRAMEOS_SECRETS_KEY).
+const SECRETS_KEY: &str = "k1:5a5b5c5d5e5f606162636465666768696a6b6c6d6e6f70717273747576777879";
+
 /// One POST the receiver got.
 #[derive(Debug, Clone)]
 struct Received {
@@ -138,6 +141,8 @@ async fn call(
 
 async fn mesh(retry_for_secs: u64) -> Mesh {
     let mut mesh = Mesh::with_queue(Backend::PostgresS3, |config| {
+        // The accounts' signing secrets sealed at rest, as in production.
+        config.secrets.secrets_key = Some(SECRETS_KEY.parse().unwrap());
         config.webhooks.webhook_allow_loopback = true;
         config.webhooks.webhook_retry_base_ms = 200;
         config.webhooks.webhook_retry_for_secs = retry_for_secs;
@@ -429,7 +434,9 @@ async fn an_attempt_cut_by_a_killed_control_plane_is_made_again_under_its_event_
     // The control plane as a process, SIGKILLed while its first attempt waits for an answer.
     mesh.stop_control_plane().await.unwrap();
     let program = std::path::Path::new(env!("CARGO_BIN_EXE_frameos-test-control-plane"));
+    let secrets_key = format!("--secrets-key={SECRETS_KEY}");
     let webhook_flags = [
+        secrets_key.as_str(),
         "--webhook-allow-loopback=true",
         "--webhook-timeout-secs=5",
         "--webhook-poll-ms=100",

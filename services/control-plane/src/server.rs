@@ -361,6 +361,7 @@ impl Server {
             ended(
                 crate::webhooks::Dispatcher::new(
                     self.db.clone(),
+                    self.config.secrets.secrets_key.clone(),
                     self.config.webhooks.clone(),
                     hub.endings(),
                 )
@@ -473,6 +474,7 @@ impl Server {
             ))
             .add_service(WebhookServiceServer::new(crate::webhooks::Webhooks::new(
                 self.db.clone(),
+                self.config.secrets.secrets_key.clone(),
             )))
             .add_service(SecretServiceServer::new(crate::secrets::Secrets::new(
                 self.db.clone(),

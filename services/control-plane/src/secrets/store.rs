@@ -255,8 +255,8 @@ pub struct Rotation {
     pub unreadable: Vec<String>,
 }
 
-/// Re-seals every secret not sealed with the active key under it, so the older keys can be
-/// removed from FRAMEOS_SECRETS_KEY. Safe to run while the platform serves: a row is replaced
+/// Re-seals every secret not sealed with the active key under it (agents' secrets and the
+/// accounts' webhook signing secrets), so the older keys can be removed from FRAMEOS_SECRETS_KEY. Safe to run while the platform serves: a row is replaced
 /// only if it is still the one that was read, so a value written meanwhile is never undone.
 pub async fn rotate(db: &DatabaseConnection, keyring: &Keyring) -> Result<Rotation, Error> {
     let active = keyring.active_id();
@@ -311,6 +311,11 @@ pub async fn rotate(db: &DatabaseConnection, keyring: &Keyring) -> Result<Rotati
             rotation.changed_meanwhile += 1;
         }
     }
+    // The accounts' webhook signing secrets are sealed with the same keyring.
+    let (resealed, current, unreadable) = crate::webhooks::secret::rotate(db, keyring).await?;
+    rotation.resealed += resealed;
+    rotation.current += current;
+    rotation.unreadable.extend(unreadable);
     tracing::info!(
         active_key = %rotation.active_key,
         resealed = rotation.resealed,

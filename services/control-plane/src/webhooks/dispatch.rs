@@ -31,6 +31,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 pub struct Dispatcher {
     db: DatabaseConnection,
+    /// Opens the accounts' sealed secrets (FRAMEOS_SECRETS_KEY).
+    keyring: Option<crate::secrets::Keyring>,
     config: WebhookConfig,
     guard: Guard,
     wake: Arc<Notify>,
@@ -45,10 +47,16 @@ struct Attempt {
 
 impl Dispatcher {
     /// `wake` is notified when an execution ends (the hub's endings).
-    pub fn new(db: DatabaseConnection, config: WebhookConfig, wake: Arc<Notify>) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        keyring: Option<crate::secrets::Keyring>,
+        config: WebhookConfig,
+        wake: Arc<Notify>,
+    ) -> Self {
         Dispatcher {
             guard: config.guard(),
             db,
+            keyring,
             config,
             wake,
         }
@@ -137,7 +145,8 @@ impl Dispatcher {
         let started_at = Utc::now();
         let number = delivery.attempts + 1;
         let body = self.body(&delivery.execution_id).await?;
-        let secret = super::secret(&self.db, &delivery.account_id).await?;
+        let secret =
+            super::secret::secret(&self.db, self.keyring.as_ref(), &delivery.account_id).await?;
         let outcome = self.post(delivery, number, &body, &secret).await;
         let delivered = outcome.status.is_some_and(|s| (200..300).contains(&s));
         let first = delivery.first_attempt_at.unwrap_or(started_at);

@@ -5,13 +5,13 @@
 //! the retry window. The delivery's id is the event id: the same on every attempt.
 
 mod dispatch;
+pub mod secret;
 mod service;
 pub mod signature;
 mod target;
 
 use chrono::{DateTime, Utc};
 use frameos_core::{Error, WebhookState};
-use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
 
 pub use dispatch::Dispatcher;
@@ -19,7 +19,7 @@ pub use service::Webhooks;
 pub use target::Guard;
 
 use crate::db;
-use crate::entity::{account, webhook_delivery};
+use crate::entity::webhook_delivery;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct WebhookConfig {
@@ -90,36 +90,6 @@ pub fn waiting(
         last_error: Set(None),
         created_at: Set(now),
     }))
-}
-
-/// The account's webhook secret, made (once, whichever replica asks first) on first use.
-pub async fn secret(db: &DatabaseConnection, account_id: &str) -> Result<String, Error> {
-    // Read first: every attempt signs, and only the first use of an account writes.
-    if let Some(secret) = stored_secret(db, account_id).await? {
-        return Ok(secret);
-    }
-    account::Entity::update_many()
-        .col_expr(
-            account::Column::WebhookSecret,
-            Expr::value(signature::new_secret()),
-        )
-        .filter(account::Column::Id.eq(account_id))
-        .filter(account::Column::WebhookSecret.is_null())
-        .exec(db)
-        .await
-        .map_err(db::error)?;
-    // Ours, or the one a concurrent first use wrote.
-    stored_secret(db, account_id)
-        .await?
-        .ok_or_else(|| Error::internal("the account's webhook secret vanished"))
-}
-
-async fn stored_secret(db: &DatabaseConnection, account_id: &str) -> Result<Option<String>, Error> {
-    Ok(account::Entity::find_by_id(account_id)
-        .one(db)
-        .await
-        .map_err(db::error)?
-        .and_then(|a| a.webhook_secret))
 }
 
 /// The deliveries of one execution, oldest first.

@@ -15,11 +15,13 @@ use crate::view::timestamp;
 
 pub struct Webhooks {
     db: DatabaseConnection,
+    /// Seals and opens the accounts' secrets (FRAMEOS_SECRETS_KEY).
+    keyring: Option<crate::secrets::Keyring>,
 }
 
 impl Webhooks {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Webhooks { db }
+    pub fn new(db: DatabaseConnection, keyring: Option<crate::secrets::Keyring>) -> Self {
+        Webhooks { db, keyring }
     }
 
     async fn deliveries(
@@ -76,7 +78,8 @@ impl WebhookService for Webhooks {
     ) -> Result<Response<v1::GetWebhookSecretResponse>, Status> {
         let result = async {
             let caller = auth::require(&request, Role::User)?;
-            let secret = super::secret(&self.db, &caller.account_id).await?;
+            let secret =
+                super::secret::secret(&self.db, self.keyring.as_ref(), &caller.account_id).await?;
             Ok(v1::GetWebhookSecretResponse { secret })
         }
         .await;
