@@ -286,6 +286,77 @@ async fn a_schedule_runs_its_agent_on_the_minute_as_its_owner_until_deleted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_holds_a_bounded_number_and_a_ban_stops_the_runs() {
+    let mesh = Mesh::start_with(Backend::PostgresS3, |config| {
+        config.schedules.schedules_per_account = 2;
+        config.schedules.schedule_poll_ms = 100;
+    })
+    .await
+    .unwrap();
+    publish_echo(&mesh, "echo", None).await;
+    let user = mesh.account("bounded-user", "user").await.unwrap();
+    let yearly = json!({"cron": "0 0 1 1 *", "inputs": {"text": "x"}});
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (status, created) = schedule(&mesh, &user, "echo", yearly.clone()).await;
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_string());
+    }
+    // One user cannot flood the tickers: the third is refused until one is deleted.
+    let (status, refused) = schedule(&mesh, &user, "echo", yearly.clone()).await;
+    assert_eq!(status, 429, "{refused}");
+    assert_eq!(refused["error"]["code"], "rate_limited", "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 2 schedules"),
+        "{refused}"
+    );
+    let (status, _) = call(
+        &mesh,
+        Method::DELETE,
+        &format!("/v1/schedules/{}", ids[1]),
+        &user,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, created) = schedule(&mesh, &user, "echo", yearly.clone()).await;
+    assert_eq!(status, 201, "{created}");
+
+    // A ban: no new schedule, and the next tick of an existing one makes no run and says why.
+    let (status, banned) = call(
+        &mesh,
+        Method::POST,
+        "/v1/agents/echo/ban",
+        &mesh.admin_key,
+        Some(json!({"reason": "abuse"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{banned}");
+    let (status, refused) = schedule(&mesh, &user, "echo", yearly).await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "agent_banned", "{refused}");
+    let db = Database::connect(mesh.database_url()).await.unwrap();
+    make_due(&db, std::slice::from_ref(&ids[0]), "1 second").await;
+    let stopped = until(&mesh, &user, &ids[0], Duration::from_secs(60), |s| {
+        s.get("last_error").is_some()
+    })
+    .await;
+    assert!(
+        stopped["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("agent_banned"),
+        "{stopped}"
+    );
+    assert_eq!(stopped["runs"], 0, "{stopped}");
+    assert!(runs_by_schedule(&db).await.is_empty());
+    mesh.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_make_one_run_and_one_hold_per_tick() {
     let mut mesh = Mesh::with_queue(Backend::PostgresS3, |config| {
         config.schedules.schedule_poll_ms = 20;
