@@ -316,6 +316,28 @@ async fn a_webhook_is_signed_retried_under_one_event_id_and_listed() {
     until_state(&mesh, &user, &second, "delivered").await;
     assert!(rx.try_recv().is_err(), "a delivered webhook was sent again");
 
+    // A leaked secret is replaced: webhooks from then on are signed with the new one only.
+    let (status, rotated) = call(
+        &mesh,
+        Method::POST,
+        "/v1/me/webhook-secret/rotate",
+        &user,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    let fresh = rotated["secret"].as_str().unwrap().to_string();
+    assert_ne!(fresh, secret);
+    let (_, read) = call(&mesh, Method::GET, "/v1/me/webhook-secret", &user, None).await;
+    assert_eq!(read["secret"], fresh.as_str());
+    run_with_webhook(&mesh, &user, &url).await;
+    let after = next(&mut rx).await;
+    verify(&fresh, &after);
+    assert!(
+        !signature_ok(&secret, &after),
+        "still signed with the old secret"
+    );
+
     // Nobody else sees the deliveries; an execution without a webhook lists none.
     let stranger = mesh.account("hook-stranger", "user").await.unwrap();
     let (status, _) = call(

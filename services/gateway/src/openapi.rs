@@ -50,6 +50,7 @@ use crate::view;
         reviews::reject_version,
         reviews::ban_agent,
         webhooks::get_webhook_secret,
+        webhooks::rotate_webhook_secret,
         webhooks::list_webhook_deliveries,
         schedules::create_schedule,
         schedules::list_schedules,

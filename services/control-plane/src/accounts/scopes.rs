@@ -42,6 +42,7 @@ const TABLE: &[(&str, Need)] = &[
     ("/frameos.v1.ScheduleService/ListSchedules", S(Read)),
     ("/frameos.v1.ScheduleService/DeleteSchedule", S(Run)),
     ("/frameos.v1.WebhookService/GetWebhookSecret", S(Run)),
+    ("/frameos.v1.WebhookService/RotateWebhookSecret", S(Run)),
     ("/frameos.v1.WebhookService/ListWebhookDeliveries", S(Read)),
     ("/frameos.v1.AgentService/RejectVersion", S(Admin)),
     ("/frameos.v1.AgentService/ListReleases", S(Read)),

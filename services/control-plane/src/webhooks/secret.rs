@@ -56,6 +56,27 @@ pub async fn secret(
     open(keyring, account_id, &stored)
 }
 
+/// Replaces the account's secret by a new one (the old one leaked); the new one, in clear.
+pub async fn replace_with_new(
+    db: &DatabaseConnection,
+    keyring: Option<&Keyring>,
+    account_id: &str,
+) -> Result<String, Error> {
+    let fresh = signature::new_secret();
+    let kept = match keyring {
+        Some(keyring) => seal(keyring, account_id, &fresh)?,
+        None => fresh.clone(),
+    };
+    account::Entity::update_many()
+        .col_expr(account::Column::WebhookSecret, Expr::value(kept))
+        .filter(account::Column::Id.eq(account_id))
+        .exec(db)
+        .await
+        .map_err(db::error)?;
+    tracing::info!(account_id, "webhook secret replaced");
+    Ok(fresh)
+}
+
 /// What a rotation of the webhook secrets did: (re-sealed, already current, unreadable).
 pub async fn rotate(
     db: &DatabaseConnection,

@@ -86,6 +86,24 @@ impl WebhookService for Webhooks {
         result.map(Response::new).map_err(|e: Error| to_status(&e))
     }
 
+    async fn rotate_webhook_secret(
+        &self,
+        request: Request<v1::RotateWebhookSecretRequest>,
+    ) -> Result<Response<v1::RotateWebhookSecretResponse>, Status> {
+        let result = async {
+            let caller = auth::require(&request, Role::User)?;
+            let secret = super::secret::replace_with_new(
+                &self.db,
+                self.keyring.as_ref(),
+                &caller.account_id,
+            )
+            .await?;
+            Ok(v1::RotateWebhookSecretResponse { secret })
+        }
+        .await;
+        result.map(Response::new).map_err(|e: Error| to_status(&e))
+    }
+
     async fn list_webhook_deliveries(
         &self,
         request: Request<v1::ListWebhookDeliveriesRequest>,

@@ -139,6 +139,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/me/earnings", get(billing::list_earnings))
         .route("/v1/me/webhook-secret", get(webhooks::get_webhook_secret))
         .route(
+            "/v1/me/webhook-secret/rotate",
+            post(webhooks::rotate_webhook_secret),
+        )
+        .route(
             "/v1/executions/{id}/webhooks",
             get(webhooks::list_webhook_deliveries),
         )

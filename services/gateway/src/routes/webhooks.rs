@@ -121,6 +121,34 @@ pub async fn get_webhook_secret(
     }))
 }
 
+/// Replaces the caller's webhook secret by a new one (the old one leaked): every webhook sent
+/// from now on, retries included, is signed with the new one.
+#[utoipa::path(
+    post,
+    path = "/v1/me/webhook-secret/rotate",
+    tag = "webhooks",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The new secret", body = WebhookSecret),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "A key without the `run` scope", body = ErrorBody),
+    )
+)]
+pub async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    key: ApiKey,
+) -> Result<Json<WebhookSecret>, ApiError> {
+    let reply = state
+        .control_plane
+        .webhooks()
+        .rotate_webhook_secret(auth::request(v1::RotateWebhookSecretRequest {}, Some(&key)))
+        .await?
+        .into_inner();
+    Ok(Json(WebhookSecret {
+        secret: reply.secret,
+    }))
+}
+
 /// The deliveries of an execution's webhook, with every attempt (its user or an admin).
 #[utoipa::path(
     get,
