@@ -38,7 +38,9 @@ impl Default for ScheduleConfig {
     }
 }
 
-/// The idempotency key of the run a schedule makes for the tick due at `tick`.
+/// The idempotency key of the run a schedule makes for the tick due at `tick`: its stored time
+/// to the microsecond (what PostgreSQL keeps), so two ticks never share a key, even ticks made
+/// due by hand within one second.
 fn run_key(schedule_id: &str, tick: chrono::DateTime<chrono::Utc>) -> String {
-    format!("schedule:{schedule_id}:{}", tick.timestamp())
+    format!("schedule:{schedule_id}:{}", tick.timestamp_micros())
 }
