@@ -121,6 +121,16 @@ async fn runs_by_schedule(db: &DatabaseConnection) -> BTreeMap<String, usize> {
     by
 }
 
+/// The holds the sandbox rail records (its own records, not the control plane's) of `amount`.
+async fn holds_of(mesh: &Mesh, amount: i64) -> Vec<rail::Hold> {
+    rail::holds(mesh.database_url())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|h| h.amount_minor == amount)
+        .collect()
+}
+
 /// Every execution's id, status and error, to explain a failure.
 async fn statuses(db: &DatabaseConnection) -> Vec<(String, String, Option<String>)> {
     db.query_all_raw(Statement::from_string(
@@ -398,12 +408,7 @@ async fn two_replicas_make_one_run_and_one_hold_per_tick() {
     assert_eq!(runs.len(), ids.len(), "{runs:?}");
     assert!(runs.values().all(|&n| n == 3), "a tick ran twice: {runs:?}");
     // The rail's own record: one hold per run, none made and voided by a losing replica.
-    let holds: Vec<_> = rail::holds(mesh.database_url())
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|h| h.amount_minor == 5000)
-        .collect();
+    let holds = holds_of(&mesh, 5000).await;
     assert_eq!(holds.len(), ids.len() * 3, "{holds:?}");
     let voided: Vec<_> = holds.iter().filter(|h| h.state == "voided").collect();
     let calls: Vec<_> = rail::calls(mesh.database_url())
@@ -521,12 +526,7 @@ async fn a_replica_killed_between_the_run_and_the_schedule_leaves_one_run() {
     let (_, done) = mesh.follow(&user, &execution).await.unwrap();
     assert_eq!(done["status"], "succeeded", "{done}");
     // The rail's record: one hold for the tick, not one per replica that handled it.
-    let holds: Vec<_> = rail::holds(mesh.database_url())
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|h| h.amount_minor == 5000)
-        .collect();
+    let holds = holds_of(&mesh, 5000).await;
     assert_eq!(holds.len(), 1, "{holds:?}");
     mesh.shutdown().await.unwrap();
 }

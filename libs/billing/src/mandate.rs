@@ -199,6 +199,11 @@ impl Keyring {
         }
     }
 
+    /// Whether a key with this id verifies here.
+    pub fn knows(&self, kid: &str) -> bool {
+        self.verifying.contains_key(kid)
+    }
+
     /// `(kid, raw public key)` of every key that verifies, sorted by kid.
     pub fn public_keys(&self) -> Vec<(String, [u8; 32])> {
         self.verifying

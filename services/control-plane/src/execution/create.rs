@@ -67,12 +67,7 @@ pub async fn create(
 
     let (agent, version) = runnable(db, &request.agent_slug, &request.version).await?;
     let manifest = version.manifest_json()?;
-    frameos_package::manifest::validate_json(&manifest["inputs"], &inputs).map_err(|e| {
-        Error::new(
-            ErrorCode::InvalidInputs,
-            format!("inputs do not match the agent's input schema: {e}"),
-        )
-    })?;
+    check_inputs(&manifest, &inputs)?;
 
     let priority = if agent.pricing_model == PricingModel::PerExecution {
         PRIORITY_PAID
@@ -188,6 +183,20 @@ pub async fn create(
         .as_ref()
         .map(view::charge);
     Ok((created, true))
+}
+
+/// `inputs` against the version's `inputs` JSON Schema: a mismatch is the caller's
+/// `invalid_inputs`.
+pub(crate) fn check_inputs(
+    manifest: &serde_json::Value,
+    inputs: &serde_json::Value,
+) -> Result<(), Error> {
+    frameos_package::manifest::validate_json(&manifest["inputs"], inputs).map_err(|e| {
+        Error::new(
+            ErrorCode::InvalidInputs,
+            format!("inputs do not match the agent's input schema: {e}"),
+        )
+    })
 }
 
 /// The standing mandate a scheduled paid run spends under, once it is checked to cover the

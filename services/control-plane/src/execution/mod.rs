@@ -26,7 +26,7 @@ mod view;
 mod watch;
 
 pub use claims::Liveness;
-pub(crate) use create::{Origin, create, runnable};
+pub(crate) use create::{Origin, check_inputs, create, runnable};
 pub use hub::Hub;
 pub(crate) use intake::Intake;
 pub use node_service::Nodes;

@@ -41,12 +41,7 @@ pub async fn create(
     })?;
     let (agent, version) = execution::runnable(db, &request.agent_slug, &request.version).await?;
     let manifest = version.manifest_json()?;
-    frameos_package::manifest::validate_json(&manifest["inputs"], &inputs).map_err(|e| {
-        Error::new(
-            ErrorCode::InvalidInputs,
-            format!("inputs do not match the agent's input schema: {e}"),
-        )
-    })?;
+    execution::check_inputs(&manifest, &inputs)?;
     let webhook_url = request.webhook_url.trim();
     if !webhook_url.is_empty() {
         guard.parse(webhook_url)?;

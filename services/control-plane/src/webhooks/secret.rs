@@ -37,11 +37,7 @@ pub async fn secret(
         }
         return Ok(plain);
     }
-    let fresh = signature::new_secret();
-    let kept = match keyring {
-        Some(keyring) => seal(keyring, account_id, &fresh)?,
-        None => fresh,
-    };
+    let kept = kept_form(keyring, account_id, &signature::new_secret())?;
     account::Entity::update_many()
         .col_expr(account::Column::WebhookSecret, Expr::value(kept))
         .filter(account::Column::Id.eq(account_id))
@@ -63,10 +59,7 @@ pub async fn replace_with_new(
     account_id: &str,
 ) -> Result<String, Error> {
     let fresh = signature::new_secret();
-    let kept = match keyring {
-        Some(keyring) => seal(keyring, account_id, &fresh)?,
-        None => fresh.clone(),
-    };
+    let kept = kept_form(keyring, account_id, &fresh)?;
     account::Entity::update_many()
         .col_expr(account::Column::WebhookSecret, Expr::value(kept))
         .filter(account::Column::Id.eq(account_id))
@@ -111,6 +104,14 @@ pub async fn rotate(
         }
     }
     Ok((resealed, current, unreadable))
+}
+
+/// How `plain` is stored: sealed with a keyring, in clear without one.
+fn kept_form(keyring: Option<&Keyring>, account_id: &str, plain: &str) -> Result<String, Error> {
+    match keyring {
+        Some(keyring) => seal(keyring, account_id, plain),
+        None => Ok(plain.to_string()),
+    }
 }
 
 fn is_sealed(stored: &str) -> bool {
